@@ -1,0 +1,1 @@
+//! Library part of the binary; `main` only parses flags and calls `run`.

@@ -1,0 +1,1 @@
+//! Test fixtures: real daemons in temp dirs on free ports.
