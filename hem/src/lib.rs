@@ -1,1 +1,3 @@
-//! Library part of the binary; `main` only parses flags and calls `run`.
+//! onehem-server: the Hook Execution Manager. `main` parses flags and calls `run`.
+
+pub mod remote;

@@ -1,0 +1,1 @@
+//! Spawning and supervising the HM_MAD driver.

@@ -1,0 +1,1 @@
+//! Remote execution on the hypervisor hosts (being written).

@@ -1,0 +1,1 @@
+//! A real OpenSSH sshd per fake host (being written).
