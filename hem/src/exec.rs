@@ -31,22 +31,24 @@ pub struct ExecOutcome {
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
     pub timed_out: bool,
-    /// Why the command could not be started (missing file, not executable, host unreachable).
+    /// Why the command could not be started (missing file, not executable, host unreachable),
+    /// in the reference's form, e.g. `No such file or directory - /path`.
     pub start_error: Option<String>,
     pub started: SystemTime,
     pub duration: Duration,
 }
 
 impl ExecOutcome {
-    /// An outcome for a command that never ran: code 255 and `Internal error <reason>` on
-    /// stderr, the text the reference writes for a failed spawn.
+    /// An outcome for a command that never ran, with code 255. The result body turns
+    /// `start_error` into the reference's `Internal error <reason>` stderr text and `timed_out`
+    /// into `Timeout executing <command>`, so executors only fill in the facts.
     pub fn start_failure(reason: impl Into<String>, started: SystemTime) -> ExecOutcome {
         let reason = reason.into();
         ExecOutcome {
             code: FAILURE_CODE,
             signal: None,
             stdout: Vec::new(),
-            stderr: format!("Internal error {reason}").into_bytes(),
+            stderr: Vec::new(),
             stdout_truncated: false,
             stderr_truncated: false,
             timed_out: false,
