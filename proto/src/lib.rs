@@ -1,3 +1,4 @@
 //! Wire formats of the OpenNebula hook subsystem, without I/O.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod xmlrpc;
+pub mod agent;
