@@ -2,3 +2,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod xmlrpc;
 pub mod agent;
+pub mod keys;
+pub mod mad;
+pub mod replay;

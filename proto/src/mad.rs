@@ -1,0 +1,355 @@
+//! The MAD line protocol between oned and the Hook Manager driver (reference §6), and the result
+//! frame the HEM sends to the driver's REP socket (§5.5).
+//!
+//! Lines are handled here without their terminating LF: the functions that build a line return it
+//! without LF, and the parsers accept a line with or without one.
+
+use base64::Engine as _;
+
+/// Strict base64 as oned's `EVP_DecodeBlock` reads it: whole padded groups, no whitespace.
+fn b64_decode_strict(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    const STRICT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical)
+            .with_decode_allow_trailing_bits(true),
+    );
+    STRICT.decode(s)
+}
+
+/// A line oned writes to the driver's stdin, as the driver reads it: words split on whitespace
+/// runs, the first one upper-cased (§6.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnedLine {
+    /// `INIT`: answer `INIT SUCCESS - -`.
+    Init,
+    /// `FINALIZE`: shut down.
+    Finalize,
+    /// `EXECUTE  -1 <b64 HOOK_MESSAGE>`. `payload` is every word after the id, joined by single
+    /// spaces (normally just the base64 message).
+    Execute {
+        /// The words after the id.
+        payload: String,
+    },
+    /// `RETRY  -1 <b64 RETRY message>`, `payload` as for `Execute`.
+    Retry {
+        /// The words after the id.
+        payload: String,
+    },
+    /// Anything else, kept whole (without the line end) for the log.
+    Undefined(String),
+}
+
+impl OnedLine {
+    /// Frame 2 of what the reference driver publishes for this line: for `EXECUTE` the first
+    /// payload word (the exact base64 oned sent); for `RETRY` the first word, a space, and the
+    /// second word if any, hence the trailing space of a normal retry (§5.3). `None` for other
+    /// lines and for an empty payload.
+    pub fn publish_content(&self) -> Option<String> {
+        match self {
+            OnedLine::Execute { payload } => {
+                let first = payload.split(' ').next().filter(|w| !w.is_empty())?;
+                Some(first.to_owned())
+            }
+            OnedLine::Retry { payload } => {
+                let mut words = payload.split(' ').filter(|w| !w.is_empty());
+                let first = words.next()?;
+                let second = words.next().unwrap_or("");
+                Some(format!("{first} {second}"))
+            }
+            OnedLine::Init | OnedLine::Finalize | OnedLine::Undefined(_) => None,
+        }
+    }
+}
+
+/// Reads one line from oned. A line of only whitespace is `Undefined("")`.
+pub fn parse_oned_line(line: &str) -> OnedLine {
+    let line = trim_line_end(line);
+    let mut words = line.split(is_ruby_space).filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return OnedLine::Undefined(String::new());
+    };
+    // The id word (normally -1) is not used by the hook manager.
+    let _id = words.next();
+    let payload = || words.collect::<Vec<_>>().join(" ");
+    match first.to_ascii_uppercase().as_str() {
+        "INIT" => OnedLine::Init,
+        "FINALIZE" => OnedLine::Finalize,
+        "EXECUTE" => OnedLine::Execute { payload: payload() },
+        "RETRY" => OnedLine::Retry { payload: payload() },
+        _ => OnedLine::Undefined(line.to_owned()),
+    }
+}
+
+/// The line oned writes for an event: `EXECUTE  -1 <b64>` (empty status, hence two spaces).
+pub fn oned_execute_line(b64: &str) -> String {
+    format!("EXECUTE  -1 {b64}")
+}
+
+/// The line oned writes for a retry: `RETRY  -1 <b64>`.
+pub fn oned_retry_line(b64: &str) -> String {
+    format!("RETRY  -1 {b64}")
+}
+
+/// A line the driver writes to oned, as oned reads it (§6.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverLine {
+    /// `INIT SUCCESS - -`.
+    InitSuccess,
+    /// `INIT <anything but SUCCESS> …`; holds the text after the status and id words.
+    InitFailure(String),
+    /// `EXECUTE SUCCESS|FAILURE <hook_id> <rc> <body>`.
+    Result {
+        /// STATUS was `SUCCESS`.
+        success: bool,
+        /// The hook the result belongs to.
+        hook_id: i64,
+        /// The return code oned stores.
+        rc: i64,
+        /// The strict-base64 result body (empty when oned could not read an rc, §6.2).
+        body: String,
+    },
+    /// `LOG <E|I|W|D> <id> <text>`.
+    Log {
+        /// Severity letter.
+        level: char,
+        /// The id word (0 for the driver's internal errors).
+        id: i64,
+        /// The message, one line.
+        text: String,
+    },
+    /// Anything oned would log as `Received UNDEFINED msg`.
+    Undefined(String),
+}
+
+impl DriverLine {
+    /// A result line with STATUS chosen from the rc as the reference driver does.
+    pub fn result(hook_id: i64, rc: i64, body: impl Into<String>) -> DriverLine {
+        DriverLine::Result {
+            success: rc == 0,
+            hook_id,
+            rc,
+            body: body.into(),
+        }
+    }
+
+    /// `LOG E 0 <text>`, the only log line the reference driver sends.
+    pub fn error(text: impl Into<String>) -> DriverLine {
+        DriverLine::Log {
+            level: 'E',
+            id: 0,
+            text: text.into(),
+        }
+    }
+
+    /// The line without LF. Line breaks inside a log text become spaces, so one value is always
+    /// one line.
+    pub fn to_line(&self) -> String {
+        match self {
+            DriverLine::InitSuccess => "INIT SUCCESS - -".to_owned(),
+            DriverLine::InitFailure(text) => {
+                let text = if text.is_empty() { "-" } else { text };
+                format!("INIT FAILURE - {}", one_line(text))
+            }
+            DriverLine::Result {
+                success,
+                hook_id,
+                rc,
+                body,
+            } => {
+                let status = if *success { "SUCCESS" } else { "FAILURE" };
+                format!("EXECUTE {status} {hook_id} {rc} {body}")
+            }
+            DriverLine::Log { level, id, text } => format!("LOG {level} {id} {}", one_line(text)),
+            DriverLine::Undefined(line) => one_line(line),
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// Reads one line from the driver the way oned does: the type word is case-sensitive, the third
+/// word must be an integer id; for `EXECUTE` the payload's first word is the rc, and an rc that is
+/// not an integer gives rc 0 and an empty body (§6.2).
+pub fn parse_driver_line(line: &str) -> DriverLine {
+    let line = trim_line_end(line);
+    let (kind, rest) = next_word(line);
+    let (status, rest) = next_word(rest);
+    match kind {
+        "INIT" => {
+            if status == "SUCCESS" {
+                DriverLine::InitSuccess
+            } else {
+                let (_id, text) = next_word(rest);
+                DriverLine::InitFailure(text.to_owned())
+            }
+        }
+        "EXECUTE" => {
+            let (id, payload) = next_word(rest);
+            let Ok(hook_id) = id.parse::<i64>() else {
+                return DriverLine::Undefined(line.to_owned());
+            };
+            let (rc_word, body) = next_word(payload);
+            let (rc, body) = match rc_word.parse::<i64>() {
+                Ok(rc) => (rc, body.to_owned()),
+                Err(_) => (0, String::new()),
+            };
+            DriverLine::Result {
+                success: status == "SUCCESS",
+                hook_id,
+                rc,
+                body,
+            }
+        }
+        "LOG" => {
+            let (id, text) = next_word(rest);
+            match (status.chars().next(), id.parse::<i64>()) {
+                (Some(level), Ok(id)) => DriverLine::Log {
+                    level,
+                    id,
+                    text: text.to_owned(),
+                },
+                _ => DriverLine::Undefined(line.to_owned()),
+            }
+        }
+        _ => DriverLine::Undefined(line.to_owned()),
+    }
+}
+
+/// Why a result frame was refused. The text is what the driver answers and logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not UTF-8 text.
+    #[error("result frame is not text")]
+    NotText,
+    /// Not three words.
+    #[error("result frame has {words} words, expected 3: <rc> <hook_id> <base64 body>")]
+    WordCount {
+        /// How many words there were.
+        words: usize,
+    },
+    /// The rc word is not a decimal integer.
+    #[error("return code {word:?} is not an integer")]
+    BadRc {
+        /// The word (shortened).
+        word: String,
+    },
+    /// The hook id word is not a non-negative decimal integer.
+    #[error("hook id {word:?} is not a non-negative integer")]
+    BadHookId {
+        /// The word (shortened).
+        word: String,
+    },
+    /// The body is not strict base64.
+    #[error("result body is not strict base64: {reason}")]
+    BadBody {
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The result the HEM sends over REQ: `<rc> <hook_id> <strict-base64 body>` (§5.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultFrame {
+    /// The hook's exit code.
+    pub rc: i64,
+    /// The hook id.
+    pub hook_id: i64,
+    /// The strict-base64 result body (§4.7).
+    pub body: String,
+}
+
+impl ResultFrame {
+    /// Parses a frame strictly. Accepted: UTF-8 text that, after trimming surrounding whitespace,
+    /// splits on whitespace runs into exactly three words: the rc (an optional `-` and decimal
+    /// digits, within i64), the hook id (decimal digits, within i64) and a non-empty strict-base64
+    /// body (whole 4-character groups of the standard alphabet, `=` only as final padding).
+    /// Everything else is refused; the reference's `to_i` leniency is not reproduced, because it
+    /// turns a corrupt frame into a record for the wrong hook.
+    pub fn parse(frame: &[u8]) -> Result<ResultFrame, FrameError> {
+        let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotText)?;
+        let words: Vec<&str> = text
+            .split(is_ruby_space)
+            .filter(|w| !w.is_empty())
+            .collect();
+        let [rc_word, id_word, body] = words[..] else {
+            return Err(FrameError::WordCount { words: words.len() });
+        };
+        let rc = parse_int(rc_word, true).ok_or_else(|| FrameError::BadRc {
+            word: shorten(rc_word),
+        })?;
+        let hook_id = parse_int(id_word, false).ok_or_else(|| FrameError::BadHookId {
+            word: shorten(id_word),
+        })?;
+        b64_decode_strict(body).map_err(|e| FrameError::BadBody {
+            reason: e.to_string(),
+        })?;
+        Ok(ResultFrame {
+            rc,
+            hook_id,
+            body: body.to_owned(),
+        })
+    }
+
+    /// `<rc> <hook_id> <body>`.
+    pub fn to_frame(&self) -> String {
+        format!("{} {} {}", self.rc, self.hook_id, self.body)
+    }
+
+    /// The line the driver forwards to oned for this result.
+    pub fn to_driver_line(&self) -> DriverLine {
+        DriverLine::result(self.hook_id, self.rc, self.body.clone())
+    }
+
+    /// The `EXECUTION_UID` the HEM put in the body (ARCHITECTURE.md "Execution uid"), trimmed;
+    /// `None` when absent, empty, longer than 256 bytes, or the body does not decode.
+    pub fn execution_uid(&self) -> Option<String> {
+        let body = b64_decode_strict(&self.body).ok()?;
+        let body = String::from_utf8_lossy(&body);
+        let open = "<EXECUTION_UID>";
+        let start = body.find(open)? + open.len();
+        let len = body[start..].find("</EXECUTION_UID>")?;
+        let uid = body[start..start + len].trim();
+        (!uid.is_empty() && uid.len() <= 256).then(|| uid.to_owned())
+    }
+}
+
+fn parse_int(word: &str, allow_negative: bool) -> Option<i64> {
+    let digits = match word.strip_prefix('-') {
+        Some(d) if allow_negative => d,
+        Some(_) => return None,
+        None => word,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    word.parse().ok()
+}
+
+fn shorten(word: &str) -> String {
+    const MAX: usize = 32;
+    match word.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &word[..cut]),
+        None => word.to_owned(),
+    }
+}
+
+/// Whitespace as Ruby's `split(' ')` and `/\s+/` see it.
+fn is_ruby_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+fn trim_line_end(line: &str) -> &str {
+    line.trim_end_matches(['\n', '\r'])
+}
+
+/// The next word and the rest after the whitespace that follows it.
+fn next_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start_matches(is_ruby_space);
+    match s.find(is_ruby_space) {
+        Some(end) => (&s[..end], s[end..].trim_start_matches(is_ruby_space)),
+        None => (s, ""),
+    }
+}
