@@ -5,3 +5,8 @@ pub mod agent;
 pub mod keys;
 pub mod mad;
 pub mod replay;
+pub mod encoding;
+pub mod event;
+pub mod hook_log;
+pub mod retry;
+mod xml_read;

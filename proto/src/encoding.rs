@@ -1,0 +1,293 @@
+//! Base64 in the three flavours the hook subsystem uses, and XML text escaping.
+//!
+//! - Strict base64 (RFC 4648, padded, no line breaks) is what oned, the driver and the HEM put on
+//!   the wire. oned decodes it with OpenSSL's `EVP_DecodeBlock`, which rejects anything that is not
+//!   a whole number of 4-character groups of the alphabet: [`b64_decode_strict`] mirrors that.
+//! - Lenient decoding is what the Ruby driver and HEM do (`Base64.decode64`): characters outside the
+//!   alphabet are skipped and decoding stops at padding. See [`b64_decode_lenient`].
+//! - MIME base64 (`Base64.encode64`) is used for the STDOUT and STDERR of hook results: 60
+//!   characters per line, every line terminated by LF.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+
+/// Why a string is not strict base64.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The length is not a multiple of 4 (oned's decoder needs whole groups).
+    #[error("base64 length {len} is not a multiple of 4")]
+    InvalidLength {
+        /// Length of the input in bytes.
+        len: usize,
+    },
+    /// A byte outside the base64 alphabet (whitespace and line breaks included).
+    #[error("invalid base64 byte 0x{byte:02x} at offset {offset}")]
+    InvalidByte {
+        /// Offset of the byte in the input.
+        offset: usize,
+        /// The byte itself.
+        byte: u8,
+    },
+    /// Padding (`=`) somewhere other than the last one or two positions.
+    #[error("misplaced base64 padding at offset {offset}")]
+    InvalidPadding {
+        /// Offset of the first misplaced `=`.
+        offset: usize,
+    },
+}
+
+/// The strict decoder. Trailing bits that are not zero are accepted, as OpenSSL does.
+const STRICT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Strict base64: standard alphabet, padded, no line breaks.
+pub fn b64_encode(data: &[u8]) -> String {
+    general_purpose::STANDARD.encode(data)
+}
+
+/// Decodes strict base64 the way oned does: the length must be a multiple of 4, every byte must
+/// belong to the alphabet (no whitespace, no line breaks), and `=` may only pad the last group.
+/// The empty string decodes to nothing.
+pub fn b64_decode_strict(s: &str) -> Result<Vec<u8>, DecodeError> {
+    let bytes = s.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return Err(DecodeError::InvalidLength { len: bytes.len() });
+    }
+    // Validate by hand first so the error names the exact offending byte.
+    let body_len = bytes
+        .iter()
+        .rev()
+        .take(2)
+        .take_while(|b| **b == b'=')
+        .count();
+    let body_end = bytes.len() - body_len;
+    for (offset, &byte) in bytes.iter().enumerate() {
+        if byte == b'=' {
+            if offset < body_end {
+                return Err(DecodeError::InvalidPadding { offset });
+            }
+        } else if b64_value(byte).is_none() {
+            return Err(DecodeError::InvalidByte { offset, byte });
+        }
+    }
+    STRICT
+        .decode(bytes)
+        .map_err(|_| DecodeError::InvalidPadding { offset: body_end })
+}
+
+/// Decodes like Ruby's `Base64.decode64` (`unpack1("m")`): bytes outside the alphabet are skipped,
+/// decoding stops at the first `=` that stands in the third or fourth place of a group, and a final
+/// incomplete group yields the bytes it fully determines. Never fails.
+pub fn b64_decode_lenient(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3 + 2);
+    let mut i = 0;
+    // Finds the next alphabet value; `stop_at_pad` makes `=` end the whole decode.
+    let next = |i: &mut usize, stop_at_pad: bool| -> Next {
+        while *i < bytes.len() {
+            let b = bytes[*i];
+            *i += 1;
+            if let Some(v) = b64_value(b) {
+                return Next::Value(v);
+            }
+            if stop_at_pad && b == b'=' {
+                return Next::Stop;
+            }
+        }
+        Next::Stop
+    };
+    while let Next::Value(a) = next(&mut i, false) {
+        let Next::Value(b) = next(&mut i, false) else {
+            break;
+        };
+        let Next::Value(c) = next(&mut i, true) else {
+            out.push((a << 2) | (b >> 4));
+            break;
+        };
+        let Next::Value(d) = next(&mut i, true) else {
+            out.push((a << 2) | (b >> 4));
+            out.push((b << 4) | (c >> 2));
+            break;
+        };
+        out.push((a << 2) | (b >> 4));
+        out.push((b << 4) | (c >> 2));
+        out.push((c << 6) | d);
+    }
+    out
+}
+
+enum Next {
+    Value(u8),
+    Stop,
+}
+
+fn b64_value(b: u8) -> Option<u8> {
+    match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// MIME base64 like Ruby's `Base64.encode64`: lines of 60 characters (45 input bytes), every line
+/// ending in LF including the last one. Empty input gives the empty string.
+pub fn b64_mime(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4 + data.len() / 45 + 1);
+    for chunk in data.chunks(45) {
+        general_purpose::STANDARD.encode_string(chunk, &mut out);
+        out.push('\n');
+    }
+    out
+}
+
+/// Decodes MIME base64 (line breaks and anything else outside the alphabet are skipped), which is
+/// how the CLI reads a record's STDOUT and STDERR.
+pub fn b64_mime_decode(s: &str) -> Vec<u8> {
+    b64_decode_lenient(s)
+}
+
+/// Whether `c` may appear in an XML 1.0 document at all (the `Char` production).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escapes text for element content so that a reader taking the element's text gets `s` back.
+///
+/// `&`, `<` and `>` become entity references and CR becomes `&#13;` (a raw CR would be turned into
+/// LF by every XML reader). Characters that XML 1.0 cannot carry at all (C0 controls other than
+/// TAB, LF and CR, U+FFFE, U+FFFF) are replaced by U+FFFD so that the document stays well-formed:
+/// a reference parser would reject the whole document otherwise. Quotes are left alone because
+/// the result is only ever used as element content.
+pub fn xml_escape(s: &str) -> Cow<'_, str> {
+    let needs = |c: char| matches!(c, '&' | '<' | '>' | '\r') || !is_xml_char(c);
+    let Some(first) = s.find(needs) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len() + 16);
+    out.push_str(&s[..first]);
+    for c in s[first..].chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            c if !is_xml_char(c) => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_round_trip_and_padding() {
+        assert_eq!(b64_encode(b""), "");
+        assert_eq!(b64_encode(b"A"), "QQ==");
+        assert_eq!(
+            b64_encode(b"<VM><ID>12</ID></VM>"),
+            "PFZNPjxJRD4xMjwvSUQ+PC9WTT4="
+        );
+        assert_eq!(b64_decode_strict("QQ==").unwrap(), b"A");
+        assert_eq!(b64_decode_strict("QUI=").unwrap(), b"AB");
+        assert_eq!(b64_decode_strict("").unwrap(), b"");
+    }
+
+    #[test]
+    fn strict_rejects_what_oned_rejects() {
+        assert_eq!(
+            b64_decode_strict("QQ="),
+            Err(DecodeError::InvalidLength { len: 3 })
+        );
+        assert_eq!(
+            b64_decode_strict("QQ"),
+            Err(DecodeError::InvalidLength { len: 2 })
+        );
+        assert_eq!(
+            b64_decode_strict("QUJD\nQUJD"),
+            Err(DecodeError::InvalidLength { len: 9 })
+        );
+        assert_eq!(
+            b64_decode_strict("QU D"),
+            Err(DecodeError::InvalidByte {
+                offset: 2,
+                byte: b' '
+            })
+        );
+        assert_eq!(
+            b64_decode_strict("QU-D"),
+            Err(DecodeError::InvalidByte {
+                offset: 2,
+                byte: b'-'
+            })
+        );
+        assert_eq!(
+            b64_decode_strict("Q=QD"),
+            Err(DecodeError::InvalidPadding { offset: 1 })
+        );
+        assert_eq!(
+            b64_decode_strict("QQ==QUJD"),
+            Err(DecodeError::InvalidPadding { offset: 2 })
+        );
+        assert_eq!(
+            b64_decode_strict("Q==="),
+            Err(DecodeError::InvalidPadding { offset: 1 })
+        );
+    }
+
+    #[test]
+    fn strict_accepts_nonzero_trailing_bits_like_openssl() {
+        assert_eq!(b64_decode_strict("QR==").unwrap(), b"A");
+    }
+
+    #[test]
+    fn lenient_is_ruby_decode64() {
+        assert_eq!(b64_decode_lenient("UkV4\nZWN1\n"), b"RExecu");
+        assert_eq!(b64_decode_lenient("QUJD "), b"ABC");
+        assert_eq!(b64_decode_lenient("QQ"), b"A");
+        assert_eq!(b64_decode_lenient("QUI"), b"AB");
+        assert_eq!(b64_decode_lenient("Q"), b"");
+        // Decoding stops at padding in the third or fourth place.
+        assert_eq!(b64_decode_lenient("QQ==QUJD"), b"A");
+        // `=` in the first or second place is simply skipped.
+        assert_eq!(b64_decode_lenient("=QUJD"), b"ABC");
+        assert_eq!(b64_decode_lenient("Q=UJD"), b"ABC");
+        assert_eq!(b64_decode_lenient("!!!"), b"");
+    }
+
+    #[test]
+    fn mime_is_ruby_encode64() {
+        assert_eq!(b64_mime(b""), "");
+        assert_eq!(b64_mime(b"Executed!\n"), "RXhlY3V0ZWQhCg==\n");
+        let data = [b'x'; 46];
+        let encoded = b64_mime(&data);
+        let lines: Vec<&str> = encoded.split_terminator('\n').collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), 60);
+        assert_eq!(lines[1], "eA==");
+        assert!(encoded.ends_with('\n'));
+        assert_eq!(b64_mime(&[b'x'; 45]).len(), 61);
+        assert_eq!(b64_mime_decode(&encoded), data);
+    }
+
+    #[test]
+    fn escape() {
+        assert!(matches!(xml_escape("plain text é"), Cow::Borrowed(_)));
+        assert_eq!(xml_escape("a & b <c> ]]>"), "a &amp; b &lt;c&gt; ]]&gt;");
+        assert_eq!(xml_escape("x\r\ny\t\"'"), "x&#13;\ny\t\"'");
+        assert_eq!(xml_escape("bell\u{7}"), "bell\u{FFFD}");
+    }
+}
