@@ -1,0 +1,523 @@
+//! `onehem-server.conf`: YAML with the reference's symbol keys (`:concurrency: 10`) or plain keys,
+//! normalised, then validated into a typed [`Config`] with every error reported at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_norway::Value;
+
+/// Where a first start (no state DB yet) begins reading the driver's journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// The journal's newest event when the HEM starts: only later events run hooks.
+    Head,
+    /// The oldest event the journal still holds.
+    Oldest,
+    /// Events after this sequence number.
+    After(u64),
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// 0 = ERROR, 1 = WARN, 2 = INFO, 3 = DEBUG.
+    pub debug_level: u8,
+    pub hook_base_path: PathBuf,
+    /// A path on the hosts, never resolved locally.
+    pub remote_hook_base_path: String,
+    pub subscriber_endpoint: String,
+    pub replier_endpoint: String,
+    /// Hook executions running at once.
+    pub concurrency: usize,
+    /// The driver's journal replay endpoint; `None` runs live-only.
+    pub replay_endpoint: Option<String>,
+    pub replay_from: ReplayFrom,
+    /// Events asked for per replay request.
+    pub replay_batch: u32,
+    /// How often an idle HEM asks the journal whether it missed events.
+    pub replay_poll_interval: Duration,
+    pub state_db: PathBuf,
+    /// Bytes kept of stdout and of stderr each.
+    pub output_cap: usize,
+    /// Executions of one hook running at once; `None` is unbounded (only `concurrency` applies).
+    pub hook_concurrency: Option<usize>,
+    /// Executions accepted but not finished before the HEM stops reading events.
+    pub max_pending: usize,
+    pub log_file: Option<PathBuf>,
+    pub log_stderr: bool,
+    /// Front-end endpoint; `None` uses ONE_XMLRPC and the OCA defaults.
+    pub one_xmlrpc: Option<String>,
+    /// File holding `user:password`; `None` uses ONE_AUTH and the OCA defaults.
+    pub one_auth: Option<PathBuf>,
+    /// Period of the full hook pool reload that backs up the event-driven reloads.
+    pub resync_interval: Duration,
+    /// How long a result waits for the driver's ACK before its socket is reconnected.
+    pub result_timeout: Duration,
+    /// Results in flight to the driver at once (one REQ socket each).
+    pub result_senders: usize,
+    /// Time between SIGTERM and SIGKILL to a timed-out hook's process group.
+    pub kill_grace: Duration,
+    /// Time a running execution gets to finish when the HEM stops.
+    pub shutdown_grace: Duration,
+    /// The `remote` section, handed to the remote executor.
+    pub remote: Value,
+}
+
+/// One problem with one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("Error loading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("Error loading {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}", invalid_text(path, errors))]
+    Invalid {
+        path: PathBuf,
+        errors: Vec<KeyError>,
+    },
+}
+
+fn invalid_text(path: &Path, errors: &[KeyError]) -> String {
+    let mut text = format!(
+        "Error loading {}: {} invalid key(s)",
+        path.display(),
+        errors.len()
+    );
+    for e in errors {
+        text.push_str(&format!("\n  {}: {}", e.key, e.reason));
+    }
+    text
+}
+
+impl ConfigError {
+    /// The per-key problems, empty for read and syntax errors.
+    pub fn key_errors(&self) -> &[KeyError] {
+        match self {
+            ConfigError::Invalid { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates configuration text; `path` only names the source in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let one_location = std::env::var_os("ONE_LOCATION").map(PathBuf::from);
+    parse_with_location(text, path, one_location.as_deref())
+}
+
+/// As [`parse`], with the ONE_LOCATION of a self-contained install given explicitly.
+pub fn parse_with_location(
+    text: &str,
+    path: &Path,
+    one_location: Option<&Path>,
+) -> Result<Config, ConfigError> {
+    let syntax = |message: String| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message,
+    };
+    // An empty file (or one holding only comments) is a configuration with every default.
+    let value: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_norway::from_str(text).map_err(|e| syntax(e.to_string()))?
+    };
+    let mut errors = Vec::new();
+    let map = match value {
+        Value::Null => BTreeMap::new(),
+        Value::Mapping(m) => normalise_mapping(m, "", &mut errors),
+        other => {
+            return Err(syntax(format!(
+                "the file must hold a mapping of keys to values, not {}",
+                kind(&other)
+            )));
+        }
+    };
+    let mut fields = Fields { map, errors };
+    let defaults = Defaults::new(one_location);
+
+    let config = Config {
+        debug_level: fields.uint("debug_level", 2, 0, 3) as u8,
+        hook_base_path: PathBuf::from(fields.string("hook_base_path", &defaults.hook_base_path)),
+        remote_hook_base_path: fields.string("remote_hook_base_path", "/var/tmp/one/hooks"),
+        subscriber_endpoint: fields.endpoint("subscriber_endpoint", "tcp://localhost:2101"),
+        replier_endpoint: fields.endpoint("replier_endpoint", "tcp://localhost:2102"),
+        concurrency: fields.uint("concurrency", 10, 1, 10_000) as usize,
+        replay_endpoint: fields.optional_endpoint("replay_endpoint", "tcp://localhost:2103"),
+        replay_from: fields.replay_from("replay_from"),
+        replay_batch: fields.uint("replay_batch", 1000, 1, 100_000) as u32,
+        replay_poll_interval: fields.seconds("replay_poll_interval", 1.0, 0.01, 3600.0),
+        state_db: PathBuf::from(fields.string("state_db", &defaults.state_db)),
+        output_cap: fields.uint("output_cap", 1 << 20, 0, 1 << 30) as usize,
+        hook_concurrency: match fields.uint("hook_concurrency", 0, 0, 10_000) {
+            0 => None,
+            n => Some(n as usize),
+        },
+        max_pending: fields.uint("max_pending", 10_000, 1, 10_000_000) as usize,
+        log_file: fields.optional_path("log_file", &defaults.log_file),
+        log_stderr: fields.boolean("log_stderr", false),
+        one_xmlrpc: fields.optional_string("one_xmlrpc"),
+        one_auth: fields.optional_string("one_auth").map(PathBuf::from),
+        resync_interval: fields.seconds("resync_interval", 300.0, 1.0, 86_400.0),
+        result_timeout: fields.seconds("result_timeout", 5.0, 0.05, 3600.0),
+        result_senders: fields.uint("result_senders", 4, 1, 64) as usize,
+        kill_grace: fields.seconds("kill_grace", 2.0, 0.0, 3600.0),
+        shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
+        remote: fields.section("remote"),
+    };
+    let mut errors = fields.errors;
+    for key in fields.map.keys() {
+        errors.push(KeyError {
+            key: key.clone(),
+            reason: "unknown key".to_string(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            errors,
+        })
+    }
+}
+
+/// Install-dependent defaults: system-wide paths, or paths below ONE_LOCATION.
+struct Defaults {
+    hook_base_path: String,
+    state_db: String,
+    log_file: String,
+}
+
+impl Defaults {
+    fn new(one_location: Option<&Path>) -> Defaults {
+        match one_location {
+            // The reference spells this default `var/remotest/hooks`; that typo is not kept.
+            Some(loc) => Defaults {
+                hook_base_path: loc.join("var/remotes/hooks").display().to_string(),
+                state_db: loc.join("var/onehem.db").display().to_string(),
+                log_file: loc.join("var/onehem.log").display().to_string(),
+            },
+            None => Defaults {
+                hook_base_path: "/var/lib/one/remotes/hooks".into(),
+                state_db: "/var/lib/one/onehem.db".into(),
+                log_file: "/var/log/one/onehem.log".into(),
+            },
+        }
+    }
+}
+
+/// Strips the leading `:` of Ruby symbol keys, recursively, and reports keys that are not
+/// strings or that appear twice once normalised (`:concurrency` next to `concurrency`).
+fn normalise_mapping(
+    map: serde_norway::Mapping,
+    prefix: &str,
+    errors: &mut Vec<KeyError>,
+) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let name = match &k {
+            Value::String(s) => s.strip_prefix(':').unwrap_or(s).to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => {
+                errors.push(KeyError {
+                    key: format!("{prefix}{other:?}"),
+                    reason: "a key must be a string".into(),
+                });
+                continue;
+            }
+        };
+        let full = format!("{prefix}{name}");
+        let v = normalise_value(v, &full, errors);
+        if out.insert(name, v).is_some() {
+            errors.push(KeyError {
+                key: full,
+                reason: "given more than once (with and without the leading ':')".into(),
+            });
+        }
+    }
+    out
+}
+
+fn normalise_value(v: Value, key: &str, errors: &mut Vec<KeyError>) -> Value {
+    match v {
+        Value::Mapping(m) => {
+            let inner = normalise_mapping(m, &format!("{key}."), errors);
+            let mut mapping = serde_norway::Mapping::new();
+            for (k, v) in inner {
+                mapping.insert(Value::String(k), v);
+            }
+            Value::Mapping(mapping)
+        }
+        Value::Sequence(seq) => Value::Sequence(
+            seq.into_iter()
+                .map(|item| normalise_value(item, key, errors))
+                .collect(),
+        ),
+        Value::Tagged(t) => normalise_value(t.value, key, errors),
+        other => other,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "an empty value",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => kind(other).to_string(),
+    }
+}
+
+/// The keys still to be read; every accessor removes its key so the rest are unknown keys.
+struct Fields {
+    map: BTreeMap<String, Value>,
+    errors: Vec<KeyError>,
+}
+
+impl Fields {
+    fn fail(&mut self, key: &str, reason: String) {
+        self.errors.push(KeyError {
+            key: key.to_string(),
+            reason,
+        });
+    }
+
+    /// A present, non-null value; a null (`key:` with nothing after it) means "use the default".
+    fn take(&mut self, key: &str) -> Option<Value> {
+        match self.map.remove(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(v) = self.take(key) else {
+            return default;
+        };
+        let parsed = match &v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.fail(
+                    key,
+                    format!("must be an integer from {min} to {max}, got {}", show(&v)),
+                );
+                default
+            }
+        }
+    }
+
+    fn seconds(&mut self, key: &str, default: f64, min: f64, max: f64) -> Duration {
+        let fallback = Duration::from_secs_f64(default);
+        let Some(v) = self.take(key) else {
+            return fallback;
+        };
+        let parsed = match &v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if n.is_finite() && n >= min && n <= max => Duration::from_secs_f64(n),
+            _ => {
+                self.fail(
+                    key,
+                    format!(
+                        "must be a number of seconds from {min} to {max}, got {}",
+                        show(&v)
+                    ),
+                );
+                fallback
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> bool {
+        let Some(v) = self.take(key) else {
+            return default;
+        };
+        match &v {
+            Value::Bool(b) => *b,
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "yes" | "true" | "on" => true,
+                "no" | "false" | "off" => false,
+                _ => {
+                    self.fail(key, format!("must be true or false, got {}", show(&v)));
+                    default
+                }
+            },
+            _ => {
+                self.fail(key, format!("must be true or false, got {}", show(&v)));
+                default
+            }
+        }
+    }
+
+    fn raw_string(&mut self, key: &str) -> Option<String> {
+        let v = self.take(key)?;
+        match v {
+            Value::String(s) => Some(s),
+            other => {
+                self.fail(key, format!("must be a string, got {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str, default: &str) -> String {
+        match self.raw_string(key) {
+            Some(s) if s.trim().is_empty() => {
+                self.fail(key, "must not be empty".into());
+                default.to_string()
+            }
+            Some(s) => s.trim().to_string(),
+            None => default.to_string(),
+        }
+    }
+
+    fn optional_string(&mut self, key: &str) -> Option<String> {
+        self.raw_string(key)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// A path that `none` or an empty string turns off.
+    fn optional_path(&mut self, key: &str, default: &str) -> Option<PathBuf> {
+        if matches!(self.map.get(key), Some(Value::Bool(false))) {
+            self.map.remove(key);
+            return None;
+        }
+        match self.raw_string(key) {
+            None => Some(PathBuf::from(default)),
+            Some(s) if off(&s) => None,
+            Some(s) => Some(PathBuf::from(s.trim())),
+        }
+    }
+
+    fn endpoint(&mut self, key: &str, default: &str) -> String {
+        let s = self.string(key, default);
+        if !valid_endpoint(&s) {
+            self.fail(
+                key,
+                format!("must be a ZeroMQ endpoint such as tcp://host:port, got {s:?}"),
+            );
+        }
+        s
+    }
+
+    fn optional_endpoint(&mut self, key: &str, default: &str) -> Option<String> {
+        if matches!(self.map.get(key), Some(Value::Bool(false))) {
+            self.map.remove(key);
+            return None;
+        }
+        match self.raw_string(key) {
+            None => Some(default.to_string()),
+            Some(s) if off(&s) => None,
+            Some(s) => {
+                let s = s.trim().to_string();
+                if !valid_endpoint(&s) {
+                    self.fail(
+                        key,
+                        format!(
+                            "must be a ZeroMQ endpoint such as tcp://host:port, or none, got {s:?}"
+                        ),
+                    );
+                }
+                Some(s)
+            }
+        }
+    }
+
+    fn replay_from(&mut self, key: &str) -> ReplayFrom {
+        let Some(v) = self.take(key) else {
+            return ReplayFrom::Head;
+        };
+        let parsed = match &v {
+            Value::Number(n) => n.as_u64().map(ReplayFrom::After),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "head" => Some(ReplayFrom::Head),
+                "oldest" => Some(ReplayFrom::Oldest),
+                other => other.parse::<u64>().ok().map(ReplayFrom::After),
+            },
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.fail(
+                key,
+                format!(
+                    "must be head, oldest or a sequence number, got {}",
+                    show(&v)
+                ),
+            );
+            ReplayFrom::Head
+        })
+    }
+
+    fn section(&mut self, key: &str) -> Value {
+        match self.take(key) {
+            None => Value::Null,
+            Some(v @ Value::Mapping(_)) => v,
+            Some(other) => {
+                self.fail(key, format!("must be a mapping, got {}", kind(&other)));
+                Value::Null
+            }
+        }
+    }
+}
+
+fn off(s: &str) -> bool {
+    let s = s.trim();
+    s.is_empty() || s.eq_ignore_ascii_case("none")
+}
+
+fn valid_endpoint(s: &str) -> bool {
+    match s.split_once("://") {
+        Some((scheme, rest)) => {
+            matches!(scheme, "tcp" | "ipc" | "inproc" | "ws" | "wss") && !rest.is_empty()
+        }
+        None => false,
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}

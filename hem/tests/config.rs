@@ -1,0 +1,148 @@
+//! Configuration parsing: the reference file as it is, plain keys, and every error at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use onehem_server::config::{self, ConfigError, ReplayFrom};
+
+fn parse(text: &str) -> Result<config::Config, ConfigError> {
+    config::parse_with_location(text, Path::new("test.conf"), None)
+}
+
+#[test]
+fn reference_file_is_accepted_as_it_is() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference-onehem-server.conf");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let c = config::parse_with_location(&text, &path, None).unwrap();
+    assert_eq!(c.debug_level, 2);
+    assert_eq!(
+        c.hook_base_path,
+        PathBuf::from("/var/lib/one/remotes/hooks")
+    );
+    assert_eq!(c.remote_hook_base_path, "/var/tmp/one/hooks");
+    assert_eq!(c.subscriber_endpoint, "tcp://localhost:2101");
+    assert_eq!(c.replier_endpoint, "tcp://localhost:2102");
+    assert_eq!(c.concurrency, 10);
+    // Our keys are absent from the reference file and take their defaults.
+    assert_eq!(c.replay_endpoint.as_deref(), Some("tcp://localhost:2103"));
+    assert_eq!(c.replay_from, ReplayFrom::Head);
+    assert_eq!(c.hook_concurrency, None);
+    assert_eq!(c.state_db, PathBuf::from("/var/lib/one/onehem.db"));
+    assert_eq!(c.log_file, Some(PathBuf::from("/var/log/one/onehem.log")));
+}
+
+#[test]
+fn plain_keys_and_our_keys() {
+    let c = parse(
+        "debug_level: 3\nhook_base_path: /opt/hooks\nconcurrency: 50\n\
+         replay_endpoint: none\nstate_db: /tmp/x/hem.db\noutput_cap: 4096\n\
+         hook_concurrency: 2\nlog_file: ''\nlog_stderr: yes\none_xmlrpc: http://127.0.0.1:2633/RPC2\n\
+         one_auth: /tmp/one_auth\nresync_interval: 60\nresult_timeout: 0.5\nreplay_from: oldest\n\
+         remote:\n  :connect_timeout: 3\n",
+    )
+    .unwrap();
+    assert_eq!(c.debug_level, 3);
+    assert_eq!(c.hook_base_path, PathBuf::from("/opt/hooks"));
+    assert_eq!(c.concurrency, 50);
+    assert_eq!(c.replay_endpoint, None);
+    assert_eq!(c.state_db, PathBuf::from("/tmp/x/hem.db"));
+    assert_eq!(c.output_cap, 4096);
+    assert_eq!(c.hook_concurrency, Some(2));
+    assert_eq!(c.log_file, None);
+    assert!(c.log_stderr);
+    assert_eq!(c.one_xmlrpc.as_deref(), Some("http://127.0.0.1:2633/RPC2"));
+    assert_eq!(c.one_auth, Some(PathBuf::from("/tmp/one_auth")));
+    assert_eq!(c.resync_interval, Duration::from_secs(60));
+    assert_eq!(c.result_timeout, Duration::from_millis(500));
+    assert_eq!(c.replay_from, ReplayFrom::Oldest);
+    // Symbol keys inside sections are normalised too.
+    let remote = c.remote.as_mapping().unwrap();
+    assert!(remote.contains_key("connect_timeout"), "{remote:?}");
+}
+
+#[test]
+fn empty_file_gives_every_default() {
+    let c = parse("# nothing but a comment\n").unwrap();
+    assert_eq!(c.concurrency, 10);
+    assert_eq!(c.debug_level, 2);
+    assert_eq!(c.remote_hook_base_path, "/var/tmp/one/hooks");
+}
+
+#[test]
+fn one_location_moves_the_install_paths() {
+    let c = config::parse_with_location("", Path::new("x"), Some(Path::new("/srv/one"))).unwrap();
+    assert_eq!(
+        c.hook_base_path,
+        PathBuf::from("/srv/one/var/remotes/hooks")
+    );
+    assert_eq!(c.state_db, PathBuf::from("/srv/one/var/onehem.db"));
+    assert_eq!(c.log_file, Some(PathBuf::from("/srv/one/var/onehem.log")));
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_its_key() {
+    let err = parse(
+        ":debug_level: 7\n:concurrency: -3\nsubscriber_endpoint: localhost\n\
+         result_timeout: soon\nlog_stderr: maybe\nreplay_from: yesterday\nbogus_key: 1\n\
+         remote: 5\nhook_base_path: ''\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.key_errors().iter().map(|e| e.key.as_str()).collect();
+    for key in [
+        "debug_level",
+        "concurrency",
+        "subscriber_endpoint",
+        "result_timeout",
+        "log_stderr",
+        "replay_from",
+        "bogus_key",
+        "remote",
+        "hook_base_path",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    assert_eq!(keys.len(), 9, "{keys:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("Error loading test.conf: 9 invalid key(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("concurrency: must be an integer from 1 to 10000, got -3"),
+        "{text}"
+    );
+    assert!(text.contains("bogus_key: unknown key"), "{text}");
+}
+
+#[test]
+fn a_key_given_with_and_without_colon_is_an_error() {
+    let err = parse(":concurrency: 5\nconcurrency: 6\n").unwrap_err();
+    assert_eq!(err.key_errors().len(), 1);
+    assert_eq!(err.key_errors()[0].key, "concurrency");
+}
+
+#[test]
+fn unreadable_and_malformed_files_are_reported_with_the_file() {
+    let err = config::load(Path::new("/nonexistent/onehem-server.conf")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(
+        err.to_string()
+            .starts_with("Error loading /nonexistent/onehem-server.conf: "),
+        "{err}"
+    );
+
+    let err = parse(":concurrency: [1,\n").unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+    let err = parse("- a\n- b\n").unwrap_err();
+    assert!(err.to_string().contains("mapping"), "{err}");
+}
+
+#[test]
+fn numbers_written_as_strings_are_accepted() {
+    let c = parse(":concurrency: '20'\n:debug_level: \"1\"\n").unwrap();
+    assert_eq!(c.concurrency, 20);
+    assert_eq!(c.debug_level, 1);
+    let c = parse("replay_from: 42\n").unwrap();
+    assert_eq!(c.replay_from, ReplayFrom::After(42));
+}
