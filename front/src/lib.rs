@@ -10,3 +10,74 @@ pub mod hook_log;
 pub mod hook_pool;
 pub mod server;
 pub mod users;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use anyhow::Context as _;
+
+pub use config::Config;
+
+/// Everything a call handler needs; shared by every connection.
+pub struct AppState {
+    pub config: config::Config,
+    pub db: db::Db,
+    pub bus: events::EventBus,
+    pub cloud: cloud::Cloud,
+    /// Source of the REQ_ID stored with a lock.
+    request_ids: AtomicI64,
+}
+
+impl AppState {
+    /// A fresh request id (oned stores the id of the request that took a lock).
+    pub fn next_request_id(&self) -> i64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Runs the front-end until `shutdown` completes: opens the database in `var_dir`, bootstraps
+/// oneadmin, starts the driver link and the cloud timers, and serves XML-RPC on `listener`.
+pub async fn run(
+    config: Config,
+    var_dir: PathBuf,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&var_dir)
+        .with_context(|| format!("cannot create var dir {}", var_dir.display()))?;
+    let db_path = config.db_path(&var_dir);
+    let db = db::Db::open(&db_path).context("cannot open the database")?;
+    users::bootstrap(&db, &var_dir).context("cannot bootstrap the oneadmin account")?;
+
+    let bus = events::EventBus::new(db.clone());
+    let cloud = cloud::Cloud::new(db.clone(), bus.clone());
+    let driver = driver_link::start(
+        &config,
+        &var_dir,
+        db.clone(),
+        bus.clone(),
+        config.log_retention,
+    );
+    cloud.start();
+
+    let seed = i64::from(rand::random::<u16>()) * 1000;
+    let state = Arc::new(AppState {
+        config,
+        db,
+        bus,
+        cloud,
+        request_ids: AtomicI64::new(seed),
+    });
+    tracing::info!(
+        address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        db = %db_path.display(),
+        "oned-lite serving XML-RPC"
+    );
+    let served = server::serve(state.clone(), listener, shutdown).await;
+
+    state.cloud.stop().await;
+    driver.stop().await;
+    served
+}

@@ -1,1 +1,278 @@
-//! (being written)
+//! Users and groups: the oneadmin bootstrap, session authentication and the USER document.
+//!
+//! Two groups exist: 0 `oneadmin` and 1 `users`. oneadmin is uid 0 in gid 0. Passwords are
+//! stored as lower-case hex SHA-256.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+
+use crate::api::Caller;
+use crate::db::Db;
+
+pub const ONEADMIN_UID: i64 = 0;
+pub const ONEADMIN_GID: i64 = 0;
+pub const USERS_GID: i64 = 1;
+pub const CORE_DRIVER: &str = "core";
+/// The file in the var dir holding `oneadmin:<password>`.
+pub const ONE_AUTH_FILE: &str = "one_auth";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot write {path}: {source}")]
+    AuthFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One row of the user pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub gid: i64,
+    pub gname: String,
+    pub password: String,
+    pub auth_driver: String,
+    pub enabled: bool,
+    pub template: String,
+}
+
+pub fn hash_password(password: &str) -> String {
+    hex::encode(Sha256::digest(password.as_bytes()))
+}
+
+/// Creates oneadmin on first start and writes `<var_dir>/one_auth`. If that file already holds
+/// oneadmin's credentials (the database was removed), its password is kept.
+pub fn bootstrap(db: &Db, var_dir: &Path) -> Result<(), UserError> {
+    let exists: bool = db.read(|c| {
+        c.query_row(
+            "SELECT 1 FROM user_pool WHERE oid = ?1",
+            [ONEADMIN_UID],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|r| r.is_some())
+    })?;
+    let auth_path = var_dir.join(ONE_AUTH_FILE);
+    if exists {
+        if !auth_path.exists() {
+            tracing::warn!(path = %auth_path.display(), "oneadmin exists but its credentials file is missing");
+        }
+        return Ok(());
+    }
+    let kept = std::fs::read_to_string(&auth_path)
+        .ok()
+        .and_then(|t| t.trim_end().strip_prefix("oneadmin:").map(str::to_string))
+        .filter(|p| !p.is_empty());
+    let password = match kept {
+        Some(p) => p,
+        None => {
+            let p = random_password();
+            write_auth_file(&auth_path, &format!("oneadmin:{p}\n"))?;
+            p
+        }
+    };
+    db.write(|tx| {
+        insert(
+            tx,
+            ONEADMIN_UID,
+            "oneadmin",
+            ONEADMIN_GID,
+            &hash_password(&password),
+            CORE_DRIVER,
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES ('user_pool', ?1)",
+            [ONEADMIN_UID],
+        )?;
+        Ok::<_, UserError>(())
+    })?;
+    tracing::info!(path = %auth_path.display(), "created the oneadmin account");
+    Ok(())
+}
+
+fn random_password() -> String {
+    use rand::Rng as _;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+fn write_auth_file(path: &Path, content: &str) -> Result<(), UserError> {
+    let err = |source| UserError::AuthFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(content.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)
+}
+
+/// Checks a `user:password` session string. `Ok(None)` means the credentials are wrong.
+pub fn authenticate(db: &Db, session: &str) -> Result<Option<Caller>, rusqlite::Error> {
+    let Some((name, password)) = session.split_once(':') else {
+        return Ok(None);
+    };
+    let Some(user) = db.read(|c| by_name(c, name))? else {
+        return Ok(None);
+    };
+    if !user.enabled || user.auth_driver != CORE_DRIVER || user.password != hash_password(password)
+    {
+        return Ok(None);
+    }
+    Ok(Some(Caller {
+        uid: user.id,
+        gid: user.gid,
+        name: user.name,
+    }))
+}
+
+const SELECT: &str = "SELECT u.oid, u.name, u.gid, COALESCE(g.name, ''), u.password, u.auth_driver, u.enabled, u.template \
+                      FROM user_pool u LEFT JOIN group_pool g ON g.oid = u.gid";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        gid: r.get(2)?,
+        gname: r.get(3)?,
+        password: r.get(4)?,
+        auth_driver: r.get(5)?,
+        enabled: r.get::<_, i64>(6)? != 0,
+        template: r.get(7)?,
+    })
+}
+
+pub fn by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<User>> {
+    c.query_row(&format!("{SELECT} WHERE u.name = ?1"), [name], row)
+        .optional()
+}
+
+pub fn by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
+    c.query_row(&format!("{SELECT} WHERE u.oid = ?1"), [id], row)
+        .optional()
+}
+
+pub fn list(c: &Connection, descending: bool) -> rusqlite::Result<Vec<User>> {
+    let order = if descending { "DESC" } else { "ASC" };
+    let mut stmt = c.prepare(&format!("{SELECT} ORDER BY u.oid {order}"))?;
+    let rows = stmt.query_map([], row)?;
+    rows.collect()
+}
+
+pub fn group_name(c: &Connection, gid: i64) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT name FROM group_pool WHERE oid = ?1", [gid], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// Inserts a user row with an empty template.
+pub fn insert(
+    tx: &Transaction<'_>,
+    id: i64,
+    name: &str,
+    gid: i64,
+    password_hash: &str,
+    driver: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO user_pool (oid, name, gid, password, auth_driver, enabled, template) VALUES (?1, ?2, ?3, ?4, ?5, 1, '')",
+        params![id, name, gid, password_hash, driver],
+    )?;
+    Ok(())
+}
+
+/// Reserves the next user id (ids are never reused).
+pub fn next_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    let last: i64 = tx
+        .query_row(
+            "SELECT last_oid FROM pool_control WHERE tablename = 'user_pool'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(-1);
+    let next = last + 1;
+    tx.execute(
+        "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES ('user_pool', ?1)",
+        [next],
+    )?;
+    Ok(next)
+}
+
+pub fn delete(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM user_pool WHERE oid = ?1", [id])
+}
+
+impl User {
+    /// The USER document (a subset of oned's: enough for pyone and the CLIs).
+    pub fn to_xml(&self) -> String {
+        use one_proto::encoding::xml_escape as esc;
+        format!(
+            "<USER><ID>{id}</ID><GID>{gid}</GID><GROUPS><ID>{gid}</ID></GROUPS><GNAME>{gname}</GNAME>\
+<NAME>{name}</NAME><PASSWORD>{password}</PASSWORD><AUTH_DRIVER>{driver}</AUTH_DRIVER>\
+<ENABLED>{enabled}</ENABLED><LOGIN_TOKEN></LOGIN_TOKEN><TEMPLATE>{template}</TEMPLATE></USER>",
+            id = self.id,
+            gid = self.gid,
+            gname = esc(&self.gname),
+            name = esc(&self.name),
+            password = esc(&self.password),
+            driver = esc(&self.auth_driver),
+            enabled = u8::from(self.enabled),
+            template = self.template,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_writes_credentials_that_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        bootstrap(&db, dir.path()).unwrap();
+        let auth = std::fs::read_to_string(dir.path().join(ONE_AUTH_FILE)).unwrap();
+        let session = auth.trim_end();
+        assert!(session.starts_with("oneadmin:"));
+        let caller = authenticate(&db, session).unwrap().unwrap();
+        assert_eq!((caller.uid, caller.gid), (0, 0));
+        assert!(authenticate(&db, "oneadmin:wrong").unwrap().is_none());
+        assert!(authenticate(&db, "nobody:x").unwrap().is_none());
+        assert!(authenticate(&db, "garbage").unwrap().is_none());
+        // A second start changes nothing.
+        bootstrap(&db, dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(ONE_AUTH_FILE)).unwrap(),
+            auth
+        );
+    }
+
+    #[test]
+    fn a_new_database_keeps_the_existing_password() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(ONE_AUTH_FILE), "oneadmin:secret\n").unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        bootstrap(&db, dir.path()).unwrap();
+        assert!(authenticate(&db, "oneadmin:secret").unwrap().is_some());
+    }
+}
