@@ -1,1 +1,74 @@
-fn main() {}
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use onehem_agent::{Base, ExecSettings, Options};
+
+/// Runs hooks on this host for the HEM, speaking frames on stdin/stdout. It never listens on
+/// a port: the HEM starts it over SSH.
+#[derive(Parser, Debug)]
+#[command(name = "onehem-agent", version)]
+struct Cli {
+    /// Serve one HEM on stdin/stdout (the only mode).
+    #[arg(long)]
+    stdio: bool,
+    /// The hook directory; only commands below it are executed.
+    #[arg(long, default_value = "/var/tmp/one/hooks")]
+    base: PathBuf,
+    /// Seconds between SIGTERM and SIGKILL for a timed-out hook's process group.
+    #[arg(long, default_value_t = 2.0)]
+    kill_grace: f64,
+    /// Executions running at once.
+    #[arg(long, default_value_t = 256)]
+    max_running: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ONEHEM_AGENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match start(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("onehem-agent: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<()> {
+    if !cli.stdio {
+        bail!("only --stdio is supported; the agent is started by the HEM over SSH");
+    }
+    if !(cli.kill_grace.is_finite() && cli.kill_grace >= 0.0) {
+        bail!("--kill-grace must be a non-negative number of seconds");
+    }
+    let base = Base::open(&cli.base)
+        .with_context(|| format!("cannot use hook directory {}", cli.base.display()))?;
+    let options = Options {
+        base,
+        exec: ExecSettings {
+            kill_grace: Duration::from_secs_f64(cli.kill_grace),
+            ..ExecSettings::default()
+        },
+        max_running: cli.max_running.max(1),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let outcome = runtime.block_on(onehem_agent::run(
+        options,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    ));
+    // A stdin read may still sit in the blocking pool; it must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    outcome.context("agent stopped")
+}
