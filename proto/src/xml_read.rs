@@ -28,13 +28,15 @@ pub(crate) enum Shape {
 /// Why a text is not well-formed XML.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not well-formed XML at byte {offset}: {reason}")]
-pub(crate) struct Malformed {
+pub struct XmlError {
+    /// Byte offset in the checked text where the problem was found.
     pub offset: usize,
+    /// What is wrong, in words.
     pub reason: String,
 }
 
-fn malformed(offset: usize, reason: impl Into<String>) -> Malformed {
-    Malformed {
+fn malformed(offset: usize, reason: impl Into<String>) -> XmlError {
+    XmlError {
         offset,
         reason: reason.into(),
     }
@@ -45,7 +47,7 @@ fn malformed(offset: usize, reason: impl Into<String>) -> Malformed {
 /// On top of quick-xml's tokenizer this checks what libxml2 checks and quick-xml does not: names,
 /// characters, references, `]]>` in text, a single root, nothing but whitespace outside it, and
 /// the position of the XML declaration and DOCTYPE.
-pub(crate) fn check(input: &str, shape: Shape) -> Result<(), Malformed> {
+pub(crate) fn check(input: &str, shape: Shape) -> Result<(), XmlError> {
     let mut reader = Reader::from_str(input);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -153,11 +155,11 @@ pub(crate) fn check(input: &str, shape: Shape) -> Result<(), Malformed> {
     Ok(())
 }
 
-fn as_str(bytes: &[u8], at: usize) -> Result<&str, Malformed> {
+fn as_str(bytes: &[u8], at: usize) -> Result<&str, XmlError> {
     std::str::from_utf8(bytes).map_err(|_| malformed(at, "invalid UTF-8"))
 }
 
-fn check_chars(text: &str, at: usize) -> Result<(), Malformed> {
+fn check_chars(text: &str, at: usize) -> Result<(), XmlError> {
     match text.char_indices().find(|(_, c)| !is_xml_char(*c)) {
         Some((p, c)) => Err(malformed(
             at + p,
@@ -167,7 +169,7 @@ fn check_chars(text: &str, at: usize) -> Result<(), Malformed> {
     }
 }
 
-fn check_tag(tag: &BytesStart<'_>, at: usize) -> Result<(), Malformed> {
+fn check_tag(tag: &BytesStart<'_>, at: usize) -> Result<(), XmlError> {
     let qname = tag.name();
     let name = as_str(qname.as_ref(), at)?;
     if !is_xml_name(name) {
