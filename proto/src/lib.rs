@@ -10,3 +10,6 @@ pub mod event;
 pub mod hook_log;
 pub mod retry;
 mod xml_read;
+pub mod template;
+pub mod states;
+pub mod hook;

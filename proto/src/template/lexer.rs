@@ -1,0 +1,326 @@
+//! The scanner of the template text syntax, rule for rule as oned's flex scanner behaves
+//! (reference §2.1, §2.2).
+//!
+//! flex picks, at each position, the rule with the longest match, the earlier rule winning a
+//! tie; a byte that no rule matches is skipped by flex's default rule. Every matched lexeme,
+//! skipped ones included, advances the location the parser reports: columns are running byte
+//! offsets from the start of the text (starting at 1, as bison initialises them), and the line
+//! is the number of LFs consumed so far (the reference's scanner starts from 0).
+
+use super::Token;
+
+/// The scanner's start condition: `Value` is entered after `=` and left after one value token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Initial,
+    Value,
+}
+
+/// What a matched rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    Comment,
+    Blank,
+    Variable,
+    Equal,
+    EqualEmpty,
+    Comma,
+    CBracket,
+    OBracket,
+    CData,
+    Quoted,
+    Bare,
+    /// flex's default rule: the byte is echoed by oned and otherwise ignored.
+    Skip,
+}
+
+/// The location of the last matched lexeme, as bison's `YYLTYPE` holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub line: u64,
+    pub first_column: usize,
+    pub last_column: usize,
+}
+
+pub(crate) struct Lexer<'a> {
+    s: &'a [u8],
+    pos: usize,
+    mode: Mode,
+    line: u64,
+    first_column: usize,
+    last_column: usize,
+    /// Offsets of every LF, to find line ends without rescanning long lines.
+    lf: Vec<usize>,
+    /// Offsets where a `]]>` starts.
+    cdata: Vec<usize>,
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn is_blank_or_lf(b: u8) -> bool {
+    is_blank(b) || b == b'\n'
+}
+
+fn is_variable_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn is_bare_byte(b: u8) -> bool {
+    !matches!(b, b'=' | b'#' | b' ' | b'\t' | b'\n' | b',' | b'[' | b']')
+}
+
+impl<'a> Lexer<'a> {
+    /// A scanner over `text`. oned hands the scanner a C string, so the text ends at the first
+    /// NUL byte.
+    pub fn new(text: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        let s = &bytes[..end];
+        let lf = s
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        let cdata = s
+            .windows(3)
+            .enumerate()
+            .filter(|(_, w)| *w == b"]]>")
+            .map(|(i, _)| i)
+            .collect();
+        Lexer {
+            s,
+            pos: 0,
+            mode: Mode::Initial,
+            line: 0,
+            first_column: 1,
+            last_column: 1,
+            lf,
+            cdata,
+        }
+    }
+
+    pub fn location(&self) -> Location {
+        Location {
+            line: self.line,
+            first_column: self.first_column,
+            last_column: self.last_column,
+        }
+    }
+
+    fn at(&self, i: usize) -> Option<u8> {
+        self.s.get(i).copied()
+    }
+
+    fn skip_while(&self, mut i: usize, pred: impl Fn(u8) -> bool) -> usize {
+        while self.at(i).is_some_and(&pred) {
+            i += 1;
+        }
+        i
+    }
+
+    /// The offset of the first LF at or after `i`.
+    fn next_lf(&self, i: usize) -> Option<usize> {
+        let k = self.lf.partition_point(|&p| p < i);
+        self.lf.get(k).copied()
+    }
+
+    /// The next token and its text (the name of a VARIABLE, the raw value of a STRING).
+    pub fn next_token(&mut self) -> (Token, String) {
+        loop {
+            if self.pos >= self.s.len() {
+                // End of input: no rule matches, so the location stays where it was.
+                return (Token::End, String::new());
+            }
+            let (len, rule) = match self.mode {
+                Mode::Initial => self.longest_initial(),
+                Mode::Value => self.longest_value(),
+            };
+            let start = self.pos;
+            let end = start + len;
+            let lexeme = &self.s[start..end];
+            self.line += lexeme.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.first_column = self.last_column;
+            self.last_column += len;
+            self.pos = end;
+            let text =
+                |from: usize, to: usize| String::from_utf8_lossy(&self.s[from..to]).into_owned();
+            match rule {
+                Rule::Comment | Rule::Blank | Rule::Skip => continue,
+                Rule::Variable => return (Token::Variable, text(start, end)),
+                Rule::Equal => {
+                    self.mode = Mode::Value;
+                    return (Token::Equal, String::new());
+                }
+                Rule::EqualEmpty => return (Token::EqualEmpty, String::new()),
+                Rule::Comma => return (Token::Comma, String::new()),
+                Rule::CBracket => return (Token::CBracket, String::new()),
+                Rule::OBracket => {
+                    self.mode = Mode::Initial;
+                    return (Token::OBracket, String::new());
+                }
+                Rule::CData => {
+                    self.mode = Mode::Initial;
+                    return (Token::CData, String::new());
+                }
+                Rule::Quoted => {
+                    self.mode = Mode::Initial;
+                    return (Token::String, text(start + 1, end - 1));
+                }
+                Rule::Bare => {
+                    self.mode = Mode::Initial;
+                    return (Token::String, text(start, end));
+                }
+            }
+        }
+    }
+
+    /// Picks the longest match among `candidates` (in rule order); earlier rules win ties.
+    fn pick(candidates: &[(Option<usize>, Rule)]) -> (usize, Rule) {
+        let mut best = (1, Rule::Skip);
+        let mut best_len = 0;
+        for &(len, rule) in candidates {
+            if let Some(len) = len
+                && len > best_len
+            {
+                best_len = len;
+                best = (len, rule);
+            }
+        }
+        best
+    }
+
+    fn longest_initial(&self) -> (usize, Rule) {
+        let p = self.pos;
+        let after_blanks = self.skip_while(p, is_blank);
+        let after_ws = self.skip_while(p, is_blank_or_lf);
+
+        // [[:blank:]]*#.*\n
+        let comment = match self.at(after_blanks) {
+            Some(b'#') => self.next_lf(after_blanks).map(|lf| lf + 1 - p),
+            _ => None,
+        };
+        // [[:blank:]\n]+
+        let blank = (after_ws > p).then_some(after_ws - p);
+        // [[:alnum:]_]+
+        let var_end = self.skip_while(p, is_variable_byte);
+        let variable = (var_end > p).then_some(var_end - p);
+        // [[:blank:]]*=[[:blank:]]*  and the same followed by \n
+        let (equal, equal_empty) = match self.at(after_blanks) {
+            Some(b'=') => {
+                let k = self.skip_while(after_blanks + 1, is_blank);
+                let empty = (self.at(k) == Some(b'\n')).then_some(k + 1 - p);
+                (Some(k - p), empty)
+            }
+            _ => (None, None),
+        };
+        // [[:blank:]\n]*,[[:blank:]\n]*  and  [[:blank:]\n]*\][[:blank:]\n]*
+        let around = |c: u8| match self.at(after_ws) {
+            Some(b) if b == c => Some(self.skip_while(after_ws + 1, is_blank_or_lf) - p),
+            _ => None,
+        };
+        let comma = around(b',');
+        let cbracket = around(b']');
+
+        Self::pick(&[
+            (comment, Rule::Comment),
+            (blank, Rule::Blank),
+            (variable, Rule::Variable),
+            (equal, Rule::Equal),
+            (equal_empty, Rule::EqualEmpty),
+            (comma, Rule::Comma),
+            (cbracket, Rule::CBracket),
+        ])
+    }
+
+    fn longest_value(&self) -> (usize, Rule) {
+        let p = self.pos;
+        // [[:blank:]]*\[[[:blank:]\n]*
+        let after_blanks = self.skip_while(p, is_blank);
+        let obracket = match self.at(after_blanks) {
+            Some(b'[') => Some(self.skip_while(after_blanks + 1, is_blank_or_lf) - p),
+            _ => None,
+        };
+        // .*\]\]\>.*  : the rest of the line, if it holds a "]]>".
+        let eol = self.next_lf(p).unwrap_or(self.s.len());
+        let k = self.cdata.partition_point(|&c| c < p);
+        let cdata = match self.cdata.get(k) {
+            Some(&c) if c + 3 <= eol => Some(eol - p),
+            _ => None,
+        };
+        // \"([^\"]|\\\")*\"  : the longest match ends at the first quote not preceded by a
+        // backslash, or at the last quote of the text when every later quote is escaped.
+        let quoted = if self.at(p) == Some(b'"') {
+            let mut last = None;
+            let mut i = p + 1;
+            while i < self.s.len() {
+                if self.s[i] == b'"' {
+                    last = Some(i);
+                    if self.s[i - 1] != b'\\' {
+                        break;
+                    }
+                }
+                i += 1;
+            }
+            last.map(|q| q + 1 - p)
+        } else {
+            None
+        };
+        // [^=#[:blank:]\n,\[\]]+
+        let bare_end = self.skip_while(p, is_bare_byte);
+        let bare = (bare_end > p).then_some(bare_end - p);
+
+        Self::pick(&[
+            (obracket, Rule::OBracket),
+            (cdata, Rule::CData),
+            (quoted, Rule::Quoted),
+            (bare, Rule::Bare),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(text: &str) -> Vec<(Token, String)> {
+        let mut lx = Lexer::new(text);
+        let mut out = Vec::new();
+        loop {
+            let t = lx.next_token();
+            let end = t.0 == Token::End;
+            out.push(t);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn quoted_versus_bare() {
+        let t = tokens("A=\"x\"y\n");
+        assert_eq!(t[2], (Token::String, "\"x\"y".into()));
+        let t = tokens("A=\"x\"\n");
+        assert_eq!(t[2], (Token::String, "x".into()));
+        let t = tokens("A=\"foo\\\"");
+        assert_eq!(t[2], (Token::String, "foo\\".into()));
+    }
+
+    #[test]
+    fn cdata_on_first_line_only() {
+        let t = tokens("A= x]]> y\n");
+        assert_eq!(t[2].0, Token::CData);
+        let t = tokens("A=\"x\ny]]>\"\n");
+        assert_eq!(t[2], (Token::String, "x\ny]]>".into()));
+    }
+
+    #[test]
+    fn comment_needs_final_lf() {
+        let t = tokens("# c\n");
+        assert_eq!(t, vec![(Token::End, String::new())]);
+        let t = tokens("# c");
+        assert_eq!(t[0], (Token::Variable, "c".into()));
+    }
+}
