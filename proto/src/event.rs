@@ -12,53 +12,15 @@
 use crate::encoding::{b64_encode, xml_escape};
 use crate::xml_read::{self, Node, RawRule, Shape};
 
-/// The object a STATE event is about.
-///
-/// Defined here until the states module provides it; the names and body roots are those of
-/// reference §4.5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ObjectKind {
-    Vm,
-    Host,
-    Image,
-    Net,
-}
-
-impl ObjectKind {
-    /// The HOOK_OBJECT text: `VM`, `HOST`, `IMAGE` or `NET`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ObjectKind::Vm => "VM",
-            ObjectKind::Host => "HOST",
-            ObjectKind::Image => "IMAGE",
-            ObjectKind::Net => "NET",
-        }
-    }
-
-    /// The root element of the object body: `NET` objects have a `VNET` body.
-    pub fn body_root(self) -> &'static str {
-        match self {
-            ObjectKind::Vm => "VM",
-            ObjectKind::Host => "HOST",
-            ObjectKind::Image => "IMAGE",
-            ObjectKind::Net => "VNET",
-        }
-    }
-}
-
-const OBJECT_KINDS: [ObjectKind; 4] = [
-    ObjectKind::Vm,
-    ObjectKind::Host,
-    ObjectKind::Image,
-    ObjectKind::Net,
-];
+/// The object a STATE event is about (re-exported so that event users need one import).
+pub use crate::states::ObjectKind;
 
 /// Reads a HOOK_OBJECT value. `VNET`, which the reference's XSD documents, is read as NET.
 fn object_kind_from_name(name: &str) -> Option<ObjectKind> {
     if name == "VNET" {
         return Some(ObjectKind::Net);
     }
-    OBJECT_KINDS.into_iter().find(|kind| kind.name() == name)
+    ObjectKind::from_name(name)
 }
 
 /// Why a HOOK_MESSAGE (or RETRY message) cannot be read.
