@@ -263,6 +263,32 @@ mod tests {
         assert!(order[0].contains("<HOOK_ID>2</HOOK_ID>"));
     }
 
+    /// The filtered reads and the per-hook reads use an index, so they stay fast with a large log.
+    #[test]
+    fn filtered_reads_use_indexes() {
+        let (_d, db) = open();
+        let plan = |sql: &str| -> String {
+            db.read(|c| {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+                rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+            })
+        };
+        let by_hook = plan("SELECT body FROM hook_log WHERE hkid = 3 ORDER BY exeid ASC");
+        assert!(
+            by_hook.contains("USING PRIMARY KEY") || by_hook.contains("USING INDEX"),
+            "{by_hook}"
+        );
+        let by_time = plan(
+            "SELECT body FROM hook_log WHERE 1 AND timestamp > 5 AND timestamp < 9 ORDER BY hkid DESC, exeid ASC",
+        );
+        assert!(by_time.contains("hook_log_timestamp"), "{by_time}");
+        let by_uid = plan("SELECT exeid FROM hook_log WHERE hkid = 1 AND exec_uid = 'x'");
+        assert!(by_uid.contains("USING"), "{by_uid}");
+        let trim = plan("DELETE FROM hook_log WHERE hkid = 1 AND exeid <= 5");
+        assert!(trim.contains("USING"), "{trim}");
+    }
+
     #[test]
     fn retry_minus_one_picks_the_oldest_retained() {
         let (_d, db) = open();

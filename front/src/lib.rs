@@ -59,7 +59,8 @@ pub async fn run(
         db.clone(),
         bus.clone(),
         config.log_retention,
-    );
+    )
+    .context("cannot start the hook manager driver link")?;
     cloud.start();
 
     let seed = i64::from(rand::random::<u16>()) * 1000;
