@@ -1,3 +1,4 @@
-//! Test fixtures: real daemons in temp dirs on free ports.
+//! Test fixtures: real daemons in temp dirs on their own loopback addresses.
 
 pub mod sshd;
+pub mod stack;

@@ -1,0 +1,343 @@
+//! The whole stack in a temp dir: `oned-lite` (which spawns the real `one_hm`) and
+//! `onehem-server`, all started as the built binaries.
+//!
+//! Every stack listens on its own loopback address (`127.77.x.y`) with the default ports, so
+//! stacks of parallel tests never collide and no port has to be guessed.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Ports of a stack; each stack has its own address, so the defaults are used.
+pub const XMLRPC_PORT: u16 = 2633;
+pub const PUBLISHER_PORT: u16 = 2101;
+pub const LOGGER_PORT: u16 = 2102;
+pub const REPLAY_PORT: u16 = 2103;
+
+/// The directory holding the workspace's built binaries (`target/<profile>`), derived from
+/// the running test executable (`target/<profile>/deps/<test>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of a workspace binary; fails with a clear message when it was not built.
+pub fn bin(name: &str) -> Result<PathBuf> {
+    let path = bin_dir().join(name);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: build the binaries first (cargo build --workspace --bins, or scripts/test)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The Python interpreter with the test peers (pyzmq, pyone): `$ONE_TEST_PYTHON`, else the
+/// workspace's `.venv`.
+pub fn python() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ONE_TEST_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    bail!("no Python test environment: run scripts/setup (creates .venv with pyzmq and pyone)")
+}
+
+/// A fresh loopback address for one stack: 127.77.<pid byte>.<counter>.
+fn next_address() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    Ipv4Addr::new(127, 77, (pid % 251) as u8 + (n / 250) as u8, (n % 250) as u8 + 1)
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or fails after `timeout` naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a test wants from its stack.
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    /// Start `onehem-server` too.
+    pub hem: bool,
+    /// `HOOK_LOG_CONF/LOG_RETENTION`.
+    pub log_retention: u32,
+    /// Extra oned.conf text appended verbatim (e.g. `SIM = [ ... ]`).
+    pub oned_extra: String,
+    /// Extra YAML lines appended to the HEM config.
+    pub hem_extra: String,
+    /// HEM `concurrency`.
+    pub concurrency: u32,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            hem: true,
+            log_retention: 20,
+            oned_extra: String::new(),
+            hem_extra: String::new(),
+            concurrency: 10,
+        }
+    }
+}
+
+/// A running stack. Dropping it stops every process it started.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub ip: Ipv4Addr,
+    pub var_dir: PathBuf,
+    /// The HEM's `hook_base_path`: relative hook COMMANDs resolve here.
+    pub hook_dir: PathBuf,
+    /// The HEM's `remote_hook_base_path`.
+    pub remote_hook_dir: PathBuf,
+    pub endpoint: String,
+    pub session: String,
+    pub options: StackOptions,
+    oned: Option<Child>,
+    hem: Option<Child>,
+}
+
+impl Stack {
+    pub fn start() -> Result<Stack> {
+        Self::start_with(StackOptions::default())
+    }
+
+    pub fn start_with(options: StackOptions) -> Result<Stack> {
+        let dir = tempfile::Builder::new().prefix("one-stack-").tempdir()?;
+        let ip = next_address();
+        let var_dir = dir.path().join("var");
+        let hook_dir = dir.path().join("hooks");
+        let remote_hook_dir = dir.path().join("remote-hooks");
+        for d in [&var_dir, &hook_dir, &remote_hook_dir] {
+            fs::create_dir_all(d)?;
+        }
+        let endpoint = format!("http://{ip}:{XMLRPC_PORT}/RPC2");
+        let mut stack = Stack {
+            dir,
+            ip,
+            var_dir,
+            hook_dir,
+            remote_hook_dir,
+            endpoint,
+            session: String::new(),
+            options,
+            oned: None,
+            hem: None,
+        };
+        stack.write_configs()?;
+        stack.start_oned()?;
+        if stack.options.hem {
+            stack.start_hem()?;
+        }
+        Ok(stack)
+    }
+
+    pub fn oned_conf(&self) -> PathBuf {
+        self.dir.path().join("oned.conf")
+    }
+
+    pub fn hem_conf(&self) -> PathBuf {
+        self.dir.path().join("onehem-server.conf")
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn write_configs(&self) -> Result<()> {
+        let ip = self.ip;
+        let oned = format!(
+            "PORT = {XMLRPC_PORT}\n\
+             LISTEN_ADDRESS = \"{ip}\"\n\
+             DB = [ BACKEND = \"sqlite\", FILE = \"{db}\" ]\n\
+             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal}\" ]\n\
+             HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{extra}\n",
+            db = self.var_dir.join("one.db").display(),
+            journal = self.var_dir.join("hm-journal.db").display(),
+            retention = self.options.log_retention,
+            extra = self.options.oned_extra,
+        );
+        fs::write(self.oned_conf(), oned)?;
+        let hem = format!(
+            ":debug_level: 3\n\
+             :hook_base_path: {hooks}\n\
+             :remote_hook_base_path: {remote}\n\
+             :subscriber_endpoint: tcp://{ip}:{PUBLISHER_PORT}\n\
+             :replier_endpoint: tcp://{ip}:{LOGGER_PORT}\n\
+             :concurrency: {conc}\n\
+             replay_endpoint: tcp://{ip}:{REPLAY_PORT}\n\
+             state_db: {state}\n\
+             one_xmlrpc: {endpoint}\n\
+             one_auth: {auth}\n{extra}\n",
+            hooks = self.hook_dir.display(),
+            remote = self.remote_hook_dir.display(),
+            conc = self.options.concurrency,
+            state = self.var_dir.join("hem-state.db").display(),
+            endpoint = self.endpoint,
+            auth = self.var_dir.join("one_auth").display(),
+            extra = self.options.hem_extra,
+        );
+        fs::write(self.hem_conf(), hem)?;
+        Ok(())
+    }
+
+    fn spawn_logged(&self, name: &str, cmd: &mut Command) -> Result<Child> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(name))?;
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .spawn()
+            .with_context(|| format!("spawning {name}"))
+    }
+
+    /// Starts (or restarts) oned-lite and waits until it serves XML-RPC.
+    pub fn start_oned(&mut self) -> Result<()> {
+        let mut cmd = Command::new(bin("oned-lite")?);
+        cmd.arg("--config").arg(self.oned_conf()).arg("--var-dir").arg(&self.var_dir);
+        let child = self.spawn_logged("oned", &mut cmd)?;
+        self.oned = Some(child);
+        let addr = SocketAddr::from((self.ip, XMLRPC_PORT));
+        wait_for("oned-lite to accept connections", Duration::from_secs(20), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .with_context(|| self.tail_log("oned"))?;
+        let auth = fs::read_to_string(self.var_dir.join("one_auth")).context("reading one_auth")?;
+        self.session = auth.trim().to_string();
+        Ok(())
+    }
+
+    /// Starts (or restarts) onehem-server.
+    pub fn start_hem(&mut self) -> Result<()> {
+        let mut cmd = Command::new(bin("onehem-server")?);
+        cmd.arg("--config").arg(self.hem_conf());
+        let child = self.spawn_logged("hem", &mut cmd)?;
+        self.hem = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILLs the HEM (crash simulation).
+    pub fn kill_hem(&mut self) -> Result<()> {
+        if let Some(mut child) = self.hem.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs oned-lite (its driver sees stdin EOF and exits).
+    pub fn kill_oned(&mut self) -> Result<()> {
+        if let Some(mut child) = self.oned.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Pid of the driver process oned-lite spawned, if running.
+    pub fn driver_pid(&self) -> Option<u32> {
+        let oned = self.oned.as_ref()?.id();
+        let children = fs::read_to_string(format!("/proc/{oned}/task/{oned}/children")).ok()?;
+        children.split_whitespace().filter_map(|p| p.parse().ok()).find(|pid: &u32| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim() == "one_hm")
+                .unwrap_or(false)
+        })
+    }
+
+    pub fn client(&self) -> one_client::Client {
+        one_client::Client::new(&self.endpoint, &self.session)
+    }
+
+    /// Environment for the CLIs and hooks: ONE_XMLRPC and ONE_AUTH.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("ONE_XMLRPC".into(), self.endpoint.clone()),
+            ("ONE_AUTH".into(), self.var_dir.join("one_auth").display().to_string()),
+        ]
+    }
+
+    /// Runs one of the workspace's CLIs against this stack.
+    pub fn cli(&self, name: &str, args: &[&str]) -> Result<Output> {
+        let mut cmd = Command::new(bin(name)?);
+        cmd.args(args).envs(self.env()).env("TZ", "UTC").stdin(Stdio::null());
+        cmd.output().with_context(|| format!("running {name}"))
+    }
+
+    /// Writes an executable hook script below `hook_base_path`.
+    pub fn write_hook(&self, rel: &str, body: &str) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.hook_dir.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&path, body)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    }
+
+    /// The last lines of a process log, for error messages.
+    pub fn tail_log(&self, name: &str) -> String {
+        let text = fs::read_to_string(self.log_path(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(30);
+        format!("last lines of {name}.log:\n{}", lines[start..].join("\n"))
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(mut hem) = self.hem.take() {
+            let _ = nix_term(&hem);
+            wait_or_kill(&mut hem);
+        }
+        if let Some(mut oned) = self.oned.take() {
+            let _ = nix_term(&oned);
+            wait_or_kill(&mut oned);
+        }
+    }
+}
+
+fn nix_term(child: &Child) -> std::io::Result<()> {
+    // SIGTERM lets the daemon shut down cleanly (oned-lite finalizes its driver).
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+    if status.success() { Ok(()) } else { Err(std::io::Error::other("kill failed")) }
+}
+
+fn wait_or_kill(child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
