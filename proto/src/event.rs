@@ -9,7 +9,7 @@
 //! tag when it is not clean text, so raw `<`, `&` or a whole XML document returned by a call stay
 //! one value.
 
-use crate::encoding::{b64_encode, xml_escape};
+use crate::encoding::{b64_decode_lenient, b64_encode, xml_escape};
 use crate::xml_read::{self, Node, RawRule, Shape};
 
 /// The object a STATE event is about (re-exported so that event users need one import).
@@ -273,6 +273,13 @@ impl HookMessage {
             "STATE" => parse_state(root).map(HookMessage::State),
             _ => Err(EventError::UnknownHookType(hook_type)),
         }
+    }
+
+    /// Reads the content of an `EVENT` publication (frame 2): base64 decoded leniently, as the
+    /// reference HEM does (`Base64.decode64`), then parsed. Invalid UTF-8 is replaced.
+    pub fn from_content(content: &[u8]) -> Result<HookMessage, EventError> {
+        let decoded = b64_decode_lenient(&String::from_utf8_lossy(content));
+        HookMessage::parse(&String::from_utf8_lossy(&decoded))
     }
 
     /// The `$API` value (reference §8.2): strict base64 of the `<CALL_INFO>…</CALL_INFO>`

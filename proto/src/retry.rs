@@ -73,7 +73,8 @@ impl RetryMessage {
 
     /// Reads the content of a `RETRY` publication as the reference HEM does: the first
     /// whitespace-separated word (the driver appends a space), base64-decoded leniently.
-    pub fn from_content(content: &str) -> Result<RetryMessage, EventError> {
+    pub fn from_content(content: &[u8]) -> Result<RetryMessage, EventError> {
+        let content = String::from_utf8_lossy(content);
         let word = content.split_ascii_whitespace().next().unwrap_or_default();
         let xml = String::from_utf8_lossy(&b64_decode_lenient(word)).into_owned();
         RetryMessage::parse(&xml)

@@ -410,7 +410,7 @@ impl<'a> Node<'a> {
 }
 
 /// Deeper start tags are ignored rather than nested, which bounds the work on hostile input.
-const MAX_DEPTH: usize = 512;
+const MAX_DEPTH: usize = 256;
 
 struct Open<'a> {
     name: &'a str,

@@ -443,7 +443,10 @@ fn retry_message_is_byte_exact() {
     assert_eq!(RetryMessage::parse(reference).unwrap(), retry);
     // The driver publishes the base64 content with a trailing space.
     let content = format!("{} ", b64_encode(reference.as_bytes()));
-    assert_eq!(RetryMessage::from_content(&content).unwrap(), retry);
+    assert_eq!(
+        RetryMessage::from_content(content.as_bytes()).unwrap(),
+        retry
+    );
     assert_eq!(
         RetryMessage::parse(&format!("{reference} ")).unwrap(),
         retry
