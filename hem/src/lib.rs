@@ -2,5 +2,15 @@
 
 pub mod config;
 pub mod exec;
+pub mod execution;
+pub mod hook_map;
+pub mod hook_source;
+pub mod ingest;
+pub mod journal;
 pub mod local_exec;
 pub mod remote;
+pub mod result_sender;
+pub mod runner;
+pub mod scheduler;
+pub mod state_db;
+pub mod subscriber;

@@ -1,0 +1,311 @@
+//! One accepted hook execution: what runs and where (reference §8.2-8.4), and the result body
+//! it ends as (§4.7).
+
+use std::time::Duration;
+
+use one_proto::event::{HookMessage, ParamDir};
+use one_proto::hook_log::ExecResult;
+use one_proto::retry::RetryMessage;
+
+use crate::exec::{ExecOutcome, ExecRequest, FAILURE_CODE};
+use crate::hook_map::HookSpec;
+
+/// Text of the failure reported for an execution that was running when the HEM stopped.
+pub const INTERRUPTED: &str = "interrupted by HEM restart";
+
+/// The log and record text for a remote hook whose event names no host (reference §8.1).
+pub const NO_REMOTE_HOST: &str = "No remote host specified for a remote hook.";
+
+/// Where an execution runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Local,
+    Remote {
+        host: String,
+    },
+    /// It cannot run at all; the execution ends as a failure record with this reason.
+    Refused {
+        reason: String,
+    },
+}
+
+/// Everything needed to run an execution and write its record, fixed when the event is
+/// accepted so that a restart runs (or reports) exactly the same thing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The resolved command path (a path on the host for remote hooks).
+    pub command: String,
+    /// The expanded ARGUMENTS text, as the record shows it.
+    pub arguments: String,
+    /// ARGUMENTS_STDIN mode: the arguments go to stdin instead of argv.
+    pub stdin: bool,
+    pub timeout_secs: Option<u64>,
+    pub target: Target,
+    /// REMOTE_HOST of the record.
+    pub report_host: Option<String>,
+    /// The execution comes from a RETRY message.
+    pub retry: bool,
+}
+
+/// An execution as the HEM tracks it from acceptance to acknowledged result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execution {
+    /// Unique across restarts; the driver and the front-end drop duplicates by it.
+    pub uid: String,
+    /// Sequence number of the event (0 when the driver sends none).
+    pub seq: u64,
+    pub hook_id: i64,
+    /// Executions with the same lane run one at a time, in acceptance order.
+    pub lane: String,
+    /// The resource the event is about (`VM/12`), `""` when unknown; for logs.
+    pub resource: String,
+    /// The event key without its sequence token; for logs.
+    pub event_key: String,
+    pub plan: Plan,
+}
+
+/// Base paths of relative hook commands.
+#[derive(Clone, Debug)]
+pub struct HookPaths {
+    pub local: String,
+    pub remote: String,
+}
+
+impl HookPaths {
+    /// COMMAND resolution (reference §8.3 step 1).
+    pub fn resolve(&self, command: &str, remote: bool) -> String {
+        if command.starts_with('/') {
+            return command.to_string();
+        }
+        let base = if remote { &self.remote } else { &self.local };
+        format!("{}/{}", base.trim_end_matches('/'), command)
+    }
+}
+
+impl Plan {
+    /// The plan for a hook triggered by an event. `event` is `None` when the event could not be
+    /// read, in which case the arguments are empty, as in the reference (§8.2 step 5).
+    pub fn for_event(hook: &HookSpec, event: Option<&HookMessage>, paths: &HookPaths) -> Plan {
+        let arguments = match event {
+            Some(ev) => expand_arguments(&hook.arguments, ev),
+            None => String::new(),
+        };
+        let host = event.and_then(remote_host).filter(|h| !h.is_empty());
+        let target = match (&hook.command, hook.remote, &host) {
+            (None, _, _) => Target::Refused {
+                reason: format!("hook {} has no COMMAND", hook.id),
+            },
+            (Some(_), true, None) => Target::Refused {
+                reason: NO_REMOTE_HOST.to_string(),
+            },
+            (Some(_), true, Some(h)) => Target::Remote { host: h.clone() },
+            (Some(_), false, _) => Target::Local,
+        };
+        Plan {
+            command: hook
+                .command
+                .as_deref()
+                .map(|c| paths.resolve(c, hook.remote))
+                .unwrap_or_default(),
+            arguments,
+            stdin: hook.arguments_stdin,
+            timeout_secs: hook.timeout_secs,
+            target,
+            report_host: if hook.remote { host } else { None },
+            retry: false,
+        }
+    }
+
+    /// The plan for a RETRY (reference §8.4): the hook's current command and modes, the
+    /// recorded arguments verbatim and the recorded host. `hook` is `None` when the HEM does not
+    /// know the hook, which gives a failure record instead of the reference's silent crash.
+    pub fn for_retry(
+        hook_id: i64,
+        hook: Option<&HookSpec>,
+        retry: &RetryMessage,
+        paths: &HookPaths,
+    ) -> Plan {
+        let host = retry.remote_host.clone().filter(|h| !h.is_empty());
+        let Some(hook) = hook else {
+            return Plan {
+                command: String::new(),
+                arguments: retry.arguments.clone(),
+                stdin: false,
+                timeout_secs: None,
+                target: Target::Refused {
+                    reason: format!("hook {hook_id} is not known to the HEM"),
+                },
+                report_host: host,
+                retry: true,
+            };
+        };
+        let target = match (&hook.command, hook.remote, &host) {
+            (None, _, _) => Target::Refused {
+                reason: format!("hook {} has no COMMAND", hook.id),
+            },
+            (Some(_), true, None) => Target::Refused {
+                reason: NO_REMOTE_HOST.to_string(),
+            },
+            (Some(_), true, Some(h)) => Target::Remote { host: h.clone() },
+            (Some(_), false, _) => Target::Local,
+        };
+        Plan {
+            command: hook
+                .command
+                .as_deref()
+                .map(|c| paths.resolve(c, hook.remote))
+                .unwrap_or_default(),
+            arguments: retry.arguments.clone(),
+            stdin: hook.arguments_stdin,
+            timeout_secs: hook.timeout_secs,
+            target,
+            report_host: host,
+            retry: true,
+        }
+    }
+
+    /// The command line the record shows: the path, plus the arguments unless they go to stdin.
+    pub fn command_line(&self) -> String {
+        if self.stdin || self.arguments.is_empty() {
+            self.command.clone()
+        } else {
+            format!("{} {}", self.command, self.arguments)
+        }
+    }
+
+    /// The request for an executor: argv words (never a shell), or stdin in stdin mode.
+    pub fn request(&self, output_cap: usize) -> ExecRequest {
+        let mut argv = vec![self.command.clone()];
+        let stdin = if self.stdin {
+            Some(self.arguments.clone().into_bytes())
+        } else {
+            argv.extend(words(&self.arguments).map(str::to_string));
+            None
+        };
+        ExecRequest {
+            argv,
+            stdin,
+            timeout: self.timeout_secs.map(Duration::from_secs),
+            output_cap,
+        }
+    }
+}
+
+impl Execution {
+    /// The record body for an outcome. Timeouts and start failures get the reference's stderr
+    /// texts; truncated output gets a marker.
+    pub fn result(&self, outcome: &ExecOutcome) -> ExecResult {
+        let command = self.plan.command_line();
+        let mut stdout = outcome.stdout.clone();
+        if outcome.stdout_truncated {
+            stdout.extend_from_slice(truncation_marker(stdout.len()).as_bytes());
+        }
+        let stderr = if outcome.timed_out {
+            format!("Timeout executing {command}").into_bytes()
+        } else if let Some(reason) = &outcome.start_error {
+            format!("Internal error {reason}").into_bytes()
+        } else {
+            let mut e = outcome.stderr.clone();
+            if outcome.stderr_truncated {
+                e.extend_from_slice(truncation_marker(e.len()).as_bytes());
+            }
+            e
+        };
+        ExecResult {
+            arguments: self.plan.arguments.clone(),
+            command,
+            stdout,
+            stderr,
+            code: if outcome.timed_out || outcome.start_error.is_some() {
+                FAILURE_CODE
+            } else {
+                outcome.code
+            },
+            remote_host: self.plan.report_host.clone(),
+            retry: self.plan.retry,
+            execution_uid: Some(self.uid.clone()),
+        }
+    }
+
+    /// The failure record of an execution that was running when the HEM stopped. It keeps the
+    /// original arguments and host, so it can be retried.
+    pub fn interrupted(&self) -> ExecResult {
+        ExecResult {
+            arguments: self.plan.arguments.clone(),
+            command: self.plan.command_line(),
+            stdout: Vec::new(),
+            stderr: format!("Internal error {INTERRUPTED}").into_bytes(),
+            code: FAILURE_CODE,
+            remote_host: self.plan.report_host.clone(),
+            retry: self.plan.retry,
+            execution_uid: Some(self.uid.clone()),
+        }
+    }
+}
+
+fn truncation_marker(kept: usize) -> String {
+    format!("\n[output truncated at {kept} bytes]")
+}
+
+/// Ruby's `split(' ')`: whitespace runs separate words, no empty words.
+pub fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+        .filter(|w| !w.is_empty())
+}
+
+/// ARGUMENTS expansion (reference §8.2): every word that is exactly `$API` or `$TEMPLATE` is
+/// replaced by its value, the words are joined by single spaces, and the ends are trimmed.
+pub fn expand_arguments(arguments: &str, event: &HookMessage) -> String {
+    let mut api = None;
+    let mut template = None;
+    let mut out = String::with_capacity(arguments.len());
+    for (i, word) in words(arguments).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match word {
+            "$API" => out.push_str(api.get_or_insert_with(|| event.api_argument())),
+            "$TEMPLATE" => out.push_str(template.get_or_insert_with(|| event.template_argument())),
+            other => out.push_str(other),
+        }
+    }
+    out.trim_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+        .to_string()
+}
+
+/// The host a remote hook runs on: the event's REMOTE_HOST (a VM's host, a host's name).
+pub fn remote_host(event: &HookMessage) -> Option<String> {
+    match event {
+        HookMessage::State(s) => s.remote_host.clone(),
+        HookMessage::Api(_) => None,
+    }
+}
+
+/// The resource an event is about, `VM/12` or `vm/12` for an API call, `""` when unknown.
+/// API calls name their object in an integer IN parameter (the first one after the session);
+/// allocate calls in their OUT return value.
+pub fn resource(event: &HookMessage) -> String {
+    match event {
+        HookMessage::State(s) => format!("{}/{}", s.object.name(), s.resource_id),
+        HookMessage::Api(api) => {
+            let object = api.call.split('.').nth(1).unwrap_or("");
+            let allocated = if api.call.ends_with(".allocate") && api.success {
+                api.param(ParamDir::Out, 2)
+                    .filter(|v| v.trim().parse::<i64>().is_ok())
+            } else {
+                None
+            };
+            let id = allocated.or_else(|| {
+                api.params
+                    .iter()
+                    .filter(|p| p.dir == ParamDir::In && p.position >= 2)
+                    .map(|p| p.value.as_str())
+                    .find(|v| v.trim().parse::<i64>().is_ok())
+            });
+            match id {
+                Some(id) => format!("{object}/{}", id.trim()),
+                None => String::new(),
+            }
+        }
+    }
+}

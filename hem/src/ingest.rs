@@ -1,0 +1,689 @@
+//! Turns the event stream into accepted executions, exactly once per matching event.
+//!
+//! The live stream (SUB) and the journal (replay) are merged by sequence number: events at or
+//! below the watermark are dropped as duplicates, a jump in the live numbers is filled from the
+//! journal, and an idle HEM asks the journal for anything it missed (events published before
+//! the SUB connection was up, or dropped at a high-water mark). Each event is matched with a
+//! hash lookup, its executions are planned and, together with the new watermark, recorded in
+//! one state-DB transaction before they are handed to the scheduler. Reload events update the
+//! hook map in place, in event order, so the events after them see the new hooks.
+//!
+//! Against a driver without sequence tokens the HEM runs live-only, as the reference does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use one_proto::encoding::b64_decode_lenient;
+use one_proto::event::{ApiEvent, HookMessage, ParamDir};
+use one_proto::keys::{ParsedKey, RELOAD_CALLS, parse_key};
+use one_proto::retry::RetryMessage;
+
+use crate::config::ReplayFrom;
+use crate::execution::{Execution, HookPaths, Plan, resource};
+use crate::hook_map::{HookKind, HookMap, HookSpec};
+use crate::journal::{BusMessage, Journal, JournalError};
+use crate::subscriber::EventStream;
+
+/// Where the HEM gets hook definitions from (the front-end's XML-RPC API).
+pub trait HookSource: Send {
+    /// Every hook (`one.hookpool.info`).
+    fn pool(&self) -> Result<Vec<HookSpec>, String>;
+    /// One hook (`one.hook.info`); `Ok(None)` when it exists but cannot be used (unknown type).
+    fn hook(&self, id: i64) -> Result<Option<HookSpec>, String>;
+}
+
+/// Records accepted executions durably and hands them to the scheduler.
+pub trait Acceptor: Send {
+    /// Records `execs` and the watermark in one transaction, then submits the executions,
+    /// blocking while the scheduler is full. Returns false when the HEM is stopping; the
+    /// executions not submitted yet stay recorded and run at the next start.
+    fn accept(&mut self, execs: Vec<Execution>, watermark: Option<u64>) -> bool;
+}
+
+/// State shared with the rest of the HEM: stop flag, hook map generation, progress.
+#[derive(Debug, Default)]
+pub struct IngestShared {
+    pub stop: AtomicBool,
+    /// Incremented at every event-driven hook reload; a resync snapshot taken before a reload
+    /// is stale and is discarded.
+    pub generation: AtomicU64,
+    /// The last processed sequence + 1 (0: none yet).
+    pub processed_plus_one: AtomicU64,
+    /// The hook map is loaded and the journal was caught up once.
+    pub ready: AtomicBool,
+    /// Number of hooks loaded.
+    pub hooks: AtomicU64,
+}
+
+impl IngestShared {
+    pub fn processed(&self) -> Option<u64> {
+        self.processed_plus_one
+            .load(Ordering::SeqCst)
+            .checked_sub(1)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// A full hook list fetched by the periodic resync, with the generation it was fetched at.
+pub struct Snapshot {
+    pub generation: u64,
+    pub hooks: Vec<HookSpec>,
+}
+
+/// Settings of the ingest loop.
+#[derive(Clone, Debug)]
+pub struct IngestSettings {
+    pub paths: HookPaths,
+    pub replay_from: ReplayFrom,
+    pub replay_batch: u32,
+    pub poll_interval: Duration,
+    pub instance: String,
+    pub boot: u64,
+    /// The watermark recovered from the state DB.
+    pub watermark: Option<u64>,
+}
+
+/// Messages handled per wake-up before the accepted executions are committed.
+const BURST: usize = 512;
+/// How often the watermark of events that matched nothing is written.
+const WATERMARK_PERIOD: Duration = Duration::from_millis(500);
+/// The longest wait of the ingest loop, so that it notices a stop request.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The ingest loop and its state.
+pub struct Ingest<S: EventStream, J: Journal, H: HookSource, A: Acceptor> {
+    stream: S,
+    journal: Option<J>,
+    source: H,
+    acceptor: A,
+    settings: IngestSettings,
+    shared: Arc<IngestShared>,
+    snapshots: Option<mpsc::Receiver<Snapshot>>,
+    resync_now: Option<mpsc::Sender<()>>,
+
+    hooks: HookMap,
+    processed: Option<u64>,
+    written: Option<u64>,
+    last_write: Instant,
+    pending: Vec<Execution>,
+    counter: u64,
+    /// Bumped when the journal restarts numbering, so uids stay unique within this run.
+    epoch: u32,
+    journal_up: Option<bool>,
+    sequenced: Option<bool>,
+    last_reset_check: Option<Instant>,
+}
+
+impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> {
+    pub fn new(
+        stream: S,
+        journal: Option<J>,
+        source: H,
+        acceptor: A,
+        settings: IngestSettings,
+        shared: Arc<IngestShared>,
+    ) -> Self {
+        let processed = settings.watermark;
+        Ingest {
+            stream,
+            journal,
+            source,
+            acceptor,
+            shared,
+            snapshots: None,
+            resync_now: None,
+            hooks: HookMap::new(),
+            processed,
+            written: processed,
+            last_write: Instant::now(),
+            pending: Vec::new(),
+            counter: 0,
+            epoch: 0,
+            journal_up: None,
+            sequenced: None,
+            last_reset_check: None,
+            settings,
+        }
+    }
+
+    /// Connects the periodic resync: snapshots in, early-resync requests out.
+    pub fn with_resync(
+        mut self,
+        snapshots: mpsc::Receiver<Snapshot>,
+        resync_now: mpsc::Sender<()>,
+    ) -> Self {
+        self.snapshots = Some(snapshots);
+        self.resync_now = Some(resync_now);
+        self
+    }
+
+    /// Runs until the stop flag is set.
+    pub fn run(mut self) {
+        if !self.load_hooks() {
+            return;
+        }
+        self.start_position();
+        if self.processed.is_some() {
+            self.catch_up(None);
+        }
+        self.shared.ready.store(true, Ordering::SeqCst);
+        let mut last_activity = Instant::now();
+        let mut last_poll = Instant::now();
+        while !self.shared.stopping() {
+            self.apply_snapshot();
+            let wait = TICK.min(self.settings.poll_interval);
+            match self.stream.recv(wait) {
+                Ok(Some(msg)) => {
+                    self.on_live(msg);
+                    for _ in 0..BURST {
+                        match self.stream.try_recv() {
+                            Ok(Some(msg)) => self.on_live(msg),
+                            _ => break,
+                        }
+                    }
+                    self.flush(false);
+                    last_activity = Instant::now();
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read events from the subscriber socket");
+                    std::thread::sleep(TICK);
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_activity) >= self.settings.poll_interval
+                && now.duration_since(last_poll) >= self.settings.poll_interval
+            {
+                last_poll = now;
+                if self.processed.is_none() {
+                    self.start_position();
+                }
+                if self.processed.is_some() {
+                    self.catch_up(None);
+                }
+            }
+            self.flush(false);
+        }
+        self.flush(true);
+    }
+
+    /// Loads the hook pool, retrying with backoff until it works or the HEM stops.
+    fn load_hooks(&mut self) -> bool {
+        tracing::info!("Loading Hooks...");
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.source.pool() {
+                Ok(specs) => {
+                    self.hooks = HookMap::from_specs(specs);
+                    self.shared
+                        .hooks
+                        .store(self.hooks.len() as u64, Ordering::SeqCst);
+                    tracing::info!(hooks = self.hooks.len(), "Hooks successfully loaded");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        attempt,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "Cannot get hook information: {e}"
+                    );
+                    if !self.sleep(delay) {
+                        return false;
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Sleeps in ticks; false when the HEM is stopping.
+    fn sleep(&self, total: Duration) -> bool {
+        let end = Instant::now() + total;
+        while Instant::now() < end {
+            if self.shared.stopping() {
+                return false;
+            }
+            std::thread::sleep(TICK.min(end.saturating_duration_since(Instant::now())));
+        }
+        !self.shared.stopping()
+    }
+
+    /// On a first start, picks the sequence to start after from the journal (`replay_from`).
+    fn start_position(&mut self) {
+        if self.processed.is_some() {
+            return;
+        }
+        if let ReplayFrom::After(n) = self.settings.replay_from {
+            self.set_processed(n);
+            tracing::info!(
+                after = n,
+                "first start: reading events after the configured sequence"
+            );
+            self.flush(true);
+            return;
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        match journal.replay(0, 0) {
+            Ok(batch) => {
+                let h = batch.header;
+                let start = match self.settings.replay_from {
+                    ReplayFrom::Oldest => h.oldest.saturating_sub(1),
+                    _ => h.head,
+                };
+                self.note_journal(true, None);
+                tracing::info!(
+                    oldest = h.oldest,
+                    head = h.head,
+                    after = start,
+                    "first start: reading events after the journal position"
+                );
+                self.set_processed(start);
+                self.flush(true);
+            }
+            Err(e) => self.note_journal(false, Some(&e)),
+        }
+    }
+
+    fn set_processed(&mut self, seq: u64) {
+        self.processed = Some(seq);
+        self.shared
+            .processed_plus_one
+            .store(seq.saturating_add(1), Ordering::SeqCst);
+    }
+
+    fn note_journal(&mut self, up: bool, error: Option<&JournalError>) {
+        let name = self
+            .journal
+            .as_ref()
+            .map(|j| j.describe())
+            .unwrap_or_default();
+        if self.journal_up != Some(up) {
+            if up {
+                tracing::info!(journal = %name, "replay endpoint answered: missed events are replayed from the journal");
+            } else {
+                tracing::warn!(journal = %name, error = %error.map(|e| e.to_string()).unwrap_or_default(),
+                    "replay endpoint not answering: running live-only until it does; events missed meanwhile are lost");
+            }
+        }
+        self.journal_up = Some(up);
+    }
+
+    fn on_live(&mut self, msg: BusMessage) {
+        let parsed = parse_key(&msg.key);
+        if !is_primary(&parsed) {
+            return;
+        }
+        let Some(seq) = parsed.seq else {
+            if self.sequenced != Some(false) {
+                tracing::warn!(key = %msg.key, "the driver publishes no sequence numbers: running live-only, events missed while the HEM is down or slow are lost");
+                self.sequenced = Some(false);
+            }
+            self.process(0, &parsed, &msg);
+            return;
+        };
+        self.sequenced = Some(true);
+        let processed = match self.processed {
+            Some(p) => p,
+            None => {
+                // No journal position yet: the live stream defines the start.
+                let p = seq.saturating_sub(1);
+                tracing::info!(after = p, "starting with the first live event");
+                self.set_processed(p);
+                p
+            }
+        };
+        if seq <= processed {
+            self.on_duplicate(seq);
+            return;
+        }
+        if seq > processed + 1 {
+            self.flush(false);
+            self.fill_gap(processed, seq - 1);
+            if self.processed.is_some_and(|p| seq <= p) {
+                return;
+            }
+        }
+        self.process(seq, &parsed, &msg);
+        self.set_processed(seq);
+    }
+
+    /// A live event at or below the watermark: normally one already replayed. If it keeps
+    /// happening the journal may have restarted its numbering; checking once a second is cheap.
+    fn on_duplicate(&mut self, seq: u64) {
+        tracing::trace!(seq, "duplicate event dropped");
+        let due = self
+            .last_reset_check
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due && self.journal.is_some() {
+            self.last_reset_check = Some(Instant::now());
+            self.catch_up(None);
+        }
+    }
+
+    fn fill_gap(&mut self, processed: u64, until: u64) {
+        if self.journal.is_none() {
+            tracing::error!(
+                first = processed + 1,
+                last = until,
+                "events were missed and no replay endpoint is configured; they are lost"
+            );
+            self.set_processed(until);
+            return;
+        }
+        tracing::debug!(
+            first = processed + 1,
+            last = until,
+            "gap in the live events; replaying it"
+        );
+        self.catch_up(Some(until));
+    }
+
+    /// Replays from the watermark until `target` (or the journal's head), in bounded batches.
+    fn catch_up(&mut self, target: Option<u64>) {
+        let mut resets = 0;
+        loop {
+            if self.shared.stopping() {
+                return;
+            }
+            let Some(after) = self.processed else {
+                return;
+            };
+            let batch = match self.journal.as_mut() {
+                None => return,
+                Some(j) => j.replay(after, self.settings.replay_batch),
+            };
+            let batch = match batch {
+                Ok(b) => {
+                    self.note_journal(true, None);
+                    b
+                }
+                Err(e) => {
+                    self.note_journal(false, Some(&e));
+                    if let Some(t) = target.filter(|&t| t > after) {
+                        tracing::error!(first = after + 1, last = t, error = %e,
+                            "events could not be replayed; they are lost");
+                        self.set_processed(t);
+                    }
+                    return;
+                }
+            };
+            let h = batch.header;
+            if h.head < after {
+                if resets > 0 {
+                    return;
+                }
+                resets += 1;
+                self.epoch += 1;
+                tracing::warn!(
+                    head = h.head,
+                    oldest = h.oldest,
+                    watermark = after,
+                    "the journal is behind the HEM's watermark (it was replaced); following it from its oldest event"
+                );
+                self.set_processed(h.oldest.saturating_sub(1));
+                continue;
+            }
+            if h.oldest > after + 1 {
+                let lost_to = (h.oldest - 1).min(h.head);
+                if lost_to > after {
+                    tracing::error!(
+                        first = after + 1,
+                        last = lost_to,
+                        "events left the journal before the HEM read them; they are lost"
+                    );
+                    self.set_processed(lost_to);
+                    continue;
+                }
+            }
+            let received = batch.messages.len();
+            let mut last = after;
+            for msg in batch.messages {
+                let parsed = parse_key(&msg.key);
+                let Some(seq) = parsed.seq else { continue };
+                last = last.max(seq);
+                if !is_primary(&parsed) || self.processed.is_some_and(|p| seq <= p) {
+                    continue;
+                }
+                self.process(seq, &parsed, &msg);
+                self.set_processed(seq);
+            }
+            if self.processed.is_some_and(|p| last > p) {
+                self.set_processed(last);
+            }
+            self.flush(false);
+            let p = self.processed.unwrap_or(after);
+            let goal = target.unwrap_or(h.head);
+            if p >= goal {
+                return;
+            }
+            if received == 0 {
+                // The journal has nothing more up to the goal: the missing numbers carried no
+                // event the HEM subscribes to.
+                if let Some(t) = target {
+                    if t > h.head {
+                        tracing::warn!(
+                            first = p + 1,
+                            last = t,
+                            head = h.head,
+                            "live events are ahead of the journal's head; continuing from the live stream"
+                        );
+                    }
+                    self.set_processed(t);
+                }
+                return;
+            }
+        }
+    }
+
+    fn process(&mut self, seq: u64, parsed: &ParsedKey<'_>, msg: &BusMessage) {
+        tracing::debug!(key = %msg.key, seq, "New event receive");
+        match parsed.action {
+            "RETRY" => self.process_retry(seq, msg),
+            "EVENT" => {
+                let kind = parsed.kind.as_deref().and_then(HookKind::from_word);
+                if let (Some(kind), Some(key)) = (kind, parsed.key.as_deref()) {
+                    self.process_event(seq, kind, key, msg);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn process_event(&mut self, seq: u64, kind: HookKind, key: &str, msg: &BusMessage) {
+        let ids = self.hooks.lookup(kind, key).to_vec();
+        let reload = kind == HookKind::Api && RELOAD_CALLS.contains(&key);
+        if ids.is_empty() && !reload {
+            return;
+        }
+        let event = decode_event(&msg.content, seq);
+        let event_key = strip_seq(&msg.key).to_string();
+        let resource = event.as_ref().map(resource).unwrap_or_default();
+        for id in ids {
+            let Some(hook) = self.hooks.get(id) else {
+                continue;
+            };
+            let plan = Plan::for_event(hook, event.as_ref(), &self.settings.paths);
+            let uid = self.uid(seq, id);
+            self.pending.push(Execution {
+                lane: format!("{id}|{resource}"),
+                uid,
+                seq,
+                hook_id: id,
+                resource: resource.clone(),
+                event_key: event_key.clone(),
+                plan,
+            });
+        }
+        if reload && let Some(HookMessage::Api(api)) = &event {
+            self.reload(api, seq);
+        }
+    }
+
+    fn process_retry(&mut self, seq: u64, msg: &BusMessage) {
+        let retry = match RetryMessage::from_content(msg.content.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => {
+                // Without a hook id there is no hook log to write a record to.
+                tracing::error!(seq, error = %e, "cannot read a RETRY message; nothing to retry");
+                return;
+            }
+        };
+        let hook = self.hooks.get(retry.hook_id).cloned();
+        if hook.is_none() {
+            tracing::error!(
+                hook_id = retry.hook_id,
+                seq,
+                "RETRY for a hook the HEM does not know; recording a failure"
+            );
+        }
+        let plan = Plan::for_retry(retry.hook_id, hook.as_deref(), &retry, &self.settings.paths);
+        let uid = self.uid(seq, retry.hook_id);
+        self.pending.push(Execution {
+            lane: uid.clone(),
+            uid,
+            seq,
+            hook_id: retry.hook_id,
+            resource: String::new(),
+            event_key: "RETRY".to_string(),
+            plan,
+        });
+    }
+
+    /// Reference §8.6, without its crash paths: the hook id comes from the event, a failed
+    /// lookup is logged and repaired by the next resync.
+    fn reload(&mut self, api: &ApiEvent, seq: u64) {
+        if !api.success {
+            return;
+        }
+        let allocate = api.call == "one.hook.allocate";
+        let raw = if allocate {
+            api.param(ParamDir::Out, 2)
+        } else {
+            api.param(ParamDir::In, 2)
+        };
+        let Some(id) = raw.and_then(|v| v.trim().parse::<i64>().ok()) else {
+            tracing::warn!(call = %api.call, seq, "hook event without a usable hook id; no reload");
+            return;
+        };
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        if !allocate && self.hooks.remove(id) && api.call == "one.hook.delete" {
+            tracing::info!(hook_id = id, seq, "Hook ({id}) removed");
+        }
+        if api.call != "one.hook.delete" {
+            match self.source.hook(id) {
+                Ok(Some(spec)) => {
+                    self.hooks.insert(spec);
+                    tracing::info!(hook_id = id, seq, "Hook ({id}) successfully reloaded");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(hook_id = id, seq, error = %e, "Error getting hook {id}.");
+                    if let Some(tx) = &self.resync_now {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        }
+        self.shared
+            .hooks
+            .store(self.hooks.len() as u64, Ordering::SeqCst);
+    }
+
+    fn apply_snapshot(&mut self) {
+        let Some(rx) = &self.snapshots else { return };
+        let mut latest = None;
+        while let Ok(s) = rx.try_recv() {
+            latest = Some(s);
+        }
+        let Some(snapshot) = latest else { return };
+        if snapshot.generation != self.shared.generation.load(Ordering::SeqCst) {
+            tracing::debug!("hook resync discarded: hooks were reloaded while it ran");
+            return;
+        }
+        let fresh = HookMap::from_specs(snapshot.hooks);
+        if fresh.differs_from(&self.hooks) {
+            tracing::warn!(
+                before = self.hooks.len(),
+                after = fresh.len(),
+                "hook resync found hooks the events had not updated; map replaced"
+            );
+        }
+        self.hooks = fresh;
+        self.shared
+            .hooks
+            .store(self.hooks.len() as u64, Ordering::SeqCst);
+    }
+
+    fn uid(&mut self, seq: u64, hook_id: i64) -> String {
+        let s = &self.settings;
+        let epoch = if self.epoch > 0 {
+            format!("r{}", self.epoch)
+        } else {
+            String::new()
+        };
+        if seq > 0 {
+            format!("{}-{}{epoch}-{seq}-{hook_id}", s.instance, s.boot)
+        } else {
+            self.counter += 1;
+            format!("{}-{}-n{}-{hook_id}", s.instance, s.boot, self.counter)
+        }
+    }
+
+    /// Commits the planned executions with the watermark. A watermark move alone is written at
+    /// most every WATERMARK_PERIOD (replaying a few unmatched events after a crash is harmless).
+    fn flush(&mut self, force: bool) {
+        let watermark_moved = self.processed != self.written;
+        if self.pending.is_empty()
+            && !(watermark_moved && (force || self.last_write.elapsed() >= WATERMARK_PERIOD))
+        {
+            return;
+        }
+        let execs = std::mem::take(&mut self.pending);
+        if !self.acceptor.accept(execs, self.processed) {
+            self.shared.stop.store(true, Ordering::SeqCst);
+        }
+        self.written = self.processed;
+        self.last_write = Instant::now();
+    }
+}
+
+/// Keys that carry an event for the HEM: API, STATE, RETRY and unknown-type events. The
+/// per-object keys (`EVENT VM …`) repeat a STATE event under the same sequence number.
+fn is_primary(parsed: &ParsedKey<'_>) -> bool {
+    match parsed.action {
+        "RETRY" => true,
+        "EVENT" => matches!(parsed.kind.as_deref(), None | Some("api") | Some("state")),
+        _ => false,
+    }
+}
+
+/// The key without its sequence token.
+fn strip_seq(key: &str) -> &str {
+    match key.rsplit_once(" #") {
+        Some((head, tail)) if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) => {
+            head.trim_end()
+        }
+        _ => key.trim_end(),
+    }
+}
+
+fn decode_event(content: &str, seq: u64) -> Option<HookMessage> {
+    let xml = b64_decode_lenient(content);
+    let xml = String::from_utf8_lossy(&xml);
+    match HookMessage::parse(&xml) {
+        Ok(ev) => Some(ev),
+        Err(e) => {
+            tracing::warn!(seq, error = %e, "cannot read the event; its hooks run with empty arguments");
+            None
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Runs one accepted execution through its life: marked started, executed locally or on its
+//! host, its result stored in the outbox and handed to the result sender.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use one_proto::encoding::b64_encode;
+use one_proto::hook_log::ExecResult;
+use one_proto::mad::ResultFrame;
+
+use crate::exec::{ExecOutcome, ExecRequest};
+use crate::execution::{Execution, Target};
+use crate::local_exec::LocalExecutor;
+use crate::result_sender::ResultQueue;
+use crate::scheduler::Runner;
+use crate::state_db::{OutboxEntry, StateDb};
+
+/// Runs hooks on the hosts. Implemented by the SSH/agent executor; absent when the HEM has no
+/// remote execution configured.
+pub trait RemoteRun: Send + Sync + 'static {
+    fn run(
+        &self,
+        host: &str,
+        req: ExecRequest,
+    ) -> impl std::future::Future<Output = ExecOutcome> + Send;
+}
+
+/// The remote side when no remote executor is available: every remote execution fails with a
+/// record that says so.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoRemote;
+
+impl RemoteRun for NoRemote {
+    async fn run(&self, _host: &str, _req: ExecRequest) -> ExecOutcome {
+        ExecOutcome::start_failure(
+            "remote execution not available",
+            std::time::SystemTime::now(),
+        )
+    }
+}
+
+/// The scheduler's [`Runner`] for real executions.
+pub struct HemRunner<R: RemoteRun> {
+    pub db: StateDb,
+    pub results: ResultQueue,
+    pub local: LocalExecutor,
+    pub remote: Arc<R>,
+    pub output_cap: usize,
+}
+
+impl<R: RemoteRun> Runner for HemRunner<R> {
+    async fn run(&self, exec: Execution) {
+        let span = tracing::info_span!("hook", hook_id = exec.hook_id, seq = exec.seq,
+            resource = %exec.resource, uid = %exec.uid);
+        self.run_in_span(exec).instrument(span).await
+    }
+}
+
+impl<R: RemoteRun> HemRunner<R> {
+    async fn run_in_span(&self, exec: Execution) {
+        // Recorded before the process exists: after a crash this execution is reported as
+        // interrupted, never run a second time.
+        if let Err(e) = self.db.started(&exec.uid).await {
+            tracing::error!(error = %e, "cannot record the execution start; running it anyway");
+        }
+        if !exec.plan.retry {
+            tracing::info!("Executing hook {} for {}", exec.hook_id, exec.event_key);
+        }
+        let req = exec.plan.request(self.output_cap);
+        let outcome = match &exec.plan.target {
+            Target::Local => self.local.run(req).await,
+            Target::Remote { host } => self.remote.run(host, req).await,
+            Target::Refused { reason } => {
+                ExecOutcome::start_failure(reason.clone(), std::time::SystemTime::now())
+            }
+        };
+        let success = outcome.code == 0 && !outcome.timed_out && outcome.start_error.is_none();
+        let duration_ms = outcome.duration.as_millis() as u64;
+        if exec.plan.retry {
+            tracing::debug!(code = outcome.code, duration_ms, "retry executed");
+        } else if success {
+            tracing::info!(
+                code = outcome.code,
+                duration_ms,
+                "Hook {} successfully executed for {}",
+                exec.hook_id,
+                exec.event_key
+            );
+        } else {
+            tracing::error!(
+                code = outcome.code,
+                timed_out = outcome.timed_out,
+                start_error = outcome.start_error.as_deref().unwrap_or(""),
+                duration_ms,
+                "Failure executing hook {} for {}",
+                exec.hook_id,
+                exec.event_key
+            );
+        }
+        let result = exec.result(&outcome);
+        complete(&self.db, &self.results, &exec, &result).await;
+    }
+}
+
+/// The outbox entry of a result: the frame `<rc> <hook_id> <base64 body>`.
+pub fn outbox_entry(exec: &Execution, result: &ExecResult) -> OutboxEntry {
+    let frame = ResultFrame {
+        rc: i64::from(result.code),
+        hook_id: exec.hook_id,
+        body: b64_encode(result.to_xml().as_bytes()),
+    };
+    OutboxEntry {
+        uid: exec.uid.clone(),
+        hook_id: exec.hook_id,
+        frame: frame.to_frame(),
+    }
+}
+
+/// Stores a result in the outbox (replacing the execution) and queues it for delivery.
+pub async fn complete(db: &StateDb, results: &ResultQueue, exec: &Execution, result: &ExecResult) {
+    let entry = outbox_entry(exec, result);
+    if let Err(e) = db.finished(entry.clone()).await {
+        tracing::error!(hook_id = exec.hook_id, uid = %exec.uid, error = %e,
+            "cannot store the result in the outbox; sending it anyway");
+    }
+    results.send(entry);
+}

@@ -1,0 +1,157 @@
+//! Decides when accepted executions run: at most `concurrency` at once, at most
+//! `hook_concurrency` per hook, and one at a time per lane (the same hook on the same resource)
+//! in acceptance order, while unrelated executions run in parallel. The input queue is
+//! bounded and the scheduler stops taking work when `max_pending` executions are waiting, so
+//! a flood pushes back on the event reader instead of growing memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::execution::Execution;
+
+/// Runs one execution to its end (result recorded and queued for delivery).
+pub trait Runner: Send + Sync + 'static {
+    fn run(&self, exec: Execution) -> impl Future<Output = ()> + Send;
+}
+
+/// Limits of the scheduler.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub concurrency: usize,
+    pub hook_concurrency: Option<usize>,
+    pub max_pending: usize,
+}
+
+/// Where executions are submitted. Dropping every handle lets the scheduler finish.
+#[derive(Clone, Debug)]
+pub struct Submitter {
+    tx: mpsc::Sender<Execution>,
+}
+
+impl Submitter {
+    /// Submits from async code; waits while the scheduler is full.
+    pub async fn submit(&self, exec: Execution) -> Result<(), Execution> {
+        self.tx.send(exec).await.map_err(|e| e.0)
+    }
+
+    /// Submits from a thread outside the runtime; blocks while the scheduler is full.
+    pub fn submit_blocking(&self, exec: Execution) -> Result<(), Execution> {
+        self.tx.blocking_send(exec).map_err(|e| e.0)
+    }
+}
+
+/// Starts the scheduler task. It ends when every [`Submitter`] is dropped and all submitted
+/// executions are finished; aborting its handle drops the running executions.
+pub fn start<R: Runner>(
+    runner: Arc<R>,
+    limits: Limits,
+) -> (Submitter, tokio::task::JoinHandle<()>) {
+    // The channel is only a hand-off; the real bound is max_pending inside the dispatcher.
+    let (tx, rx) = mpsc::channel(256);
+    let handle = tokio::spawn(dispatch(rx, runner, limits));
+    (Submitter { tx }, handle)
+}
+
+async fn dispatch<R: Runner>(mut rx: mpsc::Receiver<Execution>, runner: Arc<R>, limits: Limits) {
+    let global = Arc::new(Semaphore::new(limits.concurrency.max(1)));
+    let mut per_hook: HashMap<i64, Arc<Semaphore>> = HashMap::new();
+    // A lane present in the map is busy; its queue holds the executions waiting behind it.
+    let mut lanes: HashMap<String, VecDeque<Execution>> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let mut tasks = JoinSet::new();
+    let mut outstanding = 0usize;
+    let mut input_open = true;
+
+    let start =
+        |exec: Execution, tasks: &mut JoinSet<()>, per_hook: &mut HashMap<i64, Arc<Semaphore>>| {
+            let hook_sem = limits.hook_concurrency.map(|n| {
+                per_hook
+                    .entry(exec.hook_id)
+                    .or_insert_with(|| Arc::new(Semaphore::new(n.max(1))))
+                    .clone()
+            });
+            let global = global.clone();
+            let runner = runner.clone();
+            let done = LaneDone {
+                lane: Some(exec.lane.clone()),
+                tx: done_tx.clone(),
+            };
+            tasks.spawn(async move {
+                let _done = done;
+                // The per-hook slot first, so that a hook at its limit does not hold a global slot.
+                let _hook_permit = match hook_sem {
+                    Some(s) => s.acquire_owned().await.ok(),
+                    None => None,
+                };
+                let Ok(_permit) = global.acquire_owned().await else {
+                    return;
+                };
+                runner.run(exec).await;
+            });
+        };
+
+    loop {
+        if !input_open && outstanding == 0 {
+            break;
+        }
+        tokio::select! {
+            Some(lane) = done_rx.recv() => {
+                outstanding = outstanding.saturating_sub(1);
+                let next = match lanes.get_mut(&lane) {
+                    Some(queue) => queue.pop_front(),
+                    None => None,
+                };
+                match next {
+                    Some(exec) => start(exec, &mut tasks, &mut per_hook),
+                    None => {
+                        lanes.remove(&lane);
+                    }
+                }
+            }
+            received = rx.recv(), if input_open && outstanding < limits.max_pending => {
+                match received {
+                    Some(exec) => {
+                        outstanding += 1;
+                        match lanes.get_mut(&exec.lane) {
+                            Some(queue) => queue.push_back(exec),
+                            None => {
+                                lanes.insert(exec.lane.clone(), VecDeque::new());
+                                start(exec, &mut tasks, &mut per_hook);
+                            }
+                        }
+                    }
+                    None => input_open = false,
+                }
+            }
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = joined
+                    && e.is_panic()
+                {
+                    tracing::error!("a hook execution task panicked; its lane continues");
+                }
+            }
+        }
+        // Per-hook semaphores of idle hooks are dropped so the map does not grow with churn.
+        if per_hook.len() > 1024 {
+            per_hook.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+    }
+}
+
+/// Reports a lane free when an execution task ends, however it ends.
+struct LaneDone {
+    lane: Option<String>,
+    tx: mpsc::UnboundedSender<String>,
+}
+
+impl Drop for LaneDone {
+    fn drop(&mut self) {
+        if let Some(lane) = self.lane.take() {
+            let _ = self.tx.send(lane);
+        }
+    }
+}

@@ -1,0 +1,534 @@
+//! The HEM's crash-safety state in SQLite: the last fully processed event sequence (watermark),
+//! accepted executions (pending or started) and results not yet acknowledged by the driver.
+//!
+//! One thread owns the connection and commits whatever requests are waiting in one transaction
+//! (group commit), so the per-execution writes cost little under load. The file is in WAL mode
+//! with `synchronous=NORMAL`: a committed transaction survives a crash of the HEM (kill -9);
+//! after a crash of the whole machine the last transactions may be lost.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use crate::execution::{Execution, Plan, Target};
+
+/// Requests committed together at most; bounds the latency a large burst adds to one commit.
+const MAX_BATCH: usize = 1024;
+
+/// A result body waiting for the driver's ACK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub uid: String,
+    pub hook_id: i64,
+    /// The whole request frame, `<rc> <hook_id> <base64 body>`.
+    pub frame: String,
+}
+
+/// What the previous run left behind.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Identifies this state DB in execution uids.
+    pub instance: String,
+    /// Incremented at every start; makes uids unique when the driver sends no sequence numbers.
+    pub boot: u64,
+    /// The last event sequence fully processed; `None` on a first start.
+    pub watermark: Option<u64>,
+    /// Accepted, never started: they run now.
+    pub pending: Vec<Execution>,
+    /// Started, never finished: reported as interrupted instead of being run twice.
+    pub interrupted: Vec<Execution>,
+    /// Results sent (or about to be) but never acknowledged: sent again.
+    pub outbox: Vec<OutboxEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateDbError {
+    #[error("cannot open state DB {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the directory of state DB {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state DB {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("state DB write failed: {0}")]
+    Write(String),
+    #[error("the state DB is closed")]
+    Closed,
+}
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+enum Request {
+    Accept {
+        execs: Vec<Execution>,
+        watermark: Option<u64>,
+        reply: Option<Reply>,
+    },
+    Started {
+        uid: String,
+        reply: Reply,
+    },
+    Finished {
+        entry: OutboxEntry,
+        reply: Reply,
+    },
+    Acked {
+        uid: String,
+    },
+    Stop,
+}
+
+/// A handle to the state DB writer; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct StateDb {
+    tx: mpsc::Sender<Request>,
+}
+
+/// Owns the writer thread; dropping it (or calling [`StateDbThread::stop`]) ends the thread
+/// after the requests already queued are committed.
+#[derive(Debug)]
+pub struct StateDbThread {
+    tx: mpsc::Sender<Request>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl StateDb {
+    /// Opens (or creates) the state DB, reads what the previous run left, and starts the writer.
+    pub fn open(path: &Path) -> Result<(StateDb, StateDbThread, Recovery), StateDbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StateDbError::Directory {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StateDbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let sql = |source| StateDbError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        prepare(&conn).map_err(sql)?;
+        let recovery = recover(&conn).map_err(sql)?;
+        let (tx, rx) = mpsc::channel();
+        let db_path = path.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("hem-state-db".into())
+            .spawn(move || writer(conn, rx, db_path))
+            .map_err(|e| StateDbError::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok((
+            StateDb { tx: tx.clone() },
+            StateDbThread {
+                tx,
+                handle: Some(handle),
+            },
+            recovery,
+        ))
+    }
+
+    /// Records accepted executions and the new watermark in one transaction, and waits for the
+    /// commit. For threads outside the async runtime.
+    pub fn accept_blocking(
+        &self,
+        execs: Vec<Execution>,
+        watermark: Option<u64>,
+    ) -> Result<(), StateDbError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Accept {
+            execs,
+            watermark,
+            reply: Some(reply),
+        })?;
+        wait_blocking(rx)
+    }
+
+    /// As [`StateDb::accept_blocking`], from async code.
+    pub async fn accept(
+        &self,
+        execs: Vec<Execution>,
+        watermark: Option<u64>,
+    ) -> Result<(), StateDbError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Accept {
+            execs,
+            watermark,
+            reply: Some(reply),
+        })?;
+        wait(rx).await
+    }
+
+    /// Moves the watermark without waiting for the commit (events that matched no hook).
+    pub fn set_watermark(&self, watermark: u64) -> Result<(), StateDbError> {
+        self.send(Request::Accept {
+            execs: Vec::new(),
+            watermark: Some(watermark),
+            reply: None,
+        })
+    }
+
+    /// Marks an execution started; call before the process is spawned, so that a crash can
+    /// never make it run twice.
+    pub async fn started(&self, uid: &str) -> Result<(), StateDbError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Started {
+            uid: uid.to_string(),
+            reply,
+        })?;
+        wait(rx).await
+    }
+
+    /// Replaces the execution by its result in the outbox, in one transaction.
+    pub async fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Finished { entry, reply })?;
+        wait(rx).await
+    }
+
+    /// As [`StateDb::finished`], for threads outside the async runtime.
+    pub fn finished_blocking(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Finished { entry, reply })?;
+        wait_blocking(rx)
+    }
+
+    /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
+    /// driver drops as a duplicate).
+    pub fn acked(&self, uid: &str) {
+        let _ = self.send(Request::Acked {
+            uid: uid.to_string(),
+        });
+    }
+
+    fn send(&self, req: Request) -> Result<(), StateDbError> {
+        self.tx.send(req).map_err(|_| StateDbError::Closed)
+    }
+}
+
+impl StateDbThread {
+    /// Commits what is queued and ends the writer thread.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        let _ = self.tx.send(Request::Stop);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for StateDbThread {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), StateDbError> {
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StateDbError::Write(e)),
+        Err(_) => Err(StateDbError::Closed),
+    }
+}
+
+fn wait_blocking(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), StateDbError> {
+    match rx.blocking_recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StateDbError::Write(e)),
+        Err(_) => Err(StateDbError::Closed),
+    }
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+fn prepare(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < 1 {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS executions (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 uid TEXT NOT NULL UNIQUE,
+                 seq INTEGER NOT NULL,
+                 hook_id INTEGER NOT NULL,
+                 lane TEXT NOT NULL,
+                 resource TEXT NOT NULL,
+                 event_key TEXT NOT NULL,
+                 command TEXT NOT NULL,
+                 arguments TEXT NOT NULL,
+                 stdin INTEGER NOT NULL,
+                 timeout_secs INTEGER,
+                 target TEXT NOT NULL,
+                 target_value TEXT,
+                 report_host TEXT,
+                 retry INTEGER NOT NULL,
+                 started INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 uid TEXT NOT NULL UNIQUE,
+                 hook_id INTEGER NOT NULL,
+                 frame TEXT NOT NULL);
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "schema version {version} is newer than this HEM understands ({SCHEMA_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
+    let meta = |key: &str| -> rusqlite::Result<Option<String>> {
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+    };
+    let instance = match meta("instance")? {
+        Some(i) => i,
+        None => {
+            let i = new_instance_id();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('instance', ?1)",
+                [&i],
+            )?;
+            i
+        }
+    };
+    let boot = meta("boot")?
+        .and_then(|b| b.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('boot', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [boot.to_string()],
+    )?;
+    let watermark = meta("watermark")?.and_then(|w| w.parse::<u64>().ok());
+
+    let mut pending = Vec::new();
+    let mut interrupted = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT uid, seq, hook_id, lane, resource, event_key, command, arguments, stdin,
+                timeout_secs, target, target_value, report_host, retry, started
+         FROM executions ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let target_kind: String = r.get(10)?;
+        let target_value: Option<String> = r.get(11)?;
+        let target = match target_kind.as_str() {
+            "local" => Target::Local,
+            "remote" => Target::Remote {
+                host: target_value.unwrap_or_default(),
+            },
+            _ => Target::Refused {
+                reason: target_value.unwrap_or_default(),
+            },
+        };
+        let exec = Execution {
+            uid: r.get(0)?,
+            seq: r.get::<_, i64>(1)? as u64,
+            hook_id: r.get(2)?,
+            lane: r.get(3)?,
+            resource: r.get(4)?,
+            event_key: r.get(5)?,
+            plan: Plan {
+                command: r.get(6)?,
+                arguments: r.get(7)?,
+                stdin: r.get(8)?,
+                timeout_secs: r.get::<_, Option<i64>>(9)?.map(|t| t as u64),
+                target,
+                report_host: r.get(12)?,
+                retry: r.get(13)?,
+            },
+        };
+        Ok((exec, r.get::<_, bool>(14)?))
+    })?;
+    for row in rows {
+        let (exec, started) = row?;
+        if started {
+            interrupted.push(exec);
+        } else {
+            pending.push(exec);
+        }
+    }
+    let mut stmt = conn.prepare("SELECT uid, hook_id, frame FROM outbox ORDER BY id")?;
+    let outbox = stmt
+        .query_map([], |r| {
+            Ok(OutboxEntry {
+                uid: r.get(0)?,
+                hook_id: r.get(1)?,
+                frame: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Recovery {
+        instance,
+        boot,
+        watermark,
+        pending,
+        interrupted,
+        outbox,
+    })
+}
+
+/// A short id that tells this state DB's executions from those of any other HEM.
+fn new_instance_id() -> String {
+    let mut h = Sha256::new();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let stack_addr = &h as *const _ as usize;
+    h.update(stack_addr.to_le_bytes());
+    hex::encode(&h.finalize()[..6])
+}
+
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf) {
+    let mut stop = false;
+    while !stop {
+        let Ok(first) = rx.recv() else { break };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        if let Some(pos) = batch.iter().position(|r| matches!(r, Request::Stop)) {
+            stop = true;
+            batch.truncate(pos);
+            // Requests queued after Stop come from still-running callers; commit them too.
+            while let Ok(req) = rx.try_recv() {
+                if !matches!(req, Request::Stop) {
+                    batch.push(req);
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let outcome = commit(&mut conn, &batch);
+        match outcome {
+            Ok(()) => reply_all(batch, Ok(())),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "state DB group commit failed; retrying requests one by one");
+                // Commit each request on its own so that one bad request fails alone.
+                for req in batch {
+                    let result = commit(&mut conn, std::slice::from_ref(&req));
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, path = %path.display(), "state DB write failed");
+                    }
+                    reply_all(vec![req], result.map_err(|e| e.to_string()));
+                }
+            }
+        }
+    }
+    tracing::debug!(path = %path.display(), "state DB writer stopped");
+}
+
+fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
+    for req in batch {
+        let reply = match req {
+            Request::Accept { reply, .. } => reply,
+            Request::Started { reply, .. } | Request::Finished { reply, .. } => Some(reply),
+            Request::Acked { .. } | Request::Stop => None,
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(result.clone());
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut watermark: Option<u64> = None;
+    for req in batch {
+        match req {
+            Request::Accept {
+                execs,
+                watermark: w,
+                ..
+            } => {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO executions (uid, seq, hook_id, lane, resource, event_key,
+                        command, arguments, stdin, timeout_secs, target, target_value, report_host,
+                        retry, started)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 0)",
+                )?;
+                for e in execs {
+                    let (kind, value) = match &e.plan.target {
+                        Target::Local => ("local", None),
+                        Target::Remote { host } => ("remote", Some(host.as_str())),
+                        Target::Refused { reason } => ("refused", Some(reason.as_str())),
+                    };
+                    stmt.execute(params![
+                        e.uid,
+                        e.seq as i64,
+                        e.hook_id,
+                        e.lane,
+                        e.resource,
+                        e.event_key,
+                        e.plan.command,
+                        e.plan.arguments,
+                        e.plan.stdin,
+                        e.plan.timeout_secs.map(|t| t as i64),
+                        kind,
+                        value,
+                        e.plan.report_host,
+                        e.plan.retry,
+                    ])?;
+                }
+                if let Some(w) = w {
+                    watermark = Some(watermark.map_or(*w, |cur| cur.max(*w)));
+                }
+            }
+            Request::Started { uid, .. } => {
+                tx.prepare_cached("UPDATE executions SET started = 1 WHERE uid = ?1")?
+                    .execute([uid])?;
+            }
+            Request::Finished { entry, .. } => {
+                tx.prepare_cached("DELETE FROM executions WHERE uid = ?1")?
+                    .execute([&entry.uid])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![entry.uid, entry.hook_id, entry.frame])?;
+            }
+            Request::Acked { uid } => {
+                tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
+                    .execute([uid])?;
+            }
+            Request::Stop => {}
+        }
+    }
+    if let Some(w) = watermark {
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('watermark', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute([w.to_string()])?;
+    }
+    tx.commit()
+}

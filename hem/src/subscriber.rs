@@ -1,0 +1,85 @@
+//! The live event stream: a SUB socket on the driver's publisher.
+//!
+//! It subscribes once, at start, to every key that carries an event the HEM may act on (API,
+//! STATE, RETRY and unknown-type events) and matching happens in the process. Hook reloads
+//! therefore never touch socket subscriptions, and every sequence number of the stream reaches
+//! the HEM exactly once, so a gap in the numbers is a lost event, not a filter effect.
+
+use std::time::Duration;
+
+use crate::journal::BusMessage;
+
+/// The prefixes the HEM subscribes to. `EVENT VM`, `EVENT HOST`, … repeat an event already
+/// published under `EVENT STATE` with the same sequence number, and are not needed.
+pub const SUBSCRIPTIONS: [&str; 4] = ["EVENT API ", "EVENT STATE ", "RETRY", "EVENT #"];
+
+/// A stream of live bus messages.
+pub trait EventStream: Send {
+    /// The next message, waiting at most `timeout`.
+    fn recv(&mut self, timeout: Duration) -> Result<Option<BusMessage>, String>;
+    /// The next message if one is already waiting.
+    fn try_recv(&mut self) -> Result<Option<BusMessage>, String>;
+}
+
+/// The SUB socket.
+pub struct ZmqSubscriber {
+    socket: zmq::Socket,
+    endpoint: String,
+}
+
+/// Messages the SUB socket buffers while the HEM is busy; beyond it the publisher drops them
+/// and the HEM replays the gap from the journal.
+const RECEIVE_HWM: i32 = 20_000;
+
+impl ZmqSubscriber {
+    /// Connects and subscribes. The connection completes in the background; events published
+    /// before it does are recovered from the journal.
+    pub fn connect(ctx: &zmq::Context, endpoint: &str) -> Result<ZmqSubscriber, zmq::Error> {
+        let socket = ctx.socket(zmq::SUB)?;
+        socket.set_rcvhwm(RECEIVE_HWM)?;
+        socket.set_linger(0)?;
+        for prefix in SUBSCRIPTIONS {
+            socket.set_subscribe(prefix.as_bytes())?;
+        }
+        socket.connect(endpoint)?;
+        Ok(ZmqSubscriber {
+            socket,
+            endpoint: endpoint.to_string(),
+        })
+    }
+
+    fn read(&mut self, flags: i32) -> Result<Option<BusMessage>, String> {
+        match self.socket.recv_multipart(flags) {
+            Ok(frames) => {
+                let mut frames = frames.into_iter();
+                let key = frames.next().unwrap_or_default();
+                let content = frames.next().unwrap_or_default();
+                Ok(Some(BusMessage {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    content: String::from_utf8_lossy(&content).into_owned(),
+                }))
+            }
+            Err(zmq::Error::EAGAIN) => Ok(None),
+            Err(zmq::Error::EINTR) => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.endpoint)),
+        }
+    }
+}
+
+impl EventStream for ZmqSubscriber {
+    fn recv(&mut self, timeout: Duration) -> Result<Option<BusMessage>, String> {
+        match self
+            .socket
+            .poll(zmq::POLLIN, timeout.as_millis().max(1) as i64)
+        {
+            Ok(0) => Ok(None),
+            Ok(_) => self.read(zmq::DONTWAIT),
+            Err(zmq::Error::EINTR) => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.endpoint)),
+        }
+    }
+
+    fn try_recv(&mut self) -> Result<Option<BusMessage>, String> {
+        self.read(zmq::DONTWAIT)
+    }
+}
