@@ -56,7 +56,7 @@ fn api_event_parses_back_and_keeps_received_call_info() {
     );
     assert_eq!(
         parsed.api_argument(),
-        b64_encode(reference[start..end].as_bytes())
+        b64_encode(&reference.as_bytes()[start..end])
     );
     assert_eq!(parsed.template_argument(), "");
 }
@@ -68,7 +68,7 @@ fn api_argument_of_built_event_is_its_call_info() {
     let start = xml.find("<CALL_INFO>").unwrap();
     let end = xml.find("</CALL_INFO>").unwrap() + "</CALL_INFO>".len();
     let decoded = b64_decode_strict(&message.api_argument()).unwrap();
-    assert_eq!(decoded, xml[start..end].as_bytes());
+    assert_eq!(decoded, &xml.as_bytes()[start..end]);
 }
 
 #[test]
