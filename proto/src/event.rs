@@ -217,7 +217,8 @@ pub struct StateEvent {
     pub object: ObjectKind,
     /// The state name as events carry it (NET UPDATE_FAILURE is the empty string).
     pub state: String,
-    /// The LCM state name; VM only (ignored for other objects when writing).
+    /// The LCM state name; VM only (ignored for other objects when writing). A VM event without
+    /// one is written without `LCM_STATE`, which reference readers reject.
     pub lcm_state: Option<String>,
     pub resource_id: i64,
     /// SERVICE_ID from the VM's user template; VM only (ignored for other objects when writing).
