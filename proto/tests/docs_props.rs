@@ -225,7 +225,7 @@ fn exec_result() -> impl Strategy<Value = ExecResult> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn api_events_round_trip(event in api_event()) {
@@ -435,7 +435,7 @@ fn read_everything(input: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn no_reader_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
