@@ -1,1 +1,357 @@
-//! Library part of the binary; `main` only parses flags and calls `run`.
+//! `one_hm`, the Hook Manager driver: oned's MAD lines on stdin/stdout, events on a ZeroMQ PUB
+//! socket, hook results on a REP socket, every event in a SQLite journal that subscribers can
+//! replay.
+//!
+//! It is a drop-in replacement for OpenNebula's `one_hm.rb`: an unmodified reference subscriber
+//! (the Ruby HEM, a `SUB` socket with the reference filters) sees the same keys and contents.
+//!
+//! # Running
+//!
+//! ```text
+//! one_hm [-p PORT] [-l PORT] [-h HWM] [-b ADDR] [-t N] [--replay-port PORT]
+//!        [--journal PATH] [--journal-retention SPEC] [--journal-sync off|normal|full]
+//!        [--dedupe-window N] [--no-sequence] [--endpoints-file PATH]
+//! ```
+//!
+//! | flag | default | meaning |
+//! |---|---|---|
+//! | `-p`, `--publisher-port` | 2101 | PUB port for events |
+//! | `-l`, `--logger-port` | 2102 | REP port for results |
+//! | `-h`, `--hwm` | libzmq's (1000) | ZMQ_SNDHWM of the PUB socket: messages queued per subscriber before they are dropped |
+//! | `-b`, `--bind` | 127.0.0.1 | address of all three sockets |
+//! | `-t`, `--threads` | — | accepted and ignored (the pipeline has fixed threads) |
+//! | `--replay-port` | 2103 | REP port of the replay endpoint |
+//! | `--journal` | `one_hm.journal.db` (in the working directory, `/var/lib/one` under oned) | SQLite journal file |
+//! | `--journal-retention` | `1000000,7d` | event count and/or age (`s`, `m`, `h`, `d`) kept; the first limit reached trims |
+//! | `--journal-sync` | `full` | SQLite `synchronous` of the journal (see Durability) |
+//! | `--dedupe-window` | 100000 | results remembered for EXECUTION_UID duplicate detection |
+//! | `--no-sequence` | off | publish bare reference keys without the `#<seq>` token |
+//! | `--endpoints-file` | — | after binding, write `publisher=…`, `logger=…` and `replay=…` lines (useful with port 0) |
+//! | `--help`, `--version` | | |
+//!
+//! As in the reference, the first three port flags may be given without a value, which means port
+//! 0 (an ephemeral port). oned passes the whole ARGUMENTS string as one argument; a single
+//! argument containing spaces is split into words, so the binary can be `HM_MAD` directly.
+//! Logs go to stderr (level from `ONE_HM_LOG`, e.g. `debug`); a closed stderr is harmless.
+//!
+//! Exit status: 0 after FINALIZE, end of stdin, SIGTERM or SIGINT (a second signal exits at once
+//! with 1); 255 for bad flags or when the journal cannot be opened or a socket cannot be bound,
+//! before INIT is answered, as the reference does.
+//!
+//! # MAD protocol (reference §6)
+//!
+//! `INIT` is answered `INIT SUCCESS - -`, the first bytes ever written to stdout; anything else
+//! waits 200 ms after it, because oned reads the reply with one 31-byte read. Every line is
+//! flushed on its own. `EXECUTE  -1 <b64>` and `RETRY  -1 <b64>` are journaled and published;
+//! `FINALIZE` and end of stdin stop the driver cleanly. A message whose key elements are missing
+//! (reference §5.3) is reported as `LOG E 0 Event not published: …` and not journaled; garbage
+//! that decodes to no known HOOK_TYPE is published as `EVENT ` like the reference does. Unknown
+//! lines are logged on stderr and ignored.
+//!
+//! # Events on the PUB socket (reference §5.2, §5.3)
+//!
+//! Each key is one two-frame message: the key, then the base64 message exactly as oned sent it
+//! (a retry's content keeps the reference's trailing space). Keys are byte-exact reference keys
+//! followed by the sequence token: one space if the key does not already end with one, then
+//! `#<seq>` (`EVENT VM 42/PENDING/LCM_INIT #17`, `EVENT API one.vm.allocate 1 #17`, `RETRY #18`).
+//! Reference subscribers use prefix filters and read the first three or four words, so they
+//! ignore the token; all keys of one event share the number. Sequence numbers start at 1 and
+//! never repeat or go back, across restarts and trims. Events are published in oned's order.
+//!
+//! Publishing never blocks reading stdin: a PUB socket drops messages for a subscriber above its
+//! high-water mark. A subscriber that sees the sequence jump (or suspects it missed the newest
+//! events) asks the replay endpoint for what it missed. A subscriber with prefix filters sees only
+//! some sequence numbers; it replays the range it did not see and matches the events itself.
+//!
+//! # Replay (REP, `--replay-port`)
+//!
+//! Request one frame `REPLAY <after> <max>`; reply `OK <oldest> <head> <n>` then, for each of the
+//! `n` events after `<after>` in order, one pair of frames (key with sequence token, content) per
+//! key it was published under. `max` is capped at 1000 events and a reply at about 16 MiB (at
+//! least one event); repeat from the last sequence received until `head`. `max = 0` returns the
+//! header only (a cheap way to learn `head`). `oldest > after + 1` means events were trimmed by
+//! retention; `head < after` means the journal is not the one the subscriber read before (a new
+//! file, or a tail lost to power failure with `--journal-sync normal`). A bad request is answered
+//! `ERR <reason>`. The same pairs are always sent with the token, even with `--no-sequence`.
+//!
+//! # Results (REP, `--logger-port`; reference §5.5)
+//!
+//! A request is one frame `<rc> <hook_id> <body>`. Accepted: after trimming surrounding
+//! whitespace, exactly three words separated by whitespace: rc (an optional `-` and decimal
+//! digits, within 64 bits), hook id (decimal digits) and a strict-base64 body (whole groups of
+//! four characters, padding only at the end). Anything else is malformed: it is answered
+//! `ERR <reason>`, logged with the reason and not forwarded (the reference's `to_i` would turn it
+//! into a record for hook 0). A well-formed result is written to the journal's `results` table,
+//! then answered `ACK`, then forwarded to oned as `EXECUTE SUCCESS|FAILURE <hook_id> <rc> <body>`
+//! (SUCCESS when rc is 0) in arrival order; once written to stdout it is marked forwarded. Results
+//! stored but not forwarded when the driver stopped are forwarded after the next INIT. If the body
+//! holds `<EXECUTION_UID>…</EXECUTION_UID>` and a result with that uid is already stored (among the
+//! last `--dedupe-window` results), the duplicate is answered `ACK` and not forwarded again. If
+//! the journal cannot store a result it is answered `ERR …` and the sender may try again.
+//!
+//! # Journal and durability
+//!
+//! One writer thread commits everything that has queued up while its previous commit ran, up to
+//! 16384 events, in one transaction (group commit, WAL mode); only then are those events
+//! published and those results acknowledged. Under load the batches grow, so the commit cost is
+//! shared by thousands of events; when idle each event is committed alone at once.
+//!
+//! - `--journal-sync full` (default): the WAL is fsynced at every commit. Whatever was
+//!   published or acknowledged survives a kill -9 of the driver and a power loss or kernel crash.
+//! - `--journal-sync normal`: no fsync on commit (only at checkpoints). A kill -9 loses nothing
+//!   committed (the WAL is in the page cache); a power loss can roll back the last committed
+//!   batches (at most the WAL since the last checkpoint, 32 MiB), events a subscriber may already
+//!   have seen; the file stays consistent.
+//! - `--journal-sync off`: no fsync at all; a power loss can corrupt the journal.
+//!
+//! In every mode, lines read from stdin but not yet committed when the process dies (at most one
+//! batch, normally the last milliseconds of input) are lost: they were never published or
+//! acknowledged. Retention is applied once a second in bounded passes. If the journal refuses a
+//! commit (disk full), events are held and retried with backoff (stdin is read no further once
+//! the queue is full) rather than published unjournaled.
+//!
+//! The journal sits behind the [`journal::EventLog`] and [`journal::EventReader`] traits, so that
+//! another durable log can be added beside [`sqlite_journal::SqliteJournal`].
+
+pub mod config;
+pub mod journal;
+pub mod journal_writer;
+pub mod logging;
+pub mod oned_input;
+pub mod oned_output;
+pub mod publisher;
+pub mod replay_server;
+pub mod result_server;
+pub mod shutdown;
+pub mod sqlite_journal;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, anyhow};
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::journal::EventLog;
+use crate::journal_writer::WriterMsg;
+use crate::shutdown::{Shutdown, StopReason};
+use crate::sqlite_journal::{JournalOptions, SqliteJournal};
+
+/// Messages queued from stdin to the journal writer (each a read chunk of events); when full,
+/// stdin is read no further until the journal catches up.
+const WRITER_QUEUE: usize = 256;
+/// How long closing sockets may take to deliver what is queued (last events, last ACKs).
+const LINGER_MS: i32 = 1000;
+/// Largest result request accepted; a larger one makes libzmq drop the connection.
+const MAX_RESULT_BYTES: i64 = 64 * 1024 * 1024;
+/// Largest replay request accepted.
+const MAX_REPLAY_REQUEST_BYTES: i64 = 4096;
+
+/// The endpoints the sockets are bound to (ports resolved when 0 was asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// PUB socket.
+    pub publisher: String,
+    /// Results REP socket.
+    pub logger: String,
+    /// Replay REP socket.
+    pub replay: String,
+}
+
+/// Runs the driver on the process's stdin and stdout until FINALIZE, end of stdin or `shutdown`.
+/// Returns an error when it cannot start (journal, sockets) or a thread failed fatally.
+pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let journal = SqliteJournal::open(
+        &config.journal,
+        JournalOptions {
+            retention: config.retention,
+            sync: config.sync,
+            dedupe_window: config.dedupe_window,
+        },
+    )
+    .with_context(|| format!("opening the journal {}", config.journal.display()))?;
+    let reader = journal.reader().context("opening a replay reader")?;
+
+    let ctx = zmq::Context::new();
+    let publisher = bind(
+        &ctx,
+        &config,
+        zmq::PUB,
+        config.publisher_port,
+        "publisher",
+        |s| {
+            if let Some(hwm) = config.hwm {
+                s.set_sndhwm(hwm)?;
+            }
+            Ok(())
+        },
+    )?;
+    let results = bind(
+        &ctx,
+        &config,
+        zmq::REP,
+        config.logger_port,
+        "replier",
+        |s| s.set_maxmsgsize(MAX_RESULT_BYTES),
+    )?;
+    let replay = bind(&ctx, &config, zmq::REP, config.replay_port, "replay", |s| {
+        s.set_maxmsgsize(MAX_REPLAY_REQUEST_BYTES)
+    })?;
+    let endpoints = Endpoints {
+        publisher: last_endpoint(&publisher)?,
+        logger: last_endpoint(&results)?,
+        replay: last_endpoint(&replay)?,
+    };
+    if let Some(path) = &config.endpoints_file {
+        write_endpoints(path, &endpoints)
+            .with_context(|| format!("writing the endpoints file {}", path.display()))?;
+    }
+    info!(
+        publisher = %endpoints.publisher,
+        logger = %endpoints.logger,
+        replay = %endpoints.replay,
+        journal = %config.journal.display(),
+        head = journal.head(),
+        "one_hm started"
+    );
+
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .context("duplicating stdin")?;
+
+    let (writer_tx, writer_rx) = mpsc::sync_channel::<WriterMsg>(WRITER_QUEUE);
+    let (oned_tx, oned_rx) = mpsc::channel();
+    let (publish_tx, publish_rx) = mpsc::channel();
+
+    let mut threads = Threads::default();
+    let key_style = config.key_style;
+    threads.spawn("publisher", &shutdown, move || {
+        publisher::run(publisher, publish_rx, key_style)
+    });
+    let (tx, sd) = (writer_tx.clone(), shutdown.clone());
+    threads.spawn("oned-output", &shutdown, move || {
+        oned_output::run(std::io::stdout(), oned_rx, tx, sd)
+    });
+    let links = journal_writer::WriterLinks {
+        publisher: publish_tx,
+        oned: oned_tx.clone(),
+    };
+    let sd = shutdown.clone();
+    let journal: Box<dyn EventLog> = Box::new(journal);
+    threads.spawn("journal-writer", &shutdown, move || {
+        journal_writer::run(journal, writer_rx, links, sd)
+    });
+    let mut front = Threads::default();
+    let (tx, sd) = (writer_tx.clone(), shutdown.clone());
+    front.spawn("results", &shutdown, move || {
+        result_server::run(results, tx, sd)
+    });
+    let sd = shutdown.clone();
+    front.spawn("replay", &shutdown, move || {
+        replay_server::run(replay, reader, sd)
+    });
+    let links = oned_input::InputLinks {
+        writer: writer_tx.clone(),
+        oned: oned_tx,
+    };
+    let sd = shutdown.clone();
+    front.spawn("oned-input", &shutdown, move || {
+        oned_input::run(stdin, links, sd)
+    });
+
+    let reason = shutdown.wait();
+    info!(reason = ?reason, "shutting down");
+    // Stop taking input first, then let the writer commit, publish and forward what is queued.
+    front.join();
+    let _ = writer_tx.send(WriterMsg::Finish);
+    drop(writer_tx);
+    threads.join();
+    drop(ctx);
+    info!("one_hm stopped");
+    match reason {
+        StopReason::Fatal(message) => Err(anyhow!(message)),
+        _ => Ok(()),
+    }
+}
+
+fn bind(
+    ctx: &zmq::Context,
+    config: &Config,
+    kind: zmq::SocketType,
+    port: u16,
+    name: &str,
+    configure: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
+) -> anyhow::Result<zmq::Socket> {
+    let endpoint = config.endpoint(port);
+    let socket = ctx
+        .socket(kind)
+        .with_context(|| format!("creating the {name} socket"))?;
+    socket
+        .set_linger(LINGER_MS)
+        .and_then(|()| socket.set_ipv6(config.is_ipv6()))
+        .and_then(|()| configure(&socket))
+        .with_context(|| format!("configuring the {name} socket"))?;
+    socket
+        .bind(&endpoint)
+        .with_context(|| format!("Failed to bind {name} socket to {endpoint}"))?;
+    Ok(socket)
+}
+
+fn last_endpoint(socket: &zmq::Socket) -> anyhow::Result<String> {
+    socket
+        .get_last_endpoint()
+        .context("reading a bound endpoint")?
+        .map_err(|raw| anyhow!("bound endpoint is not text: {raw:?}"))
+}
+
+/// Written to a temporary file and renamed, so a reader never sees half of it.
+fn write_endpoints(path: &Path, endpoints: &Endpoints) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    write!(
+        file,
+        "publisher={}\nlogger={}\nreplay={}\n",
+        endpoints.publisher, endpoints.logger, endpoints.replay
+    )?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Threads joined together; a thread that cannot start stops the driver.
+#[derive(Default)]
+struct Threads {
+    handles: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Threads {
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        shutdown: &Shutdown,
+        body: impl FnOnce() + Send + 'static,
+    ) {
+        match std::thread::Builder::new().name(name.into()).spawn(body) {
+            Ok(handle) => self.handles.push((name, handle)),
+            Err(e) => {
+                error!(thread = name, error = %e, "cannot start thread");
+                shutdown.trigger(StopReason::Fatal(format!(
+                    "cannot start thread {name}: {e}"
+                )));
+            }
+        }
+    }
+
+    fn join(self) {
+        for (name, handle) in self.handles {
+            if handle.join().is_err() {
+                error!(thread = name, "thread panicked");
+            }
+        }
+    }
+}

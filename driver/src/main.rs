@@ -1,1 +1,50 @@
-fn main() {}
+//! `one_hm`: parses flags, sets up tracing and signals, and calls [`one_hm::run`].
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use clap::error::ErrorKind;
+use one_hm::config::{Cli, Config, split_single_argument};
+use one_hm::shutdown::{Shutdown, watch_signals};
+use one_hm::{logging, run};
+use tracing::error;
+
+/// The reference driver exits with `exit(-1)` on bad options and bind failures.
+const FAILURE: u8 = 255;
+
+fn main() -> ExitCode {
+    logging::reserve_standard_fds();
+    let args = split_single_argument(std::env::args().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(FAILURE),
+            };
+        }
+    };
+    logging::init_tracing();
+    let config = match Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(problems) => {
+            for problem in problems {
+                error!(problem = %problem, "invalid flag");
+            }
+            return ExitCode::from(FAILURE);
+        }
+    };
+    let shutdown = Shutdown::new();
+    if let Err(e) = watch_signals(shutdown.clone()) {
+        error!(error = %e, "cannot set up signal handling");
+        return ExitCode::from(FAILURE);
+    }
+    match run(config, shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "one_hm failed");
+            ExitCode::from(FAILURE)
+        }
+    }
+}

@@ -16,6 +16,8 @@
 //! The sequence token (ARCHITECTURE.md "Sequence token") is appended with [`with_seq`] and removed
 //! again by [`parse_key`], which implements the HEM's matching rule.
 
+use crate::hook::{Hook, HookType};
+
 /// API calls whose successful events make the HEM reload its hook map (§5.4, §8.6).
 pub const RELOAD_CALLS: [&str; 3] = ["one.hook.update", "one.hook.allocate", "one.hook.delete"];
 
@@ -162,6 +164,32 @@ fn strip_state_id(word: &str) -> &str {
 fn ruby_words(s: &str) -> impl Iterator<Item = &str> {
     s.split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
         .filter(|w| !w.is_empty())
+}
+
+/// The HEM's lookup key of a hook (§5.4): `("api", CALL)` or `("state", "RESOURCE/STATE/LCM_STATE")`
+/// with absent attributes as empty strings (so non-VM state hooks end in `/`). `None` for an API
+/// hook without CALL, which no event can match.
+pub fn hook_key(hook: &Hook) -> Option<(String, String)> {
+    match hook.hook_type {
+        HookType::Api => hook.call().map(|call| ("api".to_owned(), call.to_owned())),
+        HookType::State => {
+            let resource = hook.resource().unwrap_or("");
+            let state = hook.state().unwrap_or("");
+            let lcm = hook.lcm_state().unwrap_or("");
+            Some(("state".to_owned(), format!("{resource}/{state}/{lcm}")))
+        }
+    }
+}
+
+/// The ZeroMQ subscription filter of a hook (§5.4): `EVENT API <CALL>` (no result suffix, so it
+/// also fires on failed calls and on calls that merely start with CALL) or
+/// `EVENT STATE <RESOURCE>/<STATE>/<LCM_STATE>`.
+pub fn hook_filter(hook: &Hook) -> Option<String> {
+    let (_, key) = hook_key(hook)?;
+    Some(match hook.hook_type {
+        HookType::Api => format!("EVENT API {key}"),
+        HookType::State => format!("EVENT STATE {key}"),
+    })
 }
 
 /// The elements the keys are made of. `Some` means the element exists (its text may be empty).

@@ -4,18 +4,7 @@
 //! Lines are handled here without their terminating LF: the functions that build a line return it
 //! without LF, and the parsers accept a line with or without one.
 
-use base64::Engine as _;
-
-/// Strict base64 as oned's `EVP_DecodeBlock` reads it: whole padded groups, no whitespace.
-fn b64_decode_strict(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    const STRICT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical)
-            .with_decode_allow_trailing_bits(true),
-    );
-    STRICT.decode(s)
-}
+use crate::encoding::b64_decode_strict;
 
 /// A line oned writes to the driver's stdin, as the driver reads it: words split on whitespace
 /// runs, the first one upper-cased (§6.2).

@@ -215,3 +215,51 @@ fn keys_of_every_event_parse_back_to_the_hooks_lookup_key() {
     assert_eq!(vm.kind.as_deref(), Some("vm"));
     assert_eq!(vm.key.as_deref(), Some("12/ACTIVE/RUNNING"));
 }
+
+#[test]
+fn hook_keys_and_filters_match_the_reference_hem() {
+    use one_proto::hook::Hook;
+    use one_proto::keys::{hook_filter, hook_key};
+    let vm = Hook::from_xml("<HOOK><ID>3</ID><NAME>hook-vm</NAME><TYPE>state</TYPE><TEMPLATE><ARGUMENTS><![CDATA[$TEMPLATE pending]]></ARGUMENTS><COMMAND><![CDATA[vm-pending.rb]]></COMMAND><LCM_STATE><![CDATA[LCM_INIT]]></LCM_STATE><REMOTE><![CDATA[NO]]></REMOTE><RESOURCE><![CDATA[VM]]></RESOURCE><STATE><![CDATA[PENDING]]></STATE></TEMPLATE></HOOK>").expect("hook");
+    assert_eq!(
+        hook_key(&vm),
+        Some(("state".to_owned(), "VM/PENDING/LCM_INIT".to_owned()))
+    );
+    assert_eq!(
+        hook_filter(&vm).as_deref(),
+        Some("EVENT STATE VM/PENDING/LCM_INIT")
+    );
+    let host = Hook::from_xml("<HOOK><ID>4</ID><NAME>h</NAME><TYPE>state</TYPE><TEMPLATE><COMMAND><![CDATA[x]]></COMMAND><RESOURCE><![CDATA[HOST]]></RESOURCE><STATE><![CDATA[ERROR]]></STATE></TEMPLATE></HOOK>").expect("hook");
+    assert_eq!(
+        hook_filter(&host).as_deref(),
+        Some("EVENT STATE HOST/ERROR/")
+    );
+    let api = Hook::from_xml("<HOOK><ID>1</ID><NAME>api-h</NAME><TYPE>api</TYPE><TEMPLATE><CALL><![CDATA[one.vm.allocate]]></CALL><COMMAND><![CDATA[/usr/bin/echo]]></COMMAND><REMOTE><![CDATA[NO]]></REMOTE></TEMPLATE></HOOK>").expect("hook");
+    assert_eq!(
+        hook_key(&api),
+        Some(("api".to_owned(), "one.vm.allocate".to_owned()))
+    );
+    assert_eq!(
+        hook_filter(&api).as_deref(),
+        Some("EVENT API one.vm.allocate")
+    );
+    // The filter of a hook is a byte prefix of the keys of the events it fires on.
+    let event = keys(
+        API_ALLOCATE
+            .replace("one.hook.allocate", "one.vm.allocate")
+            .as_str(),
+    );
+    assert!(with_seq(&event[0], 3).starts_with(&hook_filter(&api).expect("filter")));
+    let host_keys = keys(
+        "<HOOK_MESSAGE><HOOK_TYPE>STATE</HOOK_TYPE><HOOK_OBJECT>HOST</HOOK_OBJECT><STATE>ERROR</STATE><REMOTE_HOST>n</REMOTE_HOST><RESOURCE_ID>3</RESOURCE_ID></HOOK_MESSAGE>",
+    );
+    assert!(host_keys[1].starts_with(&hook_filter(&host).expect("filter")));
+    let parsed = parse_key(&host_keys[1]);
+    assert_eq!(
+        (
+            parsed.kind.unwrap_or_default(),
+            parsed.key.unwrap_or_default()
+        ),
+        hook_key(&host).expect("key")
+    );
+}

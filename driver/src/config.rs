@@ -1,0 +1,371 @@
+//! Command-line flags and the validated driver configuration.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Flags, as oned's `HM_MAD` ARGUMENTS or an operator pass them.
+///
+/// The reference's flags take optional values: a flag given without a value means 0 (a bare `-p`
+/// binds an ephemeral port). `-h` is the high-water mark, so help is only `--help`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "one_hm",
+    version,
+    disable_help_flag = true,
+    about = "OpenNebula Hook Manager driver: MAD lines on stdin/stdout, events on ZeroMQ PUB, \
+             results on REP, with a SQLite event journal and replay"
+)]
+pub struct Cli {
+    /// Accepted for compatibility; the driver's pipeline does not use action threads.
+    #[arg(short = 't', long = "threads", num_args = 0..=1, default_missing_value = "0")]
+    pub threads: Option<String>,
+
+    /// PUB port for events (0 picks a free port).
+    #[arg(short = 'p', long = "publisher-port", num_args = 0..=1, default_value_t = 2101, default_missing_value = "0")]
+    pub publisher_port: u16,
+
+    /// REP port for hook results (0 picks a free port).
+    #[arg(short = 'l', long = "logger-port", num_args = 0..=1, default_value_t = 2102, default_missing_value = "0")]
+    pub logger_port: u16,
+
+    /// ZMQ_SNDHWM of the PUB socket (messages queued per subscriber before dropping).
+    #[arg(short = 'h', long = "hwm", num_args = 0..=1, default_missing_value = "0")]
+    pub hwm: Option<i32>,
+
+    /// Address all sockets bind to.
+    #[arg(short = 'b', long = "bind", num_args = 0..=1, default_value = "127.0.0.1", default_missing_value = "")]
+    pub bind: String,
+
+    /// REP port of the replay endpoint (0 picks a free port).
+    #[arg(long = "replay-port", default_value_t = 2103)]
+    pub replay_port: u16,
+
+    /// SQLite file of the event journal (created if missing).
+    #[arg(long = "journal", default_value = "one_hm.journal.db")]
+    pub journal: PathBuf,
+
+    /// What the journal keeps: an event count, an age (`90s`, `30m`, `12h`, `7d`) or both,
+    /// comma-separated; whichever limit is reached first trims the oldest events.
+    #[arg(long = "journal-retention", default_value = "1000000,7d")]
+    pub journal_retention: String,
+
+    /// SQLite `synchronous` level of the journal: `normal` (default; survives a crash of the
+    /// driver, a power loss may lose the last commits), `full` (fsync on every group commit) or
+    /// `off`.
+    #[arg(long = "journal-sync", default_value = "normal")]
+    pub journal_sync: String,
+
+    /// How many recent results are remembered for duplicate detection by EXECUTION_UID.
+    #[arg(long = "dedupe-window", default_value_t = 100_000)]
+    pub dedupe_window: u64,
+
+    /// Publish the bare reference keys, without the `#<seq>` token.
+    #[arg(long = "no-sequence")]
+    pub no_sequence: bool,
+
+    /// After binding, write the bound endpoints here (`publisher=…`, `logger=…`, `replay=…`).
+    #[arg(long = "endpoints-file")]
+    pub endpoints_file: Option<PathBuf>,
+
+    /// Print help.
+    #[arg(long = "help", action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// How many events and for how long the journal keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many events (the newest).
+    pub max_events: Option<u64>,
+    /// Drop events older than this.
+    pub max_age: Option<Duration>,
+}
+
+/// SQLite `synchronous` level of the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// No fsync at all.
+    Off,
+    /// WAL default: fsync at checkpoints only.
+    Normal,
+    /// fsync of the WAL at every commit.
+    Full,
+}
+
+impl SyncMode {
+    /// The PRAGMA value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SyncMode::Off => "OFF",
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Full => "FULL",
+        }
+    }
+}
+
+/// Whether published keys carry the sequence token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStyle {
+    /// `<reference key> #<seq>` (ARCHITECTURE.md "Sequence token").
+    WithSequence,
+    /// The bare reference key.
+    Reference,
+}
+
+/// The validated configuration `run` works from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bind address of all three sockets.
+    pub bind: String,
+    /// PUB port.
+    pub publisher_port: u16,
+    /// Results REP port.
+    pub logger_port: u16,
+    /// Replay REP port.
+    pub replay_port: u16,
+    /// ZMQ_SNDHWM of the PUB socket, if set.
+    pub hwm: Option<i32>,
+    /// Journal file.
+    pub journal: PathBuf,
+    /// Journal retention.
+    pub retention: Retention,
+    /// Journal fsync policy.
+    pub sync: SyncMode,
+    /// Results remembered for duplicate detection.
+    pub dedupe_window: u64,
+    /// Key style on the PUB socket.
+    pub key_style: KeyStyle,
+    /// Where to write the bound endpoints.
+    pub endpoints_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Validates the flags, reporting every problem at once.
+    pub fn from_cli(cli: Cli) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let retention = parse_retention(&cli.journal_retention)
+            .map_err(|e| problems.push(format!("--journal-retention: {e}")))
+            .ok();
+        let sync = parse_sync(&cli.journal_sync)
+            .map_err(|e| problems.push(format!("--journal-sync: {e}")))
+            .ok();
+        if cli.bind.is_empty() {
+            problems.push("--bind: empty address".to_owned());
+        }
+        if cli.hwm.is_some_and(|h| h < 0) {
+            problems.push("--hwm: must not be negative".to_owned());
+        }
+        let (Some(retention), Some(sync), true) = (retention, sync, problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(Config {
+            bind: cli.bind,
+            publisher_port: cli.publisher_port,
+            logger_port: cli.logger_port,
+            replay_port: cli.replay_port,
+            hwm: cli.hwm,
+            journal: cli.journal,
+            retention,
+            sync,
+            dedupe_window: cli.dedupe_window,
+            key_style: if cli.no_sequence {
+                KeyStyle::Reference
+            } else {
+                KeyStyle::WithSequence
+            },
+            endpoints_file: cli.endpoints_file,
+        })
+    }
+
+    /// `tcp://<bind>:<port>`, with brackets around an IPv6 address.
+    pub fn endpoint(&self, port: u16) -> String {
+        if self.is_ipv6() {
+            format!("tcp://[{}]:{port}", self.bind)
+        } else {
+            format!("tcp://{}:{port}", self.bind)
+        }
+    }
+
+    /// Whether the bind address is an IPv6 literal (ZeroMQ then needs ZMQ_IPV6).
+    pub fn is_ipv6(&self) -> bool {
+        matches!(self.bind.parse::<IpAddr>(), Ok(IpAddr::V6(_)))
+    }
+}
+
+/// oned execs the driver with the whole ARGUMENTS string as one argv element (the reference's
+/// shell wrapper splits it); split such an element so the binary can be HM_MAD directly.
+pub fn split_single_argument(args: Vec<String>) -> Vec<String> {
+    match args.as_slice() {
+        [program, only] if only.split_whitespace().nth(1).is_some() => {
+            let mut out = vec![program.clone()];
+            out.extend(only.split_whitespace().map(str::to_owned));
+            out
+        }
+        _ => args,
+    }
+}
+
+/// `1000000`, `7d`, `1000000,7d`: an event count and/or an age with unit s, m, h or d.
+pub fn parse_retention(spec: &str) -> Result<Retention, String> {
+    let mut retention = Retention {
+        max_events: None,
+        max_age: None,
+    };
+    for part in spec.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err(format!("empty item in {spec:?}"));
+        }
+        let unit = part
+            .char_indices()
+            .last()
+            .filter(|(_, c)| c.is_ascii_alphabetic());
+        match unit {
+            Some((at, unit)) => {
+                let seconds_per = match unit {
+                    's' => 1,
+                    'm' => 60,
+                    'h' => 3600,
+                    'd' => 86_400,
+                    _ => {
+                        return Err(format!(
+                            "unknown age unit {unit:?} in {part:?} (s, m, h, d)"
+                        ));
+                    }
+                };
+                let n: u64 = part[..at]
+                    .parse()
+                    .map_err(|_| format!("{part:?} is not <number><unit>"))?;
+                let secs = n
+                    .checked_mul(seconds_per)
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("age {part:?} must be positive"))?;
+                if retention
+                    .max_age
+                    .replace(Duration::from_secs(secs))
+                    .is_some()
+                {
+                    return Err("age given twice".to_owned());
+                }
+            }
+            None => {
+                let n: u64 = part
+                    .parse()
+                    .map_err(|_| format!("{part:?} is neither an event count nor an age"))?;
+                if n == 0 {
+                    return Err("event count must be positive".to_owned());
+                }
+                if retention.max_events.replace(n).is_some() {
+                    return Err("event count given twice".to_owned());
+                }
+            }
+        }
+    }
+    Ok(retention)
+}
+
+fn parse_sync(value: &str) -> Result<SyncMode, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "off" => Ok(SyncMode::Off),
+        "normal" => Ok(SyncMode::Normal),
+        "full" => Ok(SyncMode::Full),
+        other => Err(format!("{other:?} is not off, normal or full")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("one_hm").chain(args.iter().copied())).expect("flags")
+    }
+
+    #[test]
+    fn reference_flags_parse_with_and_without_values() {
+        let c = cli(&[
+            "-p",
+            "3101",
+            "-l",
+            "3102",
+            "-b",
+            "127.0.0.2",
+            "-h",
+            "50",
+            "-t",
+            "15",
+        ]);
+        assert_eq!(
+            (c.publisher_port, c.logger_port, c.hwm),
+            (3101, 3102, Some(50))
+        );
+        assert_eq!(c.bind, "127.0.0.2");
+        let bare = cli(&["-p", "-l"]);
+        assert_eq!((bare.publisher_port, bare.logger_port), (0, 0));
+        let long = cli(&["--publisher-port=1", "--logger-port", "2", "--hwm=3"]);
+        assert_eq!(
+            (long.publisher_port, long.logger_port, long.hwm),
+            (1, 2, Some(3))
+        );
+        let defaults = cli(&[]);
+        assert_eq!(
+            (
+                defaults.publisher_port,
+                defaults.logger_port,
+                defaults.replay_port
+            ),
+            (2101, 2102, 2103)
+        );
+        assert!(Cli::try_parse_from(["one_hm", "-p", "notaport"]).is_err());
+        assert!(Cli::try_parse_from(["one_hm", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn one_argument_holding_all_flags_is_split() {
+        let args = split_single_argument(vec!["one_hm".into(), "-p 2101 -l 2102".into()]);
+        assert_eq!(args, ["one_hm", "-p", "2101", "-l", "2102"]);
+        let plain = split_single_argument(vec!["one_hm".into(), "-p".into()]);
+        assert_eq!(plain, ["one_hm", "-p"]);
+    }
+
+    #[test]
+    fn retention_takes_a_count_an_age_or_both() {
+        assert_eq!(
+            parse_retention("1000,7d"),
+            Ok(Retention {
+                max_events: Some(1000),
+                max_age: Some(Duration::from_secs(7 * 86_400))
+            })
+        );
+        assert_eq!(
+            parse_retention("90s").map(|r| (r.max_events, r.max_age)),
+            Ok((None, Some(Duration::from_secs(90))))
+        );
+        for bad in ["", "0", "7w", "1,2", "1d,2h", "x", "-1", "0s", "1,,2"] {
+            assert!(parse_retention(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let c = cli(&[
+            "--journal-retention",
+            "7w",
+            "--journal-sync",
+            "sometimes",
+            "-b",
+        ]);
+        let problems = Config::from_cli(c).expect_err("invalid");
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn ipv6_endpoints_are_bracketed() {
+        let mut c = Config::from_cli(cli(&["-b", "::1"])).expect("valid");
+        assert_eq!(c.endpoint(5), "tcp://[::1]:5");
+        c.bind = "127.0.0.1".into();
+        assert_eq!(c.endpoint(5), "tcp://127.0.0.1:5");
+    }
+}

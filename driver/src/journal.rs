@@ -1,0 +1,158 @@
+//! The durable event log the driver writes before it publishes, behind a small interface so that
+//! another log (for example NATS JetStream) can stand beside the SQLite journal.
+//!
+//! One writer ([`EventLog`]) makes batches durable; any number of readers ([`EventReader`]) serve
+//! replay. A batch holds new events, new results and the forwarding watermark, and is made durable
+//! as a whole (group commit).
+
+/// An event to journal and publish: its keys (reference form, without sequence token) and frame 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEvent {
+    /// Assigned by [`EventLog::commit`]; 0 before.
+    pub seq: u64,
+    /// Frame-1 keys in publication order, without the sequence token.
+    pub keys: Vec<String>,
+    /// Frame 2, exactly as published.
+    pub content: String,
+}
+
+impl JournalEvent {
+    /// An event not yet journaled.
+    pub fn new(keys: Vec<String>, content: String) -> JournalEvent {
+        JournalEvent {
+            seq: 0,
+            keys,
+            content,
+        }
+    }
+
+    /// Rough size in bytes, for bounding replies.
+    pub fn size(&self) -> usize {
+        self.content.len() + self.keys.iter().map(|k| k.len() + 24).sum::<usize>()
+    }
+}
+
+/// A hook result accepted on the REP socket, to store before it is ACKed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalResult {
+    /// Assigned by [`EventLog::commit`] (0 before, and for a duplicate).
+    pub id: u64,
+    /// The hook id.
+    pub hook_id: i64,
+    /// The return code.
+    pub rc: i64,
+    /// Strict-base64 body.
+    pub body: String,
+    /// EXECUTION_UID from the body, if any.
+    pub uid: Option<String>,
+    /// Set by [`EventLog::commit`]: a result with this uid was stored before, so this one is
+    /// acknowledged but not forwarded again.
+    pub duplicate: bool,
+}
+
+/// What one group commit makes durable.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New events, in arrival order; they get consecutive sequence numbers.
+    pub events: Vec<JournalEvent>,
+    /// New results, in arrival order.
+    pub results: Vec<JournalResult>,
+    /// Every result with an id up to this one has been written to oned.
+    pub forwarded: Option<u64>,
+}
+
+impl Batch {
+    /// Nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.results.is_empty() && self.forwarded.is_none()
+    }
+}
+
+/// A stored result not yet written to oned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingResult {
+    /// Result id (forwarding order).
+    pub id: u64,
+    /// The hook id.
+    pub hook_id: i64,
+    /// The return code.
+    pub rc: i64,
+    /// Strict-base64 body.
+    pub body: String,
+}
+
+/// One page of replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayPage {
+    /// Oldest retained sequence number (`head + 1` when the journal holds none).
+    pub oldest: u64,
+    /// Newest assigned sequence number.
+    pub head: u64,
+    /// Events after the requested one, in order.
+    pub events: Vec<JournalEvent>,
+}
+
+/// What a trim pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Events removed.
+    pub events: u64,
+    /// Results removed from the dedupe window.
+    pub results: u64,
+}
+
+/// A journal failure, with the operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("journal {operation} failed: {source}")]
+pub struct JournalError {
+    /// What the journal was doing.
+    pub operation: &'static str,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl JournalError {
+    /// Wraps an error with the operation it interrupted.
+    pub fn new(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> JournalError {
+        JournalError {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// The writer side of a durable event log. Used from one thread.
+pub trait EventLog: Send {
+    /// Makes the batch durable in one commit: events get consecutive sequence numbers after the
+    /// current head, results get ids (or are flagged duplicate), the watermark is recorded. On
+    /// error nothing of the batch is durable and no number is consumed.
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), JournalError>;
+
+    /// Removes what the retention settings no longer keep, at most `budget` events per call.
+    fn trim(&mut self, budget: u64) -> Result<Trimmed, JournalError>;
+
+    /// Stored results not yet written to oned, in id order.
+    fn pending_results(&mut self) -> Result<Vec<PendingResult>, JournalError>;
+
+    /// The newest assigned sequence number.
+    fn head(&self) -> u64;
+
+    /// A reader for another thread.
+    fn reader(&self) -> Result<Box<dyn EventReader>, JournalError>;
+}
+
+/// The reader side, for replay.
+pub trait EventReader: Send {
+    /// Events with a sequence number greater than `after`, in order: at most `max_events`, and
+    /// no more than `max_bytes` in total unless that would return none.
+    fn read_after(
+        &mut self,
+        after: u64,
+        max_events: u32,
+        max_bytes: usize,
+    ) -> Result<ReplayPage, JournalError>;
+}

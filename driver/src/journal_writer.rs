@@ -1,0 +1,223 @@
+//! The journal writer: group commit of events and results, then publication and forwarding.
+//!
+//! Everything that has to be durable goes through this one thread. It takes whatever has queued
+//! up while the previous commit ran (up to [`MAX_BATCH_EVENTS`]), commits it in one transaction,
+//! and only then hands the events to the publisher, answers the results' REP requests and queues
+//! the stored results for oned. Under load batches grow, so the cost of a commit is shared by
+//! thousands of events; when idle, an event is committed alone as soon as it arrives.
+
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, error, info, warn};
+
+use crate::journal::{Batch, EventLog, JournalEvent, JournalResult};
+use crate::oned_output::ToOned;
+use crate::shutdown::Shutdown;
+
+/// Most events in one commit.
+pub const MAX_BATCH_EVENTS: usize = 16_384;
+/// How often retention is applied.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+/// Fewest events a trim pass may remove (more when the journal is growing faster).
+const TRIM_BUDGET: u64 = 20_000;
+/// Backoff bounds while the journal refuses commits.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Attempts at a failing commit once shutdown has begun, before its events are given up.
+const FINAL_ATTEMPTS: u32 = 3;
+
+/// Messages to the writer.
+#[derive(Debug)]
+pub enum WriterMsg {
+    /// New events from oned, in order.
+    Events(Vec<JournalEvent>),
+    /// A result to store before it is acknowledged.
+    Result(AcceptedResult),
+    /// Result lines up to this id were written to oned.
+    Forwarded(u64),
+    /// Shutdown: commit what is queued, then stop publishing and forwarding.
+    Finish,
+}
+
+/// A well-formed result waiting for its commit.
+#[derive(Debug)]
+pub struct AcceptedResult {
+    /// The result.
+    pub result: JournalResult,
+    /// Where the outcome goes (the REP thread waits on it).
+    pub reply: SyncSender<ResultOutcome>,
+}
+
+/// What became of a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultOutcome {
+    /// Stored; it will be forwarded.
+    Stored,
+    /// A result with the same EXECUTION_UID was stored before; not forwarded again.
+    Duplicate,
+    /// Not stored.
+    Failed(String),
+}
+
+/// Where committed work goes.
+pub struct WriterLinks {
+    /// Committed events, to publish.
+    pub publisher: Sender<Vec<JournalEvent>>,
+    /// Stored results, to forward.
+    pub oned: Sender<ToOned>,
+}
+
+/// Runs until every sender is gone. `Finish` drops the links, so the publisher and the output
+/// thread wind down while forwarding marks are still recorded.
+pub fn run(
+    mut journal: Box<dyn EventLog>,
+    rx: Receiver<WriterMsg>,
+    links: WriterLinks,
+    shutdown: Shutdown,
+) {
+    let mut links = Some(links);
+    match journal.pending_results() {
+        Ok(pending) if !pending.is_empty() => {
+            info!(
+                count = pending.len(),
+                "forwarding results stored before the last stop"
+            );
+            if let Some(l) = &links {
+                let _ = l.oned.send(ToOned::Results(pending));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => error!(error = %e, "cannot read unforwarded results"),
+    }
+    let mut last_trim = Instant::now();
+    let mut since_trim: u64 = 0;
+    loop {
+        let first = match rx.recv() {
+            Ok(msg) => msg,
+            Err(_) => break,
+        };
+        let mut batch = Batch::default();
+        let mut replies = Vec::new();
+        let mut finish = absorb(first, &mut batch, &mut replies);
+        while batch.events.len() < MAX_BATCH_EVENTS && !finish {
+            match rx.try_recv() {
+                Ok(msg) => finish |= absorb(msg, &mut batch, &mut replies),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let committed = commit_with_retry(journal.as_mut(), &mut batch, &mut replies, &shutdown);
+        if committed {
+            since_trim += batch.events.len() as u64;
+            deliver(batch, replies, links.as_ref());
+        }
+        if finish {
+            debug!("writer finishing: publisher and output released");
+            links = None;
+        }
+        if last_trim.elapsed() >= TRIM_INTERVAL {
+            match journal.trim(TRIM_BUDGET.max(since_trim.saturating_mul(2))) {
+                Ok(t) if t.events + t.results > 0 => {
+                    debug!(events = t.events, results = t.results, "journal trimmed");
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "journal trim failed"),
+            }
+            last_trim = Instant::now();
+            since_trim = 0;
+        }
+    }
+    info!(head = journal.head(), "journal writer stopped");
+}
+
+/// Adds a message to the batch; returns true for `Finish`.
+fn absorb(msg: WriterMsg, batch: &mut Batch, replies: &mut Vec<SyncSender<ResultOutcome>>) -> bool {
+    match msg {
+        WriterMsg::Events(events) => {
+            batch.events.extend(events);
+            false
+        }
+        WriterMsg::Result(accepted) => {
+            batch.results.push(accepted.result);
+            replies.push(accepted.reply);
+            false
+        }
+        WriterMsg::Forwarded(id) => {
+            batch.forwarded = batch.forwarded.max(Some(id));
+            false
+        }
+        WriterMsg::Finish => true,
+    }
+}
+
+/// Commits, retrying with backoff while the journal fails: events are never published without
+/// being journaled, so a broken disk holds the pipeline (and, through the bounded channel, stdin)
+/// instead. Results are refused at once, so their senders can try again later.
+fn commit_with_retry(
+    journal: &mut dyn EventLog,
+    batch: &mut Batch,
+    replies: &mut Vec<SyncSender<ResultOutcome>>,
+    shutdown: &Shutdown,
+) -> bool {
+    let mut delay = RETRY_MIN;
+    let mut attempts = 0u32;
+    loop {
+        match journal.commit(batch) {
+            Ok(()) => return true,
+            Err(e) => {
+                attempts += 1;
+                error!(error = %e, events = batch.events.len(), attempt = attempts, "journal commit failed");
+                for reply in replies.drain(..) {
+                    let _ = reply.send(ResultOutcome::Failed(format!(
+                        "result not stored, journal unavailable: {e}"
+                    )));
+                }
+                batch.results.clear();
+                if batch.events.is_empty() && batch.forwarded.is_none() {
+                    return false;
+                }
+                if shutdown.is_triggered() && attempts >= FINAL_ATTEMPTS {
+                    error!(
+                        events = batch.events.len(),
+                        "giving up on the journal at shutdown; these events are lost"
+                    );
+                    return false;
+                }
+                if attempts == 1 && !shutdown.is_triggered() {
+                    warn!("journal unavailable: holding events until it accepts them");
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+fn deliver(batch: Batch, replies: Vec<SyncSender<ResultOutcome>>, links: Option<&WriterLinks>) {
+    let mut stored = Vec::new();
+    for (result, reply) in batch.results.into_iter().zip(replies) {
+        let outcome = if result.duplicate {
+            info!(hook_id = result.hook_id, uid = ?result.uid, "duplicate result acknowledged, not forwarded");
+            ResultOutcome::Duplicate
+        } else {
+            stored.push(crate::journal::PendingResult {
+                id: result.id,
+                hook_id: result.hook_id,
+                rc: result.rc,
+                body: result.body,
+            });
+            ResultOutcome::Stored
+        };
+        let _ = reply.send(outcome);
+    }
+    let Some(links) = links else {
+        // Shutting down: what is stored is forwarded at the next start.
+        return;
+    };
+    if !stored.is_empty() && links.oned.send(ToOned::Results(stored)).is_err() {
+        warn!("output to oned is gone; stored results are forwarded at the next start");
+    }
+    if !batch.events.is_empty() && links.publisher.send(batch.events).is_err() {
+        error!("publisher is gone; journaled events are only available by replay");
+    }
+}

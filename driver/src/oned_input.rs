@@ -1,0 +1,190 @@
+//! Reading oned's MAD lines from stdin: INIT, FINALIZE, EXECUTE and RETRY.
+//!
+//! Events are turned into journal entries here (keys derived from the decoded message) and handed
+//! to the journal writer a read chunk at a time. This thread never touches a socket, so a slow or
+//! absent subscriber cannot stall it; only a journal that cannot keep up slows it down, through the
+//! bounded channel to the writer.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{Sender, SyncSender};
+
+use base64::Engine as _;
+use one_proto::encoding::b64_decode_lenient;
+use one_proto::keys::{RETRY_KEY, event_keys};
+use one_proto::mad::{OnedLine, parse_oned_line};
+use tracing::{debug, info, warn};
+
+use crate::journal::JournalEvent;
+use crate::journal_writer::WriterMsg;
+use crate::oned_output::ToOned;
+use crate::shutdown::{Shutdown, StopReason};
+
+/// Longest line accepted from oned; a longer one is dropped with an error.
+pub const MAX_LINE: usize = 64 * 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
+/// How often a quiet stdin is checked against the shutdown switch.
+const POLL_MS: i64 = 100;
+
+/// Where the reader sends what it reads.
+pub struct InputLinks {
+    /// Journal writer (events).
+    pub writer: SyncSender<WriterMsg>,
+    /// oned output (INIT reply, LOG lines).
+    pub oned: Sender<ToOned>,
+}
+
+/// Reads stdin until FINALIZE, end of file, a read error or the shutdown switch, and triggers the
+/// switch with the reason.
+pub fn run(stdin: File, links: InputLinks, shutdown: Shutdown) {
+    let reason = read_loop(stdin, &links, &shutdown);
+    if let Some(reason) = reason {
+        info!(reason = ?reason, "stopped reading oned");
+        shutdown.trigger(reason);
+    }
+}
+
+fn read_loop(mut stdin: File, links: &InputLinks, shutdown: &Shutdown) -> Option<StopReason> {
+    let fd = stdin.as_raw_fd();
+    let mut pending: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    // Set while the rest of an over-long line is being skipped.
+    let mut skipping = false;
+    loop {
+        if shutdown.is_triggered() {
+            return None;
+        }
+        let mut items = [zmq::PollItem::from_fd(fd, zmq::POLLIN)];
+        match zmq::poll(&mut items, POLL_MS) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(zmq::Error::EINTR) => continue,
+            Err(e) => return Some(StopReason::Fatal(format!("polling stdin: {e}"))),
+        }
+        let n = match stdin.read(&mut chunk) {
+            Ok(0) => {
+                if !pending.is_empty() && !skipping {
+                    // A last line without LF is still a line.
+                    let line = std::mem::take(&mut pending);
+                    let mut events = Vec::new();
+                    let stop = handle_line(&line, &mut events, links);
+                    send_events(events, links);
+                    if stop.is_some() {
+                        return stop;
+                    }
+                }
+                return Some(StopReason::StdinClosed);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Some(StopReason::Fatal(format!("reading stdin: {e}"))),
+        };
+        let mut events = Vec::new();
+        let mut stop = None;
+        let mut start = 0;
+        let data = &chunk[..n];
+        while let Some(lf) = data[start..].iter().position(|&b| b == b'\n') {
+            let end = start + lf;
+            if skipping {
+                skipping = false;
+            } else if pending.is_empty() {
+                stop = handle_line(&data[start..end], &mut events, links);
+            } else {
+                pending.extend_from_slice(&data[start..end]);
+                let line = std::mem::take(&mut pending);
+                stop = handle_line(&line, &mut events, links);
+            }
+            start = end + 1;
+            if stop.is_some() {
+                break;
+            }
+        }
+        send_events(events, links);
+        if stop.is_some() {
+            return stop;
+        }
+        if !skipping {
+            pending.extend_from_slice(&data[start..]);
+            if pending.len() > MAX_LINE {
+                warn!(
+                    bytes = pending.len(),
+                    "line from oned longer than the limit, dropped"
+                );
+                report(
+                    links,
+                    format!("Dropped a line longer than {MAX_LINE} bytes"),
+                );
+                pending = Vec::with_capacity(READ_CHUNK);
+                skipping = true;
+            }
+        }
+    }
+}
+
+fn send_events(events: Vec<JournalEvent>, links: &InputLinks) {
+    if !events.is_empty() && links.writer.send(WriterMsg::Events(events)).is_err() {
+        warn!("journal writer is gone, events dropped");
+    }
+}
+
+fn report(links: &InputLinks, text: String) {
+    // The output thread only goes away at the very end of shutdown.
+    let _ = links.oned.send(ToOned::Log(text));
+}
+
+/// Handles one line; returns a stop reason for FINALIZE.
+fn handle_line(
+    raw: &[u8],
+    events: &mut Vec<JournalEvent>,
+    links: &InputLinks,
+) -> Option<StopReason> {
+    let text = String::from_utf8_lossy(raw);
+    if text.trim().is_empty() {
+        return None;
+    }
+    match parse_oned_line(&text) {
+        OnedLine::Init => {
+            debug!("INIT received");
+            let _ = links.oned.send(ToOned::InitReply);
+        }
+        OnedLine::Finalize => return Some(StopReason::Finalize),
+        line @ OnedLine::Execute { .. } => match line.publish_content() {
+            Some(content) => {
+                let decoded = decode_event(&content);
+                match event_keys(&String::from_utf8_lossy(&decoded)) {
+                    Ok(keys) => events.push(JournalEvent::new(keys, content)),
+                    Err(e) => {
+                        warn!(error = %e, "event not published");
+                        report(links, format!("Event not published: {e}"));
+                    }
+                }
+            }
+            None => {
+                warn!("EXECUTE without a message");
+                report(links, "EXECUTE message without a payload".to_owned());
+            }
+        },
+        line @ OnedLine::Retry { .. } => match line.publish_content() {
+            Some(content) => events.push(JournalEvent::new(vec![RETRY_KEY.to_owned()], content)),
+            None => {
+                warn!("RETRY without a message");
+                report(links, "RETRY message without a payload".to_owned());
+            }
+        },
+        OnedLine::Undefined(line) => {
+            let shown: String = line.chars().take(120).collect();
+            warn!(line = %shown, "undefined message from oned ignored");
+        }
+    }
+    None
+}
+
+/// Base64 as the reference decodes it (lenient); the strict decoder is the fast path for the
+/// well-formed input oned sends.
+fn decode_event(b64: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_else(|_| b64_decode_lenient(b64))
+}
