@@ -31,6 +31,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a front-end over already opened parts (used by `run` and by tests).
+    pub fn new(config: config::Config, db: db::Db, bus: events::EventBus, cloud: cloud::Cloud) -> AppState {
+        let seed = i64::from(rand::random::<u16>()) * 1000;
+        AppState {
+            config,
+            db,
+            bus,
+            cloud,
+            request_ids: AtomicI64::new(seed),
+        }
+    }
+
     /// A fresh request id (oned stores the id of the request that took a lock).
     pub fn next_request_id(&self) -> i64 {
         self.request_ids.fetch_add(1, Ordering::Relaxed)
@@ -52,7 +64,8 @@ pub async fn run(
     users::bootstrap(&db, &var_dir).context("cannot bootstrap the oneadmin account")?;
 
     let bus = events::EventBus::new(db.clone());
-    let cloud = cloud::Cloud::new(db.clone(), bus.clone());
+    let cloud = cloud::Cloud::new(db.clone(), bus.clone(), &config)
+        .context("invalid simulated cloud configuration")?;
     let driver = driver_link::start(
         &config,
         &var_dir,
@@ -63,14 +76,7 @@ pub async fn run(
     .context("cannot start the hook manager driver link")?;
     cloud.start();
 
-    let seed = i64::from(rand::random::<u16>()) * 1000;
-    let state = Arc::new(AppState {
-        config,
-        db,
-        bus,
-        cloud,
-        request_ids: AtomicI64::new(seed),
-    });
+    let state = Arc::new(AppState::new(config, db, bus, cloud));
     tracing::info!(
         address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         db = %db_path.display(),
