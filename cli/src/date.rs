@@ -56,11 +56,9 @@ pub fn parse_date_with_today(input: &str, today: NaiveDate) -> Result<i64, DateE
         .iter()
         .enumerate()
         .position(|(i, t)| !used[i] && matches!(t, Token::Num(_)))
-    {
-        if let Token::Num(n) = &tokens[i] {
+        && let Token::Num(n) = &tokens[i] {
             return Err(err(&format!("unexpected number {n}")));
         }
-    }
     if time.is_none() && date.is_none() {
         return Err(err("no date or time found"));
     }
@@ -416,8 +414,8 @@ fn take_date(
         }
     }
     // yyyymmdd
-    for i in 0..n {
-        if !used[i]
+    for (i, is_used) in used.iter_mut().enumerate() {
+        if !*is_used
             && let Some(d) = num(tokens, i).filter(|d| d.len() == 8)
         {
             let date = ymd(
@@ -425,7 +423,7 @@ fn take_date(
                 d[4..6].parse().map_err(|_| "bad month")?,
                 d[6..].parse().map_err(|_| "bad day")?,
             )?;
-            used[i] = true;
+            *is_used = true;
             return Ok(Some(date));
         }
     }

@@ -18,7 +18,7 @@ pub fn render_hook(
     let style = Style::new(terminal);
     let mut out: Vec<u8> = Vec::new();
     let title = format!("HOOK {} INFORMATION", hook.str_at("ID"));
-    push(&mut out, &style.header(&format!("{title:<80}"), true));
+    push(&mut out, style.header(&format!("{title:<80}"), true));
     push(
         &mut out,
         row("ID", ruby_to_i(hook.str_at("ID")).to_string().as_bytes()),
@@ -44,7 +44,7 @@ pub fn render_hook(
             Some(record) => render_record(&mut out, record, &style, zone),
             None => push(
                 &mut out,
-                &format!("Cannot find execution record {wanted}\n"),
+                format!("Cannot find execution record {wanted}\n"),
             ),
         }
         return out;
@@ -52,7 +52,7 @@ pub fn render_hook(
 
     push(
         &mut out,
-        &style.header(&format!("{:<80}", "HOOK TEMPLATE"), false),
+        style.header(&format!("{:<80}", "HOOK TEMPLATE"), false),
     );
     let template = hook
         .child("TEMPLATE")
@@ -61,10 +61,10 @@ pub fn render_hook(
     puts(&mut out, template.as_bytes());
     if !records.is_empty() {
         out.push(b'\n');
-        push(&mut out, &style.header("EXECUTION LOG", false));
+        push(&mut out, style.header("EXECUTION LOG", false));
         push(
             &mut out,
-            &render_records(&records, HookColumn::Hidden, terminal, zone),
+            render_records(&records, HookColumn::Hidden, terminal, zone),
         );
     }
     out.push(b'\n');
@@ -74,7 +74,7 @@ pub fn render_hook(
 fn render_record(out: &mut Vec<u8>, record: &Element, style: &Style, zone: Zone) {
     push(
         out,
-        &style.header(&format!("{:<80}", "HOOK EXECUTION RECORD"), true),
+        style.header(&format!("{:<80}", "HOOK EXECUTION RECORD"), true),
     );
     let arguments = decode_arguments(record.text_at("ARGUMENTS").unwrap_or(""));
     push(
@@ -108,7 +108,7 @@ fn render_record(out: &mut Vec<u8>, record: &Element, style: &Style, zone: Zone)
         ("EXECUTION STDERR", "EXECUTION_RESULT/STDERR"),
     ] {
         out.push(b'\n');
-        push(out, &style.header(&format!("{title:<80}"), true));
+        push(out, style.header(&format!("{title:<80}"), true));
         let encoded = record.str_at(path);
         if !encoded.is_empty() {
             puts(out, &one_proto::encoding::b64_decode_lenient(encoded));
@@ -136,16 +136,16 @@ pub fn decode_arguments(arguments: &str) -> Vec<u8> {
 /// `^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)?$`
 fn looks_like_base64(word: &str) -> bool {
     let bytes = word.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return false;
     }
     let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
-    let body = match bytes {
+    
+    match bytes {
         [rest @ .., b'=', b'='] => rest.len() >= 2 && rest.iter().all(alphabet),
         [rest @ .., b'='] => rest.len() >= 3 && rest.iter().all(alphabet),
         all => all.iter().all(alphabet),
-    };
-    body
+    }
 }
 
 /// `%-18s: %-20s`, padding counted in characters.

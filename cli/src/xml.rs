@@ -111,7 +111,7 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
 }
 
 fn close(
-    stack: &mut Vec<Element>,
+    stack: &mut [Element],
     root: &mut Option<Element>,
     element: Element,
     reader: &quick_xml::Reader<&[u8]>,
