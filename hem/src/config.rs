@@ -38,6 +38,8 @@ pub struct Config {
     pub replay_batch: u32,
     /// How often an idle HEM asks the journal whether it missed events.
     pub replay_poll_interval: Duration,
+    /// How long a replay request waits for the journal's reply.
+    pub replay_timeout: Duration,
     pub state_db: PathBuf,
     /// Bytes kept of stdout and of stderr each.
     pub output_cap: usize,
@@ -167,6 +169,7 @@ pub fn parse_with_location(
         replay_from: fields.replay_from("replay_from"),
         replay_batch: fields.uint("replay_batch", 1000, 1, 100_000) as u32,
         replay_poll_interval: fields.seconds("replay_poll_interval", 1.0, 0.01, 3600.0),
+        replay_timeout: fields.seconds("replay_timeout", 10.0, 0.05, 3600.0),
         state_db: PathBuf::from(fields.string("state_db", &defaults.state_db)),
         output_cap: fields.uint("output_cap", 1 << 20, 0, 1 << 30) as usize,
         hook_concurrency: match fields.uint("hook_concurrency", 0, 0, 10_000) {

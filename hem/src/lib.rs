@@ -14,3 +14,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod state_db;
 pub mod subscriber;
+pub mod logging;
+pub mod server;
+
+pub use server::{run, run_with_status};

@@ -38,6 +38,16 @@ impl Submitter {
         self.tx.send(exec).await.map_err(|e| e.0)
     }
 
+    /// Submits without waiting; gives the execution back when the scheduler is full
+    /// (`Ok(Some)`), or fails when the scheduler is gone.
+    pub fn try_submit(&self, exec: Execution) -> Result<Option<Execution>, Execution> {
+        match self.tx.try_send(exec) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(e)) => Ok(Some(e)),
+            Err(mpsc::error::TrySendError::Closed(e)) => Err(e),
+        }
+    }
+
     /// Submits from a thread outside the runtime; blocks while the scheduler is full.
     pub fn submit_blocking(&self, exec: Execution) -> Result<(), Execution> {
         self.tx.blocking_send(exec).map_err(|e| e.0)

@@ -1,0 +1,55 @@
+//! Structured logs (tracing) to the configured file and/or stderr, at the reference's
+//! `debug_level` (0 = ERROR, 1 = WARN, 2 = INFO, 3 = DEBUG); RUST_LOG overrides it.
+
+use std::fs::OpenOptions;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::Config;
+
+/// Installs the global subscriber.
+pub fn init(config: &Config) -> anyhow::Result<()> {
+    let level = match config.debug_level {
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let file_layer = match &config.log_file {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("cannot create the log directory {}", dir.display())
+                })?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(Arc::new(file))
+                    .with_ansi(false)
+                    .with_target(false),
+            )
+        }
+        None => None,
+    };
+    let stderr_layer = config.log_stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init()
+        .context("cannot install the log subscriber")
+}

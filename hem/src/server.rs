@@ -1,0 +1,289 @@
+//! `run`: wires the state DB, result sender, scheduler, executors, hook source and ingest loop
+//! together, recovers what a previous run left, and shuts everything down in order.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::execution::{Execution, HookPaths};
+use crate::hook_source::XmlRpcHookSource;
+use crate::ingest::{Acceptor, HookSource, Ingest, IngestSettings, IngestShared, Snapshot};
+use crate::journal::ZmqJournal;
+use crate::local_exec::LocalExecutor;
+use crate::result_sender::{ResultSender, SenderConfig};
+use crate::runner::{HemRunner, NoRemote, complete};
+use crate::scheduler::{self, Limits, Submitter};
+use crate::state_db::StateDb;
+use crate::subscriber::ZmqSubscriber;
+
+/// Runs the HEM until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_with_status(config, shutdown, Arc::new(IngestShared::default())).await
+}
+
+/// As [`run`], sharing the ingest progress (`ready`, watermark, hook count) with the caller,
+/// which lets a test wait until the HEM is caught up.
+pub async fn run_with_status(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    shared: Arc<IngestShared>,
+) -> anyhow::Result<()> {
+    let (db, db_thread, recovery) =
+        StateDb::open(&config.state_db).context("cannot open the state DB")?;
+    tracing::info!(
+        state_db = %config.state_db.display(),
+        instance = %recovery.instance,
+        boot = recovery.boot,
+        watermark = ?recovery.watermark,
+        pending = recovery.pending.len(),
+        interrupted = recovery.interrupted.len(),
+        unacknowledged = recovery.outbox.len(),
+        "HEM starting"
+    );
+    let source = XmlRpcHookSource::new(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
+        .context(
+            "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)",
+        )?;
+    tracing::info!(endpoint = %source.endpoint(), "front-end endpoint");
+
+    let ctx = zmq::Context::new();
+    let ack_db = db.clone();
+    let sender = ResultSender::start(
+        ctx.clone(),
+        SenderConfig {
+            endpoint: config.replier_endpoint.clone(),
+            sockets: config.result_senders,
+            ack_timeout: config.result_timeout,
+        },
+        Arc::new(move |entry| ack_db.acked(&entry.uid)),
+    );
+    let results = sender.queue();
+
+    let runner = Arc::new(HemRunner {
+        db: db.clone(),
+        results: results.clone(),
+        local: LocalExecutor::new(config.kill_grace),
+        remote: Arc::new(NoRemote),
+        output_cap: config.output_cap,
+    });
+    let (submitter, scheduler_task) = scheduler::start(
+        runner,
+        Limits {
+            concurrency: config.concurrency,
+            hook_concurrency: config.hook_concurrency,
+            max_pending: config.max_pending,
+        },
+    );
+
+    // What the previous run left: unacknowledged results first, then the executions that were
+    // running (reported, not re-run), then the accepted ones that never started (run now,
+    // before any new event so that their lanes keep event order).
+    for entry in recovery.outbox {
+        tracing::info!(uid = %entry.uid, hook_id = entry.hook_id, "resending a result the driver never acknowledged");
+        results.send(entry);
+    }
+    for exec in &recovery.interrupted {
+        tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
+            "execution interrupted by a HEM restart; reported as failed (retryable)");
+        complete(&db, &results, exec, &exec.interrupted()).await;
+    }
+    let pending = recovery.pending.len();
+    for exec in recovery.pending {
+        if submitter.submit(exec).await.is_err() {
+            anyhow::bail!("the scheduler stopped during recovery");
+        }
+    }
+    if pending > 0 {
+        tracing::info!(
+            executions = pending,
+            "running executions accepted before the restart"
+        );
+    }
+
+    let subscriber = ZmqSubscriber::connect(&ctx, &config.subscriber_endpoint)
+        .with_context(|| format!("cannot connect to {}", config.subscriber_endpoint))?;
+    let journal = config
+        .replay_endpoint
+        .as_deref()
+        .map(|e| ZmqJournal::new(ctx.clone(), e, config.replay_timeout));
+    if journal.is_none() {
+        tracing::warn!(
+            "no replay endpoint configured: running live-only; events missed while the HEM is down or slow are lost"
+        );
+    }
+
+    let (snapshot_tx, snapshot_rx) = mpsc::channel::<Snapshot>();
+    let (resync_tx, resync_rx) = mpsc::channel::<()>();
+    let resync = {
+        let source = source.clone();
+        let shared = shared.clone();
+        let interval = config.resync_interval;
+        std::thread::Builder::new()
+            .name("hem-resync".into())
+            .spawn(move || resync_loop(source, shared, interval, resync_rx, snapshot_tx))
+            .context("cannot start the resync thread")?
+    };
+
+    let settings = IngestSettings {
+        paths: HookPaths {
+            local: config.hook_base_path.display().to_string(),
+            remote: config.remote_hook_base_path.clone(),
+        },
+        replay_from: config.replay_from,
+        replay_batch: config.replay_batch,
+        poll_interval: config.replay_poll_interval,
+        instance: recovery.instance.clone(),
+        boot: recovery.boot,
+        watermark: recovery.watermark,
+    };
+    let acceptor = DbAcceptor {
+        db: db.clone(),
+        submitter: submitter.clone(),
+        shared: shared.clone(),
+    };
+    drop(submitter);
+    let (ingest_done_tx, ingest_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let ingest = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("hem-ingest".into())
+            .spawn(move || {
+                Ingest::new(subscriber, journal, source, acceptor, settings, shared)
+                    .with_resync(snapshot_rx, resync_tx)
+                    .run();
+                let _ = ingest_done_tx.send(());
+            })
+            .context("cannot start the ingest thread")?
+    };
+
+    let mut ingest_done_rx = ingest_done_rx;
+    let ingest_failed = tokio::select! {
+        _ = shutdown => false,
+        _ = &mut ingest_done_rx => true,
+    };
+    let unexpected = ingest_failed && !shared.stop.load(Ordering::SeqCst);
+    if unexpected {
+        tracing::error!("the event reader stopped unexpectedly; shutting down");
+    }
+    tracing::info!("HEM stopping");
+    shared.stop.store(true, Ordering::SeqCst);
+
+    // The ingest thread notices the flag within a tick unless it is inside a front-end call,
+    // which its client timeout bounds.
+    let _ = tokio::time::timeout(Duration::from_secs(60), ingest_done_rx).await;
+    if ingest.is_finished() {
+        let _ = ingest.join();
+    }
+
+    // Running executions get the grace period; the ones still running after it are killed
+    // (their process groups with them) and reported as interrupted at the next start.
+    let mut scheduler_task = scheduler_task;
+    if tokio::time::timeout(config.shutdown_grace, &mut scheduler_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_s = config.shutdown_grace.as_secs_f64(),
+            "executions still running after the grace period are killed"
+        );
+        scheduler_task.abort();
+        let _ = scheduler_task.await;
+    }
+    let grace = config.shutdown_grace;
+    tokio::task::spawn_blocking(move || {
+        sender.stop(grace.min(Duration::from_secs(5)));
+        db_thread.stop();
+        let _ = resync.join();
+    })
+    .await
+    .context("shutdown task failed")?;
+    tracing::info!("HEM stopped");
+    if unexpected {
+        anyhow::bail!("the event reader stopped unexpectedly");
+    }
+    Ok(())
+}
+
+/// Records accepted executions, then hands them to the scheduler, waiting while it is full.
+struct DbAcceptor {
+    db: StateDb,
+    submitter: Submitter,
+    shared: Arc<IngestShared>,
+}
+
+impl Acceptor for DbAcceptor {
+    fn accept(&mut self, execs: Vec<Execution>, watermark: Option<u64>) -> bool {
+        if execs.is_empty() {
+            if let Some(w) = watermark
+                && let Err(e) = self.db.set_watermark(w)
+            {
+                tracing::error!(error = %e, "cannot record the event watermark");
+            }
+            return true;
+        }
+        if let Err(e) = self.db.accept_blocking(execs.clone(), watermark) {
+            // Running the hooks without a record is better than not running them; the error
+            // says crash protection is gone until the state DB works again.
+            tracing::error!(error = %e, executions = execs.len(),
+                "cannot record accepted executions; running them without crash protection");
+        }
+        for exec in execs {
+            let mut exec = exec;
+            loop {
+                match self.submitter.try_submit(exec) {
+                    Ok(None) => break,
+                    Ok(Some(back)) => {
+                        if self.shared.stop.load(Ordering::SeqCst) {
+                            // Recorded as pending: the next start runs it.
+                            return false;
+                        }
+                        exec = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(_) => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Reloads the whole hook pool every `interval` (or sooner on request) and hands it to the
+/// ingest loop, which applies it unless an event-driven reload happened meanwhile.
+fn resync_loop(
+    source: XmlRpcHookSource,
+    shared: Arc<IngestShared>,
+    interval: Duration,
+    requests: mpsc::Receiver<()>,
+    snapshots: mpsc::Sender<Snapshot>,
+) {
+    loop {
+        match requests.recv_timeout(interval) {
+            Ok(()) => {
+                // Let a burst of failures settle before asking the front-end again.
+                std::thread::sleep(Duration::from_secs(2));
+                while requests.try_recv().is_ok() {}
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let generation = shared.generation.load(Ordering::SeqCst);
+        match source.pool() {
+            Ok(hooks) => {
+                tracing::debug!(hooks = hooks.len(), "hook pool resync fetched");
+                if snapshots.send(Snapshot { generation, hooks }).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!("Cannot get hook information: {e}"),
+        }
+    }
+}

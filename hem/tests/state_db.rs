@@ -1,0 +1,128 @@
+//! State DB recovery: what a restart finds after a clean stop and after an abandoned writer.
+
+use onehem_server::execution::{Execution, Plan, Target};
+use onehem_server::state_db::{OutboxEntry, StateDb};
+
+fn exec(seq: u64, hook: i64, target: Target) -> Execution {
+    Execution {
+        uid: format!("i-1-{seq}-{hook}"),
+        seq,
+        hook_id: hook,
+        lane: format!("{hook}|VM/{seq}"),
+        resource: format!("VM/{seq}"),
+        event_key: "EVENT STATE VM/PENDING/LCM_INIT/1".into(),
+        plan: Plan {
+            command: "/var/lib/one/remotes/hooks/x.rb".into(),
+            arguments: format!("PFZNPg== {seq}"),
+            stdin: seq % 2 == 0,
+            timeout_secs: Some(seq),
+            target,
+            report_host: Some("node1".into()),
+            retry: hook == 9,
+        },
+    }
+}
+
+fn entry(uid: &str) -> OutboxEntry {
+    OutboxEntry {
+        uid: uid.into(),
+        hook_id: 3,
+        frame: format!("0 3 {uid}"),
+    }
+}
+
+#[tokio::test]
+async fn recovery_sorts_pending_started_and_unacknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/hem.db");
+
+    let (db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.watermark, None);
+    assert_eq!(rec.boot, 1);
+    let instance = rec.instance.clone();
+    assert!(!instance.is_empty());
+
+    let a = exec(1, 3, Target::Local);
+    let b = exec(
+        2,
+        3,
+        Target::Remote {
+            host: "node1".into(),
+        },
+    );
+    let c = exec(
+        3,
+        9,
+        Target::Refused {
+            reason: "No remote host specified for a remote hook.".into(),
+        },
+    );
+    let d = exec(4, 3, Target::Local);
+    db.accept(vec![a.clone(), b.clone()], Some(2))
+        .await
+        .unwrap();
+    db.accept(vec![c.clone(), d.clone()], Some(4))
+        .await
+        .unwrap();
+    // a finished and acknowledged, b finished not acknowledged, c started, d never started.
+    db.started(&a.uid).await.unwrap();
+    db.finished(entry(&a.uid)).await.unwrap();
+    db.acked(&a.uid);
+    db.started(&b.uid).await.unwrap();
+    db.finished(entry(&b.uid)).await.unwrap();
+    db.started(&c.uid).await.unwrap();
+    db.set_watermark(9).unwrap();
+    thread.stop();
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.instance, instance);
+    assert_eq!(rec.boot, 2);
+    assert_eq!(rec.watermark, Some(9));
+    assert_eq!(rec.pending, vec![d]);
+    assert_eq!(rec.interrupted, vec![c]);
+    assert_eq!(rec.outbox, vec![entry(&b.uid)]);
+    thread.stop();
+}
+
+#[tokio::test]
+async fn committed_state_survives_an_abandoned_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let (db, thread, _) = StateDb::open(&path).unwrap();
+    let a = exec(10, 3, Target::Local);
+    db.accept(vec![a.clone()], Some(10)).await.unwrap();
+    db.started(&a.uid).await.unwrap();
+    // Like kill -9: the writer is never told to stop and the connection is never closed.
+    std::mem::forget(thread);
+    std::mem::forget(db);
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.watermark, Some(10));
+    assert_eq!(rec.interrupted, vec![a]);
+    assert!(rec.pending.is_empty());
+    thread.stop();
+}
+
+#[test]
+fn blocking_accept_and_duplicate_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let (db, thread, _) = StateDb::open(&path).unwrap();
+    let a = exec(5, 3, Target::Local);
+    db.accept_blocking(vec![a.clone()], Some(5)).unwrap();
+    // The same uid accepted again (a replay overlap) is ignored, not duplicated.
+    db.accept_blocking(vec![a.clone()], Some(5)).unwrap();
+    thread.stop();
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.pending, vec![a]);
+    thread.stop();
+}
+
+#[test]
+fn an_unusable_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = StateDb::open(&file.join("hem.db")).unwrap_err();
+    assert!(err.to_string().contains("hem.db"), "{err}");
+}
