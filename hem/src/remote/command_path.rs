@@ -44,9 +44,7 @@ pub fn map_command(
             return Ok(join(&all));
         }
     }
-    Err(refuse(format!(
-        "outside remote_hook_base_path {host_base}"
-    )))
+    Err(refuse(format!("outside remote_hook_base_path {host_base}")))
 }
 
 /// The components of a path without empty and `.` ones; `None` if one is `..`.

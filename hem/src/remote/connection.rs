@@ -207,7 +207,9 @@ impl SshConnection {
             let read = async {
                 while let Some(msg) = rd.wait().await {
                     match msg {
-                        ChannelMsg::Data { data } => push_capped(&mut out.stdout, &data, cap),
+                        ChannelMsg::Data { data } => {
+                            push_capped(&mut out.stdout, &data, cap);
+                        }
                         ChannelMsg::ExtendedData { data, .. } => {
                             push_capped(&mut out.stderr, &data, cap);
                         }

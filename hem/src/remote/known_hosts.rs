@@ -344,7 +344,10 @@ mod tests {
             "# comment\n[127.0.0.2]:2222,[host2]:2222 ssh-ed25519 {KEY_A}\nnode1 ssh-ed25519 {KEY_B} c\n"
         ));
         assert!(k.verify(&[lookup_name("host2", 2222)], &key(KEY_A)).is_ok());
-        assert!(k.verify(&[lookup_name("127.0.0.2", 2222)], &key(KEY_A)).is_ok());
+        assert!(
+            k.verify(&[lookup_name("127.0.0.2", 2222)], &key(KEY_A))
+                .is_ok()
+        );
         assert!(k.verify(&[lookup_name("NODE1", 22)], &key(KEY_B)).is_ok());
         // Same host on port 22 is another entry.
         assert!(matches!(
@@ -352,7 +355,9 @@ mod tests {
             Err(HostKeyProblem::Unknown { .. })
         ));
         match k.verify(&[lookup_name("host2", 2222)], &key(KEY_B)) {
-            Err(HostKeyProblem::Changed { line, fingerprint, .. }) => {
+            Err(HostKeyProblem::Changed {
+                line, fingerprint, ..
+            }) => {
                 assert_eq!(line, 2);
                 assert!(fingerprint.starts_with("SHA256:"));
             }
@@ -395,13 +400,12 @@ mod tests {
 
     #[test]
     fn bad_lines_are_skipped_not_fatal() {
-        let k = kh(&format!("garbage\nh ssh-ed25519 !!!\nh ssh-ed25519 {KEY_A}\n"));
+        let k = kh(&format!(
+            "garbage\nh ssh-ed25519 !!!\nh ssh-ed25519 {KEY_A}\n"
+        ));
         assert_eq!(k.skipped, ["/kh:1", "/kh:2"]);
         assert!(k.verify(&["h".into()], &key(KEY_A)).is_ok());
-        assert_eq!(
-            k.algorithms_for(&["h".into()]),
-            vec![Algorithm::Ed25519]
-        );
+        assert_eq!(k.algorithms_for(&["h".into()]), vec![Algorithm::Ed25519]);
     }
 
     #[test]
