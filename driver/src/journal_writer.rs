@@ -6,7 +6,7 @@
 //! the stored results for oned. Under load batches grow, so the cost of a commit is shared by
 //! thousands of events; when idle, an event is committed alone as soon as it arrives.
 
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
@@ -93,20 +93,23 @@ pub fn run(
     let mut last_trim = Instant::now();
     let mut since_trim: u64 = 0;
     loop {
-        let first = match rx.recv() {
-            Ok(msg) => msg,
-            Err(_) => break,
+        // Waking up at least every trim interval keeps retention going on an idle journal.
+        let first = match rx.recv_timeout(TRIM_INTERVAL) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut batch = Batch::default();
         let mut replies = Vec::new();
-        let mut finish = absorb(first, &mut batch, &mut replies);
+        let mut finish = first.is_some_and(|m| absorb(m, &mut batch, &mut replies));
         while batch.events.len() < MAX_BATCH_EVENTS && !finish {
             match rx.try_recv() {
                 Ok(msg) => finish |= absorb(msg, &mut batch, &mut replies),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let committed = commit_with_retry(journal.as_mut(), &mut batch, &mut replies, &shutdown);
+        let committed = !batch.is_empty()
+            && commit_with_retry(journal.as_mut(), &mut batch, &mut replies, &shutdown);
         if committed {
             since_trim += batch.events.len() as u64;
             deliver(batch, replies, links.as_ref());

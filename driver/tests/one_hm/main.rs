@@ -1,0 +1,8 @@
+//! `one_hm` end to end: the real binary, with pyzmq peers (`tests/py/`), in temp dirs on free
+//! loopback ports.
+
+mod fixture;
+mod journal;
+mod oned_lines;
+mod results;
+mod subscribers;

@@ -1,0 +1,122 @@
+//! The results REP socket with a Python REQ client.
+
+use serde_json::json;
+
+use crate::fixture::*;
+
+#[test]
+fn results_are_acked_then_forwarded_in_order_and_duplicates_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut driver = Driver::start(dir.path(), &[]);
+    driver.init();
+    let ok = result_body("/bin/true", 0, Some("uid-1"));
+    let failed = result_body("/bin/false", 1, None);
+    let killed = result_body("/bin/sleep 9", -1, Some("uid-2"));
+    let last = result_body("/bin/echo", 0, None);
+    let replies = request(
+        &driver.endpoints.logger,
+        &[
+            json!([format!("0 3 {ok}")]),
+            json!([format!("1 4 {failed}")]),
+            json!([format!("-1 5 {killed}")]),
+            // The same execution sent again (a sender that lost the first ACK).
+            json!([format!("0 3 {ok}")]),
+            json!([format!("0 6 {last}")]),
+        ],
+    );
+    assert_eq!(replies, vec![vec!["ACK".to_owned()]; 5]);
+    assert_eq!(driver.next_line(), format!("EXECUTE SUCCESS 3 0 {ok}"));
+    assert_eq!(driver.next_line(), format!("EXECUTE FAILURE 4 1 {failed}"));
+    assert_eq!(driver.next_line(), format!("EXECUTE FAILURE 5 -1 {killed}"));
+    // The duplicate was acknowledged but not forwarded: the next line is the last result.
+    assert_eq!(driver.next_line(), format!("EXECUTE SUCCESS 6 0 {last}"));
+    driver.send("FINALIZE");
+    assert!(driver.wait().success());
+    assert!(driver.rest_of_stdout().is_empty());
+    assert!(driver.stderr().contains("duplicate result acknowledged"));
+}
+
+#[test]
+fn malformed_results_are_answered_logged_and_not_forwarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut driver = Driver::start(dir.path(), &[]);
+    driver.init();
+    let good = result_body("/bin/true", 0, None);
+    let malformed = [
+        json!([""]),
+        json!(["garbage"]),
+        json!([format!("abc 3 {good}")]),
+        json!([format!("12x 3 {good}")]),
+        json!([format!("0 -3 {good}")]),
+        json!(["0 3 not-base64!"]),
+        json!([format!("0 3 {good} extra")]),
+        json!(["0", "3", good.clone()]),
+        json!([{"hex": "fffe00ff"}]),
+    ];
+    let mut requests = malformed.to_vec();
+    requests.push(json!([format!("0 7 {good}")]));
+    let replies = request(&driver.endpoints.logger, &requests);
+    assert_eq!(replies.len(), requests.len(), "every request got a reply");
+    for (reply, sent) in replies.iter().zip(&malformed) {
+        assert_eq!(reply.len(), 1, "one reply frame for {sent}");
+        assert!(reply[0].starts_with("ERR "), "{sent} answered {reply:?}");
+    }
+    assert_eq!(replies.last(), Some(&vec!["ACK".to_owned()]));
+    // Nothing malformed reached oned: the first result line is the good one.
+    assert_eq!(driver.next_line(), format!("EXECUTE SUCCESS 7 0 {good}"));
+    driver.send("FINALIZE");
+    assert!(driver.wait().success());
+    assert!(driver.rest_of_stdout().is_empty());
+    let log = driver.stderr();
+    assert_eq!(
+        log.matches("malformed result refused").count(),
+        malformed.len()
+    );
+    assert!(
+        log.contains(r#"return code "abc" is not an integer"#),
+        "{log}"
+    );
+    assert!(log.contains("result body is not strict base64"));
+}
+
+#[test]
+fn results_stored_before_a_stop_are_forwarded_after_the_next_init() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = result_body("/bin/true", 0, None);
+    let second = result_body("/bin/false", 2, None);
+    {
+        // No INIT: nothing may be written to oned, but results are stored and ACKed.
+        let mut driver = Driver::start(dir.path(), &[]);
+        let replies = request(
+            &driver.endpoints.logger,
+            &[
+                json!([format!("0 1 {first}")]),
+                json!([format!("2 2 {second}")]),
+            ],
+        );
+        assert_eq!(replies, vec![vec!["ACK".to_owned()]; 2]);
+        driver.close_stdin();
+        assert!(driver.wait().success());
+        assert!(driver.rest_of_stdout().is_empty());
+    }
+    {
+        let mut driver = Driver::start(dir.path(), &[]);
+        driver.init();
+        assert_eq!(driver.next_line(), format!("EXECUTE SUCCESS 1 0 {first}"));
+        assert_eq!(driver.next_line(), format!("EXECUTE FAILURE 2 2 {second}"));
+        driver.send("FINALIZE");
+        assert!(driver.wait().success());
+        assert!(driver.rest_of_stdout().is_empty());
+    }
+    {
+        // Forwarded results are not forwarded again.
+        let mut driver = Driver::start(dir.path(), &[]);
+        driver.init();
+        let third = result_body("/bin/echo", 0, None);
+        let replies = request(&driver.endpoints.logger, &[json!([format!("0 9 {third}")])]);
+        assert_eq!(replies, vec![vec!["ACK".to_owned()]]);
+        assert_eq!(driver.next_line(), format!("EXECUTE SUCCESS 9 0 {third}"));
+        driver.send("FINALIZE");
+        assert!(driver.wait().success());
+    }
+}
