@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use crate::remote::RemoteConfig;
+
 /// Where a first start (no state DB yet) begins reading the driver's journal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplayFrom {
@@ -63,8 +65,8 @@ pub struct Config {
     pub kill_grace: Duration,
     /// Time a running execution gets to finish when the HEM stops.
     pub shutdown_grace: Duration,
-    /// The `remote` section, handed to the remote executor.
-    pub remote: Value,
+    /// The `remote` section (SSH and agent settings, host map), for the remote executor.
+    pub remote: RemoteConfig,
 }
 
 /// One problem with one key.
@@ -186,8 +188,27 @@ pub fn parse_with_location(
         result_senders: fields.uint("result_senders", 4, 1, 64) as usize,
         kill_grace: fields.seconds("kill_grace", 2.0, 0.0, 3600.0),
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
-        remote: fields.section("remote"),
+        remote: RemoteConfig::default(),
     };
+    let mut config = config;
+    let section = fields.section("remote");
+    match RemoteConfig::from_yaml(section) {
+        Ok(mut remote) => {
+            for problem in remote.problems() {
+                let (key, reason) = match problem.split_once(": ") {
+                    Some((k, r)) => (k.to_string(), r.to_string()),
+                    None => ("remote".to_string(), problem),
+                };
+                fields.fail(&key, reason);
+            }
+            remote.remote_hook_base_path = Some(config.remote_hook_base_path.clone());
+            config.remote = remote;
+        }
+        Err(e) => {
+            let reason = e.strip_prefix("remote: ").unwrap_or(&e).to_string();
+            fields.fail("remote", reason);
+        }
+    }
     let mut errors = fields.errors;
     for key in fields.map.keys() {
         errors.push(KeyError {

@@ -12,12 +12,12 @@ use one_proto::mad::ResultFrame;
 use crate::exec::{ExecOutcome, ExecRequest};
 use crate::execution::{Execution, Target};
 use crate::local_exec::LocalExecutor;
+use crate::remote::RemoteExecutor;
 use crate::result_sender::ResultQueue;
 use crate::scheduler::Runner;
 use crate::state_db::{OutboxEntry, StateDb};
 
-/// Runs hooks on the hosts. Implemented by the SSH/agent executor; absent when the HEM has no
-/// remote execution configured.
+/// Runs hooks on the hosts: the SSH/agent executor, or a stand-in in tests.
 pub trait RemoteRun: Send + Sync + 'static {
     fn run(
         &self,
@@ -26,17 +26,9 @@ pub trait RemoteRun: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = ExecOutcome> + Send;
 }
 
-/// The remote side when no remote executor is available: every remote execution fails with a
-/// record that says so.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoRemote;
-
-impl RemoteRun for NoRemote {
-    async fn run(&self, _host: &str, _req: ExecRequest) -> ExecOutcome {
-        ExecOutcome::start_failure(
-            "remote execution not available",
-            std::time::SystemTime::now(),
-        )
+impl RemoteRun for RemoteExecutor {
+    async fn run(&self, host: &str, req: ExecRequest) -> ExecOutcome {
+        RemoteExecutor::run(self, host, req).await
     }
 }
 

@@ -15,8 +15,9 @@ use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, HookSource, Ingest, IngestSettings, IngestShared, Snapshot};
 use crate::journal::ZmqJournal;
 use crate::local_exec::LocalExecutor;
+use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
-use crate::runner::{HemRunner, NoRemote, complete};
+use crate::runner::{HemRunner, complete};
 use crate::scheduler::{self, Limits, Submitter};
 use crate::state_db::StateDb;
 use crate::subscriber::ZmqSubscriber;
@@ -64,11 +65,12 @@ pub async fn run_with_status(
     );
     let results = sender.queue();
 
+    let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
     let runner = Arc::new(HemRunner {
         db: db.clone(),
         results: results.clone(),
         local: LocalExecutor::new(config.kill_grace),
-        remote: Arc::new(NoRemote),
+        remote: remote.clone(),
         output_cap: config.output_cap,
     });
     let (submitter, scheduler_task) = scheduler::start(
@@ -194,6 +196,7 @@ pub async fn run_with_status(
         scheduler_task.abort();
         let _ = scheduler_task.await;
     }
+    remote.shutdown().await;
     let grace = config.shutdown_grace;
     tokio::task::spawn_blocking(move || {
         sender.stop(grace.min(Duration::from_secs(5)));

@@ -39,7 +39,7 @@ fn plain_keys_and_our_keys() {
          replay_endpoint: none\nstate_db: /tmp/x/hem.db\noutput_cap: 4096\n\
          hook_concurrency: 2\nlog_file: ''\nlog_stderr: yes\none_xmlrpc: http://127.0.0.1:2633/RPC2\n\
          one_auth: /tmp/one_auth\nresync_interval: 60\nresult_timeout: 0.5\nreplay_from: oldest\n\
-         remote:\n  :connect_timeout: 3\n",
+         remote:\n  :connect_timeout: 3\n  :hosts:\n    node1:\n      :address: 127.0.0.5\n",
     )
     .unwrap();
     assert_eq!(c.debug_level, 3);
@@ -57,8 +57,15 @@ fn plain_keys_and_our_keys() {
     assert_eq!(c.result_timeout, Duration::from_millis(500));
     assert_eq!(c.replay_from, ReplayFrom::Oldest);
     // Symbol keys inside sections are normalised too.
-    let remote = c.remote.as_mapping().unwrap();
-    assert!(remote.contains_key("connect_timeout"), "{remote:?}");
+    assert_eq!(c.remote.connect_timeout, Some(3.0));
+    assert_eq!(
+        c.remote.remote_hook_base_path.as_deref(),
+        Some("/var/tmp/one/hooks")
+    );
+    assert_eq!(
+        c.remote.hosts["node1"].address.as_deref(),
+        Some("127.0.0.5")
+    );
 }
 
 #[test]
@@ -145,4 +152,26 @@ fn numbers_written_as_strings_are_accepted() {
     assert_eq!(c.debug_level, 1);
     let c = parse("replay_from: 42\n").unwrap();
     assert_eq!(c.replay_from, ReplayFrom::After(42));
+}
+
+#[test]
+fn remote_section_errors_name_their_keys() {
+    let err = parse("remote:\n  :connect_timeout: -1\n:concurrency: 0\n").unwrap_err();
+    let keys: Vec<&str> = err.key_errors().iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"remote.connect_timeout"), "{keys:?}");
+    assert!(keys.contains(&"concurrency"), "{keys:?}");
+
+    let err = parse("remote:\n  :mode: telnet\n").unwrap_err();
+    assert_eq!(err.key_errors()[0].key, "remote");
+    assert!(err.to_string().contains("telnet"), "{err}");
+}
+
+#[test]
+fn the_shipped_file_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/onehem-server.conf");
+    let c = config::load(&path).unwrap();
+    assert_eq!(c.concurrency, 10);
+    assert_eq!(c.replay_endpoint.as_deref(), Some("tcp://localhost:2103"));
+    assert_eq!(c.log_file, None);
+    assert!(c.log_stderr);
 }
