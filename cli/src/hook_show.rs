@@ -3,6 +3,7 @@
 
 use crate::exec_table::{HookColumn, render_records};
 use crate::template_text::template_lines;
+use crate::short_state::lock_level;
 use crate::terminal::{Style, Terminal};
 use crate::timestamp::{Zone, ruby_to_i, time_to_str};
 use crate::xml::Element;
@@ -156,18 +157,6 @@ fn row(label: &str, value: &[u8]) -> Vec<u8> {
     line.extend(std::iter::repeat_n(b' ', 20usize.saturating_sub(chars)));
     line.push(b'\n');
     line
-}
-
-/// The lock level's name, `-` for anything unknown; no lock is `None`.
-fn lock_level(locked: Option<&str>) -> &'static str {
-    match ruby_to_i(locked.unwrap_or("")) {
-        0 => "None",
-        1 => "Use",
-        2 => "Manage",
-        3 => "Admin",
-        4 => "All",
-        _ => "-",
-    }
 }
 
 fn push(out: &mut Vec<u8>, text: impl AsRef<[u8]>) {

@@ -104,3 +104,19 @@ impl ListArgs {
         }
     }
 }
+
+/// Prints a pool: `--describe`, a document format, or the table (through the pager on a
+/// terminal).
+pub fn print_list(
+    console: &mut crate::console::Console<'_>,
+    list: &ListArgs,
+    pool: &Element,
+    table: &crate::table::Table,
+    rows: &[Vec<String>],
+) -> Result<(), crate::console::CliError> {
+    if let Some(text) = list.format.render(pool) {
+        return console.write(text);
+    }
+    let text = table.render(rows, &list.table_options(), &console.terminal)?;
+    crate::pager::page(console, &text, rows.len(), list.no_pager)
+}

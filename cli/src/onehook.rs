@@ -3,15 +3,16 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use one_client::{Client, UpdateMode};
+use one_client::{UpdateMode, Value};
 
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish, parse_document};
 use crate::exec_table::{HookColumn, render_records};
 use crate::hook_list::{hook_rows, hook_table};
 use crate::hook_show::render_hook;
-use crate::id_list::{IdSpec, parse_list, parse_one, resolve_all};
-use crate::list_args::{FormatArgs, ListArgs};
+use crate::id_list::{IdSpec, parse_one};
+use crate::session::{PoolKind, Session, for_each, report};
+use crate::list_args::{FormatArgs, ListArgs, print_list};
 use crate::template_text::template_lines;
 use crate::xml::Element;
 
@@ -249,56 +250,15 @@ pub fn run(args: &OnehookArgs, console: &mut Console<'_>) -> u8 {
     finish(result, console)
 }
 
-/// The client, created on first use so that `create --dry` and `list --describe` work without
-/// credentials.
-struct Session<'a> {
-    args: &'a ConnectionArgs,
-    client: Option<Client>,
-}
-
-impl Session<'_> {
-    fn client(&mut self) -> Result<&Client, CliError> {
-        if self.client.is_none() {
-            self.client = Some(self.args.client()?);
-        }
-        self.client
-            .as_ref()
-            .ok_or_else(|| CliError::usage("no client"))
-    }
-
-    fn pool(&mut self) -> Result<Element, CliError> {
-        let text = self.client()?.hookpool_info()?;
-        parse_document(&text, "HOOK_POOL")
-    }
-
-    fn resolve_one(&mut self, arg: &str) -> Result<i64, CliError> {
-        let spec = parse_one(arg)?;
-        Ok(
-            resolve_all(std::slice::from_ref(&spec), "HOOK", || self.pool())?
-                .first()
-                .copied()
-                .unwrap_or_default(),
-        )
-    }
-
-    fn resolve_list(&mut self, arg: &str) -> Result<Vec<i64>, CliError> {
-        let specs: Vec<IdSpec> = parse_list(arg)?;
-        resolve_all(&specs, "HOOK", || self.pool())
-    }
-}
+const HOOKS: PoolKind = PoolKind {
+    element: "HOOK",
+    method: "one.hookpool.info",
+    params: || vec![Value::Int(-1), Value::Int(-1), Value::Int(-1)],
+};
 
 fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError> {
-    let mut session = Session {
-        args: &args.connection,
-        client: None,
-    };
-    let verbose = |console: &mut Console<'_>, id: i64, verb: &str| -> Result<(), CliError> {
-        if args.verbose {
-            console.write(format!("HOOK {id}: {verb}\n"))
-        } else {
-            Ok(())
-        }
-    };
+    let mut session = Session::new(&args.connection);
+    let verbose = |console: &mut Console<'_>, id: i64, verb: &str| report(console, args.verbose, "HOOK", id, verb);
     match &args.command {
         HookCommand::Create { file, dry } => {
             let text = read_template(file.as_ref(), console)?;
@@ -309,14 +269,14 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
             console.write(format!("ID: {id}\n"))
         }
         HookCommand::Delete { hooks } => {
-            let ids = session.resolve_list(hooks)?;
+            let ids = session.resolve_list(hooks, HOOKS)?;
             for_each(console, &ids, |console, id| {
                 session.client()?.hook_delete(id)?;
                 verbose(console, id, "deleted")
             })
         }
         HookCommand::Update { hook, file, append } => {
-            let id = session.resolve_one(hook)?;
+            let id = session.resolve_one(hook, HOOKS)?;
             let mode = if *append {
                 UpdateMode::Merge
             } else {
@@ -349,7 +309,7 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
             verbose(console, id, "modified")
         }
         HookCommand::Rename { hook, name } => {
-            let id = session.resolve_one(hook)?;
+            let id = session.resolve_one(hook, HOOKS)?;
             session.client()?.hook_rename(id, name)?;
             verbose(console, id, "renamed")
         }
@@ -371,7 +331,7 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
             format,
             ..
         } => {
-            let id = session.resolve_one(hook)?;
+            let id = session.resolve_one(hook, HOOKS)?;
             let doc = parse_document(&session.client()?.hook_info(id)?, "HOOK")?;
             match format.render(&doc) {
                 Some(text) => console.write(text),
@@ -399,14 +359,14 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
             } else {
                 1
             };
-            let ids = session.resolve_list(hooks)?;
+            let ids = session.resolve_list(hooks, HOOKS)?;
             for_each(console, &ids, |console, id| {
                 session.client()?.hook_lock(id, level)?;
                 verbose(console, id, "Hook locked")
             })
         }
         HookCommand::Unlock { hooks } => {
-            let ids = session.resolve_list(hooks)?;
+            let ids = session.resolve_list(hooks, HOOKS)?;
             for_each(console, &ids, |console, id| {
                 session.client()?.hook_unlock(id)?;
                 verbose(console, id, "Hook unlocked")
@@ -421,7 +381,7 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
                     )));
                 }
             };
-            let id = session.resolve_one(hook)?;
+            let id = session.resolve_one(hook, HOOKS)?;
             session.client()?.hook_retry(id, exec_id)?;
             verbose(console, id, "Retry executed")
         }
@@ -467,46 +427,13 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
     }
 }
 
-fn list_hooks(
-    session: &mut Session<'_>,
-    list: &ListArgs,
-    console: &mut Console<'_>,
-) -> Result<(), CliError> {
+fn list_hooks(session: &mut Session<'_>, list: &ListArgs, console: &mut Console<'_>) -> Result<(), CliError> {
     let table = hook_table();
     if list.describe {
         return console.write(table.describe());
     }
-    let pool = session.pool()?;
-    if let Some(text) = list.format.render(&pool) {
-        return console.write(text);
-    }
-    let rows = hook_rows(&pool);
-    let text = table.render(&rows, &list.table_options(), &console.terminal)?;
-    crate::pager::page(console, &text, rows.len(), list.no_pager)
-}
-
-/// Runs an action on every id; a failure is reported and the others still run (the
-/// reference's `perform_actions`), and the command then fails.
-fn for_each(
-    console: &mut Console<'_>,
-    ids: &[i64],
-    mut action: impl FnMut(&mut Console<'_>, i64) -> Result<(), CliError>,
-) -> Result<(), CliError> {
-    let mut failed = false;
-    for &id in ids {
-        if let Err(e) = action(console, id) {
-            if matches!(e, CliError::BrokenPipe) {
-                return Err(e);
-            }
-            console.eprintln(&e.to_string());
-            failed = true;
-        }
-    }
-    if failed {
-        Err(CliError::Reported)
-    } else {
-        Ok(())
-    }
+    let pool = session.pool(HOOKS)?;
+    print_list(console, list, &pool, &table, &hook_rows(&pool))
 }
 
 fn read_file(path: &PathBuf) -> Result<String, CliError> {

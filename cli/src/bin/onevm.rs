@@ -1,1 +1,5 @@
-fn main() {}
+//! `onevm`: manages virtual machines of the simulated cloud.
+
+fn main() -> std::process::ExitCode {
+    one_cli::main_with(one_cli::onevm::run)
+}
