@@ -56,9 +56,10 @@ pub fn parse_date_with_today(input: &str, today: NaiveDate) -> Result<i64, DateE
         .iter()
         .enumerate()
         .position(|(i, t)| !used[i] && matches!(t, Token::Num(_)))
-        && let Token::Num(n) = &tokens[i] {
-            return Err(err(&format!("unexpected number {n}")));
-        }
+        && let Token::Num(n) = &tokens[i]
+    {
+        return Err(err(&format!("unexpected number {n}")));
+    }
     if time.is_none() && date.is_none() {
         return Err(err("no date or time found"));
     }
@@ -415,9 +416,7 @@ fn take_date(
     }
     // yyyymmdd
     for (i, is_used) in used.iter_mut().enumerate() {
-        if !*is_used
-            && let Some(d) = num(tokens, i).filter(|d| d.len() == 8)
-        {
+        if !*is_used && let Some(d) = num(tokens, i).filter(|d| d.len() == 8) {
             let date = ymd(
                 d[..4].parse().map_err(|_| "bad year")?,
                 d[4..6].parse().map_err(|_| "bad month")?,

@@ -2,8 +2,8 @@
 //! or, with `-e`, one execution record (reference §9.2).
 
 use crate::exec_table::{HookColumn, render_records};
-use crate::template_text::template_lines;
 use crate::short_state::lock_level;
+use crate::template_text::template_lines;
 use crate::terminal::{Style, Terminal};
 use crate::timestamp::{Zone, ruby_to_i, time_to_str};
 use crate::xml::Element;
@@ -43,10 +43,7 @@ pub fn render_hook(
             .find(|r| r.str_at("EXECUTION_ID").trim().parse::<i64>() == Ok(wanted));
         match record {
             Some(record) => render_record(&mut out, record, &style, zone),
-            None => push(
-                &mut out,
-                format!("Cannot find execution record {wanted}\n"),
-            ),
+            None => push(&mut out, format!("Cannot find execution record {wanted}\n")),
         }
         return out;
     }
@@ -141,7 +138,7 @@ fn looks_like_base64(word: &str) -> bool {
         return false;
     }
     let alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
-    
+
     match bytes {
         [rest @ .., b'=', b'='] => rest.len() >= 2 && rest.iter().all(alphabet),
         [rest @ .., b'='] => rest.len() >= 3 && rest.iter().all(alphabet),

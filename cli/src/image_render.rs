@@ -48,7 +48,11 @@ pub fn image_rows(pool: &Element) -> Vec<Vec<String>> {
         .collect()
 }
 
-pub fn render_image_pool(pool: &Element, options: &TableOptions, terminal: &Terminal) -> Result<String, TableError> {
+pub fn render_image_pool(
+    pool: &Element,
+    options: &TableOptions,
+    terminal: &Terminal,
+) -> Result<String, TableError> {
     image_table().render(&image_rows(pool), options, terminal)
 }
 
@@ -66,8 +70,14 @@ pub fn render_image(image: &Element, terminal: &Terminal, zone: Zone) -> String 
     out.push_str(&row("LOCK", lock_level(image.text_at("LOCK/LOCKED"))));
     out.push_str(&row("DATASTORE", image.str_at("DATASTORE")));
     out.push_str(&row("TYPE", &image_type_name(image.str_at("TYPE"))));
-    out.push_str(&row("REGISTER TIME", &time_to_str(image.str_at("REGTIME"), true, zone)));
-    out.push_str(&row("LAST MODIFIED", &time_to_str(image.str_at("MODTIME"), true, zone)));
+    out.push_str(&row(
+        "REGISTER TIME",
+        &time_to_str(image.str_at("REGTIME"), true, zone),
+    ));
+    out.push_str(&row(
+        "LAST MODIFIED",
+        &time_to_str(image.str_at("MODTIME"), true, zone),
+    ));
     out.push_str(&row("PERSISTENT", yes_no(image.str_at("PERSISTENT"))));
     out.push_str(&row("SOURCE", image.str_at("SOURCE")));
     for (label, path) in [("PATH", "PATH"), ("FORMAT", "FORMAT")] {
@@ -76,19 +86,35 @@ pub fn render_image(image: &Element, terminal: &Terminal, zone: Zone) -> String 
             out.push_str(&row(label, value));
         }
     }
-    out.push_str(&row("SIZE", &unit_to_str(ruby_to_i(image.str_at("SIZE")), "M")));
+    out.push_str(&row(
+        "SIZE",
+        &unit_to_str(ruby_to_i(image.str_at("SIZE")), "M"),
+    ));
     out.push_str(&row("STATE", &image_short(image.str_at("STATE"))));
     out.push_str(&row("RUNNING_VMS", image.str_at("RUNNING_VMS")));
     out.push('\n');
     out.push_str(&style.header(&format!("{:<80}", "PERMISSIONS"), false));
     for who in ["OWNER", "GROUP", "OTHER"] {
-        let bit = |b: &str, c: char| if image.str_at(&format!("PERMISSIONS/{who}_{b}")) == "1" { c } else { '-' };
-        let mask: String = [bit("U", 'u'), bit("M", 'm'), bit("A", 'a')].iter().collect();
+        let bit = |b: &str, c: char| {
+            if image.str_at(&format!("PERMISSIONS/{who}_{b}")) == "1" {
+                c
+            } else {
+                '-'
+            }
+        };
+        let mask: String = [bit("U", 'u'), bit("M", 'm'), bit("A", 'a')]
+            .iter()
+            .collect();
         out.push_str(&row(who, &mask));
     }
     out.push('\n');
     out.push_str(&style.header(&format!("{:<80}", "IMAGE TEMPLATE"), false));
-    out.push_str(&image.child("TEMPLATE").map(template_lines).unwrap_or_default());
+    out.push_str(
+        &image
+            .child("TEMPLATE")
+            .map(template_lines)
+            .unwrap_or_default(),
+    );
     out.push('\n');
     out
 }

@@ -11,8 +11,8 @@ use crate::exec_table::{HookColumn, render_records};
 use crate::hook_list::{hook_rows, hook_table};
 use crate::hook_show::render_hook;
 use crate::id_list::{IdSpec, parse_one};
-use crate::session::{PoolKind, Session, for_each, report};
 use crate::list_args::{FormatArgs, ListArgs, print_list};
+use crate::session::{PoolKind, Session, for_each, report};
 use crate::template_text::template_lines;
 use crate::xml::Element;
 
@@ -258,7 +258,9 @@ const HOOKS: PoolKind = PoolKind {
 
 fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError> {
     let mut session = Session::new(&args.connection);
-    let verbose = |console: &mut Console<'_>, id: i64, verb: &str| report(console, args.verbose, "HOOK", id, verb);
+    let verbose = |console: &mut Console<'_>, id: i64, verb: &str| {
+        report(console, args.verbose, "HOOK", id, verb)
+    };
     match &args.command {
         HookCommand::Create { file, dry } => {
             let text = read_template(file.as_ref(), console)?;
@@ -427,7 +429,11 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
     }
 }
 
-fn list_hooks(session: &mut Session<'_>, list: &ListArgs, console: &mut Console<'_>) -> Result<(), CliError> {
+fn list_hooks(
+    session: &mut Session<'_>,
+    list: &ListArgs,
+    console: &mut Console<'_>,
+) -> Result<(), CliError> {
     let table = hook_table();
     if list.describe {
         return console.write(table.describe());

@@ -166,18 +166,29 @@ pub fn run(args: &OnehostArgs, console: &mut Console<'_>) -> u8 {
 fn execute(args: &OnehostArgs, console: &mut Console<'_>) -> Result<(), CliError> {
     let mut session = Session::new(&args.connection);
     let verbose = args.verbose;
-    let mut each = |hosts: &str, verb: &str, method: &str, extra: Vec<Value>| -> Result<(), CliError> {
-        let ids = session.resolve_list(hosts, HOSTS)?;
-        for_each(console, &ids, |console, id| {
-            let mut params = vec![Value::Int(to_i32(id)?)];
-            params.extend(extra.iter().cloned());
-            session.call_id(method, params)?;
-            report(console, verbose, "HOST", id, verb)
-        })
-    };
+    let mut each =
+        |hosts: &str, verb: &str, method: &str, extra: Vec<Value>| -> Result<(), CliError> {
+            let ids = session.resolve_list(hosts, HOSTS)?;
+            for_each(console, &ids, |console, id| {
+                let mut params = vec![Value::Int(to_i32(id)?)];
+                params.extend(extra.iter().cloned());
+                session.call_id(method, params)?;
+                report(console, verbose, "HOST", id, verb)
+            })
+        };
     match &args.command {
-        HostCommand::Create { name, im, vm, cluster } => {
-            let params = vec![name.as_str().into(), im.as_str().into(), vm.as_str().into(), Value::Int(*cluster)];
+        HostCommand::Create {
+            name,
+            im,
+            vm,
+            cluster,
+        } => {
+            let params = vec![
+                name.as_str().into(),
+                im.as_str().into(),
+                vm.as_str().into(),
+                Value::Int(*cluster),
+            ];
             let id = session.call_id("one.host.allocate", params)?;
             console.write(format!("ID: {id}\n"))
         }
@@ -195,8 +206,10 @@ fn execute(args: &OnehostArgs, console: &mut Console<'_>) -> Result<(), CliError
             if let Some(text) = format.render(&doc) {
                 return console.write(text);
             }
-            let vm_ids: Vec<&str> =
-                doc.child("VMS").map(|v| v.children_named("ID").filter_map(Element::text).collect()).unwrap_or_default();
+            let vm_ids: Vec<&str> = doc
+                .child("VMS")
+                .map(|v| v.children_named("ID").filter_map(Element::text).collect())
+                .unwrap_or_default();
             let vms = if vm_ids.is_empty() {
                 None
             } else {
@@ -210,19 +223,36 @@ fn execute(args: &OnehostArgs, console: &mut Console<'_>) -> Result<(), CliError
                         .collect(),
                 })
             };
-            console.write(render_host(&doc, vms.as_ref(), &console.terminal, console.zone, now()))
+            console.write(render_host(
+                &doc,
+                vms.as_ref(),
+                &console.terminal,
+                console.zone,
+                now(),
+            ))
         }
-        HostCommand::Enable { hosts } => each(hosts, "enabled", "one.host.status", vec![Value::Int(0)]),
-        HostCommand::Disable { hosts } => each(hosts, "disabled", "one.host.status", vec![Value::Int(1)]),
-        HostCommand::Offline { hosts } => each(hosts, "offline", "one.host.status", vec![Value::Int(2)]),
+        HostCommand::Enable { hosts } => {
+            each(hosts, "enabled", "one.host.status", vec![Value::Int(0)])
+        }
+        HostCommand::Disable { hosts } => {
+            each(hosts, "disabled", "one.host.status", vec![Value::Int(1)])
+        }
+        HostCommand::Offline { hosts } => {
+            each(hosts, "offline", "one.host.status", vec![Value::Int(2)])
+        }
         HostCommand::Delete { hosts } => each(hosts, "deleted", "one.host.delete", Vec::new()),
         HostCommand::Fail { hosts, message } => {
             let extra = message.iter().map(|m| Value::from(m.as_str())).collect();
             each(hosts, "failed", "one.hostsim.fail", extra)
         }
-        HostCommand::Recover { hosts } => each(hosts, "recovered", "one.hostsim.recover", Vec::new()),
+        HostCommand::Recover { hosts } => {
+            each(hosts, "recovered", "one.hostsim.recover", Vec::new())
+        }
         HostCommand::Reboot { hosts, down_ms } => {
-            let extra = down_ms.iter().map(|ms| Value::Int(i32::try_from(*ms).unwrap_or(i32::MAX))).collect();
+            let extra = down_ms
+                .iter()
+                .map(|ms| Value::Int(i32::try_from(*ms).unwrap_or(i32::MAX)))
+                .collect();
             each(hosts, "rebooting", "one.hostsim.reboot", extra)
         }
     }

@@ -13,7 +13,8 @@ use crate::list_args::{FormatArgs, ListArgs, print_list};
 use crate::onevm::{parse_attr, read_file, to_i32};
 use crate::session::{PoolKind, Session, for_each, report};
 
-const ABOUT: &str = "Manages images of the simulated cloud: create, enable, disable and delete them.";
+const ABOUT: &str =
+    "Manages images of the simulated cloud: create, enable, disable and delete them.";
 
 const AFTER_HELP: &str = "\
 Connection: --endpoint, else $ONE_XMLRPC, else ~/.one/one_endpoint, else http://localhost:2633/RPC2;
@@ -165,13 +166,21 @@ fn execute(args: &OneimageArgs, console: &mut Console<'_>) -> Result<(), CliErro
     let mut session = Session::new(&args.connection);
     let verbose = args.verbose;
     match &args.command {
-        ImageCommand::Create { file, datastore, options, dry } => {
+        ImageCommand::Create {
+            file,
+            datastore,
+            options,
+            dry,
+        } => {
             let text = create_template(file.as_ref(), options, console)?;
             if *dry {
                 return console.write(text);
             }
             let ds = datastore_id(datastore)?;
-            let id = session.call_id("one.image.allocate", vec![text.into(), Value::Int(ds), Value::Bool(false)])?;
+            let id = session.call_id(
+                "one.image.allocate",
+                vec![text.into(), Value::Int(ds), Value::Bool(false)],
+            )?;
             console.write(format!("ID: {id}\n"))
         }
         ImageCommand::List { list } => {
@@ -194,14 +203,26 @@ fn execute(args: &OneimageArgs, console: &mut Console<'_>) -> Result<(), CliErro
             let enable = matches!(args.command, ImageCommand::Enable { .. });
             let ids = session.resolve_list(images, IMAGES)?;
             for_each(console, &ids, |console, id| {
-                session.call_id("one.image.enable", vec![Value::Int(to_i32(id)?), Value::Bool(enable)])?;
-                report(console, verbose, "IMAGE", id, if enable { "enabled" } else { "disabled" })
+                session.call_id(
+                    "one.image.enable",
+                    vec![Value::Int(to_i32(id)?), Value::Bool(enable)],
+                )?;
+                report(
+                    console,
+                    verbose,
+                    "IMAGE",
+                    id,
+                    if enable { "enabled" } else { "disabled" },
+                )
             })
         }
         ImageCommand::Delete { images, force } => {
             let ids = session.resolve_list(images, IMAGES)?;
             for_each(console, &ids, |console, id| {
-                session.call_id("one.image.delete", vec![Value::Int(to_i32(id)?), Value::Bool(*force)])?;
+                session.call_id(
+                    "one.image.delete",
+                    vec![Value::Int(to_i32(id)?), Value::Bool(*force)],
+                )?;
                 report(console, verbose, "IMAGE", id, "deleted")
             })
         }
@@ -257,7 +278,9 @@ fn create_template(
         text.push_str(&extra.to_text());
     }
     if text.trim().is_empty() {
-        return Err(CliError::usage("No template given: use a template file or --name with --path or --size"));
+        return Err(CliError::usage(
+            "No template given: use a template file or --name with --path or --size",
+        ));
     }
     if !text.ends_with('\n') {
         text.push('\n');

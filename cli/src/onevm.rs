@@ -29,10 +29,21 @@ Examples:
 pub const VMS: PoolKind = PoolKind {
     element: "VM",
     method: "one.vmpool.info",
-    params: || vec![Value::Int(-2), Value::Int(-1), Value::Int(-1), Value::Int(-1)],
+    params: || {
+        vec![
+            Value::Int(-2),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(-1),
+        ]
+    },
 };
 
-pub const HOSTS: PoolKind = PoolKind { element: "HOST", method: "one.hostpool.info", params: Vec::new };
+pub const HOSTS: PoolKind = PoolKind {
+    element: "HOST",
+    method: "one.hostpool.info",
+    params: Vec::new,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "onevm", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -263,9 +274,20 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
             report(console, verbose, "VM", id, name)
         })
     };
-    let hard = |name: &str, hard: bool| if hard { format!("{name}-hard") } else { name.to_string() };
+    let hard = |name: &str, hard: bool| {
+        if hard {
+            format!("{name}-hard")
+        } else {
+            name.to_string()
+        }
+    };
     match &args.command {
-        VmCommand::Create { file, options, hold, dry } => {
+        VmCommand::Create {
+            file,
+            options,
+            hold,
+            dry,
+        } => {
             let text = create_template(file.as_ref(), options, console)?;
             if *dry {
                 return console.write(text);
@@ -293,18 +315,31 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
             let hid = session.resolve_one(host, HOSTS)?;
             let ids = session.resolve_list(vms, VMS)?;
             for_each(console, &ids, |console, id| {
-                let params = vec![Value::Int(to_i32(id)?), Value::Int(to_i32(hid)?), Value::Bool(*enforce), Value::Int(-1)];
+                let params = vec![
+                    Value::Int(to_i32(id)?),
+                    Value::Int(to_i32(hid)?),
+                    Value::Bool(*enforce),
+                    Value::Int(-1),
+                ];
                 session.call_id("one.vm.deploy", params)?;
                 report(console, verbose, "VM", id, "deploying")
             })
         }
-        VmCommand::Poweroff { vms, hard: h } => action(&mut session, console, vms, &hard("poweroff", *h)),
+        VmCommand::Poweroff { vms, hard: h } => {
+            action(&mut session, console, vms, &hard("poweroff", *h))
+        }
         VmCommand::Resume { vms } => action(&mut session, console, vms, "resume"),
-        VmCommand::Terminate { vms, hard: h } => action(&mut session, console, vms, &hard("terminate", *h)),
+        VmCommand::Terminate { vms, hard: h } => {
+            action(&mut session, console, vms, &hard("terminate", *h))
+        }
         VmCommand::Stop { vms } => action(&mut session, console, vms, "stop"),
         VmCommand::Suspend { vms } => action(&mut session, console, vms, "suspend"),
-        VmCommand::Undeploy { vms, hard: h } => action(&mut session, console, vms, &hard("undeploy", *h)),
-        VmCommand::Reboot { vms, hard: h } => action(&mut session, console, vms, &hard("reboot", *h)),
+        VmCommand::Undeploy { vms, hard: h } => {
+            action(&mut session, console, vms, &hard("undeploy", *h))
+        }
+        VmCommand::Reboot { vms, hard: h } => {
+            action(&mut session, console, vms, &hard("reboot", *h))
+        }
         VmCommand::Hold { vms } => action(&mut session, console, vms, "hold"),
         VmCommand::Release { vms } => action(&mut session, console, vms, "release"),
         VmCommand::Update { vm, file, append } => {
@@ -312,19 +347,31 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
             let text = match file {
                 Some(path) => read_file(path)?,
                 None => {
-                    let piped = if console.stdin_tty { String::new() } else { console.read_stdin()? };
+                    let piped = if console.stdin_tty {
+                        String::new()
+                    } else {
+                        console.read_stdin()?
+                    };
                     if !piped.is_empty() {
                         piped
                     } else if *append {
                         crate::editor::edit("")?
                     } else {
-                        let doc = session.document("one.vm.info", vec![Value::Int(to_i32(id)?)], "VM")?;
-                        crate::editor::edit(&doc.child("USER_TEMPLATE").map(template_lines).unwrap_or_default())?
+                        let doc =
+                            session.document("one.vm.info", vec![Value::Int(to_i32(id)?)], "VM")?;
+                        crate::editor::edit(
+                            &doc.child("USER_TEMPLATE")
+                                .map(template_lines)
+                                .unwrap_or_default(),
+                        )?
                     }
                 }
             };
             let mode = Value::Int(i32::from(*append));
-            session.call_id("one.vm.update", vec![Value::Int(to_i32(id)?), text.into(), mode])?;
+            session.call_id(
+                "one.vm.update",
+                vec![Value::Int(to_i32(id)?), text.into(), mode],
+            )?;
             report(console, verbose, "VM", id, "updated")
         }
     }
@@ -344,12 +391,18 @@ pub fn now() -> i64 {
 }
 
 pub fn read_file(path: &PathBuf) -> Result<String, CliError> {
-    std::fs::read_to_string(path)
-        .map_err(|source| CliError::Io { what: format!("cannot read {}", path.display()), source })
+    std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        what: format!("cannot read {}", path.display()),
+        source,
+    })
 }
 
 /// The allocation template: FILE (or stdin for `-`), then the options' attributes.
-fn create_template(file: Option<&PathBuf>, options: &CreateOptions, console: &mut Console<'_>) -> Result<String, CliError> {
+fn create_template(
+    file: Option<&PathBuf>,
+    options: &CreateOptions,
+    console: &mut Console<'_>,
+) -> Result<String, CliError> {
     let mut text = match file {
         Some(path) if path.as_os_str() == "-" => console.read_stdin()?,
         Some(path) => read_file(path)?,
@@ -379,7 +432,9 @@ fn create_template(file: Option<&PathBuf>, options: &CreateOptions, console: &mu
         text.push_str(&extra.to_text());
     }
     if text.trim().is_empty() {
-        return Err(CliError::usage("No template given: use a template file or --cpu, --memory and --name"));
+        return Err(CliError::usage(
+            "No template given: use a template file or --cpu, --memory and --name",
+        ));
     }
     if !text.ends_with('\n') {
         text.push('\n');
@@ -392,7 +447,11 @@ pub fn parse_attr(attr: &str) -> Result<(String, String), CliError> {
     let bad = || CliError::usage(format!("Invalid attribute '{attr}': use KEY=VALUE"));
     let (key, value) = attr.split_once('=').ok_or_else(bad)?;
     let key = key.trim();
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(bad());
     }
     Ok((key.to_uppercase(), value.to_string()))
@@ -401,7 +460,11 @@ pub fn parse_attr(attr: &str) -> Result<(String, String), CliError> {
 /// A memory amount in MB: plain MB, or with an m/M or g/G suffix.
 pub fn memory_mb(text: &str) -> Result<i64, CliError> {
     let t = text.trim();
-    let bad = || CliError::usage(format!("Invalid memory '{text}': use MB, or a number with m or g"));
+    let bad = || {
+        CliError::usage(format!(
+            "Invalid memory '{text}': use MB, or a number with m or g"
+        ))
+    };
     let (digits, factor) = match t.char_indices().last() {
         Some((i, 'm' | 'M')) => (&t[..i], 1),
         Some((i, 'g' | 'G')) => (&t[..i], 1024),
@@ -430,7 +493,10 @@ mod tests {
 
     #[test]
     fn attributes() {
-        assert_eq!(parse_attr("autostart=yes").unwrap(), ("AUTOSTART".into(), "yes".into()));
+        assert_eq!(
+            parse_attr("autostart=yes").unwrap(),
+            ("AUTOSTART".into(), "yes".into())
+        );
         assert_eq!(parse_attr("A=b=c").unwrap(), ("A".into(), "b=c".into()));
         assert!(parse_attr("=x").is_err());
         assert!(parse_attr("A B=x").is_err());

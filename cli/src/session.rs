@@ -32,23 +32,36 @@ impl<'a> Session<'a> {
         if self.client.is_none() {
             self.client = Some(self.args.client()?);
         }
-        self.client.as_ref().ok_or_else(|| CliError::usage("no connection to the front-end"))
+        self.client
+            .as_ref()
+            .ok_or_else(|| CliError::usage("no connection to the front-end"))
     }
 
     /// Calls a method that returns a document and parses it.
-    pub fn document(&mut self, method: &str, params: Vec<Value>, what: &str) -> Result<Element, CliError> {
+    pub fn document(
+        &mut self,
+        method: &str,
+        params: Vec<Value>,
+        what: &str,
+    ) -> Result<Element, CliError> {
         match self.client()?.call(method, params)? {
             Value::String(text) => parse_document(&text, what),
-            other => Err(CliError::usage(format!("{method} returned {} instead of a document", other.type_name()))),
+            other => Err(CliError::usage(format!(
+                "{method} returned {} instead of a document",
+                other.type_name()
+            ))),
         }
     }
 
     /// Calls a method that returns an id.
     pub fn call_id(&mut self, method: &str, params: Vec<Value>) -> Result<i64, CliError> {
         let value = self.client()?.call(method, params)?;
-        value
-            .as_i64()
-            .ok_or_else(|| CliError::usage(format!("{method} returned {} instead of an id", value.type_name())))
+        value.as_i64().ok_or_else(|| {
+            CliError::usage(format!(
+                "{method} returned {} instead of an id",
+                value.type_name()
+            ))
+        })
     }
 
     pub fn pool(&mut self, kind: PoolKind) -> Result<Element, CliError> {
@@ -59,8 +72,12 @@ impl<'a> Session<'a> {
     /// One id or name.
     pub fn resolve_one(&mut self, arg: &str, kind: PoolKind) -> Result<i64, CliError> {
         let spec = parse_one(arg)?;
-        let ids = resolve_all(std::slice::from_ref(&spec), kind.element, || self.pool(kind))?;
-        ids.first().copied().ok_or_else(|| CliError::usage(format!("{} {arg} not found.", kind.element)))
+        let ids = resolve_all(std::slice::from_ref(&spec), kind.element, || {
+            self.pool(kind)
+        })?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| CliError::usage(format!("{} {arg} not found.", kind.element)))
     }
 
     /// A list of ids and names (`1,3..5,name`).
@@ -87,10 +104,24 @@ pub fn for_each(
             failed = true;
         }
     }
-    if failed { Err(CliError::Reported) } else { Ok(()) }
+    if failed {
+        Err(CliError::Reported)
+    } else {
+        Ok(())
+    }
 }
 
 /// `-v/--verbose`: `<RESOURCE> <id>: <verb>`.
-pub fn report(console: &mut Console<'_>, verbose: bool, resource: &str, id: i64, verb: &str) -> Result<(), CliError> {
-    if verbose { console.write(format!("{resource} {id}: {verb}\n")) } else { Ok(()) }
+pub fn report(
+    console: &mut Console<'_>,
+    verbose: bool,
+    resource: &str,
+    id: i64,
+    verb: &str,
+) -> Result<(), CliError> {
+    if verbose {
+        console.write(format!("{resource} {id}: {verb}\n"))
+    } else {
+        Ok(())
+    }
 }

@@ -10,11 +10,17 @@ fn number(text: &str) -> Option<u32> {
 }
 
 pub fn vm_state_name(state: &str) -> String {
-    number(state).and_then(VmState::from_number).map(|s| s.name().to_string()).unwrap_or_else(|| state.to_string())
+    number(state)
+        .and_then(VmState::from_number)
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| state.to_string())
 }
 
 pub fn lcm_state_name(lcm: &str) -> String {
-    number(lcm).and_then(LcmState::from_number).map(|s| s.name().to_string()).unwrap_or_else(|| lcm.to_string())
+    number(lcm)
+        .and_then(LcmState::from_number)
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| lcm.to_string())
 }
 
 /// The STAT cell of a VM: the short STATE, or the short LCM_STATE of an ACTIVE VM.
@@ -43,19 +49,30 @@ pub fn vm_short(state: &str, lcm: &str) -> String {
 fn lcm_short(lcm: &str) -> &'static str {
     match lcm {
         "PROLOG" | "PROLOG_RESUME" | "PROLOG_UNDEPLOY" => "prol",
-        "BOOT" | "BOOT_UNKNOWN" | "BOOT_POWEROFF" | "BOOT_SUSPENDED" | "BOOT_STOPPED" | "BOOT_UNDEPLOY"
-        | "BOOT_MIGRATE" => "boot",
+        "BOOT" | "BOOT_UNKNOWN" | "BOOT_POWEROFF" | "BOOT_SUSPENDED" | "BOOT_STOPPED"
+        | "BOOT_UNDEPLOY" | "BOOT_MIGRATE" => "boot",
         "RUNNING" => "runn",
-        "MIGRATE" | "PROLOG_MIGRATE" | "PROLOG_MIGRATE_POWEROFF" | "PROLOG_MIGRATE_SUSPEND"
+        "MIGRATE"
+        | "PROLOG_MIGRATE"
+        | "PROLOG_MIGRATE_POWEROFF"
+        | "PROLOG_MIGRATE_SUSPEND"
         | "PROLOG_MIGRATE_UNKNOWN" => "migr",
         "SAVE_STOP" | "SAVE_SUSPEND" | "SAVE_MIGRATE" => "save",
         "EPILOG_STOP" | "EPILOG" | "EPILOG_UNDEPLOY" => "epil",
         "SHUTDOWN" | "CANCEL" | "SHUTDOWN_POWEROFF" | "SHUTDOWN_UNDEPLOY" => "shut",
         "CLEANUP_RESUBMIT" | "CLEANUP_DELETE" => "clea",
         "UNKNOWN" => "unkn",
-        "HOTPLUG" | "HOTPLUG_NIC" | "HOTPLUG_SAVEAS" | "HOTPLUG_SAVEAS_POWEROFF" | "HOTPLUG_SAVEAS_SUSPENDED"
-        | "HOTPLUG_PROLOG_POWEROFF" | "HOTPLUG_EPILOG_POWEROFF" | "HOTPLUG_NIC_POWEROFF" | "HOTPLUG_RESIZE"
-        | "HOTPLUG_SAVEAS_UNDEPLOYED" | "HOTPLUG_SAVEAS_STOPPED" => "hotp",
+        "HOTPLUG"
+        | "HOTPLUG_NIC"
+        | "HOTPLUG_SAVEAS"
+        | "HOTPLUG_SAVEAS_POWEROFF"
+        | "HOTPLUG_SAVEAS_SUSPENDED"
+        | "HOTPLUG_PROLOG_POWEROFF"
+        | "HOTPLUG_EPILOG_POWEROFF"
+        | "HOTPLUG_NIC_POWEROFF"
+        | "HOTPLUG_RESIZE"
+        | "HOTPLUG_SAVEAS_UNDEPLOYED"
+        | "HOTPLUG_SAVEAS_STOPPED" => "hotp",
         "HOTPLUG_SNAPSHOT"
         | "DISK_SNAPSHOT_POWEROFF"
         | "DISK_SNAPSHOT_REVERT_POWEROFF"
@@ -93,7 +110,10 @@ pub fn host_state_name(state: &str) -> String {
         Some(5) => "MONITORING_ERROR".to_string(),
         Some(6) => "MONITORING_INIT".to_string(),
         Some(7) => "MONITORING_DISABLED".to_string(),
-        n => n.and_then(HostState::from_number).map(|s| s.name().to_string()).unwrap_or_else(|| state.to_string()),
+        n => n
+            .and_then(HostState::from_number)
+            .map(|s| s.name().to_string())
+            .unwrap_or_else(|| state.to_string()),
     }
 }
 
@@ -112,7 +132,10 @@ pub fn host_short(state: &str) -> String {
 }
 
 pub fn image_state_name(state: &str) -> String {
-    number(state).and_then(ImageState::from_number).map(|s| s.name().to_string()).unwrap_or_else(|| state.to_string())
+    number(state)
+        .and_then(ImageState::from_number)
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| state.to_string())
 }
 
 pub fn image_short(state: &str) -> String {

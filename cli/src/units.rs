@@ -12,7 +12,11 @@ pub fn unit_to_str(value: i64, unit: &str) -> String {
         i += 1;
     }
     let v = (v * 10.0).round() / 10.0;
-    if v.fract() == 0.0 { format!("{}{}", v as i64, SUFFIXES[i]) } else { format!("{v}{}", SUFFIXES[i]) }
+    if v.fract() == 0.0 {
+        format!("{}{}", v as i64, SUFFIXES[i])
+    } else {
+        format!("{v}{}", SUFFIXES[i])
+    }
 }
 
 /// `period_to_str`: `%3dd %02dh%02dm[%02ds]`.
@@ -21,7 +25,11 @@ pub fn period_to_str(seconds: i64, with_seconds: bool) -> String {
     let (minutes, s) = (seconds / 60, seconds % 60);
     let (hours, m) = (minutes / 60, minutes % 60);
     let (days, h) = (hours / 24, hours % 24);
-    if with_seconds { format!("{days:>3}d {h:02}h{m:02}m{s:02}s") } else { format!("{days:>3}d {h:02}h{m:02}m") }
+    if with_seconds {
+        format!("{days:>3}d {h:02}h{m:02}m{s:02}s")
+    } else {
+        format!("{days:>3}d {h:02}h{m:02}m")
+    }
 }
 
 /// `short_period_to_str`: `%3dh%02dm%02ds`.

@@ -15,11 +15,15 @@ pub fn vm_table() -> Table {
         Column::new("ID", "ONE identifier for Virtual Machine", 4).adjust(),
         Column::new("USER", "Username of the Virtual Machine owner", 8).left(),
         Column::new("GROUP", "Group of the Virtual Machine", 8).left(),
-        Column::new("NAME", "Name of the Virtual Machine", 15).left().expand(),
+        Column::new("NAME", "Name of the Virtual Machine", 15)
+            .left()
+            .expand(),
         Column::new("STAT", "Actual status", 4),
         Column::new("CPU", "CPU assigned to the VM", 4),
         Column::new("MEM", "Memory assigned to the VM", 7),
-        Column::new("HOST", "Host where the VM is running", 10).left().expand(),
+        Column::new("HOST", "Host where the VM is running", 10)
+            .left()
+            .expand(),
         Column::new("TIME", "Time since the VM was submitted", 10),
     ])
 }
@@ -30,12 +34,17 @@ pub fn vm_host(vm: &Element) -> Option<&str> {
     if !matches!(state.as_str(), "ACTIVE" | "SUSPENDED" | "POWEROFF") {
         return None;
     }
-    vm.child("HISTORY_RECORDS")?.children_named("HISTORY").last().and_then(|h| h.text_at("HOSTNAME"))
+    vm.child("HISTORY_RECORDS")?
+        .children_named("HISTORY")
+        .last()
+        .and_then(|h| h.text_at("HOSTNAME"))
 }
 
 /// One row per VM, `now` being the current epoch (for the TIME column of running VMs).
 pub fn vm_rows(pool: &Element, now: i64) -> Vec<Vec<String>> {
-    pool.children_named("VM").map(|vm| vm_row(vm, now)).collect()
+    pool.children_named("VM")
+        .map(|vm| vm_row(vm, now))
+        .collect()
 }
 
 pub fn vm_row(vm: &Element, now: i64) -> Vec<String> {
@@ -68,10 +77,14 @@ pub fn render_vm_pool(
     terminal: &Terminal,
     now: i64,
 ) -> Result<String, crate::table::TableError> {
-    vm_table().with_default(&VM_DEFAULT).render(&vm_rows(pool, now), options, terminal)
+    vm_table()
+        .with_default(&VM_DEFAULT)
+        .render(&vm_rows(pool, now), options, terminal)
 }
 
-const VM_DEFAULT: [&str; 9] = ["ID", "USER", "GROUP", "NAME", "STAT", "CPU", "MEM", "HOST", "TIME"];
+const VM_DEFAULT: [&str; 9] = [
+    "ID", "USER", "GROUP", "NAME", "STAT", "CPU", "MEM", "HOST", "TIME",
+];
 
 /// `onevm show`: the information block, the history, the user template and the template.
 pub fn render_vm(vm: &Element, terminal: &Terminal, zone: Zone, now: i64) -> String {
@@ -87,17 +100,35 @@ pub fn render_vm(vm: &Element, terminal: &Terminal, zone: Zone, now: i64) -> Str
     out.push_str(&row("STATE", &vm_state_name(vm.str_at("STATE"))));
     out.push_str(&row("LCM_STATE", &lcm_state_name(vm.str_at("LCM_STATE"))));
     out.push_str(&row("LOCK", lock_level(vm.text_at("LOCK/LOCKED"))));
-    out.push_str(&row("RESCHED", if vm.str_at("RESCHED") == "1" { "Yes" } else { "No" }));
+    out.push_str(&row(
+        "RESCHED",
+        if vm.str_at("RESCHED") == "1" {
+            "Yes"
+        } else {
+            "No"
+        },
+    ));
     if let Some(host) = vm_host(vm) {
         out.push_str(&row("HOST", host));
     }
-    out.push_str(&row("START TIME", &time_to_str(vm.str_at("STIME"), true, zone)));
-    out.push_str(&row("END TIME", &time_to_str(vm.str_at("ETIME"), true, zone)));
+    out.push_str(&row(
+        "START TIME",
+        &time_to_str(vm.str_at("STIME"), true, zone),
+    ));
+    out.push_str(&row(
+        "END TIME",
+        &time_to_str(vm.str_at("ETIME"), true, zone),
+    ));
     let deploy = vm.str_at("DEPLOY_ID");
-    out.push_str(&row("DEPLOY ID", if deploy.is_empty() { "-" } else { deploy }));
+    out.push_str(&row(
+        "DEPLOY ID",
+        if deploy.is_empty() { "-" } else { deploy },
+    ));
 
-    let history: Vec<&Element> =
-        vm.child("HISTORY_RECORDS").map(|h| h.children_named("HISTORY").collect()).unwrap_or_default();
+    let history: Vec<&Element> = vm
+        .child("HISTORY_RECORDS")
+        .map(|h| h.children_named("HISTORY").collect())
+        .unwrap_or_default();
     if !history.is_empty() {
         out.push('\n');
         out.push_str(&style.header(&format!("{:<80}", "VIRTUAL MACHINE HISTORY"), false));
@@ -128,7 +159,13 @@ fn render_history(records: &[&Element], terminal: &Terminal, zone: Zone, now: i6
         Column::new("TIME", "Total time in this state", 11),
         Column::new("PROLOG", "Prolog time for this state", 10),
     ]);
-    let dash = |v: &str| if v == "-1" { "-".to_string() } else { v.to_string() };
+    let dash = |v: &str| {
+        if v == "-1" {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|h| {
@@ -156,6 +193,12 @@ fn render_history(records: &[&Element], terminal: &Terminal, zone: Zone, now: i6
             ]
         })
         .collect();
-    let plain = Terminal { tty: terminal.tty, width: None, height: None };
-    table.render(&rows, &TableOptions::default(), &plain).unwrap_or_default()
+    let plain = Terminal {
+        tty: terminal.tty,
+        width: None,
+        height: None,
+    };
+    table
+        .render(&rows, &TableOptions::default(), &plain)
+        .unwrap_or_default()
 }
