@@ -5,7 +5,8 @@
 //! tie; a byte that no rule matches is skipped by flex's default rule. Every matched lexeme,
 //! skipped ones included, advances the location the parser reports: columns are running byte
 //! offsets from the start of the text (starting at 1, as bison initialises them), and the line
-//! is the number of LFs consumed so far (the reference's scanner starts from 0).
+//! is the number of LFs consumed so far by rules other than the default one (the reference's
+//! scanner starts from 0).
 
 use super::Token;
 
@@ -141,7 +142,11 @@ impl<'a> Lexer<'a> {
             let start = self.pos;
             let end = start + len;
             let lexeme = &self.s[start..end];
-            self.line += lexeme.iter().filter(|&&b| b == b'\n').count() as u64;
+            // flex counts line breaks only in rules that can match one; its default rule is not
+            // among them, so a LF skipped in value mode does not count.
+            if rule != Rule::Skip {
+                self.line += lexeme.iter().filter(|&&b| b == b'\n').count() as u64;
+            }
             self.first_column = self.last_column;
             self.last_column += len;
             self.pos = end;

@@ -111,13 +111,15 @@ fn push_text(children: &mut Vec<Node>, text: &str, cdata: bool) {
     }
 }
 
-fn start_element(e: &BytesStart<'_>) -> Result<Element, String> {
+/// Reads a start tag: its (checked) name and the namespace prefixes it declares.
+fn start_element(e: &BytesStart<'_>) -> Result<(Element, Vec<String>), String> {
     let name = std::str::from_utf8(e.name().as_ref())
         .map_err(|err| err.to_string())?
         .to_owned();
     if !is_xml_name(&name) {
         return Err(format!("invalid element name {name:?}"));
     }
+    let mut prefixes = Vec::new();
     let mut attributes = e.attributes();
     attributes.with_checks(true);
     for attribute in attributes {
@@ -131,11 +133,29 @@ fn start_element(e: &BytesStart<'_>) -> Result<Element, String> {
         }
         let value = attribute.unescape_value().map_err(|err| err.to_string())?;
         check_chars(&value, "an attribute value")?;
+        if let Some(prefix) = key.strip_prefix("xmlns:") {
+            prefixes.push(prefix.to_owned());
+        }
     }
-    Ok(Element {
-        name,
-        children: Vec::new(),
-    })
+    Ok((
+        Element {
+            name,
+            children: Vec::new(),
+        },
+        prefixes,
+    ))
+}
+
+/// libxml2 names an element by its local part when its prefix is a declared namespace
+/// prefix, and by the whole qualified name otherwise.
+fn resolve_prefix(element: &mut Element, scopes: &[Vec<String>]) {
+    if let Some((prefix, local)) = element.name.split_once(':')
+        && !prefix.is_empty()
+        && !local.is_empty()
+        && (prefix == "xml" || scopes.iter().any(|scope| scope.iter().any(|p| p == prefix)))
+    {
+        element.name = local.to_owned();
+    }
 }
 
 /// Resolves `&name;` or `&#n;` as a non-validating parser without a DTD does.
@@ -158,6 +178,63 @@ fn resolve_reference(r: &quick_xml::events::BytesRef<'_>) -> Result<char, String
     }
 }
 
+/// Checks an XML declaration (`xml version="1.x" [encoding="…"] [standalone="…"]`, in this
+/// order). The text is already UTF-8, so only a UTF-8 encoding label is accepted.
+fn check_declaration(content: &[u8]) -> Result<(), String> {
+    let bad = |what: &str| Err(format!("malformed XML declaration: {what}"));
+    let Ok(s) = std::str::from_utf8(content) else {
+        return bad("not UTF-8");
+    };
+    let Some(mut rest) = s.strip_prefix("xml") else {
+        return bad("missing 'xml'");
+    };
+    let is_space = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    // Reads ` name = "value"` (the leading blank is mandatory) and returns the value.
+    let pseudo_attribute = |rest: &mut &str, name: &str| -> Option<String> {
+        let after_space = rest.trim_start_matches(is_space);
+        if after_space.len() == rest.len() {
+            return None;
+        }
+        let after_name = after_space.strip_prefix(name)?;
+        let after_eq = after_name
+            .trim_start_matches(is_space)
+            .strip_prefix('=')?
+            .trim_start_matches(is_space);
+        let quote = after_eq
+            .chars()
+            .next()
+            .filter(|q| *q == '"' || *q == '\'')?;
+        let body = &after_eq[1..];
+        let end = body.find(quote)?;
+        *rest = &body[end + 1..];
+        Some(body[..end].to_owned())
+    };
+    let Some(version) = pseudo_attribute(&mut rest, "version") else {
+        return bad("missing version");
+    };
+    let version_ok = version
+        .strip_prefix("1.")
+        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    if !version_ok {
+        return bad("unsupported version");
+    }
+    if let Some(encoding) = pseudo_attribute(&mut rest, "encoding")
+        && !(encoding.eq_ignore_ascii_case("UTF-8") || encoding.eq_ignore_ascii_case("UTF8"))
+    {
+        return bad("unsupported encoding");
+    }
+    if let Some(standalone) = pseudo_attribute(&mut rest, "standalone")
+        && standalone != "yes"
+        && standalone != "no"
+    {
+        return bad("standalone must be yes or no");
+    }
+    if !rest.trim_matches(is_space).is_empty() {
+        return bad("unexpected content");
+    }
+    Ok(())
+}
+
 /// Parses a whole document and returns its root element.
 pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
     let mut reader = Reader::from_str(xml);
@@ -168,6 +245,8 @@ pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
     config.expand_empty_elements = false;
 
     let mut stack: Vec<Element> = Vec::new();
+    // Namespace prefixes declared by each open element.
+    let mut scopes: Vec<Vec<String>> = Vec::new();
     let mut root: Option<Element> = None;
     let mut first = true;
     loop {
@@ -184,10 +263,16 @@ pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(format!("more than {MAX_DEPTH} nested elements"));
                 }
-                stack.push(start_element(&e)?);
+                let (mut element, prefixes) = start_element(&e)?;
+                scopes.push(prefixes);
+                resolve_prefix(&mut element, &scopes);
+                stack.push(element);
             }
             Event::Empty(e) => {
-                let element = start_element(&e)?;
+                let (mut element, prefixes) = start_element(&e)?;
+                scopes.push(prefixes);
+                resolve_prefix(&mut element, &scopes);
+                scopes.pop();
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(element)),
                     None => root = Some(element),
@@ -197,6 +282,7 @@ pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
                 let Some(element) = stack.pop() else {
                     return Err("unexpected end tag".into());
                 };
+                scopes.pop();
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(element)),
                     None => root = Some(element),
@@ -247,10 +333,11 @@ pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
                     parent.children.push(Node::Other);
                 }
             }
-            Event::Decl(_) => {
+            Event::Decl(d) => {
                 if !at_start {
                     return Err("XML declaration allowed only at the start of the document".into());
                 }
+                check_declaration(&d)?;
             }
             Event::DocType(_) => {
                 if root.is_some() || !stack.is_empty() {
