@@ -29,7 +29,7 @@ CREATE TABLE hook_log (
     body      TEXT NOT NULL,
     exec_uid  TEXT,
     PRIMARY KEY (hkid, exeid)
-);
+) WITHOUT ROWID;
 CREATE INDEX hook_log_timestamp ON hook_log (timestamp);
 CREATE UNIQUE INDEX hook_log_exec_uid ON hook_log (hkid, exec_uid) WHERE exec_uid IS NOT NULL;
 CREATE TABLE group_pool (

@@ -26,10 +26,14 @@ fn db_error(e: impl std::fmt::Display, resp_id: i64) -> ApiError {
 
 /// Loads hook `id` or answers NO_EXISTS.
 fn load(state: &AppState, id: i64) -> Result<Hook, ApiError> {
+    state.db.read(|c| load_in(c, id))
+}
+
+fn load_in(c: &rusqlite::Connection, id: i64) -> Result<Hook, ApiError> {
     if id < 0 {
         return Err(ApiError::no_exists(OBJECT, id));
     }
-    match state.db.read(|c| hook_pool::get(c, id)) {
+    match hook_pool::get(c, id) {
         Ok(Some(h)) => Ok(h),
         Ok(None) => Err(ApiError::no_exists(OBJECT, id)),
         Err(HookPoolError::Body { .. }) => {
@@ -38,6 +42,56 @@ fn load(state: &AppState, id: i64) -> Result<Hook, ApiError> {
             Err(ApiError::no_exists(OBJECT, id))
         }
         Err(e) => Err(db_error(e, id)),
+    }
+}
+
+/// An error inside a write transaction: either the call's answer or a database failure.
+enum TxError {
+    Api(ApiError),
+    Db(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for TxError {
+    fn from(e: rusqlite::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<ApiError> for TxError {
+    fn from(e: ApiError) -> Self {
+        TxError::Api(e)
+    }
+}
+
+/// Loads hook `id`, lets `f` check and change it, and stores the result, all in one
+/// transaction, so concurrent calls on one hook cannot lose each other's changes. `f` returns
+/// `Ok(false)` when there is nothing to store.
+fn modify(
+    state: &AppState,
+    id: i64,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Hook) -> Result<bool, ApiError>,
+) -> Result<Hook, ApiError> {
+    let result = state.db.write(|tx| {
+        let mut hook = load_in(tx, id)?;
+        if f(tx, &mut hook)? {
+            match hook_pool::store(tx, &hook) {
+                Ok(_) => {}
+                Err(HookPoolError::Xml { .. }) => {
+                    return Err(TxError::Api(ApiError::internal(
+                        "Error transforming the Hook to XML.",
+                        id,
+                    )));
+                }
+                Err(HookPoolError::Db(e)) => return Err(TxError::Db(e)),
+                Err(other) => return Err(TxError::Api(db_error(other, id))),
+            }
+        }
+        Ok(hook)
+    });
+    match result {
+        Ok(h) => Ok(h),
+        Err(TxError::Api(e)) => Err(e),
+        Err(TxError::Db(e)) => Err(db_error(e, id)),
     }
 }
 
@@ -75,18 +129,6 @@ fn authorize_manage(caller: &Caller, hook: &Hook, lock_aware: bool) -> Result<()
         }
     }
     Ok(())
-}
-
-fn store(state: &AppState, hook: &Hook) -> Result<String, ApiError> {
-    state
-        .db
-        .write(|tx| hook_pool::store(tx, hook))
-        .map_err(|e| match e {
-            HookPoolError::Xml { .. } => {
-                ApiError::internal("Error transforming the Hook to XML.", hook.id)
-            }
-            other => db_error(other, hook.id),
-        })
 }
 
 /// `one.hook.allocate(template)`.
@@ -155,15 +197,22 @@ pub fn allocate(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallR
 /// `one.hook.delete(id)`.
 pub fn delete(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallResult {
     let id = params.int(0)?;
-    let h = load(state, id)?;
-    authorize_manage(caller, &h, true)?;
-    let extra = h.to_xml(None).unwrap_or_default();
-    state
-        .db
-        .write(|tx| hook_pool::delete(tx, id))
-        .map_err(|e| db_error(e, id))?;
+    let result = state.db.write(|tx| {
+        let h = load_in(tx, id)?;
+        authorize_manage(caller, &h, true)?;
+        hook_pool::delete(tx, id)?;
+        Ok::<_, TxError>(h)
+    });
+    let h = match result {
+        Ok(h) => h,
+        Err(TxError::Api(e)) => return Err(e.into()),
+        Err(TxError::Db(e)) => return Err(db_error(e, id).into()),
+    };
     tracing::info!(hook_id = id, "hook deleted");
-    Ok(ApiOk::with_extra(super::int_value(id), extra))
+    Ok(ApiOk::with_extra(
+        super::int_value(id),
+        h.to_xml(None).unwrap_or_default(),
+    ))
 }
 
 /// `one.hook.info(id, [decrypt])`: the HOOK document with its HOOKLOG.
@@ -187,17 +236,18 @@ pub fn update(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallRes
     let id = params.int(0)?;
     let text = params.string(1)?;
     let mode = params.opt_int(2)?.unwrap_or(0);
-    let mut h = load(state, id)?;
-    authorize_manage(caller, &h, true)?;
-    let mode = match mode {
-        0 => UpdateMode::Replace,
-        1 => UpdateMode::Merge,
-        _ => return Err(ApiError::new(ErrorCode::RpcApi, "Wrong update type", id).into()),
-    };
-    let template = hook::validate_update(&h, text, mode)
-        .map_err(|msg| ApiError::internal(format!("Cannot update template. {msg}"), id))?;
-    h.template = template;
-    store(state, &h).map_err(|e| {
+    modify(state, id, |_, h| {
+        authorize_manage(caller, h, true)?;
+        let mode = match mode {
+            0 => UpdateMode::Replace,
+            1 => UpdateMode::Merge,
+            _ => return Err(ApiError::new(ErrorCode::RpcApi, "Wrong update type", id)),
+        };
+        h.template = hook::validate_update(h, text, mode)
+            .map_err(|msg| ApiError::internal(format!("Cannot update template. {msg}"), id))?;
+        Ok(true)
+    })
+    .map_err(|e| {
         if e.message.starts_with("Error transforming") {
             ApiError::internal(format!("Cannot update template. {}", e.message), id)
         } else {
@@ -212,25 +262,28 @@ pub fn update(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallRes
 pub fn rename(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallResult {
     let id = params.int(0)?;
     let name = params.string(1)?;
-    let mut h = load(state, id)?;
-    if h.name == name {
-        return Ok(ApiOk::id(id));
-    }
-    authorize_manage(caller, &h, true)?;
-    match state.db.read(|c| hook_pool::id_by_name(c, name)) {
-        Ok(Some(other)) => {
-            return Err(ApiError::action(
-                format!("hook cannot be renamed to {name} because it collides with hook {other}"),
-                id,
-            )
-            .into());
+    modify(state, id, |tx, h| {
+        if h.name == name {
+            // Renaming to the current name succeeds before any authorization check.
+            return Ok(false);
         }
-        Ok(None) => {}
-        Err(e) => return Err(db_error(e, id).into()),
-    }
-    hook::validate_name(name).map_err(|msg| ApiError::action(msg, id))?;
-    h.name = name.to_string();
-    store(state, &h)?;
+        authorize_manage(caller, h, true)?;
+        match hook_pool::id_by_name(tx, name) {
+            Ok(Some(other)) => {
+                return Err(ApiError::action(
+                    format!(
+                        "hook cannot be renamed to {name} because it collides with hook {other}"
+                    ),
+                    id,
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(db_error(e, id)),
+        }
+        hook::validate_name(name).map_err(|msg| ApiError::action(msg, id))?;
+        h.name = name.to_string();
+        Ok(true)
+    })?;
     tracing::info!(hook_id = id, name, "hook renamed");
     Ok(ApiOk::id(id))
 }
@@ -240,51 +293,56 @@ pub fn lock(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallResul
     let id = params.int(0)?;
     let level = params.int(1)?;
     let test = params.opt_bool(2)?.unwrap_or(false);
-    let mut h = load(state, id)?;
-    authorize_manage(caller, &h, false)?;
-    let level: u8 = match level {
-        1..=3 => level as u8,
-        // ALL is stored as USE, as the reference does.
-        4 => 1,
-        _ => return Err(ApiError::action("Wrong lock level specified", id).into()),
-    };
-    if let Some(current) = &h.lock {
-        if test {
-            return Err(ApiError::action(current.time.to_string(), id).into());
+    let req_id = state.next_request_id();
+    let h = modify(state, id, |_, h| {
+        authorize_manage(caller, h, false)?;
+        let level: u8 = match level {
+            1..=3 => level as u8,
+            // ALL is stored as USE, as the reference does.
+            4 => 1,
+            _ => return Err(ApiError::action("Wrong lock level specified", id)),
+        };
+        if let Some(current) = &h.lock {
+            if test {
+                return Err(ApiError::action(current.time.to_string(), id));
+            }
+            if !caller.is_admin() && current.owner != caller.uid {
+                return Err(ApiError::action("Error trying to lock the resource.", id));
+            }
         }
-        if !caller.is_admin() && current.owner != caller.uid {
-            return Err(ApiError::action("Error trying to lock the resource.", id).into());
-        }
-    }
-    h.lock = Some(Lock {
-        level,
-        owner: caller.uid,
-        time: now(),
-        req_id: state.next_request_id(),
-    });
-    store(state, &h)?;
-    tracing::info!(hook_id = id, level, "hook locked");
+        h.lock = Some(Lock {
+            level,
+            owner: caller.uid,
+            time: now(),
+            req_id,
+        });
+        Ok(true)
+    })?;
+    tracing::info!(
+        hook_id = id,
+        level = h.lock.map(|l| l.level).unwrap_or(0),
+        "hook locked"
+    );
     Ok(ApiOk::id(id))
 }
 
 /// `one.hook.unlock(id)`.
 pub fn unlock(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallResult {
     let id = params.int(0)?;
-    let mut h = load(state, id)?;
-    authorize_manage(caller, &h, false)?;
-    if !caller.is_admin() {
-        let owner = h.lock.as_ref().map(|l| l.owner).unwrap_or(-1);
-        if owner != caller.uid {
-            return Err(
-                ApiError::action("Cannot unlock: Lock is owned by another user", id).into(),
-            );
+    modify(state, id, |_, h| {
+        authorize_manage(caller, h, false)?;
+        if !caller.is_admin() {
+            let owner = h.lock.as_ref().map(|l| l.owner).unwrap_or(-1);
+            if owner != caller.uid {
+                return Err(ApiError::action(
+                    "Cannot unlock: Lock is owned by another user",
+                    id,
+                ));
+            }
         }
-    }
-    if h.lock.is_some() {
-        h.lock = None;
-        store(state, &h)?;
-        tracing::info!(hook_id = id, "hook unlocked");
-    }
+        Ok(h.lock.take().is_some())
+    })?;
+    tracing::info!(hook_id = id, "hook unlocked");
     Ok(ApiOk::id(id))
 }
 
