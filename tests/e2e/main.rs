@@ -1,1 +1,3 @@
-//! End-to-end tests.
+//! End-to-end tests: the real oned-lite, one_hm and onehem-server, driven over XML-RPC.
+
+mod thin_path;
