@@ -1,6 +1,9 @@
 //! The whole stack in a temp dir: `oned-lite` (which spawns the real `one_hm`) and
 //! `onehem-server`, all started as the built binaries.
 //!
+//! The HEM starts from the oldest journaled event (`replay_from: oldest`), so a test never
+//! races the HEM's start: whatever it does right after `Stack::start` is handled.
+//!
 //! Every stack listens on its own loopback address (`127.77.x.y`) with the default ports, so
 //! stacks of parallel tests never collide and no port has to be guessed.
 
@@ -189,6 +192,9 @@ impl Stack {
              :replier_endpoint: tcp://{ip}:{LOGGER_PORT}\n\
              :concurrency: {conc}\n\
              replay_endpoint: tcp://{ip}:{REPLAY_PORT}\n\
+             replay_from: oldest\n\
+             log_file: none\n\
+             log_stderr: true\n\
              state_db: {state}\n\
              one_xmlrpc: {endpoint}\n\
              one_auth: {auth}\n{extra}\n",
@@ -224,7 +230,10 @@ impl Stack {
         let child = self.spawn_logged("oned", &mut cmd)?;
         self.oned = Some(child);
         let addr = SocketAddr::from((self.ip, XMLRPC_PORT));
+        let auth_file = self.var_dir.join("one_auth");
+        // oned-lite binds its port before it writes oneadmin's credentials: wait for both.
         wait_for("oned-lite to accept connections", Duration::from_secs(20), || {
+            fs::read_to_string(&auth_file).ok().filter(|a| a.contains(':'))?;
             TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
         })
         .with_context(|| self.tail_log("oned"))?;

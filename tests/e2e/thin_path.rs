@@ -20,9 +20,7 @@ fn vm_pending_hook_leaves_a_success_record() -> anyhow::Result<()> {
         "NAME = hook-vm\nTYPE = state\nCOMMAND = vm-pending.sh\nARGUMENTS = \"$TEMPLATE pending\"\n\
          ON = CUSTOM\nRESOURCE = VM\nSTATE = PENDING\nLCM_STATE = LCM_INIT\n",
     )?;
-    // The HEM learns about the hook from the one.hook.allocate event; give it a moment
-    // before producing the event the hook listens to.
-    std::thread::sleep(Duration::from_millis(300));
+    // No pause: the HEM applies the hook before it matches later events.
     client.call(
         "one.vm.allocate",
         vec![Value::String("NAME = test\nCPU = 1\nMEMORY = 2\n".into()), Value::Bool(false)],
