@@ -77,10 +77,10 @@ impl DriverLink {
     /// for the last results to be stored.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "hook manager driver supervisor failed");
-            }
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "hook manager driver supervisor failed");
         }
     }
 
@@ -183,10 +183,10 @@ pub fn resolve_executable(name: &str) -> Result<PathBuf, DriverLinkError> {
         {
             candidates.push(dir.join(given));
         }
-        if given.components().count() == 1 {
-            if let Some(path) = std::env::var_os("PATH") {
-                candidates.extend(std::env::split_paths(&path).map(|d| d.join(given)));
-            }
+        if given.components().count() == 1
+            && let Some(path) = std::env::var_os("PATH")
+        {
+            candidates.extend(std::env::split_paths(&path).map(|d| d.join(given)));
         }
     }
     for candidate in candidates {
@@ -336,6 +336,7 @@ async fn run_once(
         _ = &mut reader => Event::OutputClosed,
         _ = stop_requested(&mut stop) => Event::Stop,
     };
+    let reader_done = matches!(event, Event::OutputClosed);
     let outcome = match event {
         Event::Exited(status) => {
             sender.abort();
@@ -356,9 +357,10 @@ async fn run_once(
         }
     };
     // Store what the driver wrote before it went away.
-    if tokio::time::timeout(DRAIN_TIMEOUT, &mut reader)
-        .await
-        .is_err()
+    if !reader_done
+        && tokio::time::timeout(DRAIN_TIMEOUT, &mut reader)
+            .await
+            .is_err()
     {
         tracing::warn!(
             pid,

@@ -664,12 +664,12 @@ impl Change<'_> {
             return self.save_vm(&mut vm);
         }
         // A VM that finishes booting on a crashed host is not seen by the monitor.
-        if vm.state == VmState::Active && vm.lcm == LcmState::Running {
-            if let Some(h) = host::load(self.tx, vm.hid)? {
-                if h.failed {
-                    lifecycle::monitor_unknown(&mut vm, self)?;
-                }
-            }
+        if vm.state == VmState::Active
+            && vm.lcm == LcmState::Running
+            && let Some(h) = host::load(self.tx, vm.hid)?
+            && h.failed
+        {
+            lifecycle::monitor_unknown(&mut vm, self)?;
         }
         Ok(())
     }
