@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use one_proto::hook_log::{ExecutionRecord, parse_hooklog};
+use one_proto::xmlrpc::Value;
 
 /// Ports of a stack; each stack has its own address, so the defaults are used.
 pub const XMLRPC_PORT: u16 = 2633;
@@ -282,6 +284,47 @@ impl Stack {
 
     pub fn client(&self) -> one_client::Client {
         one_client::Client::new(&self.endpoint, &self.session)
+    }
+
+    /// Every hook log record of `hook_id` (`one.hooklog.info` with only the hook filter).
+    pub fn records(&self, hook_id: i64) -> Result<Vec<ExecutionRecord>> {
+        let xml = self.client().hooklog_info(-1, -1, hook_id, 0)?;
+        Ok(parse_hooklog(&xml)?)
+    }
+
+    /// Waits until `hook_id` has at least `count` records; returns them all.
+    pub fn wait_records(
+        &self,
+        hook_id: i64,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let mut last = 0;
+        wait_for(&format!("{count} records of hook {hook_id}"), timeout, || {
+            let records = self.records(hook_id).ok()?;
+            last = records.len();
+            (records.len() >= count).then_some(records)
+        })
+        .with_context(|| {
+            format!(
+                "hook {hook_id} has {last} of {count} records\n{}\n{}",
+                self.tail_log("oned"),
+                self.tail_log("hem")
+            )
+        })
+    }
+
+    /// `one.vm.allocate` of a small VM; returns its id.
+    pub fn vm_allocate(&self, template: &str) -> Result<i64> {
+        let v = self.client().call(
+            "one.vm.allocate",
+            vec![Value::String(template.into()), Value::Bool(false)],
+        )?;
+        match v {
+            Value::Int(id) => Ok(i64::from(id)),
+            Value::I8(id) => Ok(id),
+            other => bail!("one.vm.allocate returned {other:?}"),
+        }
     }
 
     /// Environment for the CLIs and hooks: ONE_XMLRPC and ONE_AUTH.

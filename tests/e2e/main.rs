@@ -1,3 +1,4 @@
 //! End-to-end tests: the real oned-lite, one_hm and onehem-server, driven over XML-RPC.
 
 mod thin_path;
+mod seed_examples;
