@@ -2,3 +2,4 @@
 
 mod thin_path;
 mod seed_examples;
+mod execution;
