@@ -430,7 +430,7 @@ fn exit_text(status: Option<u32>, stderr: &[u8]) -> String {
     let what = match status {
         Some(127) => "agent not found (exit status 127)".to_string(),
         Some(s) => format!("agent exited with status {s}"),
-        None => "agent channel closed".to_string(),
+        None => "agent channel closed (the host or the connection went away)".to_string(),
     };
     format!("{what}{}", stderr_suffix(stderr))
 }

@@ -156,10 +156,8 @@ pub(crate) async fn run(
             false
         }
     };
-    if timed_out {
-        if let Some(pid) = got.pid {
-            kill_remote_group(conn, pid, kill_grace).await;
-        }
+    if timed_out && let Some(pid) = got.pid {
+        kill_remote_group(conn, pid, kill_grace).await;
     }
     let _ = wr.close().await;
     let duration = clock.elapsed();
