@@ -168,14 +168,14 @@ impl Config {
             }
         }
         if let Some(pairs) = vector(&raw, "DB", &mut problems) {
-            if let Some(backend) = lookup(pairs, "BACKEND") {
-                if !backend.eq_ignore_ascii_case("sqlite") {
-                    problem(
-                        &mut problems,
-                        "DB/BACKEND",
-                        format!("only \"sqlite\" is supported, not {backend:?}"),
-                    );
-                }
+            if let Some(backend) = lookup(pairs, "BACKEND")
+                && !backend.eq_ignore_ascii_case("sqlite")
+            {
+                problem(
+                    &mut problems,
+                    "DB/BACKEND",
+                    format!("only \"sqlite\" is supported, not {backend:?}"),
+                );
             }
             match lookup(pairs, "FILE") {
                 Some(f) if f.trim().is_empty() => {

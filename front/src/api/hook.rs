@@ -117,16 +117,15 @@ fn authorize_manage(caller: &Caller, hook: &Hook, lock_aware: bool) -> Result<()
             hook.id,
         ));
     }
-    if lock_aware {
-        if let Some(lock) = &hook.lock {
-            if lock.level > 0 && lock.level <= OP_MANAGE {
-                return Err(ApiError::authorization(
-                    caller,
-                    &format!("HOOK is locked. [{}]", hook.id),
-                    hook.id,
-                ));
-            }
-        }
+    if let Some(lock) = hook.lock.as_ref().filter(|_| lock_aware)
+        && lock.level > 0
+        && lock.level <= OP_MANAGE
+    {
+        return Err(ApiError::authorization(
+            caller,
+            &format!("HOOK is locked. [{}]", hook.id),
+            hook.id,
+        ));
     }
     Ok(())
 }
