@@ -147,7 +147,12 @@ impl<'a> Lexer<'a> {
             if rule != Rule::Skip {
                 self.line += lexeme.iter().filter(|&&b| b == b'\n').count() as u64;
             }
-            self.first_column = self.last_column;
+            // A skipped run stands for that many one-byte skips; the location ends as the
+            // last of them left it.
+            self.first_column = self.last_column + len - 1;
+            if rule != Rule::Skip {
+                self.first_column = self.last_column;
+            }
             self.last_column += len;
             self.pos = end;
             let text =
@@ -277,12 +282,18 @@ impl<'a> Lexer<'a> {
         let bare_end = self.skip_while(p, is_bare_byte);
         let bare = (bare_end > p).then_some(bare_end - p);
 
-        Self::pick(&[
+        let best = Self::pick(&[
             (obracket, Rule::OBracket),
             (cdata, Rule::CData),
             (quoted, Rule::Quoted),
             (bare, Rule::Bare),
-        ])
+        ]);
+        // Blanks not followed by '[' are skipped one by one, and none of them can start a
+        // token when the first cannot: skip the run at once, so that long runs stay linear.
+        if best.1 == Rule::Skip && after_blanks > p {
+            return (after_blanks - p, Rule::Skip);
+        }
+        best
     }
 }
 
