@@ -296,3 +296,33 @@ fn connection_options_override_the_environment() {
         "MM/DD hh:mm:ss x MM/DD hh:mm"
     );
 }
+
+#[test]
+fn update_through_the_editor() {
+    let oned = Oned::start();
+    let file = oned.write("hook.tmpl", HOOK_TMPL);
+    oned.run("onehook", &["create", file.to_str().expect("utf-8 path")])
+        .ok();
+    // No file and nothing on stdin: $EDITOR opens on the current template text.
+    let edit = [("EDITOR", "sed -i s/vm-pending.rb/other.rb/")];
+    assert_eq!(
+        oned.run_with("onehook", &["-v", "update", "0"], None, &edit)
+            .ok(),
+        "HOOK 0: modified\n"
+    );
+    let shown = oned.run("onehook", &["show", "0"]).ok();
+    assert!(shown.contains("COMMAND=\"other.rb\"\n"), "{shown}");
+    // With --append the editor starts empty, and what it saves is merged.
+    let append = [("EDITOR", "sh -c 'echo TIMEOUT=9 > \"$0\"'")];
+    oned.run_with("onehook", &["update", "0", "--append"], None, &append)
+        .ok();
+    let shown = oned.run("onehook", &["show", "0"]).ok();
+    assert!(
+        shown.contains("COMMAND=\"other.rb\"\n") && shown.contains("TIMEOUT=\"9\"\n"),
+        "{shown}"
+    );
+    // An editor that fails changes nothing.
+    let failing = oned.run_with("onehook", &["update", "0"], None, &[("EDITOR", "false")]);
+    assert_eq!(failing.failed(), "Editor not defined\n");
+    assert_eq!(oned.run("onehook", &["show", "0"]).ok(), shown);
+}

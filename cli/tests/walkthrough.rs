@@ -181,6 +181,15 @@ fn seed_walkthrough() {
         normalize_times(&tool(&stack, "onehook", &["log", "--success"]).ok()),
         " HOOK    ID       TIMESTAMP    RC EXECUTION\n    0     1     MM/DD hh:mm     0 SUCCESS\n"
     );
+    // --success wins over --error, as in the reference.
+    assert_eq!(
+        normalize_times(&tool(&stack, "onehook", &["log", "--error", "--success"]).ok()),
+        " HOOK    ID       TIMESTAMP    RC EXECUTION\n    0     1     MM/DD hh:mm     0 SUCCESS\n"
+    );
+    assert_eq!(
+        normalize_times(&tool(&stack, "onehook", &["log", "--error", "--hook-id", "0"]).ok()),
+        " HOOK    ID       TIMESTAMP    RC EXECUTION\n    0     0     MM/DD hh:mm   255 ERROR\n"
+    );
     // Both bounds are exclusive and far from now: nothing.
     assert_eq!(
         tool(&stack, "onehook", &["log", "--until", "2019-09-23"]).ok(),
