@@ -1068,10 +1068,10 @@ pub fn pool_to_xml(hooks: &[Hook]) -> Result<String, TemplateError> {
 
 /// Reads a HOOK_POOL document; any unreadable HOOK fails the whole document.
 pub fn pool_from_xml(xml: &str) -> Result<Vec<Hook>, HookParseError> {
-    let (hooks, mut bad) = pool_from_xml_lenient(xml)?;
-    match bad.is_empty() {
-        true => Ok(hooks),
-        false => Err(bad.remove(0)),
+    let (hooks, errors) = pool_from_xml_lenient(xml)?;
+    match errors.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(hooks),
     }
 }
 
@@ -1096,4 +1096,32 @@ pub fn pool_from_xml_lenient(
         }
     }
     Ok((hooks, errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_calls_are_sorted_for_binary_search() {
+        assert_eq!(REGISTERED_CALLS.len(), 307);
+        assert!(REGISTERED_CALLS.windows(2).all(|w| w[0] < w[1]));
+        assert!(REGISTERED_CALLS.iter().all(|c| c.starts_with("one.")));
+    }
+
+    #[test]
+    fn ruby_to_i() {
+        for (s, n) in [
+            ("", 0),
+            ("  -12x", -12),
+            ("+3", 3),
+            ("4_5_6", 456),
+            ("4__5", 4),
+            ("0D9", 9),
+            ("0d", 0),
+            ("\u{0B}7", 7),
+        ] {
+            assert_eq!(super::ruby_to_i(s), n, "{s:?}");
+        }
+    }
 }
