@@ -612,3 +612,13 @@ fn a_restart_completes_the_transitions_in_flight() {
     );
     front.stop().unwrap();
 }
+
+#[test]
+fn pyone_reads_the_cloud_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = FakeDriver::new(dir.path());
+    let front = Front::start(dir.path(), &driver.conf(ZERO_SIM));
+    let out = api_common::run_py(&front, "cloud_pyone.py");
+    assert!(out.contains("cloud_pyone: ok"), "{out}");
+    front.stop().unwrap();
+}
