@@ -344,6 +344,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_file_is_valid() {
+        let c = parse(include_str!("../../etc/oned.conf")).unwrap();
+        assert_eq!(c.port, 2633);
+        assert_eq!(c.log_retention, 20);
+        assert_eq!(c.hm_mad.unwrap().arguments, "-p 2101 -l 2102 -b 127.0.0.1");
+        assert_eq!(c.db_file, PathBuf::from("one.db"));
+    }
+
+    #[test]
     fn syntax_errors_carry_the_parser_message() {
         let err = parse("PORT = \n= 1").unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }), "{err}");

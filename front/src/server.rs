@@ -28,6 +28,8 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_CONNECTIONS: usize = 512;
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves `listener` until `shutdown` completes, then lets open connections finish their
 /// current request.
