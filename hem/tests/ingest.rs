@@ -435,6 +435,7 @@ fn hook_events_reload_the_map_in_event_order_and_never_crash() {
     h.send(vm_pending(4, 1)); // nothing
     h.send(hook_call(5, "one.hook.delete", 99, true)); // unknown: ignored
     h.send(hook_call(6, "one.hook.allocate", 0, false)); // failed allocate: no reload of hook 0
+    h.wait("event 6", |h| h.shared.processed().is_some_and(|p| p >= 6));
     source.fail.store(true, Ordering::SeqCst);
     source.hooks.lock().unwrap().insert(8, state_hook(8));
     h.send(hook_call(7, "one.hook.update", 8, true)); // lookup fails: logged

@@ -1,0 +1,150 @@
+//! kill -9 of the HEM binary with one hook running and one waiting: after the restart the
+//! running one is reported as interrupted (not run again), the waiting one and the events
+//! published while the HEM was down run once each.
+
+mod fake_cloud;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use one_proto::hook::HookType;
+
+/// The HEM process; killed if the test fails, so that nothing outlives it.
+struct HemProcess(Child);
+
+impl Drop for HemProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_hem(conf: &Path) -> HemProcess {
+    HemProcess(
+        Command::new(env!("CARGO_BIN_EXE_onehem-server"))
+            .arg("--config")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start onehem-server"),
+    )
+}
+
+/// Kills the process groups of the hooks listed in a pid file when the test ends.
+struct HookReaper(std::path::PathBuf);
+
+impl Drop for HookReaper {
+    fn drop(&mut self) {
+        for pid in lines(&self.0) {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn log_has(log: &Path, text: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|l| l.contains(text))
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kill_9_then_restart_reports_interrupted_and_runs_the_rest_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let started = d.join("started");
+    let pids = d.join("pids");
+    let block = d.join("block");
+    std::fs::create_dir_all(d.join("hooks")).unwrap();
+    let script = d.join("hooks/slow.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {s}\necho $$ >> {p}\nif [ -e {b} ]; then sleep 60; fi\necho done\n",
+            s = started.display(),
+            p = pids.display(),
+            b = block.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&block, "").unwrap();
+    let _reaper = HookReaper(pids.clone());
+
+    let front = FakeFrontEnd::start();
+    front.set(hook(1, HookType::State, "NAME=slow\nTYPE=state\nRESOURCE=VM\nSTATE=PENDING\nLCM_STATE=LCM_INIT\nCOMMAND=slow.sh\nARGUMENTS=$TEMPLATE\n"));
+    let driver = FakeDriver::start();
+    let conf = hem_config(d, &front, &driver, "concurrency: 1\n");
+    let log = d.join("onehem.log");
+
+    let hem = spawn_hem(&conf);
+    wait_for("the HEM's start position", Duration::from_secs(30), || {
+        log_has(
+            &log,
+            "first start: reading events after the journal position",
+        )
+    });
+    driver.publish(&vm_state(1, "PENDING", "LCM_INIT", None));
+    driver.publish(&vm_state(2, "PENDING", "LCM_INIT", None));
+    wait_for("the first hook to start", Duration::from_secs(30), || {
+        lines(&started).len() == 1
+    });
+    // The other execution is accepted too but waits for the only slot. Which of the two got
+    // the slot is not defined (different VMs); the one that runs is the one to be interrupted.
+    std::thread::sleep(Duration::from_millis(300));
+    let running = lines(&started)[0].clone();
+    drop(hem); // SIGKILL
+    assert!(driver.results().is_empty());
+
+    // While the HEM is down.
+    driver.publish(&vm_state(3, "PENDING", "LCM_INIT", None));
+    std::fs::remove_file(&block).unwrap();
+
+    let mut hem = spawn_hem(&conf);
+    let results = driver.wait_results(3);
+    std::thread::sleep(Duration::from_millis(500));
+    let results_after = driver.results();
+    assert_eq!(results_after.len(), 3, "duplicate or extra results");
+
+    let interrupted: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| String::from_utf8_lossy(&r.stderr).contains("interrupted by HEM restart"))
+        .collect();
+    assert_eq!(interrupted.len(), 1, "{results:?}");
+    let (frame, r) = interrupted[0];
+    assert_eq!((frame.rc, frame.hook_id), (255, 1));
+    // The interrupted record keeps what is needed to retry it.
+    assert_eq!(r.arguments, running);
+    let ok: Vec<_> = results.iter().filter(|(f, _)| f.rc == 0).collect();
+    assert_eq!(ok.len(), 2);
+    let mut uids: Vec<String> = results
+        .iter()
+        .map(|(_, r)| r.execution_uid.clone().unwrap())
+        .collect();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 3);
+    // The interrupted hook ran once (before the kill), the two others once after the restart.
+    let runs = lines(&started);
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(runs.iter().filter(|l| **l == running).count(), 1);
+
+    // SIGTERM stops the HEM in order, with status 0. The interrupted run's hook outlived the
+    // killed HEM (as any child of a SIGKILLed process does); the reaper ends it.
+    kill(Pid::from_raw(hem.0.id() as i32), Signal::SIGTERM).unwrap();
+    let status = hem.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
