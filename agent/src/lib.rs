@@ -72,6 +72,7 @@ where
         base: options.base.configured().display().to_string(),
         pid: std::process::id(),
     });
+    tracing::info!(base = %options.base.root().display(), version = VERSION, "agent started");
     let running: RunningMap = Arc::default();
     let options = Arc::new(options);
     let mut frames = FrameBuffer::new();
@@ -89,6 +90,7 @@ where
                 Ok(Some(request)) => dispatch(request, &options, &running, &tx),
                 Ok(None) => break,
                 Err(e) => {
+                    tracing::warn!(error = %e, "undecodable frame, stopping");
                     let _ = tx.send(Reply::ProtocolError {
                         message: e.to_string(),
                     });
@@ -102,6 +104,10 @@ where
         }
     };
     // Nothing may outlive the agent: its HEM is gone, so no result could be delivered.
+    let orphans = lock(&running).len();
+    if orphans > 0 {
+        tracing::warn!(count = orphans, "input closed, killing running hooks");
+    }
     for entry in lock(&running).values() {
         execution::kill_group_now(entry.pgid.load(std::sync::atomic::Ordering::SeqCst));
     }
@@ -206,6 +212,8 @@ fn start_execution(
     let tx = tx.clone();
     tokio::spawn(async move {
         let result = execution::execute(&options.base, exec, options.exec, cancel_rx, pgid).await;
+        tracing::debug!(id, code = result.code, timed_out = result.timed_out,
+            duration_us = result.duration_us, error = ?result.start_error, "execution done");
         lock(&running).remove(&id);
         let _ = tx.send(Reply::Result(result));
     });

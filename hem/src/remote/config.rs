@@ -7,7 +7,7 @@
 //!   :identity: /var/lib/one/.ssh/id_ed25519
 //!   :known_hosts: /var/lib/one/.ssh/known_hosts
 //!   :connect_timeout: 5           # seconds
-//!   :max_per_host: 8
+//!   :max_per_host: 32
 //!   :install_agent: true
 //!   :agent_binary: /usr/lib/one/onehem/onehem-agent
 //!   :hosts:
@@ -69,7 +69,9 @@ pub struct RemoteConfig {
     pub keepalive_interval: Option<f64>,
     /// Unanswered keepalives before a connection is declared dead (3).
     pub keepalive_max: Option<usize>,
-    /// Hooks running at once on one host (8; sshd allows 10 sessions per connection).
+    /// Hooks running at once on one host. Default 32 in agent mode (one channel carries
+    /// them all) and 5 in ssh mode, where each hook holds a channel and a timed-out one needs
+    /// a second to be killed: sshd allows 10 sessions per connection (`MaxSessions`).
     pub max_per_host: Option<usize>,
     /// Seconds to wait before reconnecting after a failed attempt, doubled on each further
     /// failure up to `reconnect_backoff_max` (0.5 and 10).
@@ -177,7 +179,7 @@ pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub keepalive_interval: Duration,
     pub keepalive_max: usize,
-    pub max_per_host: usize,
+    pub max_per_host: Option<usize>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub agent_path: String,
@@ -197,6 +199,7 @@ pub(crate) struct HostTarget {
     pub user: String,
     pub mode: ExecMode,
     pub base: String,
+    pub max_running: usize,
 }
 
 impl HostTarget {
@@ -258,7 +261,7 @@ impl Settings {
             connect_timeout: seconds(cfg.connect_timeout, 5.0, false),
             keepalive_interval: seconds(cfg.keepalive_interval, 15.0, false),
             keepalive_max: cfg.keepalive_max.filter(|n| *n > 0).unwrap_or(3),
-            max_per_host: cfg.max_per_host.filter(|n| *n > 0).unwrap_or(8),
+            max_per_host: cfg.max_per_host.filter(|n| *n > 0),
             backoff_min,
             backoff_max,
             agent_path: cfg
@@ -295,6 +298,7 @@ impl Settings {
     pub fn target(&self, host: &str) -> HostTarget {
         let entry = self.hosts.get(host);
         let get = |f: fn(&HostEntry) -> Option<String>| entry.and_then(f);
+        let mode = entry.and_then(|e| e.mode).unwrap_or(self.mode);
         HostTarget {
             name: host.to_string(),
             address: get(|e| e.address.clone()).unwrap_or_else(|| host.to_string()),
@@ -303,10 +307,14 @@ impl Settings {
                 .filter(|p| *p != 0)
                 .unwrap_or(self.port),
             user: get(|e| e.user.clone()).unwrap_or_else(|| self.user.clone()),
-            mode: entry.and_then(|e| e.mode).unwrap_or(self.mode),
+            mode,
             base: get(|e| e.remote_hook_base_path.clone())
                 .filter(|b| b.starts_with('/'))
                 .unwrap_or_else(|| self.global_base.clone()),
+            max_running: self.max_per_host.unwrap_or(match mode {
+                ExecMode::Agent => 32,
+                ExecMode::Ssh => 5,
+            }),
         }
     }
 }
@@ -335,6 +343,7 @@ mod tests {
             (t.address.as_str(), t.port, t.mode, t.base.as_str()),
             ("node2", 22, ExecMode::Agent, "/var/tmp/one/hooks")
         );
+        assert_eq!(t.max_running, 32);
     }
 
     #[test]
@@ -354,6 +363,7 @@ mod tests {
         assert_eq!(cfg.problems().len(), 2);
         let s = Settings::resolve(cfg);
         assert_eq!(s.connect_timeout, Duration::from_secs(5));
-        assert_eq!(s.max_per_host, 8);
+        assert_eq!(s.max_per_host, None);
+        assert_eq!(s.target("h").max_running, 5);
     }
 }

@@ -221,7 +221,8 @@ impl RemoteExecutor {
         let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(hosts.entry(host.to_string()).or_insert_with(|| {
             let target: HostTarget = self.settings.target(host);
-            Arc::new(HostSlot::new(target, self.settings.max_per_host))
+            let max_running = target.max_running;
+            Arc::new(HostSlot::new(target, max_running))
         }))
     }
 
