@@ -260,11 +260,17 @@ fn hold_release_and_user_template_updates() {
     let flagged = int(c
         .call(
             "one.vm.allocate",
-            vec!["CPU=1\nMEMORY=64".into(), true.into()],
+            vec!["CPU=1\nMEMORY=64\nSERVICE_ID=4".into(), true.into()],
         )
         .unwrap());
     driver.wait_state(Vm, held, "HOLD", "LCM_INIT");
-    driver.wait_state(Vm, flagged, "HOLD", "LCM_INIT");
+    let events = driver.wait_state(Vm, flagged, "HOLD", "LCM_INIT");
+    assert_eq!(
+        events[0].service_id,
+        Some(4),
+        "SERVICE_ID of the user template"
+    );
+    assert_eq!(driver.state_events()[0].service_id, None);
     c.call("one.vm.action", vec!["release".into(), held.into()])
         .unwrap();
     driver.wait_state(Vm, held, "PENDING", "LCM_INIT");
