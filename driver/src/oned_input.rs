@@ -5,6 +5,7 @@
 //! absent subscriber cannot stall it; only a journal that cannot keep up slows it down, through the
 //! bounded channel to the writer.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -85,7 +86,7 @@ fn read_loop(mut stdin: File, links: &InputLinks, shutdown: &Shutdown) -> Option
         let mut stop = None;
         let mut start = 0;
         let data = &chunk[..n];
-        while let Some(lf) = data[start..].iter().position(|&b| b == b'\n') {
+        while let Some(lf) = memchr::memchr(b'\n', &data[start..]) {
             let end = start + lf;
             if skipping {
                 skipping = false;
@@ -140,7 +141,7 @@ fn handle_line(
     events: &mut Vec<JournalEvent>,
     links: &InputLinks,
 ) -> Option<StopReason> {
-    let text = String::from_utf8_lossy(raw);
+    let text = utf8(raw);
     if text.trim().is_empty() {
         return None;
     }
@@ -153,7 +154,7 @@ fn handle_line(
         line @ OnedLine::Execute { .. } => match line.publish_content() {
             Some(content) => {
                 let decoded = decode_event(&content);
-                match event_keys(&String::from_utf8_lossy(&decoded)) {
+                match event_keys(&utf8(&decoded)) {
                     Ok(keys) => events.push(JournalEvent::new(keys, content)),
                     Err(e) => {
                         warn!(error = %e, "event not published");
@@ -179,6 +180,15 @@ fn handle_line(
         }
     }
     None
+}
+
+/// Text of a line or a decoded message; invalid UTF-8 (garbage) is replaced, valid text is
+/// borrowed after the fast check.
+fn utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Base64 as the reference decodes it (lenient); the strict decoder is the fast path for the

@@ -22,6 +22,8 @@ use crate::journal::{
 };
 
 const SCHEMA_VERSION: i64 = 1;
+const PAGE_SIZE: i64 = 16 * 1024;
+const CHECKPOINT_BYTES: i64 = 32 * 1024 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -52,6 +54,7 @@ pub struct SqliteJournal {
     head: u64,
     retention: Retention,
     dedupe_window: u64,
+    sync: SyncMode,
 }
 
 /// Journal settings.
@@ -74,6 +77,10 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
         .map_err(|e| JournalError::new("open", format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(err("configure"))?;
+    // Only takes effect when the file is new: 16 KiB pages mean four times fewer WAL frames
+    // (and write calls) per byte than the default for this append-only workload.
+    conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}"))
+        .map_err(err("configure"))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(err("configure"))?;
@@ -83,15 +90,19 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
             format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
         ));
     }
-    // Larger checkpoints (32 MiB of WAL) keep the fsyncs of NORMAL mode rare under load; the
-    // WAL is truncated back to 64 MiB after a checkpoint.
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(err("configure"))?;
+    // Checkpoints every 32 MiB of WAL keep the fsyncs of NORMAL mode rare under load; the WAL
+    // file is truncated back to 64 MiB after a checkpoint.
     conn.execute_batch(&format!(
         "PRAGMA synchronous={};
-         PRAGMA wal_autocheckpoint=8192;
+         PRAGMA wal_autocheckpoint={};
          PRAGMA journal_size_limit=67108864;
          PRAGMA cache_size=-16384;
          PRAGMA temp_store=MEMORY;",
-        sync.pragma()
+        sync.pragma(),
+        CHECKPOINT_BYTES / page_size.max(512),
     ))
     .map_err(err("configure"))?;
     Ok(conn)
@@ -146,6 +157,7 @@ impl SqliteJournal {
             head,
             retention: options.retention,
             dedupe_window: options.dedupe_window,
+            sync: options.sync,
         })
     }
 
@@ -208,14 +220,7 @@ impl SqliteJournal {
         }
         if let Some(age) = self.retention.max_age {
             let limit = now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
-            // Only the oldest `budget` rows are looked at, so a pass stays bounded; timestamps
-            // grow with the sequence, so the expired rows are a prefix.
-            let expired: Option<i64> = self.conn.query_row(
-                "SELECT max(seq) FROM (SELECT seq, ts FROM events ORDER BY seq LIMIT ?1) WHERE ts < ?2",
-                params![to_i64(budget), limit],
-                |r| r.get(0),
-            )?;
-            cutoff = cutoff.max(expired.map_or(0, to_u64));
+            cutoff = cutoff.max(self.last_expired(oldest, limit)?);
         }
         let cutoff = cutoff.min(oldest.saturating_add(budget).saturating_sub(1));
         if cutoff < oldest {
@@ -226,6 +231,37 @@ impl SqliteJournal {
             .prepare_cached("DELETE FROM events WHERE seq <= ?1")?
             .execute([to_i64(cutoff)])?;
         Ok(removed as u64)
+    }
+
+    /// The newest sequence number whose event is older than `limit` (0 if none). Timestamps grow
+    /// with the sequence, so the expired events are a prefix: the oldest one is checked first
+    /// (the usual answer is "none"), then the boundary is found by bisection, reading one row
+    /// per step.
+    fn last_expired(&self, oldest: u64, limit: i64) -> Result<u64, rusqlite::Error> {
+        let mut ts_at = self
+            .conn
+            .prepare_cached("SELECT seq, ts FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1")?;
+        let mut first_at = |seq: u64| -> Result<Option<(u64, i64)>, rusqlite::Error> {
+            let mut rows = ts_at.query([to_i64(seq)])?;
+            match rows.next()? {
+                Some(row) => Ok(Some((to_u64(row.get(0)?), row.get(1)?))),
+                None => Ok(None),
+            }
+        };
+        match first_at(oldest)? {
+            Some((_, ts)) if ts < limit => {}
+            _ => return Ok(0),
+        }
+        // Invariant: the event at or after `lo` is expired; nothing at or after `hi` is.
+        let (mut lo, mut hi) = (oldest, self.head + 1);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match first_at(mid)? {
+                Some((seq, ts)) if ts < limit && seq < hi => lo = seq,
+                _ => hi = mid,
+            }
+        }
+        Ok(lo)
     }
 
     fn trim_results(&mut self, budget: u64) -> Result<u64, rusqlite::Error> {
@@ -259,7 +295,21 @@ impl EventLog for SqliteJournal {
             return Ok(());
         }
         let first_seq = self.head + 1;
-        match self.write(batch, first_seq) {
+        // A result is acknowledged to its sender once committed, and the sender forgets it:
+        // in NORMAL mode such a commit is made durable against power loss too (the WAL is
+        // synced, which also covers every event committed before it).
+        let sync_results = self.sync == SyncMode::Normal && !batch.results.is_empty();
+        if sync_results {
+            self.conn
+                .execute_batch("PRAGMA synchronous=FULL")
+                .map_err(err("commit"))?;
+        }
+        let written = self.write(batch, first_seq);
+        if sync_results && let Err(e) = self.conn.execute_batch("PRAGMA synchronous=NORMAL") {
+            // The batch is committed either way; only later commits may be slower.
+            tracing::warn!(error = %e, "journal stays in synchronous=FULL");
+        }
+        match written {
             Ok(()) => {
                 self.head += batch.events.len() as u64;
                 Ok(())
@@ -530,6 +580,49 @@ mod tests {
         };
         j.commit(&mut again).expect("commit");
         assert!(!again.results[0].duplicate, "u1 left the dedupe window");
+    }
+
+    #[test]
+    fn age_retention_removes_the_expired_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = SqliteJournal::open(
+            &dir.path().join("j.db"),
+            JournalOptions {
+                retention: Retention {
+                    max_events: None,
+                    max_age: Some(Duration::from_secs(3600)),
+                },
+                sync: SyncMode::Normal,
+                dedupe_window: 10,
+            },
+        )
+        .expect("open");
+        let mut batch = Batch {
+            events: (0..10).map(event).collect(),
+            ..Batch::default()
+        };
+        j.commit(&mut batch).expect("commit");
+        assert_eq!(j.trim(100).expect("trim").events, 0, "nothing expired yet");
+        for expired in [6, 7, 9] {
+            j.conn
+                .execute("UPDATE events SET ts = 0 WHERE seq <= ?1", [expired])
+                .expect("age");
+            j.trim(100).expect("trim");
+            let page = j
+                .reader()
+                .expect("reader")
+                .read_after(0, 100, 1 << 20)
+                .expect("read");
+            assert_eq!(page.oldest, expired as u64 + 1);
+        }
+        j.conn.execute("UPDATE events SET ts = 0", []).expect("age");
+        assert_eq!(j.trim(100).expect("trim").events, 1);
+        let page = j
+            .reader()
+            .expect("reader")
+            .read_after(0, 100, 1 << 20)
+            .expect("read");
+        assert_eq!((page.oldest, page.head), (11, 10));
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub enum KeyError {
 ///
 /// `decoded_xml` is the base64-decoded `HOOK_MESSAGE` (decoded leniently, as the reference does).
 pub fn event_keys(decoded_xml: &str) -> Result<Vec<String>, KeyError> {
-    let found = scan(decoded_xml);
+    keys_from(scan(decoded_xml))
+}
+
+fn keys_from(found: Found) -> Result<Vec<String>, KeyError> {
     match found.hook_type.as_str() {
         "API" => {
             let call = required(found.call, "API", "CALL")?;
@@ -193,7 +196,7 @@ pub fn hook_filter(hook: &Hook) -> Option<String> {
 }
 
 /// The elements the keys are made of. `Some` means the element exists (its text may be empty).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Found {
     hook_type: String,
     call: Option<String>,
@@ -252,12 +255,21 @@ impl Found {
 
 /// Reads the document once and collects the text of the key elements.
 fn scan(doc: &str) -> Found {
+    scan_with(doc, true)
+}
+
+/// `early_stop` ends the scan as soon as the rest of the document cannot change the keys; the
+/// keys are the same as after reading everything (a property test checks it), though elements
+/// the keys do not use may be left unread.
+fn scan_with(doc: &str, early_stop: bool) -> Found {
     let mut scanner = Scanner {
         doc,
         bytes: doc.as_bytes(),
         found: Found::default(),
         open: Vec::new(),
         captures: Vec::new(),
+        early_stop,
+        capture_ended: false,
     };
     scanner.run();
     scanner.found
@@ -271,6 +283,10 @@ struct Scanner<'a> {
     open: Vec<&'a str>,
     /// Slots being filled, with the depth (index in `open`) of the element that fills each.
     captures: Vec<(Slot, usize)>,
+    /// Whether to stop once the keys are settled.
+    early_stop: bool,
+    /// A capture ended since the last settled check.
+    capture_ended: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -279,7 +295,7 @@ impl<'a> Scanner<'a> {
             return;
         };
         loop {
-            let Some(lt) = find_byte(self.bytes, pos, b'<') else {
+            let Some(lt) = find_byte(self.doc, pos, b'<') else {
                 self.text(&self.doc[pos..], true);
                 return;
             };
@@ -288,20 +304,20 @@ impl<'a> Scanner<'a> {
             }
             let rest = &self.bytes[lt..];
             if rest.starts_with(b"<!--") {
-                pos = find_seq(self.bytes, lt + 4, b"-->").map_or(self.bytes.len(), |i| i + 3);
+                pos = find_seq(self.doc, lt + 4, "-->").map_or(self.bytes.len(), |i| i + 3);
             } else if rest.starts_with(b"<![CDATA[") {
                 let start = lt + 9;
-                let end = find_seq(self.bytes, start, b"]]>").unwrap_or(self.bytes.len());
+                let end = find_seq(self.doc, start, "]]>").unwrap_or(self.bytes.len());
                 self.text(&self.doc[start..end], false);
                 pos = (end + 3).min(self.bytes.len());
             } else if rest.starts_with(b"<!") {
-                pos = find_byte(self.bytes, lt, b'>').map_or(self.bytes.len(), |i| i + 1);
+                pos = find_byte(self.doc, lt, b'>').map_or(self.bytes.len(), |i| i + 1);
             } else if rest.starts_with(b"<?") {
-                pos = find_seq(self.bytes, lt + 2, b"?>").map_or(self.bytes.len(), |i| i + 2);
+                pos = find_seq(self.doc, lt + 2, "?>").map_or(self.bytes.len(), |i| i + 2);
             } else if rest.starts_with(b"</") {
                 let name_end = name_end(self.bytes, lt + 2);
                 let name = &self.doc[lt + 2..name_end];
-                pos = find_byte(self.bytes, name_end, b'>').map_or(self.bytes.len(), |i| i + 1);
+                pos = find_byte(self.doc, name_end, b'>').map_or(self.bytes.len(), |i| i + 1);
                 if self.close(name) {
                     return;
                 }
@@ -319,7 +335,45 @@ impl<'a> Scanner<'a> {
             if pos >= self.bytes.len() {
                 return;
             }
+            if self.capture_ended && self.captures.is_empty() {
+                self.capture_ended = false;
+                if self.early_stop && self.settled(pos) {
+                    return;
+                }
+            }
         }
+    }
+
+    /// Whether the document from `pos` on can no longer change the keys: every element the keys
+    /// of the current HOOK_TYPE need has been read whole, and the rest holds no further
+    /// `HOOK_TYPE` (which would be concatenated) nor, while none was seen, a `SERVICE_ID`.
+    /// Oned puts these elements before the object body, so the body is usually skipped.
+    fn settled(&self, pos: usize) -> bool {
+        let f = &self.found;
+        let needs_service = match f.hook_type.as_str() {
+            "API" => {
+                if f.call.is_none() || f.result.is_none() {
+                    return false;
+                }
+                false
+            }
+            "STATE" => {
+                let vm = f.hook_object.as_deref() == Some("VM");
+                if f.hook_object.is_none()
+                    || f.state.is_none()
+                    || f.resource_id.is_none()
+                    || (vm && f.lcm_state.is_none())
+                {
+                    return false;
+                }
+                f.service_id.is_none()
+            }
+            _ => false,
+        };
+        let Some(rest) = self.doc.get(pos..) else {
+            return false;
+        };
+        !rest.contains("HOOK_TYPE") && !(needs_service && rest.contains("SERVICE_ID"))
     }
 
     /// Skips a BOM, whitespace, the XML declaration, comments and a DOCTYPE. Returns the position
@@ -333,13 +387,13 @@ impl<'a> Scanner<'a> {
             }
             let rest = &b[pos..];
             if rest.starts_with(b"<?") {
-                pos = find_seq(b, pos + 2, b"?>")? + 2;
+                pos = find_seq(self.doc, pos + 2, "?>")? + 2;
             } else if rest.starts_with(b"<!--") {
-                pos = find_seq(b, pos + 4, b"-->")? + 3;
+                pos = find_seq(self.doc, pos + 4, "-->")? + 3;
             } else if rest.starts_with(b"<!DOCTYPE") {
-                let gt = find_byte(b, pos, b'>')?;
-                pos = match find_byte(b, pos, b'[') {
-                    Some(bracket) if bracket < gt => find_seq(b, bracket, b"]>")? + 2,
+                let gt = find_byte(self.doc, pos, b'>')?;
+                pos = match find_byte(self.doc, pos, b'[') {
+                    Some(bracket) if bracket < gt => find_seq(self.doc, bracket, "]>")? + 2,
                     _ => gt + 1,
                 };
             } else if rest.len() > 1 && rest[0] == b'<' && is_name_start(rest[1]) {
@@ -363,7 +417,7 @@ impl<'a> Scanner<'a> {
                 Some(b'>') => break (i + 1, i > name_end && b[i - 1] == b'/'),
                 Some(b'<') => break (i, false),
                 Some(&q @ (b'"' | b'\'')) => {
-                    i = find_byte(b, i + 1, q).map_or(b.len(), |j| j + 1);
+                    i = find_byte(self.doc, i + 1, q).map_or(b.len(), |j| j + 1);
                 }
                 Some(_) => i += 1,
             }
@@ -394,7 +448,9 @@ impl<'a> Scanner<'a> {
 
     fn truncate(&mut self, depth: usize) -> bool {
         self.open.truncate(depth);
+        let before = self.captures.len();
         self.captures.retain(|(_, d)| *d < depth);
+        self.capture_ended |= self.captures.len() < before;
         self.open.is_empty()
     }
 
@@ -414,18 +470,30 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn find_byte(b: &[u8], from: usize, needle: u8) -> Option<usize> {
-    b.get(from..)?
-        .iter()
-        .position(|&c| c == needle)
-        .map(|i| from + i)
+/// Position of `needle` (ASCII) at or after `from`. Positions handed in always follow an ASCII
+/// byte, so the fast `str` search applies; the byte loop is only a fallback.
+fn find_byte(doc: &str, from: usize, needle: u8) -> Option<usize> {
+    match doc.get(from..) {
+        Some(hay) => hay.find(char::from(needle)).map(|i| from + i),
+        None => doc
+            .as_bytes()
+            .get(from..)?
+            .iter()
+            .position(|&c| c == needle)
+            .map(|i| from + i),
+    }
 }
 
-fn find_seq(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    let hay = b.get(from..)?;
-    hay.windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| from + i)
+fn find_seq(doc: &str, from: usize, needle: &str) -> Option<usize> {
+    match doc.get(from..) {
+        Some(hay) => hay.find(needle).map(|i| from + i),
+        None => doc
+            .as_bytes()
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+            .map(|i| from + i),
+    }
 }
 
 fn is_name_start(c: u8) -> bool {
@@ -486,6 +554,82 @@ fn entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FRAGMENTS: &[&str] = &[
+        "<HOOK_MESSAGE>",
+        "</HOOK_MESSAGE>",
+        "<HOOK_TYPE>",
+        "</HOOK_TYPE>",
+        "API",
+        "STATE",
+        "<CALL>",
+        "</CALL>",
+        "one.vm.x",
+        "<CALL_INFO>",
+        "</CALL_INFO>",
+        "<RESULT>",
+        "</RESULT>",
+        "1",
+        "<HOOK_OBJECT>",
+        "</HOOK_OBJECT>",
+        "VM",
+        "HOST",
+        "<STATE>",
+        "</STATE>",
+        "<LCM_STATE>",
+        "</LCM_STATE>",
+        "<RESOURCE_ID>",
+        "</RESOURCE_ID>",
+        "7",
+        "<SERVICE_ID>",
+        "</SERVICE_ID>",
+        "<SERVICE_ID/>",
+        "<HOOK_TYPE/>",
+        "<X>",
+        "</X>",
+        "<Y a='>'/>",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&#65;",
+        "<",
+        ">",
+        " ",
+        "<!--",
+        "-->",
+        "HOOK_TYPE",
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn early_stop_reads_the_same_keys_as_a_full_scan(
+            picks in proptest::collection::vec(0..FRAGMENTS.len(), 0..80),
+            root in proptest::bool::ANY,
+        ) {
+            let mut doc = String::from(if root { "<HOOK_MESSAGE>" } else { "" });
+            for i in picks {
+                doc.push_str(FRAGMENTS[i]);
+            }
+            proptest::prop_assert_eq!(
+                keys_from(scan_with(&doc, true)),
+                keys_from(scan_with(&doc, false)),
+                "{}",
+                doc
+            );
+        }
+    }
+
+    #[test]
+    fn early_stop_skips_the_body_of_a_reference_event() {
+        let head = "<HOOK_MESSAGE><HOOK_TYPE>STATE</HOOK_TYPE><HOOK_OBJECT>VM</HOOK_OBJECT><STATE>ACTIVE</STATE><LCM_STATE>RUNNING</LCM_STATE><RESOURCE_ID>1</RESOURCE_ID><REMOTE_HOST>n</REMOTE_HOST>";
+        // An unterminated element in the body would swallow nothing if the body is skipped.
+        let doc = format!(
+            "{head}<VM><STATE>3</STATE><X>{}</X></VM></HOOK_MESSAGE>",
+            "y".repeat(1000)
+        );
+        assert_eq!(scan_with(&doc, true), scan_with(&doc, false));
+        assert_eq!(scan_with(&doc, true).state.as_deref(), Some("ACTIVE"));
+    }
 
     #[test]
     fn words_split_on_ruby_whitespace() {

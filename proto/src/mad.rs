@@ -54,19 +54,39 @@ impl OnedLine {
 /// Reads one line from oned. A line of only whitespace is `Undefined("")`.
 pub fn parse_oned_line(line: &str) -> OnedLine {
     let line = trim_line_end(line);
-    let mut words = line.split(is_ruby_space).filter(|w| !w.is_empty());
-    let Some(first) = words.next() else {
+    let (first, rest) = next_word(line);
+    if first.is_empty() {
         return OnedLine::Undefined(String::new());
-    };
+    }
     // The id word (normally -1) is not used by the hook manager.
-    let _id = words.next();
-    let payload = || words.collect::<Vec<_>>().join(" ");
-    match first.to_ascii_uppercase().as_str() {
-        "INIT" => OnedLine::Init,
-        "FINALIZE" => OnedLine::Finalize,
-        "EXECUTE" => OnedLine::Execute { payload: payload() },
-        "RETRY" => OnedLine::Retry { payload: payload() },
-        _ => OnedLine::Undefined(line.to_owned()),
+    let (_id, rest) = next_word(rest);
+    let payload = || {
+        let rest = rest.trim_end_matches(is_ruby_space);
+        // The usual payload is one base64 word: a branch-free check for any byte that could be
+        // whitespace avoids splitting it character by character.
+        let maybe_spaces = rest.bytes().fold(false, |acc, b| acc | (b <= b' '));
+        if !maybe_spaces {
+            return rest.to_owned();
+        }
+        let mut payload = String::with_capacity(rest.len());
+        for (i, word) in ruby_words(rest).enumerate() {
+            if i > 0 {
+                payload.push(' ');
+            }
+            payload.push_str(word);
+        }
+        payload
+    };
+    if first.eq_ignore_ascii_case("EXECUTE") {
+        OnedLine::Execute { payload: payload() }
+    } else if first.eq_ignore_ascii_case("RETRY") {
+        OnedLine::Retry { payload: payload() }
+    } else if first.eq_ignore_ascii_case("INIT") {
+        OnedLine::Init
+    } else if first.eq_ignore_ascii_case("FINALIZE") {
+        OnedLine::Finalize
+    } else {
+        OnedLine::Undefined(line.to_owned())
     }
 }
 
@@ -259,10 +279,7 @@ impl ResultFrame {
     /// turns a corrupt frame into a record for the wrong hook.
     pub fn parse(frame: &[u8]) -> Result<ResultFrame, FrameError> {
         let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotText)?;
-        let words: Vec<&str> = text
-            .split(is_ruby_space)
-            .filter(|w| !w.is_empty())
-            .collect();
+        let words: Vec<&str> = ruby_words(text).collect();
         let [rc_word, id_word, body] = words[..] else {
             return Err(FrameError::WordCount { words: words.len() });
         };
@@ -328,6 +345,27 @@ fn shorten(word: &str) -> String {
 /// Whitespace as Ruby's `split(' ')` and `/\s+/` see it.
 fn is_ruby_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+/// The words of `s` split on runs of Ruby whitespace. The separators are ASCII bytes, so every
+/// word boundary is a character boundary; scanning bytes keeps this fast on long lines.
+fn ruby_words(s: &str) -> impl Iterator<Item = &str> {
+    let bytes = s.as_bytes();
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        while pos < bytes.len() && is_space(bytes[pos]) {
+            pos += 1;
+        }
+        if pos >= bytes.len() {
+            return None;
+        }
+        let start = pos;
+        while pos < bytes.len() && !is_space(bytes[pos]) {
+            pos += 1;
+        }
+        s.get(start..pos)
+    })
 }
 
 fn trim_line_end(line: &str) -> &str {
