@@ -109,7 +109,13 @@ pub fn run(
             }
         }
         let committed = !batch.is_empty()
-            && commit_with_retry(journal.as_mut(), &mut batch, &mut replies, &shutdown);
+            && commit_with_retry(
+                journal.as_mut(),
+                &mut batch,
+                &mut replies,
+                links.as_ref().map(|l| &l.oned),
+                &shutdown,
+            );
         if committed {
             since_trim += batch.events.len() as u64;
             deliver(batch, replies, links.as_ref());
@@ -160,6 +166,7 @@ fn commit_with_retry(
     journal: &mut dyn EventLog,
     batch: &mut Batch,
     replies: &mut Vec<SyncSender<ResultOutcome>>,
+    oned: Option<&Sender<ToOned>>,
     shutdown: &Shutdown,
 ) -> bool {
     let mut delay = RETRY_MIN;
@@ -188,6 +195,11 @@ fn commit_with_retry(
                 }
                 if attempts == 1 && !shutdown.is_triggered() {
                     warn!("journal unavailable: holding events until it accepts them");
+                    if let Some(oned) = oned {
+                        let _ = oned.send(ToOned::Log(format!(
+                            "Event journal unavailable, events held: {e}"
+                        )));
+                    }
                 }
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(RETRY_MAX);
@@ -222,5 +234,101 @@ fn deliver(batch: Batch, replies: Vec<SyncSender<ResultOutcome>>, links: Option<
     }
     if !batch.events.is_empty() && links.publisher.send(batch.events).is_err() {
         error!("publisher is gone; journaled events are only available by replay");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::journal::{EventReader, JournalError, PendingResult, Trimmed};
+
+    /// A journal that refuses the first `failures` commits.
+    struct Flaky {
+        failures: u32,
+        head: u64,
+    }
+
+    impl EventLog for Flaky {
+        fn commit(&mut self, batch: &mut Batch) -> Result<(), JournalError> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                return Err(JournalError::new("commit", "disk full"));
+            }
+            for event in &mut batch.events {
+                self.head += 1;
+                event.seq = self.head;
+            }
+            for (i, result) in batch.results.iter_mut().enumerate() {
+                result.id = i as u64 + 1;
+            }
+            Ok(())
+        }
+
+        fn trim(&mut self, _budget: u64) -> Result<Trimmed, JournalError> {
+            Ok(Trimmed::default())
+        }
+
+        fn pending_results(&mut self) -> Result<Vec<PendingResult>, JournalError> {
+            Ok(Vec::new())
+        }
+
+        fn head(&self) -> u64 {
+            self.head
+        }
+
+        fn reader(&self) -> Result<Box<dyn EventReader>, JournalError> {
+            Err(JournalError::new("reader", "not in this test"))
+        }
+    }
+
+    #[test]
+    fn a_failing_journal_holds_events_refuses_results_and_tells_oned() {
+        let (tx, rx) = mpsc::sync_channel(16);
+        let (publish_tx, publish_rx) = mpsc::channel();
+        let (oned_tx, oned_rx) = mpsc::channel();
+        let journal = Box::new(Flaky {
+            failures: 2,
+            head: 0,
+        });
+        let links = WriterLinks {
+            publisher: publish_tx,
+            oned: oned_tx,
+        };
+        let writer = std::thread::spawn(move || run(journal, rx, links, Shutdown::new()));
+        let (reply, outcome) = mpsc::sync_channel(1);
+        tx.send(WriterMsg::Result(AcceptedResult {
+            result: JournalResult {
+                id: 0,
+                hook_id: 1,
+                rc: 0,
+                body: "QUJD".into(),
+                uid: None,
+                duplicate: false,
+            },
+            reply,
+        }))
+        .expect("send");
+        tx.send(WriterMsg::Events(vec![JournalEvent::new(
+            vec!["EVENT ".into()],
+            "x".into(),
+        )]))
+        .expect("send");
+        // The result and the event may land in one batch or two; either way the result is
+        // refused by the failing commit and the event waits for a commit that succeeds.
+        let refused = outcome.recv().expect("outcome");
+        assert!(matches!(refused, ResultOutcome::Failed(ref m) if m.contains("disk full")));
+        let published = publish_rx.recv().expect("published after the retries");
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].seq, 1);
+        match oned_rx.recv().expect("log line") {
+            ToOned::Log(text) => assert!(text.starts_with("Event journal unavailable")),
+            other => panic!("unexpected {other:?}"),
+        }
+        tx.send(WriterMsg::Finish).expect("finish");
+        drop(tx);
+        writer.join().expect("writer");
+        assert!(publish_rx.recv().is_err(), "publisher released at Finish");
     }
 }

@@ -23,7 +23,7 @@
 //! | `--replay-port` | 2103 | REP port of the replay endpoint |
 //! | `--journal` | `one_hm.journal.db` (in the working directory, `/var/lib/one` under oned) | SQLite journal file |
 //! | `--journal-retention` | `1000000,7d` | event count and/or age (`s`, `m`, `h`, `d`) kept; the first limit reached trims |
-//! | `--journal-sync` | `full` | SQLite `synchronous` of the journal (see Durability) |
+//! | `--journal-sync` | `normal` | SQLite `synchronous` of the journal: `off`, `normal` or `full` (see "Journal and durability") |
 //! | `--dedupe-window` | 100000 | results remembered for EXECUTION_UID duplicate detection |
 //! | `--no-sequence` | off | publish bare reference keys without the `#<seq>` token |
 //! | `--endpoints-file` | — | after binding, write `publisher=…`, `logger=…` and `replay=…` lines (useful with port 0) |
@@ -91,24 +91,48 @@
 //!
 //! # Journal and durability
 //!
-//! One writer thread commits everything that has queued up while its previous commit ran, up to
-//! 16384 events, in one transaction (group commit, WAL mode); only then are those events
-//! published and those results acknowledged. Under load the batches grow, so the commit cost is
-//! shared by thousands of events; when idle each event is committed alone at once.
+//! The journal is a SQLite file in WAL mode (16 KiB pages, checkpoints every 32 MiB of WAL) with
+//! three tables: `events` (sequence number, time, keys, content), `results` (accepted results
+//! and the dedupe window) and `meta` (head sequence, forwarding watermark); see
+//! [`sqlite_journal`]. One writer thread commits everything that queued up while its previous
+//! commit ran, up to 16384 events, in one transaction (group commit); only then are those events
+//! published and those results acknowledged. Under load the batches grow, so the cost of a
+//! commit is shared by thousands of events; when idle each event is committed alone at once.
 //!
-//! - `--journal-sync full` (default): the WAL is fsynced at every commit. Whatever was
-//!   published or acknowledged survives a kill -9 of the driver and a power loss or kernel crash.
-//! - `--journal-sync normal`: no fsync on commit (only at checkpoints). A kill -9 loses nothing
-//!   committed (the WAL is in the page cache); a power loss can roll back the last committed
-//!   batches (at most the WAL since the last checkpoint, 32 MiB), events a subscriber may already
-//!   have seen; the file stays consistent.
-//! - `--journal-sync off`: no fsync at all; a power loss can corrupt the journal.
+//! What a failure can lose, by `--journal-sync`:
 //!
-//! In every mode, lines read from stdin but not yet committed when the process dies (at most one
-//! batch, normally the last milliseconds of input) are lost: they were never published or
-//! acknowledged. Retention is applied once a second in bounded passes. If the journal refuses a
-//! commit (disk full), events are held and retried with backoff (stdin is read no further once
-//! the queue is full) rather than published unjournaled.
+//! - kill -9 or a crash of the driver, any mode: nothing that was published or acknowledged
+//!   (committed transactions are in the WAL, which the operating system keeps). Lines read from
+//!   stdin but not yet committed are lost: at most one batch, in practice the last milliseconds
+//!   of input, none of it published or acknowledged (the MAD protocol has no acknowledgement to
+//!   oned, so no driver can do better).
+//! - power loss or kernel crash with `normal` (default): commits are not fsynced, so the events of
+//!   the last commits (at most the WAL written since the last checkpoint) can be lost although
+//!   subscribers may have seen them; the journal stays consistent and numbering restarts after
+//!   the surviving head, which a subscriber notices as `head` lower than its last sequence.
+//!   Results are the exception: a commit that contains results is fsynced before they are
+//!   acknowledged (which also makes every earlier event durable), because the sender forgets a
+//!   result once it has its ACK.
+//! - power loss with `full`: nothing published or acknowledged; every commit fsyncs the WAL (a
+//!   few milliseconds on common disks, shared by the whole batch, so it adds latency rather than
+//!   limiting throughput).
+//! - power loss with `off`: the journal can be corrupted.
+//!
+//! Retention (`--journal-retention`) is applied once a second in bounded passes, oldest first;
+//! sequence numbers are never reused after trimming. If the journal refuses a commit (disk
+//! full), events are held and retried with backoff, oned gets one `LOG E 0 Event journal
+//! unavailable…` line, results are answered `ERR`, and once the queue (256 read chunks) is full
+//! stdin is read no further: nothing is published that is not journaled.
+//!
+//! # Throughput
+//!
+//! The work per event is split over three threads that run in parallel: the stdin thread (line
+//! split with memchr, base64 decode, the key scan, which stops as soon as the rest of the
+//! document cannot change the keys, normally right after `RESOURCE_ID` or `CALL_INFO/RESULT`),
+//! the journal writer (one prepared insert per event inside the group commit) and the publisher
+//! (two ZeroMQ frames per key). With `normal`, no commit waits for the disk, so the rate is bound
+//! by CPU; with `full`, one fsync per batch. The target is 100,000 events per second from MAD
+//! line to PUB frame on two cores with the journal on.
 //!
 //! The journal sits behind the [`journal::EventLog`] and [`journal::EventReader`] traits, so that
 //! another durable log can be added beside [`sqlite_journal::SqliteJournal`].

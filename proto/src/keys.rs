@@ -373,7 +373,9 @@ impl<'a> Scanner<'a> {
         let Some(rest) = self.doc.get(pos..) else {
             return false;
         };
-        !rest.contains("HOOK_TYPE") && !(needs_service && rest.contains("SERVICE_ID"))
+        let more_types = rest.contains("HOOK_TYPE");
+        let more_services = needs_service && rest.contains("SERVICE_ID");
+        !more_types && !more_services
     }
 
     /// Skips a BOM, whitespace, the XML declaration, comments and a DOCTYPE. Returns the position

@@ -115,7 +115,8 @@ fn result_frames_are_parsed_strictly() {
     assert_eq!((neg.rc, neg.hook_id), (-1, 12));
     assert_eq!(neg.to_driver_line().to_line(), "EXECUTE FAILURE 12 -1 QUJD");
 
-    let cases: [(&[u8], fn(&FrameError) -> bool); 9] = [
+    type Case<'a> = (&'a [u8], fn(&FrameError) -> bool);
+    let cases: [Case<'_>; 9] = [
         (b"", |e| matches!(e, FrameError::WordCount { words: 0 })),
         (b"0 3", |e| matches!(e, FrameError::WordCount { words: 2 })),
         (b"0 3 QUJD QUJD", |e| {

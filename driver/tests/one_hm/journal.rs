@@ -76,7 +76,7 @@ fn kill_9_during_a_stream_loses_nothing_that_was_journaled_or_published() {
             .expect("seq");
         let e = by_seq.get(&seq).expect("published event is in the journal");
         assert_eq!(e.content, r.content);
-        assert_eq!(e.keys, [r.key.clone()]);
+        assert_eq!(e.keys, std::slice::from_ref(&r.key));
     }
 
     // Numbering continues after the restart.

@@ -83,7 +83,8 @@ fn garbage_on_stdin_is_logged_and_survived() {
 #[test]
 fn finalize_eof_and_sigterm_stop_cleanly_with_everything_journaled() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let stops: [(&str, fn(&mut Driver)); 3] = [
+    type Stop = (&'static str, fn(&mut Driver));
+    let stops: [Stop; 3] = [
         ("FINALIZE", |d| d.send("FINALIZE")),
         ("EOF", |d| d.close_stdin()),
         ("SIGTERM", |d| d.signal(Signal::SIGTERM)),
