@@ -103,13 +103,15 @@ where
             break Err(AgentError::Protocol(e));
         }
     };
-    // Nothing may outlive the agent: its HEM is gone, so no result could be delivered.
-    let orphans = lock(&running).len();
-    if orphans > 0 {
-        tracing::warn!(count = orphans, "input closed, killing running hooks");
-    }
+    // Nothing may outlive the agent: its HEM is gone, so no result could be delivered. The
+    // groups are killed before anything is logged, as stderr may be gone as well.
+    let mut orphans = 0;
     for entry in lock(&running).values() {
         execution::kill_group_now(entry.pgid.load(std::sync::atomic::Ordering::SeqCst));
+        orphans += 1;
+    }
+    if orphans > 0 {
+        tracing::warn!(count = orphans, "input closed, killed the running hooks");
     }
     drop(tx);
     // Replies already queued (a protocol error) are flushed unless stdout is gone too.

@@ -26,8 +26,12 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // stderr is an SSH channel that may close before the agent exits: a failed log write
+    // must not turn into a panic, and colour codes would only clutter the HEM's log.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ONEHEM_AGENT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -36,7 +40,8 @@ fn main() -> std::process::ExitCode {
     match start(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("onehem-agent: {e:#}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "onehem-agent: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -22,12 +22,17 @@ struct Agent {
 
 impl Agent {
     async fn start(base: &Path) -> (Agent, Reply) {
+        Agent::start_with(base, Stdio::inherit(), "warn").await
+    }
+
+    async fn start_with(base: &Path, stderr: Stdio, log: &str) -> (Agent, Reply) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_onehem-agent"))
             .args(["--stdio", "--kill-grace", "0.5", "--base"])
             .arg(base)
+            .env("ONEHEM_AGENT_LOG", log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -315,8 +320,7 @@ async fn list_and_put_files() {
     }
 }
 
-#[tokio::test]
-async fn closing_stdin_ends_the_agent_and_its_hooks() {
+async fn closing_stdin_ends_the_agent_and_its_hooks(stderr_gone: bool) {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("hooks");
     let pidfile = dir.path().join("pid");
@@ -325,7 +329,12 @@ async fn closing_stdin_ends_the_agent_and_its_hooks() {
         "sleep.sh",
         &format!("echo $$ > {}; exec sleep 60", pidfile.display()),
     );
-    let (mut agent, _) = Agent::start(&base).await;
+    // With stderr gone too (the SSH channel closed), logging must not stop the cleanup.
+    let (mut agent, _) = if stderr_gone {
+        Agent::start_with(&base, Stdio::piped(), "debug").await
+    } else {
+        Agent::start(&base).await
+    };
     agent.send(Request::Execute(exec(1, &["sleep.sh"]))).await;
     // Wait (bounded) until the hook has written its pid.
     let mut pid = None;
@@ -340,12 +349,13 @@ async fn closing_stdin_ends_the_agent_and_its_hooks() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let pid = pid.expect("hook started");
+    drop(agent.child.stderr.take());
     drop(agent.stdin.take());
     let status = tokio::time::timeout(STEP, agent.child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "{status}");
     // SIGKILL is delivered asynchronously; allow it to land (bounded).
     let mut alive = true;
     for _ in 0..100 {
@@ -356,6 +366,16 @@ async fn closing_stdin_ends_the_agent_and_its_hooks() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!alive);
+}
+
+#[tokio::test]
+async fn closing_stdin_ends_the_agent_and_its_hooks_stderr_open() {
+    closing_stdin_ends_the_agent_and_its_hooks(false).await;
+}
+
+#[tokio::test]
+async fn closing_stdin_ends_the_agent_and_its_hooks_stderr_closed() {
+    closing_stdin_ends_the_agent_and_its_hooks(true).await;
 }
 
 #[tokio::test]
