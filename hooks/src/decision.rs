@@ -112,6 +112,9 @@ pub fn for_host(host_id: i64, vm: &VmFacts) -> Decision {
     }
     match vm.autostart {
         Autostart::Yes => {
+            if let Stopped::Active = stopped(vm) {
+                return Decision::skip(format!("already {state}"));
+            }
             if !(vm.state == VmState::Active && vm.lcm == LcmState::Unknown) {
                 return Decision::skip(format!("{state} is not UNKNOWN ({})", vm.autostart));
             }
@@ -263,7 +266,20 @@ mod tests {
         );
         assert_eq!(d, Decision::skip("POWEROFF is not UNKNOWN (AUTOSTART=yes)"));
         let d = for_host(0, &vm(ACTIVE, RUNNING, Some("yes"), &[(0, 0)]));
-        assert!(!resumes(&d));
+        assert_eq!(d, Decision::skip("already RUNNING"));
+        let d = for_host(
+            0,
+            &vm(ACTIVE, BOOT_POWEROFF, Some("yes"), &[(0, action::RESUME)]),
+        );
+        assert_eq!(d, Decision::skip("already BOOT_POWEROFF"));
+        let d = for_host(
+            0,
+            &vm(SUSPENDED, LCM_INIT, Some("yes"), &[(0, action::SUSPEND)]),
+        );
+        assert_eq!(
+            d,
+            Decision::skip("SUSPENDED is not UNKNOWN (AUTOSTART=yes)")
+        );
         let d = for_host(
             0,
             &vm(ACTIVE, UNKNOWN, Some("yes"), &[(0, action::POWEROFF)]),

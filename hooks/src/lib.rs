@@ -12,6 +12,7 @@
 )]
 
 pub mod decision;
+pub mod event_journal;
 pub mod facts;
 pub mod front_api;
 pub mod resume;
