@@ -166,7 +166,9 @@ fn events_made_while_the_driver_is_down_are_delivered_in_order_when_it_is_back()
         "one driver got them all"
     );
     assert!(
-        lines.iter().any(|l| l.pid == pid && l.text == "INIT"),
+        lines
+            .iter()
+            .any(|l| l.pid == pid && l.text == "ANSWERED INIT SUCCESS"),
         "delivered only after INIT"
     );
     wait_until("an empty outbox", || {
@@ -202,6 +204,50 @@ fn a_driver_that_dies_is_restarted_and_gets_the_later_events() {
     });
     assert_eq!(got.0, second, "the new driver got it");
     front.stop().unwrap();
+}
+
+#[test]
+fn a_driver_that_fails_init_is_killed_and_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = FakeDriver::new(dir.path());
+    driver.fail_init(true);
+    let front = Front::start(dir.path(), &driver.conf(ZERO_SIM));
+    let lines = driver.wait("a failed INIT", |l| {
+        l.iter().any(|l| l.text == "ANSWERED INIT FAILURE")
+    });
+    let refused = lines
+        .iter()
+        .find(|l| l.text == "ANSWERED INIT FAILURE")
+        .unwrap()
+        .pid;
+    driver.fail_init(false);
+    let pid = wait_until("a driver that answered INIT SUCCESS", || {
+        driver.initialized().first().copied()
+    });
+    assert_ne!(pid, refused);
+    // The refused driver got nothing but INIT, and was killed (it never exits by itself).
+    let refused_lines: Vec<String> = driver
+        .lines()
+        .into_iter()
+        .filter(|l| l.pid == refused)
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(refused_lines, ["START", "INIT", "ANSWERED INIT FAILURE"]);
+    let vid = int(c_allocate(&front));
+    wait_until("the event at the new driver", || {
+        driver
+            .events()
+            .into_iter()
+            .find(|(p, m)| *p == pid && matches!(m, HookMessage::State(s) if s.resource_id == vid))
+    });
+    front.stop().unwrap();
+}
+
+fn c_allocate(front: &Front) -> one_client::Value {
+    front
+        .client()
+        .call("one.vm.allocate", vec!["CPU=1\nMEMORY=8".into()])
+        .unwrap()
 }
 
 #[test]

@@ -130,11 +130,21 @@ impl FakeDriver {
         }
     }
 
-    /// The pids of the driver processes that answered INIT, in start order.
+    /// While set, the driver answers INIT with a failure.
+    pub fn fail_init(&self, on: bool) {
+        let flag = self.dir.join("init_failure");
+        if on {
+            std::fs::write(flag, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
+    /// The pids of the driver processes that answered INIT successfully, in start order.
     pub fn initialized(&self) -> Vec<u32> {
         self.lines()
             .iter()
-            .filter(|l| l.text == "INIT")
+            .filter(|l| l.text == "ANSWERED INIT SUCCESS")
             .map(|l| l.pid)
             .collect()
     }

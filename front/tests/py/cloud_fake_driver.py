@@ -8,11 +8,14 @@ It speaks the MAD line protocol on stdin/stdout and works in DIR:
   process starts and "<pid> EXIT <code>" when it leaves. Flushed after every line.
 - DIR/refuse: while this file exists the driver exits with status 3 at once, without answering
   INIT (a driver that keeps crashing).
+- DIR/init_failure: while this file exists the driver answers INIT with "INIT FAILURE - -"
+  (recorded as "<pid> ANSWERED INIT FAILURE") and keeps running.
 - DIR/control: polled every 20 ms; every new line is a command:
     SEND <text>   writes <text> as one line to stdout (a result line, a LOG line, anything)
     EXIT <code>   exits at once with that status (a crash)
 
-It answers INIT with "INIT SUCCESS - -" and exits 0 on FINALIZE or at the end of stdin.
+It answers INIT with "INIT SUCCESS - -" (recorded as "<pid> ANSWERED INIT SUCCESS") and exits 0
+on FINALIZE or at the end of stdin.
 """
 
 import os
@@ -65,7 +68,12 @@ def main():
                 note(line)
                 word = line.split(" ", 1)[0]
                 if word == "INIT":
-                    out.write("INIT SUCCESS - -\n")
+                    if os.path.exists(os.path.join(work, "init_failure")):
+                        note("ANSWERED INIT FAILURE")
+                        out.write("INIT FAILURE - -\n")
+                    else:
+                        note("ANSWERED INIT SUCCESS")
+                        out.write("INIT SUCCESS - -\n")
                     out.flush()
                 elif word == "FINALIZE":
                     leave(0)
