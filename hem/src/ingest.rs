@@ -94,6 +94,9 @@ const BURST: usize = 512;
 const WATERMARK_PERIOD: Duration = Duration::from_millis(500);
 /// The longest wait of the ingest loop, so that it notices a stop request.
 const TICK: Duration = Duration::from_millis(100);
+/// Pause of optional journal requests after a failure, doubled up to the maximum.
+const JOURNAL_BACKOFF_MIN: Duration = Duration::from_secs(2);
+const JOURNAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// The ingest loop and its state.
 pub struct Ingest<S: EventStream, J: Journal, H: HookSource, A: Acceptor> {
@@ -115,6 +118,11 @@ pub struct Ingest<S: EventStream, J: Journal, H: HookSource, A: Acceptor> {
     /// Bumped when the journal restarts numbering, so uids stay unique within this run.
     epoch: u32,
     journal_up: Option<bool>,
+    /// After a failure, optional journal requests (start probe, idle poll, duplicate check)
+    /// wait until then, so a driver without a replay endpoint costs no request timeouts on the
+    /// live path. Filling a gap always asks.
+    journal_quiet_until: Option<Instant>,
+    journal_backoff: Duration,
     sequenced: Option<bool>,
     last_reset_check: Option<Instant>,
 }
@@ -145,6 +153,8 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             counter: 0,
             epoch: 0,
             journal_up: None,
+            journal_quiet_until: None,
+            journal_backoff: JOURNAL_BACKOFF_MIN,
             sequenced: None,
             last_reset_check: None,
             settings,
@@ -203,7 +213,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 if self.processed.is_none() {
                     self.start_position();
                 }
-                if self.processed.is_some() {
+                if self.processed.is_some() && self.journal_worth_asking() {
                     self.catch_up(None);
                 }
             }
@@ -269,6 +279,9 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             self.flush(true);
             return;
         }
+        if !self.journal_worth_asking() {
+            return;
+        }
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
@@ -315,6 +328,20 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             }
         }
         self.journal_up = Some(up);
+        if up {
+            self.journal_quiet_until = None;
+            self.journal_backoff = JOURNAL_BACKOFF_MIN;
+        } else {
+            self.journal_quiet_until = Some(Instant::now() + self.journal_backoff);
+            self.journal_backoff = (self.journal_backoff * 2).min(JOURNAL_BACKOFF_MAX);
+        }
+    }
+
+    /// Whether an optional journal request may be made now.
+    fn journal_worth_asking(&self) -> bool {
+        self.journal.is_some()
+            && self.sequenced != Some(false)
+            && self.journal_quiet_until.is_none_or(|t| Instant::now() >= t)
     }
 
     fn on_live(&mut self, msg: BusMessage) {
@@ -363,7 +390,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         let due = self
             .last_reset_check
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        if due && self.journal.is_some() {
+        if due && self.journal_worth_asking() {
             self.last_reset_check = Some(Instant::now());
             self.catch_up(None);
         }

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use one_proto::replay::{ReplayHeader, ReplayRequest};
 
+/// Longest wait for the reply to a header-only request.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// One message of the bus: the key frame (with its sequence token) and the content frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BusMessage {
@@ -67,7 +70,7 @@ impl ZmqJournal {
         }
     }
 
-    fn request(&mut self, frame: &str) -> Result<Vec<Vec<u8>>, JournalError> {
+    fn request(&mut self, frame: &str, timeout: Duration) -> Result<Vec<Vec<u8>>, JournalError> {
         let socket = match self.socket.take() {
             Some(s) => s,
             None => {
@@ -86,14 +89,14 @@ impl ZmqJournal {
         socket
             .send(frame.as_bytes(), 0)
             .map_err(|e| self.transport("send", e))?;
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 // The socket is dropped: a REQ that missed its reply cannot be used again.
                 return Err(JournalError::Timeout {
                     endpoint: self.endpoint.clone(),
-                    timeout: self.timeout.as_secs_f64(),
+                    timeout: timeout.as_secs_f64(),
                 });
             }
             let ready = socket
@@ -112,7 +115,14 @@ impl ZmqJournal {
 
 impl Journal for ZmqJournal {
     fn replay(&mut self, after: u64, max: u32) -> Result<ReplayBatch, JournalError> {
-        let frames = self.request(&ReplayRequest { after, max }.to_frame())?;
+        // A header-only request is small and answered at once by a live journal; it is also
+        // how the HEM finds out that a driver has no replay endpoint, so it waits less.
+        let timeout = if max == 0 {
+            self.timeout.min(PROBE_TIMEOUT)
+        } else {
+            self.timeout
+        };
+        let frames = self.request(&ReplayRequest { after, max }.to_frame(), timeout)?;
         let malformed = |message: String| JournalError::Malformed {
             endpoint: self.endpoint.clone(),
             message,

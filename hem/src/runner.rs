@@ -39,6 +39,9 @@ pub struct HemRunner<R: RemoteRun> {
     pub local: LocalExecutor,
     pub remote: Arc<R>,
     pub output_cap: usize,
+    /// Results waiting for the driver beyond which new executions wait: a driver that stops
+    /// acknowledging pushes back on the scheduler instead of growing memory.
+    pub result_backlog: usize,
 }
 
 impl<R: RemoteRun> Runner for HemRunner<R> {
@@ -51,6 +54,17 @@ impl<R: RemoteRun> Runner for HemRunner<R> {
 
 impl<R: RemoteRun> HemRunner<R> {
     async fn run_in_span(&self, exec: Execution) {
+        let mut warned = false;
+        while self.results.outstanding() > self.result_backlog {
+            if !warned {
+                tracing::warn!(
+                    backlog = self.results.outstanding(),
+                    "results are not being acknowledged; executions wait"
+                );
+                warned = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         // Recorded before the process exists: after a crash this execution is reported as
         // interrupted, never run a second time.
         if let Err(e) = self.db.started(&exec.uid).await {

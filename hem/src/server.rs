@@ -72,6 +72,7 @@ pub async fn run_with_status(
         local: LocalExecutor::new(config.kill_grace),
         remote: remote.clone(),
         output_cap: config.output_cap,
+        result_backlog: config.max_pending,
     });
     let (submitter, scheduler_task) = scheduler::start(
         runner,

@@ -28,8 +28,9 @@ pub struct ZmqSubscriber {
 }
 
 /// Messages the SUB socket buffers while the HEM is busy; beyond it the publisher drops them
-/// and the HEM replays the gap from the journal.
-const RECEIVE_HWM: i32 = 20_000;
+/// and the HEM replays the gap from the journal. Kept moderate because each message can be
+/// several kilobytes and the journal makes a deep buffer unnecessary.
+const RECEIVE_HWM: i32 = 5_000;
 
 impl ZmqSubscriber {
     /// Connects and subscribes. The connection completes in the background; events published
