@@ -119,6 +119,25 @@ fn start_element(e: &BytesStart<'_>) -> Result<(Element, Vec<String>), String> {
     if !is_xml_name(&name) {
         return Err(format!("invalid element name {name:?}"));
     }
+    // Attributes must be separated by white space (`a="1"b="2"` is not well-formed).
+    let raw = e.attributes_raw();
+    let mut quote = None;
+    for (i, &b) in raw.iter().enumerate() {
+        match quote {
+            Some(q) if b == q => {
+                quote = None;
+                if raw
+                    .get(i + 1)
+                    .is_some_and(|n| !matches!(n, b' ' | b'\t' | b'\r' | b'\n'))
+                {
+                    return Err(format!("no white space after an attribute of <{name}>"));
+                }
+            }
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None => {}
+        }
+    }
     let mut prefixes = Vec::new();
     let mut attributes = e.attributes();
     attributes.with_checks(true);
@@ -249,6 +268,7 @@ pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
     let mut scopes: Vec<Vec<String>> = Vec::new();
     let mut root: Option<Element> = None;
     let mut first = true;
+    let mut seen_doctype = false;
     loop {
         let event = reader
             .read_event()
@@ -340,8 +360,9 @@ pub(crate) fn parse_document(xml: &str) -> Result<Element, String> {
                 check_declaration(&d)?;
             }
             Event::DocType(_) => {
-                if root.is_some() || !stack.is_empty() {
-                    return Err("DOCTYPE after the root element".into());
+                if root.is_some() || !stack.is_empty() || std::mem::replace(&mut seen_doctype, true)
+                {
+                    return Err("DOCTYPE out of place".into());
                 }
             }
             Event::Eof => {
