@@ -652,4 +652,29 @@ fn xml_form_of_section_2_5() {
         );
     }
     assert!(parse_err(" <T/>").starts_with("Parse error: syntax error"));
+    // As libxml2: attributes need blanks between them, one DOCTYPE, a proper declaration.
+    for bad in [
+        "<T a=\"1\"b=\"2\"/>",
+        "<!DOCTYPE T><!DOCTYPE T><T/>",
+        "<?xml version=\"2.0\"?><T/>",
+        "<?xml encoding=\"UTF-8\"?><T/>",
+        "<T/><?xml version=\"1.0\"?>",
+    ] {
+        assert_eq!(
+            parse_err(bad),
+            "Parse error: XML Template malformed.",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        render(
+            "<?xml version=\"1.\" encoding=\"utf-8\" standalone=\"no\"?>\n<!DOCTYPE T><T a='1' b=\"2\"><A>1</A></T>\n"
+        ),
+        "A=\"1\""
+    );
+    // A declared namespace prefix names the element by its local part; an undeclared one does not.
+    assert_eq!(
+        render("<T xmlns:n=\"u\"><n:a>1</n:a><m:b>2</m:b><V><n:k>3</n:k></V></T>"),
+        "A=\"1\"\nM:B=\"2\"\nV=[k=\"3\"]"
+    );
 }
