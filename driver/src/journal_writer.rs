@@ -6,13 +6,14 @@
 //! the stored results for oned. Under load batches grow, so the cost of a commit is shared by
 //! thousands of events; when idle, an event is committed alone as soon as it arrives.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
 use crate::journal::{Batch, EventLog, JournalEvent, JournalResult};
 use crate::oned_output::ToOned;
+use crate::result_server::ResultReply;
 use crate::shutdown::Shutdown;
 
 /// Most events in one commit.
@@ -45,8 +46,8 @@ pub enum WriterMsg {
 pub struct AcceptedResult {
     /// The result.
     pub result: JournalResult,
-    /// Where the outcome goes (the REP thread waits on it).
-    pub reply: SyncSender<ResultOutcome>,
+    /// Where the outcome goes (the results thread waits on it).
+    pub reply: ResultReply,
 }
 
 /// What became of a result.
@@ -140,7 +141,7 @@ pub fn run(
 }
 
 /// Adds a message to the batch; returns true for `Finish`.
-fn absorb(msg: WriterMsg, batch: &mut Batch, replies: &mut Vec<SyncSender<ResultOutcome>>) -> bool {
+fn absorb(msg: WriterMsg, batch: &mut Batch, replies: &mut Vec<ResultReply>) -> bool {
     match msg {
         WriterMsg::Events(events) => {
             batch.events.extend(events);
@@ -165,7 +166,7 @@ fn absorb(msg: WriterMsg, batch: &mut Batch, replies: &mut Vec<SyncSender<Result
 fn commit_with_retry(
     journal: &mut dyn EventLog,
     batch: &mut Batch,
-    replies: &mut Vec<SyncSender<ResultOutcome>>,
+    replies: &mut Vec<ResultReply>,
     oned: Option<&Sender<ToOned>>,
     shutdown: &Shutdown,
 ) -> bool {
@@ -178,7 +179,7 @@ fn commit_with_retry(
                 attempts += 1;
                 error!(error = %e, events = batch.events.len(), attempt = attempts, "journal commit failed");
                 for reply in replies.drain(..) {
-                    let _ = reply.send(ResultOutcome::Failed(format!(
+                    reply.send(ResultOutcome::Failed(format!(
                         "result not stored, journal unavailable: {e}"
                     )));
                 }
@@ -208,7 +209,7 @@ fn commit_with_retry(
     }
 }
 
-fn deliver(batch: Batch, replies: Vec<SyncSender<ResultOutcome>>, links: Option<&WriterLinks>) {
+fn deliver(batch: Batch, replies: Vec<ResultReply>, links: Option<&WriterLinks>) {
     let mut stored = Vec::new();
     for (result, reply) in batch.results.into_iter().zip(replies) {
         let outcome = if result.duplicate {
@@ -223,7 +224,7 @@ fn deliver(batch: Batch, replies: Vec<SyncSender<ResultOutcome>>, links: Option<
             });
             ResultOutcome::Stored
         };
-        let _ = reply.send(outcome);
+        reply.send(outcome);
     }
     let Some(links) = links else {
         // Shutting down: what is stored is forwarded at the next start.
@@ -297,7 +298,8 @@ mod tests {
             oned: oned_tx,
         };
         let writer = std::thread::spawn(move || run(journal, rx, links, Shutdown::new()));
-        let (reply, outcome) = mpsc::sync_channel(1);
+        let (bell, _bell_read) = crate::result_server::doorbell().expect("pipe");
+        let (reply, outcome) = ResultReply::channel(bell);
         tx.send(WriterMsg::Result(AcceptedResult {
             result: JournalResult {
                 id: 0,

@@ -76,7 +76,9 @@
 //!
 //! # Results (REP, `--logger-port`; reference §5.5)
 //!
-//! A request is one frame `<rc> <hook_id> <body>`. Accepted: after trimming surrounding
+//! The socket is a ROUTER, which REQ peers cannot tell from the reference's REP; it lets results
+//! from several senders wait for the same group commit. A request is one frame
+//! `<rc> <hook_id> <body>`. Accepted: after trimming surrounding
 //! whitespace, exactly three words separated by whitespace: rc (an optional `-` and decimal
 //! digits, within 64 bits), hook id (decimal digits) and a strict-base64 body (whole groups of
 //! four characters, padding only at the end). Anything else is malformed: it is answered
@@ -106,16 +108,16 @@
 //!   stdin but not yet committed are lost: at most one batch, in practice the last milliseconds
 //!   of input, none of it published or acknowledged (the MAD protocol has no acknowledgement to
 //!   oned, so no driver can do better).
-//! - power loss or kernel crash with `normal` (default): commits are not fsynced, so the events of
-//!   the last commits (at most the WAL written since the last checkpoint) can be lost although
-//!   subscribers may have seen them; the journal stays consistent and numbering restarts after
-//!   the surviving head, which a subscriber notices as `head` lower than its last sequence.
-//!   Results are the exception: a commit that contains results is fsynced before they are
-//!   acknowledged (which also makes every earlier event durable), because the sender forgets a
-//!   result once it has its ACK.
+//! - power loss or kernel crash with `normal` (default): commits are not fsynced, so the last
+//!   commits (at most the WAL written since the last checkpoint) can be lost although
+//!   subscribers may have seen their events and senders got `ACK` for their results; the
+//!   journal stays consistent and numbering continues after the surviving head, which a
+//!   subscriber notices as `head` lower than its last sequence number. This is the price of
+//!   not waiting for the disk: an fsync takes milliseconds, and results, which are acknowledged
+//!   one request at a time per sender, would be limited to a few hundred per second per sender.
 //! - power loss with `full`: nothing published or acknowledged; every commit fsyncs the WAL (a
-//!   few milliseconds on common disks, shared by the whole batch, so it adds latency rather than
-//!   limiting throughput).
+//!   few milliseconds on common disks, shared by the whole batch: it adds latency to every event
+//!   and result, and bounds results to about one group commit per fsync).
 //! - power loss with `off`: the journal can be corrupted.
 //!
 //! Retention (`--journal-retention`) is applied once a second in bounded passes, oldest first;
@@ -214,10 +216,11 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
+    // A ROUTER socket serves REQ peers exactly as REP does, with many requests in flight.
     let results = bind(
         &ctx,
         &config,
-        zmq::REP,
+        zmq::ROUTER,
         config.logger_port,
         "replier",
         |s| s.set_maxmsgsize(MAX_RESULT_BYTES),
@@ -272,9 +275,10 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         journal_writer::run(journal, writer_rx, links, sd)
     });
     let mut front = Threads::default();
+    let (bell, bell_read) = result_server::doorbell().context("creating the results doorbell")?;
     let (tx, sd) = (writer_tx.clone(), shutdown.clone());
     front.spawn("results", &shutdown, move || {
-        result_server::run(results, tx, sd)
+        result_server::run(results, bell_read, bell, tx, sd)
     });
     let sd = shutdown.clone();
     front.spawn("replay", &shutdown, move || {

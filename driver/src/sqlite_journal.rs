@@ -54,7 +54,6 @@ pub struct SqliteJournal {
     head: u64,
     retention: Retention,
     dedupe_window: u64,
-    sync: SyncMode,
 }
 
 /// Journal settings.
@@ -157,7 +156,6 @@ impl SqliteJournal {
             head,
             retention: options.retention,
             dedupe_window: options.dedupe_window,
-            sync: options.sync,
         })
     }
 
@@ -295,20 +293,7 @@ impl EventLog for SqliteJournal {
             return Ok(());
         }
         let first_seq = self.head + 1;
-        // A result is acknowledged to its sender once committed, and the sender forgets it:
-        // in NORMAL mode such a commit is made durable against power loss too (the WAL is
-        // synced, which also covers every event committed before it).
-        let sync_results = self.sync == SyncMode::Normal && !batch.results.is_empty();
-        if sync_results {
-            self.conn
-                .execute_batch("PRAGMA synchronous=FULL")
-                .map_err(err("commit"))?;
-        }
         let written = self.write(batch, first_seq);
-        if sync_results && let Err(e) = self.conn.execute_batch("PRAGMA synchronous=NORMAL") {
-            // The batch is committed either way; only later commits may be slower.
-            tracing::warn!(error = %e, "journal stays in synchronous=FULL");
-        }
         match written {
             Ok(()) => {
                 self.head += batch.events.len() as u64;

@@ -120,3 +120,48 @@ fn results_stored_before_a_stop_are_forwarded_after_the_next_init() {
         assert!(driver.wait().success());
     }
 }
+
+#[test]
+fn concurrent_senders_are_all_acked_and_forwarded_in_their_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut driver = Driver::start(dir.path(), &[]);
+    driver.init();
+    let senders = 4;
+    let per_sender = 50;
+    let mut peers = Vec::new();
+    for s in 0..senders {
+        let mut peer = Peer::start("req.py", &[&driver.endpoints.logger]);
+        for i in 0..per_sender {
+            let body = result_body(&format!("/bin/s{s}-r{i}"), 0, Some(&format!("u{s}-{i}")));
+            peer.send(&json!([format!("0 {s} {body}")]).to_string());
+        }
+        peers.push(peer);
+    }
+    for peer in peers {
+        let replies = peer.finish();
+        assert_eq!(replies.len(), per_sender);
+        assert!(replies.iter().all(|r| r == r#"["ACK"]"#), "{replies:?}");
+    }
+    let mut next = vec![0; senders];
+    for _ in 0..senders * per_sender {
+        let line = driver.next_line();
+        let words: Vec<&str> = line.split(' ').collect();
+        assert_eq!(words[..2], ["EXECUTE", "SUCCESS"], "{line}");
+        let s: usize = words[2].parse().expect("hook id");
+        let body = words[4];
+        assert_eq!(
+            body,
+            result_body(
+                &format!("/bin/s{s}-r{}", next[s]),
+                0,
+                Some(&format!("u{s}-{}", next[s]))
+            ),
+            "sender {s} out of order"
+        );
+        next[s] += 1;
+    }
+    assert_eq!(next, vec![per_sender; senders]);
+    driver.send("FINALIZE");
+    assert!(driver.wait().success());
+    assert!(driver.rest_of_stdout().is_empty());
+}
