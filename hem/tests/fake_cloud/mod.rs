@@ -172,6 +172,7 @@ pub struct FakeDriver {
     results: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    sequenced: bool,
     _ctx: zmq::Context,
 }
 
@@ -184,12 +185,29 @@ fn bind(ctx: &zmq::Context, kind: zmq::SocketType) -> (zmq::Socket, String) {
 }
 
 impl FakeDriver {
+    /// A driver with sequence tokens and a replay endpoint.
     pub fn start() -> FakeDriver {
+        FakeDriver::start_with(true)
+    }
+
+    /// A driver like the reference one: bare keys, and a replay endpoint that accepts TCP
+    /// connections but never answers (as a port nobody serves ZeroMQ on).
+    pub fn start_reference() -> FakeDriver {
+        FakeDriver::start_with(false)
+    }
+
+    fn start_with(sequenced: bool) -> FakeDriver {
         let ctx = zmq::Context::new();
         let (publisher, pub_endpoint) = bind(&ctx, zmq::PUB);
         publisher.set_sndhwm(100_000).unwrap();
         let (rep, results_endpoint) = bind(&ctx, zmq::REP);
-        let (replay, replay_endpoint) = bind(&ctx, zmq::REP);
+        let (replay, mut replay_endpoint) = bind(&ctx, zmq::REP);
+        let mut silent = None;
+        if !sequenced {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            replay_endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+            silent = Some(listener);
+        }
         let journal: Journal = Arc::new(Mutex::new(Vec::new()));
         let results = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -210,6 +228,8 @@ impl FakeDriver {
         {
             let (journal, stop) = (journal.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
+                // Keeps the silent listener open for the driver's lifetime.
+                let _silent = silent;
                 while !stop.load(Ordering::SeqCst) {
                     if replay.poll(zmq::POLLIN, 50).unwrap_or(0) == 0 {
                         continue;
@@ -248,6 +268,7 @@ impl FakeDriver {
             results,
             stop,
             threads,
+            sequenced,
             _ctx: ctx,
         }
     }
@@ -257,7 +278,14 @@ impl FakeDriver {
         let seq = j.last().map(|e| e.0).unwrap_or(0) + 1;
         let pairs: Vec<(String, String)> = keys
             .iter()
-            .map(|k| (with_seq(k, seq), content.clone()))
+            .map(|k| {
+                let key = if self.sequenced {
+                    with_seq(k, seq)
+                } else {
+                    k.clone()
+                };
+                (key, content.clone())
+            })
             .collect();
         j.push((seq, pairs.clone()));
         if publish {
