@@ -25,6 +25,7 @@ mod hook_sync;
 mod host_pool;
 pub mod known_hosts;
 pub mod shell_quote;
+mod ssh_exec;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -110,6 +111,10 @@ impl RemoteExecutor {
             .acquire()
             .await
             .map_err(|_| RemoteError::ShutDown)?;
+        // A shutdown that raced with this call must not leave a new connection behind.
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(RemoteError::ShutDown);
+        }
         // A pooled connection may turn out dead only when a channel is opened on it; nothing
         // ran then, so one more attempt on a fresh connection is safe.
         let mut attempts = 0;
@@ -117,7 +122,9 @@ impl RemoteExecutor {
             attempts += 1;
             let live = slot.connection(&self.settings).await?;
             let result = match slot.target.mode {
-                ExecMode::Ssh => ssh_exec_run(&live, &req, &self.settings, started).await,
+                ExecMode::Ssh => {
+                    ssh_exec::run(&live.ssh, &req, self.settings.kill_grace, started).await
+                }
                 ExecMode::Agent => match self.agent(&slot, &live).await {
                     Ok(link) => link.execute(&req, self.settings.kill_grace, started).await,
                     Err(e) => Err(e),
@@ -275,14 +282,3 @@ impl RemoteExecutor {
             .clone()
     }
 }
-
-async fn ssh_exec_run(
-    live: &Live,
-    req: &ExecRequest,
-    settings: &Settings,
-    started: SystemTime,
-) -> Result<ExecOutcome, RemoteError> {
-    ssh_exec::run(&live.ssh, req, settings.kill_grace, started).await
-}
-
-mod ssh_exec;
