@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use one_proto::encoding::b64_decode_lenient;
 use one_proto::event::{ApiEvent, HookMessage, ParamDir};
+use one_proto::hook::Hook;
 use one_proto::keys::{ParsedKey, RELOAD_CALLS, parse_key};
 use one_proto::retry::RetryMessage;
 
@@ -174,10 +175,12 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
 
     /// Runs until the stop flag is set.
     pub fn run(mut self) {
+        // The start position of a first start is taken before anything slow (the hook pool
+        // load can take seconds), so that events published meanwhile are replayed.
+        self.start_position();
         if !self.load_hooks() {
             return;
         }
-        self.start_position();
         if self.processed.is_some() {
             self.catch_up(None);
         }
@@ -232,6 +235,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             match self.source.pool() {
                 Ok(specs) => {
                     self.hooks = HookMap::from_specs(specs);
+                    crate::memory::release_free_memory();
                     self.shared
                         .hooks
                         .store(self.hooks.len() as u64, Ordering::SeqCst);
@@ -613,9 +617,26 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::error!(hook_id = id, seq, error = %e, "Error getting hook {id}.");
-                    if let Some(tx) = &self.resync_now {
-                        let _ = tx.send(());
+                    // The allocate event carries the new hook in EXTRA: a front-end that is
+                    // unreachable, or a hook deleted since (its delete event follows), does
+                    // not leave the map behind the event stream.
+                    let from_event = allocate
+                        .then(|| Hook::from_xml(&api.extra).ok())
+                        .flatten()
+                        .filter(|h| h.id == id)
+                        .and_then(|h| HookSpec::from_hook(&h).ok());
+                    match from_event {
+                        Some(spec) => {
+                            tracing::warn!(hook_id = id, seq, error = %e,
+                                "cannot get hook {id}; using the definition carried by its allocate event");
+                            self.hooks.insert(spec);
+                        }
+                        None => {
+                            tracing::error!(hook_id = id, seq, error = %e, "Error getting hook {id}.");
+                            if let Some(tx) = &self.resync_now {
+                                let _ = tx.send(());
+                            }
+                        }
                     }
                 }
             }
@@ -645,6 +666,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             );
         }
         self.hooks = fresh;
+        crate::memory::release_free_memory();
         self.shared
             .hooks
             .store(self.hooks.len() as u64, Ordering::SeqCst);

@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod state_db;
 pub mod subscriber;
 pub mod logging;
+pub mod memory;
 pub mod server;
 
 pub use server::{run, run_with_status};

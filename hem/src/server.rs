@@ -282,6 +282,7 @@ fn resync_loop(
         let generation = shared.generation.load(Ordering::SeqCst);
         match source.pool() {
             Ok(hooks) => {
+                crate::memory::release_free_memory();
                 tracing::debug!(hooks = hooks.len(), "hook pool resync fetched");
                 if snapshots.send(Snapshot { generation, hooks }).is_err() {
                     return;

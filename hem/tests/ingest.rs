@@ -586,3 +586,42 @@ fn trimmed_and_replaced_journals_are_followed() {
     // New uids, so that the front-end does not drop them as duplicates of old executions.
     assert_eq!(e[0].uid, "inst-1r1-1-3");
 }
+
+#[test]
+fn an_allocate_event_carries_the_hook_when_the_front_end_cannot_be_asked() {
+    let source = source_with(&[]);
+    source.fail.store(true, Ordering::SeqCst);
+    let h = start(
+        Some(FakeJournal::default()),
+        source,
+        settings(Some(0), ReplayFrom::Head, NEVER),
+    );
+    h.ready();
+    let template = one_proto::template::Template::parse(
+        "NAME=x\nTYPE=state\nRESOURCE=VM\nSTATE=PENDING\nLCM_STATE=LCM_INIT\nCOMMAND=/bin/true\n",
+    )
+    .unwrap();
+    let stored = one_proto::hook::Hook {
+        id: 11,
+        name: "x".into(),
+        hook_type: one_proto::hook::HookType::State,
+        lock: None,
+        template,
+    };
+    let ev = ApiEvent::success(
+        "one.hook.allocate",
+        vec!["s".into(), "NAME=x".into()],
+        "11",
+        stored.to_xml(None).unwrap(),
+    );
+    h.send(publish(Some(1), &HookMessage::Api(ev)));
+    h.send(vm_pending(2, 1));
+    let acc = h.finish_at(2);
+    assert_eq!(
+        acc.execs()
+            .iter()
+            .map(|e| (e.seq, e.hook_id))
+            .collect::<Vec<_>>(),
+        vec![(2, 11)]
+    );
+}
