@@ -625,3 +625,121 @@ fn an_allocate_event_carries_the_hook_when_the_front_end_cannot_be_asked() {
         vec![(2, 11)]
     );
 }
+
+/// A hook source whose pool call fails a number of times first.
+#[derive(Clone)]
+struct FlakySource {
+    inner: FakeSource,
+    failures: Arc<Mutex<u32>>,
+}
+
+impl HookSource for FlakySource {
+    fn pool(&self) -> Result<Vec<HookSpec>, String> {
+        let mut left = self.failures.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err("cannot reach http://127.0.0.1:1/RPC2".into());
+        }
+        self.inner.pool()
+    }
+    fn hook(&self, id: i64) -> Result<Option<HookSpec>, String> {
+        self.inner.hook(id)
+    }
+}
+
+#[test]
+fn the_hook_pool_load_is_retried_until_it_works() {
+    let source = FlakySource {
+        inner: source_with(&[3]),
+        failures: Arc::new(Mutex::new(2)),
+    };
+    let (live, rx) = mpsc::channel();
+    let acceptor = FakeAcceptor::default();
+    let shared = Arc::new(IngestShared::default());
+    let ingest = Ingest::new(
+        FakeStream(rx),
+        Some(FakeJournal::default()),
+        source.clone(),
+        acceptor.clone(),
+        settings(Some(0), ReplayFrom::Head, NEVER),
+        shared.clone(),
+    );
+    let thread = std::thread::spawn(move || ingest.run());
+    // An event published while the front-end is unreachable waits for the hooks.
+    for m in vm_pending(1, 1) {
+        live.send(m).unwrap();
+    }
+    let end = Instant::now() + Duration::from_secs(30);
+    while shared.processed() != Some(1) {
+        assert!(Instant::now() < end, "the event was never processed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*source.failures.lock().unwrap(), 0);
+    assert_eq!(acceptor.execs().len(), 1);
+    shared.stop.store(true, Ordering::SeqCst);
+    thread.join().unwrap();
+}
+
+#[test]
+fn resync_snapshots_apply_unless_a_reload_happened_meanwhile() {
+    use onehem_server::ingest::Snapshot;
+    let (live, rx) = mpsc::channel();
+    let acceptor = FakeAcceptor::default();
+    let shared = Arc::new(IngestShared::default());
+    let (snap_tx, snap_rx) = mpsc::channel();
+    let (resync_tx, _resync_rx) = mpsc::channel();
+    let ingest = Ingest::new(
+        FakeStream(rx),
+        Some(FakeJournal::default()),
+        source_with(&[]),
+        acceptor.clone(),
+        settings(Some(0), ReplayFrom::Head, NEVER),
+        shared.clone(),
+    )
+    .with_resync(snap_rx, resync_tx);
+    let thread = std::thread::spawn(move || ingest.run());
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < end, "gave up waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait("ready", &|| shared.ready.load(Ordering::SeqCst));
+    // A snapshot taken at the current generation replaces the map.
+    snap_tx
+        .send(Snapshot {
+            generation: 0,
+            hooks: vec![state_hook(5)],
+        })
+        .unwrap();
+    wait("the snapshot", &|| shared.hooks.load(Ordering::SeqCst) == 1);
+    for m in vm_pending(1, 1) {
+        live.send(m).unwrap();
+    }
+    // A reload happens (generation 1); a snapshot from generation 0 is stale and ignored.
+    for m in hook_call(2, "one.hook.delete", 5, true) {
+        live.send(m).unwrap();
+    }
+    wait("the delete", &|| shared.processed() == Some(2));
+    snap_tx
+        .send(Snapshot {
+            generation: 0,
+            hooks: vec![state_hook(5)],
+        })
+        .unwrap();
+    for m in vm_pending(3, 1) {
+        live.send(m).unwrap();
+    }
+    wait("event 3", &|| shared.processed() == Some(3));
+    shared.stop.store(true, Ordering::SeqCst);
+    thread.join().unwrap();
+    assert_eq!(
+        acceptor
+            .execs()
+            .iter()
+            .map(|e| (e.seq, e.hook_id))
+            .collect::<Vec<_>>(),
+        vec![(1, 5)]
+    );
+}
