@@ -259,3 +259,39 @@ async fn unknown_host_name_fails_cleanly() {
         Err(RemoteError::ShutDown)
     ));
 }
+
+/// The fixture's known_hosts lines mean the same to OpenSSH's own client: it connects with
+/// them and refuses the host without them, as the executor does.
+#[test]
+fn openssh_client_agrees_on_the_known_hosts_file() {
+    let cloud = Cloud::start(&[9]);
+    let h = cloud.host("host9");
+    let run = |known: &std::path::Path| {
+        Command::new("ssh")
+            .args(h.ssh_args(&cloud.identity, known))
+            .arg("echo $SSH_CONNECTION")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = run(&cloud.known_hosts);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let words: Vec<String> = String::from_utf8_lossy(&ok.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(words[2..], [h.addr.to_string(), h.port.to_string()]);
+    let empty = cloud.identity.dir().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let refused = run(&empty);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
