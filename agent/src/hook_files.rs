@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use one_proto::agent::HookEntry;
+use one_proto::agent::{HookEntry, MAX_PUT_FILE_LEN};
 use sha2::{Digest, Sha256};
 
 use crate::base_path::{Base, io_error_text};
@@ -85,6 +85,12 @@ pub fn sha256_file(path: &Path) -> io::Result<[u8; 32]> {
 /// rename, so a hook starting meanwhile sees the old or the new file, never half of one.
 /// Set-id bits are dropped from `mode`.
 pub fn put_file(base: &Base, relative: &str, mode: u32, data: &[u8]) -> Result<(), String> {
+    if data.len() > MAX_PUT_FILE_LEN {
+        return Err(format!(
+            "{relative}: {} bytes exceed the upload limit of {MAX_PUT_FILE_LEN} bytes",
+            data.len()
+        ));
+    }
     let (parent, name) = base.resolve_new_file(relative).map_err(|e| e.to_string())?;
     let target = parent.join(&name);
     if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {

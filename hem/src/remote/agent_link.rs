@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use one_proto::agent::{
-    ExecResult, Execute, FrameBuffer, HookEntry, MAX_OUTPUT_CAP, PROTOCOL_VERSION, Reply, Request,
+    ExecResult, Execute, FrameBuffer, HookEntry, MAX_OUTPUT_CAP, MAX_PUT_FILE_LEN,
+    PROTOCOL_VERSION, Reply, Request,
 };
 use russh::ChannelMsg;
 use tokio::sync::{mpsc, oneshot};
@@ -318,6 +319,12 @@ impl AgentLink {
 
     /// Writes one file below the agent's hook directory.
     pub async fn put_file(&self, path: &str, mode: u32, data: Vec<u8>) -> Result<(), RemoteError> {
+        if data.len() > MAX_PUT_FILE_LEN {
+            return Err(self.agent_error(format!(
+                "{path}: {} bytes exceed the agent's upload limit of {MAX_PUT_FILE_LEN} bytes",
+                data.len()
+            )));
+        }
         let (_, rx) = self.submit(|id| Request::PutFile {
             id,
             path: path.to_string(),
