@@ -25,4 +25,4 @@ mod samples;
 pub use decision::Decision;
 pub use facts::{Autostart, HostFacts, VmFacts};
 pub use resume::{Outcome, RetryPolicy, VmApi};
-pub use run::{Mode, RunError, Summary, run};
+pub use run::{Mode, Plan, RunError, Summary, execute, plan, run};

@@ -56,7 +56,6 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "autostart hook failed");
             eprintln!("one-autostart: {e:#}");
             ExitCode::from(2)
         }
@@ -78,6 +77,12 @@ fn run(args: Args) -> Result<ExitCode> {
             text
         }
     };
+    let mode = match args.hook {
+        Which::Host => Mode::Host,
+        Which::Vm => Mode::Vm,
+    };
+    // A bad argument is reported before the front-end is looked for.
+    let plan = one_hooks::run::plan(mode, &argument)?;
     let client =
         one_client::Client::from_env().context("finding the front-end (ONE_XMLRPC, ONE_AUTH)")?;
     let api = FrontApi::new(client);
@@ -85,19 +90,9 @@ fn run(args: Args) -> Result<ExitCode> {
         attempts: args.attempts,
         backoff: Duration::from_millis(args.backoff_ms),
     };
-    let mode = match args.hook {
-        Which::Host => Mode::Host,
-        Which::Vm => Mode::Vm,
-    };
     let mut stdout = std::io::stdout().lock();
-    let summary = one_hooks::run(
-        mode,
-        &argument,
-        &api,
-        &policy,
-        &mut std::thread::sleep,
-        &mut stdout,
-    )?;
+    let summary =
+        one_hooks::run::execute(&plan, &api, &policy, &mut std::thread::sleep, &mut stdout);
     stdout.flush().context("writing the report")?;
     Ok(if summary.failed() > 0 {
         ExitCode::from(1)

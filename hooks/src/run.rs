@@ -6,7 +6,7 @@ use std::time::Duration;
 use one_proto::encoding::b64_decode_lenient;
 
 use crate::decision;
-use crate::facts::{FactsError, HostFacts};
+use crate::facts::{FactsError, HostFacts, VmFacts};
 use crate::resume::{Outcome, RetryPolicy, VmApi, resume_vm};
 use crate::xml_tree;
 
@@ -68,20 +68,41 @@ pub fn decode_argument(text: &str, what: &'static str) -> Result<String, RunErro
     String::from_utf8(bytes).map_err(|_| RunError::NotText)
 }
 
-/// Runs hook `mode` on its argument text. Writes one line per VM (and per failed attempt) to
-/// `out`; the caller exits non-zero when [`Summary::failed`] is not zero.
-pub fn run(
-    mode: Mode,
-    argument: &str,
+/// What a hook works on, read from its argument before anything is asked of the front-end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The host that reached MONITORED, with the VMs its document lists.
+    Host(HostFacts),
+    /// The VM that reached POWEROFF, as its event showed it.
+    Vm(VmFacts),
+}
+
+/// Reads the hook's argument text (the base64 HOST or VM document).
+pub fn plan(mode: Mode, argument: &str) -> Result<Plan, RunError> {
+    match mode {
+        Mode::Host => Ok(Plan::Host(HostFacts::from_xml(&decode_argument(
+            argument, "HOST",
+        )?)?)),
+        Mode::Vm => {
+            let doc = xml_tree::parse(&decode_argument(argument, "VM")?)
+                .map_err(|source| FactsError::Xml { what: "VM", source })?;
+            Ok(Plan::Vm(VmFacts::from_element(&doc)?))
+        }
+    }
+}
+
+/// Carries out a plan. Writes one line per VM (and per failed attempt) to `out`; the caller
+/// exits non-zero when [`Summary::failed`] is not zero.
+pub fn execute(
+    plan: &Plan,
     api: &dyn VmApi,
     policy: &RetryPolicy,
     sleep: &mut dyn FnMut(Duration),
     out: &mut dyn Write,
-) -> Result<Summary, RunError> {
+) -> Summary {
     let mut summary = Summary::default();
-    match mode {
-        Mode::Host => {
-            let host = HostFacts::from_xml(&decode_argument(argument, "HOST")?)?;
+    match plan {
+        Plan::Host(host) => {
             let ids: Vec<String> = host.vm_ids.iter().map(ToString::to_string).collect();
             let listed = if ids.is_empty() {
                 "no VMs".to_string()
@@ -94,18 +115,15 @@ pub fn run(
                 host.id, host.name
             );
             tracing::info!(host = host.id, name = %host.name, vms = host.vm_ids.len(), "host monitored");
-            let decide = |vm: &crate::facts::VmFacts| decision::for_host(host.id, vm);
+            let decide = |vm: &VmFacts| decision::for_host(host.id, vm);
             for &id in &host.vm_ids {
                 let outcome = resume_vm(id, api, &decide, policy, sleep, out);
                 summary.outcomes.push((id, outcome));
             }
         }
-        Mode::Vm => {
-            let doc = xml_tree::parse(&decode_argument(argument, "VM")?)
-                .map_err(|source| FactsError::Xml { what: "VM", source })?;
-            // The event's body says which VM; its current state is read again, because other
-            // events may have changed it since.
-            let event = crate::facts::VmFacts::from_element(&doc)?;
+        Plan::Vm(event) => {
+            // The event says which VM; its current state is read again, because other events
+            // may have changed it since.
             let _ = writeln!(
                 out,
                 "autostart-vm: VM {} ({}) reached {}",
@@ -125,7 +143,20 @@ pub fn run(
         summary.skipped(),
         summary.failed()
     );
-    Ok(summary)
+    summary
+}
+
+/// [`plan`] then [`execute`].
+pub fn run(
+    mode: Mode,
+    argument: &str,
+    api: &dyn VmApi,
+    policy: &RetryPolicy,
+    sleep: &mut dyn FnMut(Duration),
+    out: &mut dyn Write,
+) -> Result<Summary, RunError> {
+    let plan = plan(mode, argument)?;
+    Ok(execute(&plan, api, policy, sleep, out))
 }
 
 #[cfg(test)]
