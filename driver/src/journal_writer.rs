@@ -1,9 +1,9 @@
 //! The journal writer: group commit of events and results, then publication and forwarding.
 //!
 //! Everything that has to be durable goes through this one thread. It takes whatever has queued
-//! up while the previous commit ran (up to [`MAX_BATCH_EVENTS`]), commits it in one transaction,
-//! and only then hands the events to the publisher, answers the results' REP requests and queues
-//! the stored results for oned. Under load batches grow, so the cost of a commit is shared by
+//! up while the previous commit ran (up to [`MAX_BATCH_EVENTS`] and [`MAX_BATCH_BYTES`]), commits
+//! it in one transaction, and only then hands the events to the publisher, answers the results'
+//! requests and queues the stored results for oned. Under load batches grow, so the cost of a commit is shared by
 //! thousands of events; when idle, an event is committed alone as soon as it arrives.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -18,6 +18,9 @@ use crate::shutdown::Shutdown;
 
 /// Most events in one commit.
 pub const MAX_BATCH_EVENTS: usize = 16_384;
+/// Most content bytes in one commit: a transaction that outgrows SQLite's page cache spills
+/// pages to the WAL before it commits, which costs more than a second commit.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// How often retention is applied.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// Fewest events a trim pass may remove (more when the journal is growing faster).
@@ -102,10 +105,11 @@ pub fn run(
         };
         let mut batch = Batch::default();
         let mut replies = Vec::new();
-        let mut finish = first.is_some_and(|m| absorb(m, &mut batch, &mut replies));
-        while batch.events.len() < MAX_BATCH_EVENTS && !finish {
+        let mut bytes = 0usize;
+        let mut finish = first.is_some_and(|m| absorb(m, &mut batch, &mut replies, &mut bytes));
+        while batch.events.len() < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES && !finish {
             match rx.try_recv() {
-                Ok(msg) => finish |= absorb(msg, &mut batch, &mut replies),
+                Ok(msg) => finish |= absorb(msg, &mut batch, &mut replies, &mut bytes),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
@@ -141,13 +145,20 @@ pub fn run(
 }
 
 /// Adds a message to the batch; returns true for `Finish`.
-fn absorb(msg: WriterMsg, batch: &mut Batch, replies: &mut Vec<ResultReply>) -> bool {
+fn absorb(
+    msg: WriterMsg,
+    batch: &mut Batch,
+    replies: &mut Vec<ResultReply>,
+    bytes: &mut usize,
+) -> bool {
     match msg {
         WriterMsg::Events(events) => {
+            *bytes += events.iter().map(JournalEvent::size).sum::<usize>();
             batch.events.extend(events);
             false
         }
         WriterMsg::Result(accepted) => {
+            *bytes += accepted.result.body.len();
             batch.results.push(accepted.result);
             replies.push(accepted.reply);
             false

@@ -93,7 +93,7 @@
 //!
 //! # Journal and durability
 //!
-//! The journal is a SQLite file in WAL mode (16 KiB pages, checkpoints every 32 MiB of WAL) with
+//! The journal is a SQLite file in WAL mode (32 KiB pages, checkpoints every 32 MiB of WAL) with
 //! three tables: `events` (sequence number, time, keys, content), `results` (accepted results
 //! and the dedupe window) and `meta` (head sequence, forwarding watermark); see
 //! [`sqlite_journal`]. One writer thread commits everything that queued up while its previous

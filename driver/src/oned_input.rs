@@ -153,8 +153,11 @@ fn handle_line(
         OnedLine::Finalize => return Some(StopReason::Finalize),
         line @ OnedLine::Execute { .. } => match line.publish_content() {
             Some(content) => {
-                let decoded = decode_event(&content);
+                let (decoded, canonical) = decode_event(&content);
                 match event_keys(&utf8(&decoded)) {
+                    Ok(keys) if canonical => {
+                        events.push(JournalEvent::canonical(keys, content, decoded));
+                    }
                     Ok(keys) => events.push(JournalEvent::new(keys, content)),
                     Err(e) => {
                         warn!(error = %e, "event not published");
@@ -191,10 +194,12 @@ fn utf8(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// Base64 as the reference decodes it (lenient); the strict decoder is the fast path for the
-/// well-formed input oned sends.
-fn decode_event(b64: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_else(|_| b64_decode_lenient(b64))
+/// Base64 as the reference decodes it (lenient), and whether the text was canonical base64
+/// (strict, padded, no stray bits: re-encoding the bytes gives the text back). The strict
+/// decoder is also the fast path for the well-formed input oned sends.
+fn decode_event(b64: &str) -> (Vec<u8>, bool) {
+    match base64::engine::general_purpose::STANDARD.decode(b64) {
+        Ok(bytes) => (bytes, true),
+        Err(_) => (b64_decode_lenient(b64), false),
+    }
 }

@@ -3,17 +3,22 @@
 //!
 //! Schema (version 1, `PRAGMA user_version`):
 //!
-//! - `events(seq INTEGER PRIMARY KEY, ts INTEGER, keys TEXT, content TEXT)`: `ts` in Unix
+//! - `events(seq INTEGER PRIMARY KEY, ts INTEGER, keys TEXT, content)`: `ts` in Unix
 //!   milliseconds; `keys` the published keys without sequence token, one per line (a backslash or
-//!   line break inside a key is escaped as `\\` or `\n`); `content` frame 2.
+//!   line break inside a key is escaped as `\\` or `\n`); `content` frame 2: a BLOB holding the
+//!   decoded message when frame 2 was canonical base64 (the usual case: a quarter fewer bytes to
+//!   write, and readable with `CAST(content AS TEXT)`), else the TEXT exactly as published.
 //! - `results(id INTEGER PRIMARY KEY, uid TEXT UNIQUE, hook_id INTEGER, rc INTEGER, body TEXT,
 //!   ts INTEGER)`: accepted results; forwarded ones stay as the dedupe window.
-//! - `meta(name TEXT PRIMARY KEY, value INTEGER)`: `head` (newest sequence number) and
-//!   `forwarded` (every result id up to it was written to oned).
+//! - `meta(name TEXT PRIMARY KEY, value INTEGER)`: `head` (the newest sequence number, stored
+//!   when trimming, so that it survives the removal of every event; otherwise the newest row is
+//!   the head) and `forwarded` (every result id up to it was written to oned).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use one_proto::encoding::b64_encode;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 
 use crate::config::{Retention, SyncMode};
@@ -22,7 +27,7 @@ use crate::journal::{
 };
 
 const SCHEMA_VERSION: i64 = 1;
-const PAGE_SIZE: i64 = 16 * 1024;
+const PAGE_SIZE: i64 = 32 * 1024;
 const CHECKPOINT_BYTES: i64 = 32 * 1024 * 1024;
 
 const SCHEMA: &str = "
@@ -30,7 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY,
     ts      INTEGER NOT NULL,
     keys    TEXT NOT NULL,
-    content TEXT NOT NULL
+    content NOT NULL
 );
 CREATE TABLE IF NOT EXISTS results (
     id      INTEGER PRIMARY KEY,
@@ -76,8 +81,9 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
         .map_err(|e| JournalError::new("open", format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(err("configure"))?;
-    // Only takes effect when the file is new: 16 KiB pages mean four times fewer WAL frames
-    // (and write calls) per byte than the default for this append-only workload.
+    // Only takes effect when the file is new. Large pages mean fewer WAL frames and write calls
+    // per byte, and room for several multi-kilobyte events per page; an idle commit of one event
+    // writes a page or two.
     conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE}"))
         .map_err(err("configure"))?;
     let mode: String = conn
@@ -98,7 +104,7 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
         "PRAGMA synchronous={};
          PRAGMA wal_autocheckpoint={};
          PRAGMA journal_size_limit=67108864;
-         PRAGMA cache_size=-16384;
+         PRAGMA cache_size=-32768;
          PRAGMA temp_store=MEMORY;",
         sync.pragma(),
         CHECKPOINT_BYTES / page_size.max(512),
@@ -167,16 +173,13 @@ impl SqliteJournal {
                 "INSERT INTO events (seq, ts, keys, content) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for (event, seq) in batch.events.iter_mut().zip(first_seq..) {
-                insert.execute(params![
-                    to_i64(seq),
-                    ts,
-                    encode_keys(&event.keys),
-                    event.content
-                ])?;
+                let content = ToSqlOutput::Borrowed(match &event.decoded {
+                    Some(bytes) => ValueRef::Blob(bytes),
+                    None => ValueRef::Text(event.content.as_bytes()),
+                });
+                insert.execute(params![to_i64(seq), ts, encode_keys(&event.keys), content])?;
                 event.seq = seq;
             }
-            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'head'")?
-                .execute([to_i64(first_seq + batch.events.len() as u64 - 1)])?;
         }
         if !batch.results.is_empty() {
             let mut insert = tx.prepare_cached(
@@ -224,10 +227,14 @@ impl SqliteJournal {
         if cutoff < oldest {
             return Ok(0);
         }
-        let removed = self
-            .conn
+        // The head is stored before the rows that hold it can go, so numbering never restarts.
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE name = 'head'")?
+            .execute([to_i64(self.head)])?;
+        let removed = tx
             .prepare_cached("DELETE FROM events WHERE seq <= ?1")?
             .execute([to_i64(cutoff)])?;
+        tx.commit()?;
         Ok(removed as u64)
     }
 
@@ -366,7 +373,9 @@ impl SqliteReader {
         // One read transaction, so the header and the events come from the same snapshot.
         let tx = self.conn.transaction()?;
         let (oldest, head): (Option<i64>, i64) = tx.query_row(
-            "SELECT (SELECT min(seq) FROM events), (SELECT value FROM meta WHERE name = 'head')",
+            "SELECT (SELECT min(seq) FROM events),
+                    max((SELECT value FROM meta WHERE name = 'head'),
+                        coalesce((SELECT max(seq) FROM events), 0))",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -380,10 +389,14 @@ impl SqliteReader {
             let mut rows = stmt.query(params![to_i64(after), i64::from(max_events)])?;
             let mut bytes = 0usize;
             while let Some(row) = rows.next()? {
+                let content = match row.get_ref(2)? {
+                    ValueRef::Blob(bytes) => b64_encode(bytes),
+                    other => other.as_str()?.to_owned(),
+                };
+                let event = JournalEvent::new(decode_keys(row.get_ref(1)?.as_str()?), content);
                 let event = JournalEvent {
                     seq: to_u64(row.get(0)?),
-                    keys: decode_keys(row.get_ref(1)?.as_str()?),
-                    content: row.get(2)?,
+                    ..event
                 };
                 bytes += event.size();
                 if bytes > max_bytes && !events.is_empty() {
@@ -565,6 +578,38 @@ mod tests {
         };
         j.commit(&mut again).expect("commit");
         assert!(!again.results[0].duplicate, "u1 left the dedupe window");
+    }
+
+    #[test]
+    fn canonical_contents_are_stored_decoded_and_replayed_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = SqliteJournal::open(&dir.path().join("j.db"), options(None)).expect("open");
+        let xml = b"<HOOK_MESSAGE><HOOK_TYPE>API</HOOK_TYPE></HOOK_MESSAGE>".to_vec();
+        let b64 = b64_encode(&xml);
+        let mut batch = Batch {
+            events: vec![
+                JournalEvent::canonical(vec!["EVENT ".into()], b64.clone(), xml.clone()),
+                JournalEvent::new(vec!["RETRY".into()], format!("{b64} ")),
+            ],
+            ..Batch::default()
+        };
+        j.commit(&mut batch).expect("commit");
+        let kinds: Vec<String> = j
+            .conn
+            .prepare("SELECT typeof(content) FROM events ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(kinds, ["blob", "text"]);
+        let page = j
+            .reader()
+            .expect("reader")
+            .read_after(0, 10, 1 << 20)
+            .expect("read");
+        assert_eq!(page.events[0].content, b64);
+        assert_eq!(page.events[1].content, format!("{b64} "));
     }
 
     #[test]
