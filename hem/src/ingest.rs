@@ -376,7 +376,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             self.on_duplicate(seq);
             return;
         }
-        if seq > processed + 1 {
+        if seq > processed.saturating_add(1) {
             self.flush(false);
             self.fill_gap(processed, seq - 1);
             if self.processed.is_some_and(|p| seq <= p) {
@@ -403,7 +403,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
     fn fill_gap(&mut self, processed: u64, until: u64) {
         if self.journal.is_none() {
             tracing::error!(
-                first = processed + 1,
+                first = processed.saturating_add(1),
                 last = until,
                 "events were missed and no replay endpoint is configured; they are lost"
             );
@@ -411,7 +411,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             return;
         }
         tracing::debug!(
-            first = processed + 1,
+            first = processed.saturating_add(1),
             last = until,
             "gap in the live events; replaying it"
         );
@@ -440,7 +440,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 Err(e) => {
                     self.note_journal(false, Some(&e));
                     if let Some(t) = target.filter(|&t| t > after) {
-                        tracing::error!(first = after + 1, last = t, error = %e,
+                        tracing::error!(first = after.saturating_add(1), last = t, error = %e,
                             "events could not be replayed; they are lost");
                         self.set_processed(t);
                     }
@@ -463,11 +463,11 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 self.set_processed(h.oldest.saturating_sub(1));
                 continue;
             }
-            if h.oldest > after + 1 {
+            if h.oldest > after.saturating_add(1) {
                 let lost_to = (h.oldest - 1).min(h.head);
                 if lost_to > after {
                     tracing::error!(
-                        first = after + 1,
+                        first = after.saturating_add(1),
                         last = lost_to,
                         "events left the journal before the HEM read them; they are lost"
                     );
@@ -502,7 +502,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 if let Some(t) = target {
                     if t > h.head {
                         tracing::warn!(
-                            first = p + 1,
+                            first = p.saturating_add(1),
                             last = t,
                             head = h.head,
                             "live events are ahead of the journal's head; continuing from the live stream"

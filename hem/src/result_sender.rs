@@ -154,6 +154,10 @@ impl Worker {
                 Err(e) => {
                     // A REQ socket that missed its reply cannot send again; start afresh.
                     self.socket = None;
+                    if self.stopping.load(Ordering::SeqCst) {
+                        // Left in the outbox; the next start sends it.
+                        return;
+                    }
                     tracing::warn!(hook_id = entry.hook_id, uid = %entry.uid, attempt, error = %e,
                         endpoint = %self.config.endpoint, "no ACK for a result; reconnecting and resending");
                     if attempt > 1 {
