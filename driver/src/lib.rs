@@ -96,7 +96,8 @@
 //! The journal is a SQLite file in WAL mode (32 KiB pages, checkpoints every 32 MiB of WAL) with
 //! three tables: `events` (sequence number, time, keys, content), `results` (accepted results
 //! and the dedupe window) and `meta` (head sequence, forwarding watermark); see
-//! [`sqlite_journal`]. One writer thread commits everything that queued up while its previous
+//! [`sqlite_journal`]. `<journal>.lock` beside it keeps a second driver off the same journal
+//! (it exits with 255). One writer thread commits everything that queued up while its previous
 //! commit ran, up to 16384 events or 8 MiB, in one transaction (group commit); only then are those events
 //! published and those results acknowledged. Under load the batches grow, so the cost of a
 //! commit is shared by thousands of events; when idle each event is committed alone at once.

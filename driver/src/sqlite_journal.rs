@@ -14,9 +14,11 @@
 //!   when trimming, so that it survives the removal of every event; otherwise the newest row is
 //!   the head) and `forwarded` (every result id up to it was written to oned).
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::fcntl::{Flock, FlockArg};
 use one_proto::encoding::b64_encode;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
@@ -55,6 +57,9 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('head', 0), ('forwarded', 0);
 /// The journal writer.
 pub struct SqliteJournal {
     conn: Connection,
+    /// Held for the life of the writer: a second driver on the same journal would assign the same
+    /// sequence numbers.
+    _lock: Flock<File>,
     path: PathBuf,
     head: u64,
     retention: Retention,
@@ -113,6 +118,28 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
     Ok(conn)
 }
 
+/// Takes the writer lock, `<journal>.lock` next to the journal (a separate file: closing any
+/// descriptor of the database itself would drop SQLite's own locks).
+fn lock_journal(path: &Path) -> Result<Flock<File>, JournalError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| {
+            JournalError::new("lock", format!("cannot open {}: {e}", lock_path.display()))
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        JournalError::new(
+            "lock",
+            format!("{} is in use by another one_hm ({errno})", path.display()),
+        )
+    })
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -130,6 +157,7 @@ fn to_u64(n: i64) -> u64 {
 impl SqliteJournal {
     /// Opens (creating if needed) the journal at `path`.
     pub fn open(path: &Path, options: JournalOptions) -> Result<SqliteJournal, JournalError> {
+        let lock = lock_journal(path)?;
         let mut conn = open_connection(path, options.sync)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -158,6 +186,7 @@ impl SqliteJournal {
         let head = to_u64(stored_head.max(max_seq.unwrap_or(0)));
         Ok(SqliteJournal {
             conn,
+            _lock: lock,
             path: path.to_owned(),
             head,
             retention: options.retention,
@@ -497,6 +526,19 @@ mod tests {
             uid: uid.map(str::to_owned),
             duplicate: false,
         }
+    }
+
+    #[test]
+    fn a_journal_has_one_writer_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let first = SqliteJournal::open(&path, options(None)).expect("open");
+        let Err(e) = SqliteJournal::open(&path, options(None)) else {
+            panic!("second writer admitted");
+        };
+        assert!(e.to_string().contains("in use by another one_hm"), "{e}");
+        drop(first);
+        SqliteJournal::open(&path, options(None)).expect("free again");
     }
 
     #[test]
