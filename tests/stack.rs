@@ -95,6 +95,8 @@ pub struct StackOptions {
     pub hem_extra: String,
     /// HEM `concurrency`.
     pub concurrency: u32,
+    /// Extra driver flags appended to HM_MAD's ARGUMENTS (e.g. `-h 10`).
+    pub driver_extra: String,
 }
 
 impl Default for StackOptions {
@@ -105,6 +107,7 @@ impl Default for StackOptions {
             oned_extra: String::new(),
             hem_extra: String::new(),
             concurrency: 10,
+            driver_extra: String::new(),
         }
     }
 }
@@ -131,7 +134,13 @@ impl Stack {
     }
 
     pub fn start_with(options: StackOptions) -> Result<Stack> {
-        let dir = tempfile::Builder::new().prefix("one-stack-").tempdir()?;
+        let mut dir = tempfile::Builder::new().prefix("one-stack-").tempdir()?;
+        // ONE_E2E_KEEP=1 keeps the stack's directory (configs, databases, logs) for a post
+        // mortem.
+        if std::env::var_os("ONE_E2E_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping stack directory {}", dir.path().display());
+        }
         let ip = next_address();
         let var_dir = dir.path().join("var");
         let hook_dir = dir.path().join("hooks");
@@ -178,11 +187,12 @@ impl Stack {
             "PORT = {XMLRPC_PORT}\n\
              LISTEN_ADDRESS = \"{ip}\"\n\
              DB = [ BACKEND = \"sqlite\", FILE = \"{db}\" ]\n\
-             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal}\" ]\n\
+             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra}\" ]\n\
              HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{extra}\n",
             db = self.var_dir.join("one.db").display(),
             journal = self.var_dir.join("hm-journal.db").display(),
             retention = self.options.log_retention,
+            driver_extra = self.options.driver_extra,
             extra = self.options.oned_extra,
         );
         fs::write(self.oned_conf(), oned)?;
@@ -247,7 +257,7 @@ impl Stack {
     /// Starts (or restarts) onehem-server.
     pub fn start_hem(&mut self) -> Result<()> {
         let mut cmd = Command::new(bin("onehem-server")?);
-        cmd.arg("--config").arg(self.hem_conf());
+        cmd.arg("--config").arg(self.hem_conf()).envs(self.env());
         let child = self.spawn_logged("hem", &mut cmd)?;
         self.hem = Some(child);
         Ok(())
@@ -262,6 +272,11 @@ impl Stack {
         Ok(())
     }
 
+    /// Whether the HEM this stack started is still running (it never exits on its own).
+    pub fn hem_alive(&mut self) -> bool {
+        matches!(self.hem.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
     /// SIGKILLs oned-lite (its driver sees stdin EOF and exits).
     pub fn kill_oned(&mut self) -> Result<()> {
         if let Some(mut child) = self.oned.take() {
@@ -271,15 +286,20 @@ impl Stack {
         Ok(())
     }
 
-    /// Pid of the driver process oned-lite spawned, if running.
+    /// Pid of the driver process oned-lite spawned, if running. Children are listed per
+    /// thread, and oned-lite spawns from its runtime's worker threads, so every task is read.
     pub fn driver_pid(&self) -> Option<u32> {
         let oned = self.oned.as_ref()?.id();
-        let children = fs::read_to_string(format!("/proc/{oned}/task/{oned}/children")).ok()?;
-        children.split_whitespace().filter_map(|p| p.parse().ok()).find(|pid: &u32| {
-            fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim() == "one_hm")
-                .unwrap_or(false)
-        })
+        let tasks = fs::read_dir(format!("/proc/{oned}/task")).ok()?;
+        tasks
+            .flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+            .find(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim() == "one_hm")
+                    .unwrap_or(false)
+            })
     }
 
     pub fn client(&self) -> one_client::Client {

@@ -3,3 +3,5 @@
 mod thin_path;
 mod seed_examples;
 mod execution;
+mod flood;
+mod no_loss;
