@@ -17,6 +17,8 @@ pub struct JournalEvent {
     /// The decoded message when `content` is canonical base64 (strict, re-encodes to the same
     /// text): a journal may store these bytes instead of the text, a quarter smaller.
     pub decoded: Option<Vec<u8>>,
+    /// The front-end's event id, for delivery acknowledgement ([`one_proto::mad`]).
+    pub source: Option<u64>,
 }
 
 impl JournalEvent {
@@ -27,6 +29,7 @@ impl JournalEvent {
             keys,
             content,
             decoded: None,
+            source: None,
         }
     }
 
@@ -155,6 +158,13 @@ pub trait EventLog: Send {
 
     /// A reader for another thread.
     fn reader(&self) -> Result<Box<dyn EventReader>, JournalError>;
+
+    /// `(seq, source)` of the newest events that carry a front-end event id, at most `limit`,
+    /// oldest first.
+    fn recent_sources(&mut self, limit: usize) -> Result<Vec<(u64, u64)>, JournalError>;
+
+    /// Whether the journaled event `seq` has exactly the content of `event`.
+    fn same_content(&mut self, seq: u64, event: &JournalEvent) -> Result<bool, JournalError>;
 }
 
 /// The reader side, for replay.

@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::journal::{Batch, EventLog, JournalEvent, JournalResult};
 use crate::oned_output::ToOned;
+use crate::redelivery::Redelivery;
 use crate::result_server::ResultReply;
 use crate::shutdown::Shutdown;
 
@@ -34,8 +35,14 @@ const FINAL_ATTEMPTS: u32 = 3;
 /// Messages to the writer.
 #[derive(Debug)]
 pub enum WriterMsg {
-    /// New events from oned, in order.
-    Events(Vec<JournalEvent>),
+    /// New events from oned, in order, and the event id of the last line they were read up to
+    /// (for delivery acknowledgement), if it had one.
+    Events {
+        /// The events to journal.
+        events: Vec<JournalEvent>,
+        /// Every line up to the one with this event id is handled once these are committed.
+        handled: Option<u64>,
+    },
     /// A result to store before it is acknowledged.
     Result(AcceptedResult),
     /// Result lines up to this id were written to oned.
@@ -94,6 +101,7 @@ pub fn run(
         Ok(_) => {}
         Err(e) => error!(error = %e, "cannot read unforwarded results"),
     }
+    let mut redelivery = Redelivery::from_journal(journal.as_mut());
     let mut last_trim = Instant::now();
     let mut since_trim: u64 = 0;
     loop {
@@ -103,29 +111,43 @@ pub fn run(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let mut batch = Batch::default();
-        let mut replies = Vec::new();
-        let mut bytes = 0usize;
-        let mut finish = first.is_some_and(|m| absorb(m, &mut batch, &mut replies, &mut bytes));
-        while batch.events.len() < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES && !finish {
+        let mut work = Work::default();
+        if let Some(msg) = first {
+            work.absorb(msg);
+        }
+        while work.batch.events.len() < MAX_BATCH_EVENTS
+            && work.bytes < MAX_BATCH_BYTES
+            && !work.finish
+        {
             match rx.try_recv() {
-                Ok(msg) => finish |= absorb(msg, &mut batch, &mut replies, &mut bytes),
+                Ok(msg) => work.absorb(msg),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let committed = !batch.is_empty()
-            && commit_with_retry(
+        let dropped = redelivery.drop_redelivered(journal.as_mut(), &mut work.batch.events);
+        if dropped > 0 {
+            info!(
+                events = dropped,
+                "redelivered events already journaled, dropped"
+            );
+        }
+        let committed = work.batch.is_empty()
+            || commit_with_retry(
                 journal.as_mut(),
-                &mut batch,
-                &mut replies,
+                &mut work.batch,
+                &mut work.replies,
                 links.as_ref().map(|l| &l.oned),
                 &shutdown,
             );
         if committed {
-            since_trim += batch.events.len() as u64;
-            deliver(batch, replies, links.as_ref());
+            since_trim += work.batch.events.len() as u64;
+            redelivery.committed(&work.batch.events);
+            if let (Some(id), Some(l)) = (work.handled, &links) {
+                let _ = l.oned.send(ToOned::Journaled(id));
+            }
+            deliver(work.batch, work.replies, links.as_ref());
         }
-        if finish {
+        if work.finish {
             debug!("writer finishing: publisher and output released");
             links = None;
         }
@@ -144,30 +166,37 @@ pub fn run(
     info!(head = journal.head(), "journal writer stopped");
 }
 
-/// Adds a message to the batch; returns true for `Finish`.
-fn absorb(
-    msg: WriterMsg,
-    batch: &mut Batch,
-    replies: &mut Vec<ResultReply>,
-    bytes: &mut usize,
-) -> bool {
-    match msg {
-        WriterMsg::Events(events) => {
-            *bytes += events.iter().map(JournalEvent::size).sum::<usize>();
-            batch.events.extend(events);
-            false
+/// What one commit gathers from the queue.
+#[derive(Default)]
+struct Work {
+    batch: Batch,
+    replies: Vec<ResultReply>,
+    bytes: usize,
+    /// Event id of the last line covered by this batch.
+    handled: Option<u64>,
+    finish: bool,
+}
+
+impl Work {
+    fn absorb(&mut self, msg: WriterMsg) {
+        match msg {
+            WriterMsg::Events { events, handled } => {
+                self.bytes += events.iter().map(JournalEvent::size).sum::<usize>();
+                self.batch.events.extend(events);
+                if handled.is_some() {
+                    self.handled = handled;
+                }
+            }
+            WriterMsg::Result(accepted) => {
+                self.bytes += accepted.result.body.len();
+                self.batch.results.push(accepted.result);
+                self.replies.push(accepted.reply);
+            }
+            WriterMsg::Forwarded(id) => {
+                self.batch.forwarded = self.batch.forwarded.max(Some(id));
+            }
+            WriterMsg::Finish => self.finish = true,
         }
-        WriterMsg::Result(accepted) => {
-            *bytes += accepted.result.body.len();
-            batch.results.push(accepted.result);
-            replies.push(accepted.reply);
-            false
-        }
-        WriterMsg::Forwarded(id) => {
-            batch.forwarded = batch.forwarded.max(Some(id));
-            false
-        }
-        WriterMsg::Finish => true,
     }
 }
 
@@ -293,6 +322,14 @@ mod tests {
         fn reader(&self) -> Result<Box<dyn EventReader>, JournalError> {
             Err(JournalError::new("reader", "not in this test"))
         }
+
+        fn recent_sources(&mut self, _limit: usize) -> Result<Vec<(u64, u64)>, JournalError> {
+            Ok(Vec::new())
+        }
+
+        fn same_content(&mut self, _seq: u64, _event: &JournalEvent) -> Result<bool, JournalError> {
+            Ok(false)
+        }
     }
 
     #[test]
@@ -323,10 +360,10 @@ mod tests {
             reply,
         }))
         .expect("send");
-        tx.send(WriterMsg::Events(vec![JournalEvent::new(
-            vec!["EVENT ".into()],
-            "x".into(),
-        )]))
+        tx.send(WriterMsg::Events {
+            events: vec![JournalEvent::new(vec!["EVENT ".into()], "x".into())],
+            handled: None,
+        })
         .expect("send");
         // The result and the event may land in one batch or two; either way the result is
         // refused by the failing commit and the event waits for a commit that succeeds.

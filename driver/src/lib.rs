@@ -48,6 +48,15 @@
 //! that decodes to no known HOOK_TYPE is published as `EVENT ` like the reference does. Unknown
 //! lines are logged on stderr and ignored.
 //!
+//! Delivery acknowledgement (an additive extension for a front-end that wants no event lost when
+//! the driver dies, see [`one_proto::mad`]): when the id word of an `EXECUTE`/`RETRY` line holds
+//! a front-end event id (1 or more) instead of oned's -1, the driver answers
+//! `JOURNALED SUCCESS <id> -` once every line up to that one is journaled (or refused with a
+//! `LOG E` line), at most once per commit. After a restart the front-end sends again what was
+//! not acknowledged; a line whose id and content match a recently journaled event (the last
+//! 16,384 with ids) is dropped and acknowledged, so every event is journaled once. Lines with id
+//! -1 (the reference oned) are never acknowledged.
+//!
 //! # Events on the PUB socket (reference §5.2, §5.3)
 //!
 //! Each key is one two-frame message: the key, then the base64 message exactly as oned sent it
@@ -162,6 +171,7 @@ pub mod logging;
 pub mod oned_input;
 pub mod oned_output;
 pub mod publisher;
+pub mod redelivery;
 pub mod replay_server;
 pub mod result_server;
 pub mod shutdown;

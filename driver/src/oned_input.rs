@@ -68,9 +68,9 @@ fn read_loop(mut stdin: File, links: &InputLinks, shutdown: &Shutdown) -> Option
                 if !pending.is_empty() && !skipping {
                     // A last line without LF is still a line.
                     let line = std::mem::take(&mut pending);
-                    let mut events = Vec::new();
-                    let stop = handle_line(&line, &mut events, links);
-                    send_events(events, links);
+                    let mut chunk = Chunk::default();
+                    let stop = handle_line(&line, &mut chunk, links);
+                    send_chunk(chunk, links);
                     if stop.is_some() {
                         return stop;
                     }
@@ -82,7 +82,7 @@ fn read_loop(mut stdin: File, links: &InputLinks, shutdown: &Shutdown) -> Option
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Some(StopReason::Fatal(format!("reading stdin: {e}"))),
         };
-        let mut events = Vec::new();
+        let mut read = Chunk::default();
         let mut stop = None;
         let mut start = 0;
         let data = &chunk[..n];
@@ -91,18 +91,18 @@ fn read_loop(mut stdin: File, links: &InputLinks, shutdown: &Shutdown) -> Option
             if skipping {
                 skipping = false;
             } else if pending.is_empty() {
-                stop = handle_line(&data[start..end], &mut events, links);
+                stop = handle_line(&data[start..end], &mut read, links);
             } else {
                 pending.extend_from_slice(&data[start..end]);
                 let line = std::mem::take(&mut pending);
-                stop = handle_line(&line, &mut events, links);
+                stop = handle_line(&line, &mut read, links);
             }
             start = end + 1;
             if stop.is_some() {
                 break;
             }
         }
-        send_events(events, links);
+        send_chunk(read, links);
         if stop.is_some() {
             return stop;
         }
@@ -124,8 +124,22 @@ fn read_loop(mut stdin: File, links: &InputLinks, shutdown: &Shutdown) -> Option
     }
 }
 
-fn send_events(events: Vec<JournalEvent>, links: &InputLinks) {
-    if !events.is_empty() && links.writer.send(WriterMsg::Events(events)).is_err() {
+/// What one read produced: its events, and the event id of the last line with one.
+#[derive(Default)]
+struct Chunk {
+    events: Vec<JournalEvent>,
+    handled: Option<u64>,
+}
+
+fn send_chunk(chunk: Chunk, links: &InputLinks) {
+    if chunk.events.is_empty() && chunk.handled.is_none() {
+        return;
+    }
+    let msg = WriterMsg::Events {
+        events: chunk.events,
+        handled: chunk.handled,
+    };
+    if links.writer.send(msg).is_err() {
         warn!("journal writer is gone, events dropped");
     }
 }
@@ -136,11 +150,7 @@ fn report(links: &InputLinks, text: String) {
 }
 
 /// Handles one line; returns a stop reason for FINALIZE.
-fn handle_line(
-    raw: &[u8],
-    events: &mut Vec<JournalEvent>,
-    links: &InputLinks,
-) -> Option<StopReason> {
+fn handle_line(raw: &[u8], chunk: &mut Chunk, links: &InputLinks) -> Option<StopReason> {
     let text = utf8(raw);
     if text.trim().is_empty() {
         return None;
@@ -151,32 +161,49 @@ fn handle_line(
             let _ = links.oned.send(ToOned::InitReply);
         }
         OnedLine::Finalize => return Some(StopReason::Finalize),
-        line @ OnedLine::Execute { .. } => match line.publish_content() {
-            Some(content) => {
-                let (decoded, canonical) = decode_event(&content);
-                match event_keys(&utf8(&decoded)) {
-                    Ok(keys) if canonical => {
-                        events.push(JournalEvent::canonical(keys, content, decoded));
-                    }
-                    Ok(keys) => events.push(JournalEvent::new(keys, content)),
-                    Err(e) => {
-                        warn!(error = %e, "event not published");
-                        report(links, format!("Event not published: {e}"));
-                    }
+        OnedLine::Execute { id, ref payload } => {
+            let source = u64::try_from(id).ok().filter(|id| *id > 0);
+            let content = payload.split(' ').next().filter(|w| !w.is_empty());
+            match content {
+                Some(content) => {
+                    let content = content.to_owned();
+                    let (decoded, canonical) = decode_event(&content);
+                    let event = match event_keys(&utf8(&decoded)) {
+                        Ok(keys) if canonical => {
+                            Some(JournalEvent::canonical(keys, content, decoded))
+                        }
+                        Ok(keys) => Some(JournalEvent::new(keys, content)),
+                        Err(e) => {
+                            warn!(error = %e, "event not published");
+                            report(links, format!("Event not published: {e}"));
+                            None
+                        }
+                    };
+                    chunk
+                        .events
+                        .extend(event.map(|e| JournalEvent { source, ..e }));
+                }
+                None => {
+                    warn!("EXECUTE without a message");
+                    report(links, "EXECUTE message without a payload".to_owned());
                 }
             }
-            None => {
-                warn!("EXECUTE without a message");
-                report(links, "EXECUTE message without a payload".to_owned());
+            chunk.handled = source.or(chunk.handled);
+        }
+        line @ OnedLine::Retry { id, .. } => {
+            let source = u64::try_from(id).ok().filter(|id| *id > 0);
+            match line.publish_content() {
+                Some(content) => chunk.events.push(JournalEvent {
+                    source,
+                    ..JournalEvent::new(vec![RETRY_KEY.to_owned()], content)
+                }),
+                None => {
+                    warn!("RETRY without a message");
+                    report(links, "RETRY message without a payload".to_owned());
+                }
             }
-        },
-        line @ OnedLine::Retry { .. } => match line.publish_content() {
-            Some(content) => events.push(JournalEvent::new(vec![RETRY_KEY.to_owned()], content)),
-            None => {
-                warn!("RETRY without a message");
-                report(links, "RETRY message without a payload".to_owned());
-            }
-        },
+            chunk.handled = source.or(chunk.handled);
+        }
         OnedLine::Undefined(line) => {
             let shown: String = line.chars().take(120).collect();
             warn!(line = %shown, "undefined message from oned ignored");

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
-use one_proto::mad::DriverLine;
+use one_proto::mad::{DriverLine, journaled_line};
 use tracing::{debug, error};
 
 use crate::journal::PendingResult;
@@ -30,10 +30,14 @@ pub enum ToOned {
     Log(String),
     /// Stored results to forward, in id order.
     Results(Vec<PendingResult>),
+    /// `JOURNALED SUCCESS <id> -` (delivery acknowledgement, [`one_proto::mad`]).
+    Journaled(u64),
 }
 
 struct Line {
     result_id: Option<u64>,
+    /// An acknowledgement, which a newer one replaces while it waits.
+    ack: bool,
     text: String,
 }
 
@@ -71,11 +75,24 @@ pub fn run(
             }
             Some(ToOned::Log(text)) => queue.push_back(Line {
                 result_id: None,
+                ack: false,
                 text: DriverLine::error(text).to_line(),
             }),
+            Some(ToOned::Journaled(id)) => {
+                let line = Line {
+                    result_id: None,
+                    ack: true,
+                    text: journaled_line(id),
+                };
+                match queue.back_mut() {
+                    Some(last) if last.ack => *last = line,
+                    _ => queue.push_back(line),
+                }
+            }
             Some(ToOned::Results(results)) => {
                 queue.extend(results.into_iter().map(|r| Line {
                     result_id: Some(r.id),
+                    ack: false,
                     text: DriverLine::result(r.hook_id, r.rc, r.body).to_line(),
                 }));
             }

@@ -28,7 +28,7 @@ use crate::journal::{
     Batch, EventLog, EventReader, JournalError, JournalEvent, PendingResult, ReplayPage, Trimmed,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const PAGE_SIZE: i64 = 32 * 1024;
 const CHECKPOINT_BYTES: i64 = 32 * 1024 * 1024;
 
@@ -36,6 +36,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY,
     ts      INTEGER NOT NULL,
+    source  INTEGER,
     keys    TEXT NOT NULL,
     content NOT NULL
 );
@@ -172,6 +173,11 @@ impl SqliteJournal {
             ));
         }
         let tx = conn.transaction().map_err(err("create schema"))?;
+        if version == 1 {
+            // Version 1 had no front-end event id.
+            tx.execute_batch("ALTER TABLE events ADD COLUMN source INTEGER")
+                .map_err(err("migrate schema"))?;
+        }
         tx.execute_batch(SCHEMA).map_err(err("create schema"))?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(err("create schema"))?;
@@ -199,14 +205,21 @@ impl SqliteJournal {
         let tx = self.conn.transaction()?;
         if !batch.events.is_empty() {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (seq, ts, keys, content) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO events (seq, ts, source, keys, content) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (event, seq) in batch.events.iter_mut().zip(first_seq..) {
                 let content = ToSqlOutput::Borrowed(match &event.decoded {
                     Some(bytes) => ValueRef::Blob(bytes),
                     None => ValueRef::Text(event.content.as_bytes()),
                 });
-                insert.execute(params![to_i64(seq), ts, encode_keys(&event.keys), content])?;
+                let source = event.source.map(to_i64);
+                insert.execute(params![
+                    to_i64(seq),
+                    ts,
+                    source,
+                    encode_keys(&event.keys),
+                    content
+                ])?;
                 event.seq = seq;
             }
         }
@@ -385,6 +398,44 @@ impl EventLog for SqliteJournal {
         let conn = open_connection(&self.path, SyncMode::Normal)?;
         Ok(Box::new(SqliteReader { conn }))
     }
+
+    fn recent_sources(&mut self, limit: usize) -> Result<Vec<(u64, u64)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, source FROM events WHERE source IS NOT NULL ORDER BY seq DESC LIMIT ?1",
+            )
+            .map_err(err("read event ids"))?;
+        let rows = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok((to_u64(r.get(0)?), to_u64(r.get(1)?)))
+            })
+            .map_err(err("read event ids"))?;
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err("read event ids"))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    fn same_content(&mut self, seq: u64, event: &JournalEvent) -> Result<bool, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT content FROM events WHERE seq = ?1")
+            .map_err(err("read event"))?;
+        let mut rows = stmt.query([to_i64(seq)]).map_err(err("read event"))?;
+        let Some(row) = rows.next().map_err(err("read event"))? else {
+            return Ok(false);
+        };
+        Ok(match row.get_ref(0).map_err(err("read event"))? {
+            ValueRef::Blob(bytes) => match &event.decoded {
+                Some(decoded) => decoded.as_slice() == bytes,
+                None => b64_encode(bytes) == event.content,
+            },
+            ValueRef::Text(text) => text == event.content.as_bytes(),
+            _ => false,
+        })
+    }
 }
 
 /// A replay reader on its own connection (WAL readers never block the writer).
@@ -526,6 +577,33 @@ mod tests {
             uid: uid.map(str::to_owned),
             duplicate: false,
         }
+    }
+
+    #[test]
+    fn a_version_1_journal_gains_the_event_id_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(
+                "CREATE TABLE events (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL,
+                                      keys TEXT NOT NULL, content NOT NULL);
+                 INSERT INTO events VALUES (1, 0, 'EVENT ', 'old');
+                 PRAGMA user_version = 1;",
+            )
+            .expect("version 1");
+        }
+        let mut j = SqliteJournal::open(&path, options(None)).expect("migrate");
+        assert_eq!(j.head(), 1);
+        let mut batch = Batch {
+            events: vec![JournalEvent {
+                source: Some(9),
+                ..event(2)
+            }],
+            ..Batch::default()
+        };
+        j.commit(&mut batch).expect("commit");
+        assert_eq!(j.recent_sources(10).expect("sources"), [(2, 9)]);
     }
 
     #[test]

@@ -3,6 +3,19 @@
 //!
 //! Lines are handled here without their terminating LF: the functions that build a line return it
 //! without LF, and the parsers accept a line with or without one.
+//!
+//! # Delivery acknowledgement (an additive extension between oned-lite and one_hm)
+//!
+//! The reference protocol has no acknowledgement for events, so lines in the pipe when a driver
+//! dies are lost. A front-end may put its event id (1 or more, increasing in the order it sends)
+//! in the id word that oned sets to -1 ([`oned_execute_line_with_id`]); the reference driver
+//! ignores that word. A driver that supports it answers, after the INIT reply, with
+//! [`journaled_line`] `JOURNALED SUCCESS <id> -` once every line it has read up to and including
+//! the one with that id is journaled (or was refused with a `LOG E` line, or recognised as a
+//! redelivery). After a driver restart the front-end sends again, in the same order and with the
+//! same ids, every line no `JOURNALED` line has covered; the driver journals a redelivered line
+//! only if it does not already hold an event with that id and the same content. Lines with id -1
+//! are never acknowledged, so a reference oned never sees a `JOURNALED` line.
 
 use crate::encoding::b64_decode_strict;
 
@@ -17,11 +30,16 @@ pub enum OnedLine {
     /// `EXECUTE  -1 <b64 HOOK_MESSAGE>`. `payload` is every word after the id, joined by single
     /// spaces (normally just the base64 message).
     Execute {
+        /// The id word: -1 from oned, a front-end event id (1 or more) for delivery
+        /// acknowledgement; -1 when it is not an integer.
+        id: i64,
         /// The words after the id.
         payload: String,
     },
-    /// `RETRY  -1 <b64 RETRY message>`, `payload` as for `Execute`.
+    /// `RETRY  -1 <b64 RETRY message>`, `id` and `payload` as for `Execute`.
     Retry {
+        /// The id word.
+        id: i64,
         /// The words after the id.
         payload: String,
     },
@@ -36,11 +54,11 @@ impl OnedLine {
     /// lines and for an empty payload.
     pub fn publish_content(&self) -> Option<String> {
         match self {
-            OnedLine::Execute { payload } => {
+            OnedLine::Execute { payload, .. } => {
                 let first = payload.split(' ').next().filter(|w| !w.is_empty())?;
                 Some(first.to_owned())
             }
-            OnedLine::Retry { payload } => {
+            OnedLine::Retry { payload, .. } => {
                 let mut words = payload.split(' ').filter(|w| !w.is_empty());
                 let first = words.next()?;
                 let second = words.next().unwrap_or("");
@@ -58,8 +76,8 @@ pub fn parse_oned_line(line: &str) -> OnedLine {
     if first.is_empty() {
         return OnedLine::Undefined(String::new());
     }
-    // The id word (normally -1) is not used by the hook manager.
-    let (_id, rest) = next_word(rest);
+    let (id_word, rest) = next_word(rest);
+    let id = id_word.parse::<i64>().unwrap_or(-1);
     let payload = || {
         let rest = rest.trim_end_matches(is_ruby_space);
         // The usual payload is one base64 word: a branch-free check for any byte that could be
@@ -78,9 +96,15 @@ pub fn parse_oned_line(line: &str) -> OnedLine {
         payload
     };
     if first.eq_ignore_ascii_case("EXECUTE") {
-        OnedLine::Execute { payload: payload() }
+        OnedLine::Execute {
+            id,
+            payload: payload(),
+        }
     } else if first.eq_ignore_ascii_case("RETRY") {
-        OnedLine::Retry { payload: payload() }
+        OnedLine::Retry {
+            id,
+            payload: payload(),
+        }
     } else if first.eq_ignore_ascii_case("INIT") {
         OnedLine::Init
     } else if first.eq_ignore_ascii_case("FINALIZE") {
@@ -98,6 +122,35 @@ pub fn oned_execute_line(b64: &str) -> String {
 /// The line oned writes for a retry: `RETRY  -1 <b64>`.
 pub fn oned_retry_line(b64: &str) -> String {
     format!("RETRY  -1 {b64}")
+}
+
+/// `EXECUTE  <id> <b64>`: an event with a front-end event id (1 or more) for delivery
+/// acknowledgement.
+pub fn oned_execute_line_with_id(id: u64, b64: &str) -> String {
+    format!("EXECUTE  {id} {b64}")
+}
+
+/// `RETRY  <id> <b64>`, as [`oned_execute_line_with_id`].
+pub fn oned_retry_line_with_id(id: u64, b64: &str) -> String {
+    format!("RETRY  {id} {b64}")
+}
+
+/// `JOURNALED SUCCESS <id> -`: every line up to the one with event id `id` is journaled.
+pub fn journaled_line(id: u64) -> String {
+    format!("JOURNALED SUCCESS {id} -")
+}
+
+/// The event id of a `JOURNALED SUCCESS <id> …` line; `None` for any other line. A front-end
+/// that uses delivery acknowledgement checks this before [`parse_driver_line`], which reads such
+/// a line as undefined.
+pub fn parse_journaled_line(line: &str) -> Option<u64> {
+    let (kind, rest) = next_word(trim_line_end(line));
+    let (status, rest) = next_word(rest);
+    let (id, _) = next_word(rest);
+    if kind != "JOURNALED" || status != "SUCCESS" {
+        return None;
+    }
+    id.parse().ok().filter(|id| *id > 0)
 }
 
 /// A line the driver writes to oned, as oned reads it (§6.2).

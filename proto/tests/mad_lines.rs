@@ -1,8 +1,9 @@
 //! MAD lines (§6.2), result frames (§5.5) and replay frames (ARCHITECTURE.md "Replay").
 
 use one_proto::mad::{
-    DriverLine, FrameError, OnedLine, ResultFrame, oned_execute_line, oned_retry_line,
-    parse_driver_line, parse_oned_line,
+    DriverLine, FrameError, OnedLine, ResultFrame, journaled_line, oned_execute_line,
+    oned_execute_line_with_id, oned_retry_line, oned_retry_line_with_id, parse_driver_line,
+    parse_journaled_line, parse_oned_line,
 };
 use one_proto::replay::{ReplayError, ReplayHeader, ReplayRequest, err_frame};
 
@@ -15,6 +16,7 @@ fn oned_lines_are_read_as_the_reference_driver_reads_them() {
     assert_eq!(
         exec,
         OnedLine::Execute {
+            id: -1,
             payload: "QUJD".into()
         }
     );
@@ -23,6 +25,7 @@ fn oned_lines_are_read_as_the_reference_driver_reads_them() {
     assert_eq!(
         retry,
         OnedLine::Retry {
+            id: -1,
             payload: "UkVU".into()
         }
     );
@@ -40,6 +43,39 @@ fn oned_lines_are_read_as_the_reference_driver_reads_them() {
         OnedLine::Undefined("BOGUS x y".into())
     );
     assert_eq!(parse_oned_line("  \n"), OnedLine::Undefined(String::new()));
+}
+
+#[test]
+fn delivery_acknowledgement_lines() {
+    assert_eq!(oned_execute_line_with_id(7, "QUJD"), "EXECUTE  7 QUJD");
+    assert_eq!(oned_retry_line_with_id(8, "QUJD"), "RETRY  8 QUJD");
+    assert_eq!(
+        parse_oned_line(&oned_execute_line_with_id(7, "QUJD")),
+        OnedLine::Execute {
+            id: 7,
+            payload: "QUJD".into()
+        }
+    );
+    assert!(matches!(
+        parse_oned_line("EXECUTE  x QUJD"),
+        OnedLine::Execute { id: -1, .. }
+    ));
+    assert_eq!(journaled_line(42), "JOURNALED SUCCESS 42 -");
+    assert_eq!(parse_journaled_line("JOURNALED SUCCESS 42 -\n"), Some(42));
+    for other in [
+        "JOURNALED FAILURE 42 -",
+        "JOURNALED SUCCESS 0 -",
+        "JOURNALED SUCCESS x -",
+        "EXECUTE SUCCESS 42 0 QUJD",
+        "",
+    ] {
+        assert_eq!(parse_journaled_line(other), None, "{other:?}");
+    }
+    // oned-lite's reader sees it as undefined unless it looks for it first.
+    assert!(matches!(
+        parse_driver_line(&journaled_line(1)),
+        DriverLine::Undefined(_)
+    ));
 }
 
 #[test]

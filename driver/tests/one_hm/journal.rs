@@ -129,3 +129,74 @@ fn retention_trims_the_oldest_events_and_replay_says_so() {
     driver.send("FINALIZE");
     assert!(driver.wait().success());
 }
+
+/// A front-end that numbers its events (delivery acknowledgement, `one_proto::mad`): the driver
+/// acknowledges what it journaled, and after a kill -9 the front-end sends again everything it
+/// holds; every event ends in the journal exactly once.
+#[test]
+fn acknowledged_delivery_survives_kill_9_without_loss_or_duplicate() {
+    use one_proto::mad::{oned_execute_line_with_id, parse_journaled_line};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let total: u64 = 3_000;
+    let sent: Vec<String> = (1..=total)
+        .map(|i| api_event("one.vm.action", true, &format!("ack-{i}")))
+        .collect();
+    let lines: Vec<String> = sent
+        .iter()
+        .zip(1..)
+        .map(|(c, id)| oned_execute_line_with_id(id, c))
+        .collect();
+
+    let mut driver = Driver::start(dir.path(), &[]);
+    driver.init();
+    let mut stdin = driver.take_stdin();
+    let first = lines.clone();
+    let writer = std::thread::spawn(move || {
+        for line in &first {
+            if stdin.write_all(format!("{line}\n").as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    // Acknowledgements only grow; kill the driver once a third is acknowledged.
+    let mut acked = 0;
+    while acked < total / 3 {
+        let line = driver.next_line();
+        let id = parse_journaled_line(&line).unwrap_or_else(|| panic!("not an ack: {line}"));
+        assert!(id > acked, "acknowledgements go forward");
+        acked = id;
+    }
+    driver.kill9();
+    writer.join().expect("writer");
+
+    // The front-end sends everything again, acknowledged or not.
+    let mut driver = Driver::start(dir.path(), &[]);
+    driver.init();
+    for line in &lines {
+        driver.send(line);
+    }
+    while acked < total {
+        let line = driver.next_line();
+        acked = parse_journaled_line(&line).unwrap_or_else(|| panic!("not an ack: {line}"));
+    }
+    assert_eq!(acked, total);
+    // A front-end whose ids started over: id 1 again, with new content, is a new event.
+    let fresh = api_event("one.vm.action", true, "fresh-1");
+    driver.send(&oned_execute_line_with_id(1, &fresh));
+    assert_eq!(parse_journaled_line(&driver.next_line()), Some(1));
+    driver.send("FINALIZE");
+    assert!(driver.wait().success());
+
+    let driver = Driver::start(dir.path(), &[]);
+    let (events, _, head) = replay_all(&driver.endpoints.replay, 0, 1000);
+    let contents: Vec<&str> = events.iter().map(|e| e.content.as_str()).collect();
+    let mut want: Vec<&str> = sent.iter().map(String::as_str).collect();
+    want.push(fresh.as_str());
+    assert_eq!(contents, want, "every event once, in order");
+    assert_eq!(head, total + 1);
+    let log = driver.stderr();
+    assert!(
+        log.contains("redelivered events already journaled, dropped"),
+        "{log}"
+    );
+}
