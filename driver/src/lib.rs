@@ -102,7 +102,7 @@
 //!
 //! # Journal and durability
 //!
-//! The journal is a SQLite file in WAL mode (32 KiB pages, checkpoints every 32 MiB of WAL) with
+//! The journal is a SQLite file in WAL mode (32 KiB pages; checkpoints run on their own thread, so the writer never waits for them) with
 //! three tables: `events` (sequence number, time, keys, content), `results` (accepted results
 //! and the dedupe window) and `meta` (head sequence, forwarding watermark); see
 //! [`sqlite_journal`]. `<journal>.lock` beside it keeps a second driver off the same journal
@@ -164,6 +164,7 @@
 //! The journal sits behind the [`journal::EventLog`] and [`journal::EventReader`] traits, so that
 //! another durable log can be added beside [`sqlite_journal::SqliteJournal`].
 
+pub mod checkpointer;
 pub mod config;
 pub mod journal;
 pub mod journal_writer;

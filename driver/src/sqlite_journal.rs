@@ -23,6 +23,7 @@ use one_proto::encoding::b64_encode;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 
+use crate::checkpointer::Checkpointer;
 use crate::config::{Retention, SyncMode};
 use crate::journal::{
     Batch, EventLog, EventReader, JournalError, JournalEvent, PendingResult, ReplayPage, Trimmed,
@@ -30,7 +31,6 @@ use crate::journal::{
 
 const SCHEMA_VERSION: i64 = 2;
 const PAGE_SIZE: i64 = 32 * 1024;
-const CHECKPOINT_BYTES: i64 = 32 * 1024 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -61,6 +61,7 @@ pub struct SqliteJournal {
     /// Held for the life of the writer: a second driver on the same journal would assign the same
     /// sequence numbers.
     _lock: Flock<File>,
+    _checkpointer: Checkpointer,
     path: PathBuf,
     head: u64,
     retention: Retention,
@@ -101,19 +102,15 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
             format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
         ));
     }
-    let page_size: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .map_err(err("configure"))?;
-    // Checkpoints every 32 MiB of WAL keep the fsyncs of NORMAL mode rare under load; the WAL
-    // file is truncated back to 64 MiB after a checkpoint.
+    // Checkpoints are the checkpointer thread's job (see `checkpointer`); the WAL file is
+    // truncated back to 64 MiB when it starts over.
     conn.execute_batch(&format!(
         "PRAGMA synchronous={};
-         PRAGMA wal_autocheckpoint={};
+         PRAGMA wal_autocheckpoint=0;
          PRAGMA journal_size_limit=67108864;
          PRAGMA cache_size=-32768;
          PRAGMA temp_store=MEMORY;",
         sync.pragma(),
-        CHECKPOINT_BYTES / page_size.max(512),
     ))
     .map_err(err("configure"))?;
     Ok(conn)
@@ -193,6 +190,7 @@ impl SqliteJournal {
         Ok(SqliteJournal {
             conn,
             _lock: lock,
+            _checkpointer: Checkpointer::start(path, options.sync, open_connection)?,
             path: path.to_owned(),
             head,
             retention: options.retention,
