@@ -148,7 +148,7 @@
 //! 100,000 events per second from MAD line to PUB frame on two cores with the journal on.
 //!
 //! Measured on the project's 2-core VM (release build, journal on with `normal`, no subscriber,
-//! input piped from a file, rate up to the last event committed and handed to the publisher),
+//! input redirected from a file, rate up to the last event committed and handed to the publisher),
 //! while other work kept the load average between 5 and 6, so the rates are pessimistic:
 //!
 //! | events | CPU per event (all threads) | rate under that load |
