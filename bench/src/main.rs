@@ -1,10 +1,21 @@
 //! `one-bench`: the benchmark suite. `scripts/bench` builds in release mode and runs
 //! `one-bench all`, which writes BENCHMARKS.md and benchmarks.json.
 
+mod burst;
 mod ceiling;
+mod driver;
+mod footprint;
+mod front;
+mod hook_log_db;
+mod local;
+mod procs;
+mod remote;
 mod report;
+mod workload;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -14,7 +25,7 @@ use report::Report;
 #[derive(Parser)]
 #[command(about = "Benchmarks of the hook subsystem, run against the real processes")]
 struct Cli {
-    /// Smaller workloads and fewer runs (a smoke test of the suite, under a minute).
+    /// Smaller workloads and one run per figure (a smoke test of the suite, under a minute).
     #[arg(long, global = true)]
     quick: bool,
     /// Runs per figure (the median is reported with the min-max).
@@ -22,6 +33,24 @@ struct Cli {
     runs: Option<usize>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// 1. Raw fork/exec of /bin/true per second: the machine's ceiling for local hooks.
+    Ceiling,
+    /// 2. one_hm: MAD lines in to PUB frames out, journal on; replay rate.
+    Driver,
+    /// 3. Local hooks end to end: throughput against the ceiling, hook start latency.
+    Local,
+    /// 4. Remote hooks: agent, ssh channel and a new ssh per hook, on 1 and 20 fake hosts.
+    Remote,
+    /// 5. oned-lite: XML-RPC rates, hook log inserts, hook log queries at 1,000,000 records.
+    Front,
+    /// 6. Resident memory and CPU time of the HEM and the driver.
+    Footprint,
+    /// 7. 10,000 events in about one second: every one must end as a record.
+    Burst,
 }
 
 #[derive(Subcommand)]
@@ -33,8 +62,8 @@ enum Command {
         #[arg(long, default_value = "benchmarks.json")]
         json: PathBuf,
     },
-    /// Raw fork/exec of /bin/true per second: the machine's ceiling for local hooks.
-    Ceiling,
+    #[command(flatten)]
+    One(Section),
 }
 
 /// Workload sizes shared by every benchmark.
@@ -51,23 +80,67 @@ impl Scale {
     }
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let scale = Scale {
         quick: cli.quick,
-        runs: cli.runs.unwrap_or(if cli.quick { 1 } else { 3 }),
+        runs: cli.runs.unwrap_or(if cli.quick { 1 } else { 3 }).max(1),
     };
+    match run(cli.command, scale) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("one-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmarks; `Ok(false)` when a section could not complete (the report says which).
+fn run(command: Command, scale: Scale) -> Result<bool> {
     let mut report = Report::new(scale);
-    match cli.command {
+    match command {
         Command::All { out, json } => {
-            ceiling::run(&mut report, scale)?;
+            let all = [
+                Section::Ceiling,
+                Section::Driver,
+                Section::Local,
+                Section::Remote,
+                Section::Front,
+                Section::Footprint,
+                Section::Burst,
+            ];
+            for section in all {
+                run_section(section, &mut report, scale);
+            }
             report.write(&out, &json)?;
             println!("wrote {} and {}", out.display(), json.display());
         }
-        Command::Ceiling => {
-            ceiling::run(&mut report, scale)?;
+        Command::One(section) => {
+            if section == Section::Local {
+                // The local figures are ratios of the ceiling measured in the same run.
+                run_section(Section::Ceiling, &mut report, scale);
+            }
+            run_section(section, &mut report, scale);
             print!("{}", report.markdown());
         }
     }
-    Ok(())
+    Ok(!report.has_failures())
+}
+
+fn run_section(section: Section, report: &mut Report, scale: Scale) {
+    let start = Instant::now();
+    let (name, result) = match section {
+        Section::Ceiling => (ceiling::SECTION, ceiling::run(report, scale)),
+        Section::Driver => (driver::SECTION, driver::run(report, scale)),
+        Section::Local => (local::SECTION, local::run(report, scale)),
+        Section::Remote => (remote::SECTION, remote::run(report, scale)),
+        Section::Front => (front::SECTION, front::run(report, scale)),
+        Section::Footprint => (footprint::SECTION, footprint::run(report, scale)),
+        Section::Burst => (burst::SECTION, burst::run(report, scale)),
+    };
+    if let Err(e) = result {
+        report.failed(name, &e);
+    }
+    println!("   ({name}: {:.1} s)", start.elapsed().as_secs_f64());
 }

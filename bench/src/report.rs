@@ -9,6 +9,36 @@ use serde::Serialize;
 
 use crate::Scale;
 
+/// What a figure is compared with; the verdict is taken on the median.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Goal {
+    /// The median must be at least this.
+    AtLeast(f64),
+    /// The median must be below this.
+    Below(f64),
+    /// The median must be exactly this.
+    Exactly(f64),
+}
+
+impl Goal {
+    pub fn met(self, v: f64) -> bool {
+        match self {
+            Goal::AtLeast(t) => v >= t,
+            Goal::Below(t) => v < t,
+            Goal::Exactly(t) => v == t,
+        }
+    }
+
+    pub fn text(self) -> String {
+        match self {
+            Goal::AtLeast(t) => format!("≥ {}", fmt(t)),
+            Goal::Below(t) => format!("< {}", fmt(t)),
+            Goal::Exactly(t) => format!("= {}", fmt(t)),
+        }
+    }
+}
+
 /// One measured quantity over several runs.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figure {
@@ -20,6 +50,12 @@ pub struct Figure {
     pub min: f64,
     pub max: f64,
     pub note: String,
+    /// The target, if the issue sets one.
+    pub goal: Option<Goal>,
+    /// Whether the median meets the goal.
+    pub met: Option<bool>,
+    /// The reference implementation's figure (anchors.md), for context.
+    pub reference: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -29,12 +65,35 @@ struct Machine {
     memory_gib: f64,
     kernel: String,
     date: String,
+    /// /proc/loadavg when the suite started and when it ended: other work on the machine.
+    load_start: String,
+    load_end: String,
 }
 
 pub struct Report {
     scale: Scale,
     figures: Vec<Figure>,
     notes: Vec<(String, String)>,
+    /// Sections introduced in order, with their method paragraph.
+    sections: Vec<(String, String)>,
+    failures: Vec<(String, String)>,
+    load_start: String,
+    started: std::time::Instant,
+}
+
+/// The value at quantile `q` (0..=1) of `sorted` (nearest rank).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 pub fn median(values: &[f64]) -> f64 {
@@ -44,21 +103,83 @@ pub fn median(values: &[f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 impl Report {
     pub fn new(scale: Scale) -> Report {
-        Report { scale, figures: Vec::new(), notes: Vec::new() }
+        Report {
+            scale,
+            figures: Vec::new(),
+            notes: Vec::new(),
+            sections: Vec::new(),
+            failures: Vec::new(),
+            load_start: loadavg(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Opens a section with its method paragraph (what is measured from where to where).
+    pub fn section(&mut self, section: &str, method: &str) {
+        println!("== {section}");
+        if !self.sections.iter().any(|(s, _)| s == section) {
+            self.sections.push((section.into(), method.into()));
+        }
+    }
+
+    /// Records that a section could not be completed.
+    pub fn failed(&mut self, section: &str, error: &anyhow::Error) {
+        println!("{section}: FAILED: {error:#}");
+        self.failures.push((section.into(), format!("{error:#}")));
+    }
+
+    pub fn has_failures(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
+    /// Sets the target of the figure added last.
+    pub fn goal(&mut self, goal: Goal) {
+        if let Some(f) = self.figures.last_mut() {
+            f.goal = Some(goal);
+            f.met = f.median.is_finite().then(|| goal.met(f.median));
+            println!(
+                "    target {}: {}",
+                goal.text(),
+                if f.met == Some(true) { "met" } else { "MISSED" }
+            );
+        }
+    }
+
+    /// Sets the reference figure (anchors.md) of the figure added last.
+    pub fn reference(&mut self, text: &str) {
+        if let Some(f) = self.figures.last_mut() {
+            f.reference = Some(text.into());
+        }
     }
 
     /// Records a figure; returns its median.
-    pub fn add(&mut self, section: &str, name: &str, unit: &str, runs: Vec<f64>, note: &str) -> f64 {
+    pub fn add(
+        &mut self,
+        section: &str,
+        name: &str,
+        unit: &str,
+        runs: Vec<f64>,
+        note: &str,
+    ) -> f64 {
         let finite: Vec<f64> = runs.iter().copied().filter(|x| x.is_finite()).collect();
         let med = median(&finite);
         let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
         let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        println!("{section} / {name}: {} {unit} (min {} max {})", fmt(med), fmt(min), fmt(max));
+        println!(
+            "{section} / {name}: {} {unit} (min {} max {})",
+            fmt(med),
+            fmt(min),
+            fmt(max)
+        );
         self.figures.push(Figure {
             section: section.into(),
             name: name.into(),
@@ -68,6 +189,9 @@ impl Report {
             min,
             max,
             note: note.into(),
+            goal: None,
+            met: None,
+            reference: None,
         });
         med
     }
@@ -110,7 +234,11 @@ impl Report {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
         Machine {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            load_start: String::new(),
+            load_end: loadavg(),
+            cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             cpu_model,
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel,
@@ -119,47 +247,104 @@ impl Report {
     }
 
     pub fn markdown(&self) -> String {
-        let m = Self::machine();
+        let mut m = Self::machine();
+        m.load_start = self.load_start.clone();
         let mut out = String::new();
         let _ = writeln!(out, "# Benchmarks\n");
         let _ = writeln!(
             out,
-            "Produced by `scripts/bench`{} on {}: {} CPUs ({}), {} GiB, Linux {}. \
-             Every figure is the median of {} run(s) with the min-max; release build; real \
-             processes on loopback.\n",
+            "Produced by `scripts/bench{}` on {}: {} CPUs ({}), {} GiB, Linux {}. \
+             Release build; every process is the real binary, talking over loopback. Each \
+             figure is the median of {} run(s), with the min-max over the runs; targets are \
+             judged on the median. The whole suite took {:.0} s.\n",
             if self.scale.quick { " --quick" } else { "" },
             m.date,
             m.cpus,
             m.cpu_model,
             m.memory_gib,
             m.kernel,
-            self.scale.runs
+            self.scale.runs,
+            self.started.elapsed().as_secs_f64(),
         );
-        let mut sections: Vec<&str> = Vec::new();
-        for f in &self.figures {
-            if !sections.contains(&f.section.as_str()) {
-                sections.push(&f.section);
-            }
-        }
-        for section in sections {
-            let _ = writeln!(out, "## {section}\n");
-            let _ = writeln!(out, "| measure | median | min-max | unit | note |");
-            let _ = writeln!(out, "|---|---:|---:|---|---|");
-            for f in self.figures.iter().filter(|f| f.section == section) {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {}-{} | {} | {} |",
-                    f.name,
-                    fmt(f.median),
-                    fmt(f.min),
-                    fmt(f.max),
-                    f.unit,
-                    f.note
-                );
+        let _ = writeln!(
+            out,
+            "The machine is shared: load average {} at the start and {} at the end (1, 5 and \
+             15 minutes). Absolute times drift with that load, which is why the local figures \
+             are also given as a ratio of the fork/exec ceiling measured in the same run.\n",
+            m.load_start, m.load_end
+        );
+        let _ = writeln!(
+            out,
+            "Reproduce with `scripts/bench` (about ten minutes; `--quick` for a smoke run), \
+             or one section with `target/release/one-bench <section>`.\n"
+        );
+        if !self.failures.is_empty() {
+            let _ = writeln!(out, "**Sections that could not complete:**\n");
+            for (section, error) in &self.failures {
+                let _ = writeln!(out, "- {section}: {}", error.replace('\n', " "));
             }
             out.push('\n');
+        }
+        let _ = writeln!(out, "## Targets\n");
+        let _ = writeln!(out, "| section | measure | median | target | verdict |");
+        let _ = writeln!(out, "|---|---|---:|---|---|");
+        for f in self.figures.iter().filter(|f| f.goal.is_some()) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} {} | {} | {} |",
+                f.section,
+                f.name,
+                fmt(f.median),
+                f.unit,
+                f.goal.map(Goal::text).unwrap_or_default(),
+                verdict(f)
+            );
+        }
+        out.push('\n');
+        let mut sections: Vec<(String, String)> = self.sections.clone();
+        for f in &self.figures {
+            if !sections.iter().any(|(s, _)| *s == f.section) {
+                sections.push((f.section.clone(), String::new()));
+            }
+        }
+        for (section, method) in &sections {
+            let _ = writeln!(out, "## {section}\n");
+            if !method.is_empty() {
+                let _ = writeln!(out, "{method}\n");
+            }
+            let figures: Vec<&Figure> = self
+                .figures
+                .iter()
+                .filter(|f| f.section == *section)
+                .collect();
+            if !figures.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "| measure | median | min-max | unit | target | verdict | reference | note |"
+                );
+                let _ = writeln!(out, "|---|---:|---:|---|---|---|---|---|");
+                for f in figures {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} - {} | {} | {} | {} | {} | {} |",
+                        f.name,
+                        fmt(f.median),
+                        fmt(f.min),
+                        fmt(f.max),
+                        f.unit,
+                        f.goal.map(Goal::text).unwrap_or_default(),
+                        verdict(f),
+                        f.reference.as_deref().unwrap_or(""),
+                        f.note
+                    );
+                }
+                out.push('\n');
+            }
             for (_, text) in self.notes.iter().filter(|(s, _)| s == section) {
                 let _ = writeln!(out, "{text}\n");
+            }
+            for (_, error) in self.failures.iter().filter(|(s, _)| s == section) {
+                let _ = writeln!(out, "**Not completed:** {}\n", error.replace('\n', " "));
             }
         }
         out
@@ -167,15 +352,29 @@ impl Report {
 
     pub fn write(&self, md: &Path, json: &Path) -> Result<()> {
         fs::write(md, self.markdown()).with_context(|| format!("writing {}", md.display()))?;
+        let mut machine = Self::machine();
+        machine.load_start = self.load_start.clone();
         let doc = serde_json::json!({
-            "machine": Self::machine(),
+            "machine": machine,
             "quick": self.scale.quick,
             "runs": self.scale.runs,
+            "duration_s": self.started.elapsed().as_secs_f64(),
             "figures": self.figures,
+            "notes": self.notes,
+            "failures": self.failures,
         });
-        fs::write(json, serde_json::to_string_pretty(&doc)?)
+        fs::write(json, serde_json::to_string_pretty(&doc)? + "\n")
             .with_context(|| format!("writing {}", json.display()))?;
         Ok(())
+    }
+}
+
+fn verdict(f: &Figure) -> &'static str {
+    match f.met {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None if f.goal.is_some() => "n/a",
+        None => "",
     }
 }
 
