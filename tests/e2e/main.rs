@@ -5,3 +5,4 @@ mod seed_examples;
 mod execution;
 mod flood;
 mod no_loss;
+mod remote;
