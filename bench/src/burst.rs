@@ -114,14 +114,14 @@ fn front_burst(n: usize) -> Result<Outcome> {
 
 pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.section(SECTION, METHOD);
-    let n = scale.pick(10_000, 3_000);
+    let n = scale.pick(10_000, 2_000);
     let source = HookSource::start(0)?;
     let mut hem = Vec::new();
     for _ in 0..scale.runs {
         hem.push(hem_burst(&source, n)?);
     }
     drop(source);
-    let n_front = scale.pick(10_000, 1_000);
+    let n_front = scale.pick(10_000, 500);
     let mut front = Vec::new();
     for _ in 0..scale.runs {
         front.push(front_burst(n_front)?);

@@ -93,7 +93,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         &format!("{total} spawns per run"),
     );
     report.reference("3,044 /s (C, 10 workers); 2,764 /s with pipes");
-    let count = scale.pick(300, 100);
+    let count = scale.pick(300, 50);
     let (mut p50, mut p99) = (Vec::new(), Vec::new());
     for _ in 0..scale.runs {
         let lat = stamp_floor(count)?;

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use crate::Scale;
 use crate::local::{HookSource, hem_throughput};
-use crate::procs::{cpu_time, status_kib};
+use crate::procs::{cpu_time, status_kib, thread_breakdown, thread_cpu};
 use crate::report::{Goal, Report};
 
 pub const SECTION: &str = "6. Footprint";
@@ -39,11 +39,12 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         }
     }
     let hooks = scale.pick(10_000, 2_000);
-    let events = scale.pick(10_000, 2_000);
+    let events = scale.pick(10_000, 1_000);
     let source = HookSource::start(hooks - 2)?;
     let (mut hem_loaded, mut hem_after, mut hem_peak, mut driver_after) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_hem, mut cpu_hooks, mut cpu_driver) = (Vec::new(), Vec::new(), Vec::new());
+    let mut breakdown = String::new();
     for _ in 0..scale.runs {
         let mut p = source.pipeline(&[])?;
         if p.hooks_loaded < hooks as u64 {
@@ -52,8 +53,15 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         std::thread::sleep(Duration::from_secs(2));
         hem_loaded.push(mib(status_kib(p.hem.pid(), "VmRSS")?));
         let (hem0, drv0) = (cpu_time(p.hem.pid())?, cpu_time(p.driver.pid())?);
+        let (hem_t0, drv_t0) = (thread_cpu(p.hem.pid())?, thread_cpu(p.driver.pid())?);
         hem_throughput(&mut p, source.true_hook, events)?;
         let (hem1, drv1) = (cpu_time(p.hem.pid())?, cpu_time(p.driver.pid())?);
+        let (hem_t1, drv_t1) = (thread_cpu(p.hem.pid())?, thread_cpu(p.driver.pid())?);
+        breakdown = format!(
+            "CPU per event by thread in the last run — HEM: {}; driver: {}.",
+            thread_breakdown(&hem_t0, &hem_t1, events),
+            thread_breakdown(&drv_t0, &drv_t1, events)
+        );
         let per = 10_000.0 / events as f64;
         cpu_hem.push((hem1 - hem0).own * per);
         cpu_hooks.push((hem1 - hem0).children * per);
@@ -123,5 +131,6 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         cpu_driver,
         &note,
     );
+    report.note(SECTION, &breakdown);
     Ok(())
 }

@@ -272,7 +272,7 @@ impl HookSource {
                                 )
                             } else {
                                 format!(
-                                    "NAME=h{id}\nTYPE=state\nRESOURCE=VM\nSTATE=ACTIVE\nLCM_STATE=RUNNING\nCOMMAND=hook{id}.rb\nARGUMENTS=\"$TEMPLATE y{id}\"\nTIMEOUT=30\n"
+                                    "NAME=h{id}\nTYPE=state\nON=CUSTOM\nRESOURCE=VM\nSTATE=ACTIVE\nLCM_STATE=RUNNING\nCOMMAND=hook{id}.rb\nARGUMENTS=\"$TEMPLATE y{id}\"\nTIMEOUT=30\n"
                                 )
                             };
                             client.hook_allocate(&t)?;
@@ -471,9 +471,9 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
 
     // HEM route: one hook source, a fresh driver and HEM per run.
     let source = HookSource::start(0)?;
-    let n_tput = scale.pick(6000, 1000);
-    let n_paced = scale.pick(2500, 500);
-    let n_sat = scale.pick(2000, 400);
+    let n_tput = scale.pick(6000, 600);
+    let n_paced = scale.pick(2500, 300);
+    let n_sat = scale.pick(2000, 300);
     let mut tput = Vec::new();
     let mut paced = Percentiles::new();
     let mut offered = Vec::new();
@@ -492,7 +492,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     drop(source);
 
     // Front-end route: a fresh stack per run and measure.
-    let n_front = scale.pick(4000, 600);
+    let n_front = scale.pick(4000, 400);
     let mut front = Vec::new();
     let mut xmlrpc = Vec::new();
     let mut front_paced = Percentiles::new();

@@ -420,3 +420,55 @@ pub fn cpu_time(pid: u32) -> Result<CpuTime> {
         children: (num(13)? + num(14)?) / USER_HZ,
     })
 }
+
+/// CPU seconds (user+system) of each live thread of `pid`, summed by thread name with
+/// trailing digits removed (`hem-result-3` counts as `hem-result-`).
+pub fn thread_cpu(pid: u32) -> Result<std::collections::BTreeMap<String, f64>> {
+    let mut out = std::collections::BTreeMap::new();
+    let tasks = fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("reading /proc/{pid}/task"))?;
+    for t in tasks.flatten() {
+        let Ok(stat) = fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head
+            .split_once(" (")
+            .map(|(_, n)| n)
+            .unwrap_or("?")
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .to_string();
+        let f: Vec<&str> = rest.split(' ').collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+            .sum();
+        *out.entry(name).or_insert(0.0) += ticks / USER_HZ;
+    }
+    Ok(out)
+}
+
+/// Per-thread CPU spent between two [`thread_cpu`] readings, in microseconds per event,
+/// largest first, as `name 12.3 µs` items.
+pub fn thread_breakdown(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    events: usize,
+) -> String {
+    let mut items: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, a)| {
+            let b = before.get(name).copied().unwrap_or(0.0);
+            (name.clone(), (a - b) * 1e6 / events as f64)
+        })
+        .filter(|(_, us)| *us > 0.0)
+        .collect();
+    items.sort_by(|a, b| b.1.total_cmp(&a.1));
+    items
+        .iter()
+        .map(|(n, us)| format!("{n} {us:.0} µs"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -319,18 +319,18 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         .enable_all()
         .build()?;
     let agent_sizes = Sizes {
-        latency: scale.pick(300, 50),
-        total: scale.pick(4000, 500),
+        latency: scale.pick(300, 30),
+        total: scale.pick(4000, 300),
         in_flight: 32,
     };
     let channel_sizes = Sizes {
-        latency: scale.pick(200, 50),
-        total: scale.pick(2000, 300),
+        latency: scale.pick(200, 30),
+        total: scale.pick(2000, 200),
         in_flight: 32,
     };
     let ssh_sizes = Sizes {
-        latency: scale.pick(20, 5),
-        total: scale.pick(60, 20),
+        latency: scale.pick(20, 3),
+        total: scale.pick(60, 10),
         in_flight: 10,
     };
     let agent = executor_mode(

@@ -285,10 +285,13 @@ impl Report {
             }
             out.push('\n');
         }
-        let _ = writeln!(out, "## Targets\n");
-        let _ = writeln!(out, "| section | measure | median | target | verdict |");
-        let _ = writeln!(out, "|---|---|---:|---|---|");
-        for f in self.figures.iter().filter(|f| f.goal.is_some()) {
+        let goals: Vec<&Figure> = self.figures.iter().filter(|f| f.goal.is_some()).collect();
+        if !goals.is_empty() {
+            let _ = writeln!(out, "## Targets\n");
+            let _ = writeln!(out, "| section | measure | median | target | verdict |");
+            let _ = writeln!(out, "|---|---|---:|---|---|");
+        }
+        for f in goals {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} {} | {} | {} |",
@@ -378,19 +381,32 @@ fn verdict(f: &Figure) -> &'static str {
     }
 }
 
-/// Three significant digits, without exponent for the magnitudes we report.
+/// Three significant digits below 1,000, whole numbers with thousands separators above.
 pub fn fmt(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".into();
     }
     let a = v.abs();
-    if a >= 1000.0 {
-        format!("{:.0}", v)
-    } else if a >= 100.0 {
+    if a >= 1000.0 || (v.fract() == 0.0 && a < 1e15) {
+        return group(v.round() as i64);
+    }
+    if a >= 100.0 {
         format!("{:.1}", v)
     } else if a >= 1.0 {
         format!("{:.2}", v)
     } else {
         format!("{:.3}", v)
     }
+}
+
+fn group(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
