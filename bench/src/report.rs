@@ -354,6 +354,12 @@ impl Report {
     }
 
     pub fn write(&self, md: &Path, json: &Path) -> Result<()> {
+        for path in [md, json] {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
         fs::write(md, self.markdown()).with_context(|| format!("writing {}", md.display()))?;
         let mut machine = Self::machine();
         machine.load_start = self.load_start.clone();
