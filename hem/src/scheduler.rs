@@ -34,24 +34,33 @@ pub struct Submitter {
 
 impl Submitter {
     /// Submits from async code; waits while the scheduler is full.
-    pub async fn submit(&self, exec: Execution) -> Result<(), Execution> {
-        self.tx.send(exec).await.map_err(|e| e.0)
+    pub async fn submit(&self, exec: Execution) -> Result<(), SchedulerClosed> {
+        self.tx.send(exec).await.map_err(|_| SchedulerClosed)
     }
 
-    /// Submits without waiting; gives the execution back when the scheduler is full
-    /// (`Ok(Some)`), or fails when the scheduler is gone.
-    pub fn try_submit(&self, exec: Execution) -> Result<Option<Execution>, Execution> {
+    /// Submits without waiting.
+    pub fn try_submit(&self, exec: Execution) -> TrySubmit {
         match self.tx.try_send(exec) {
-            Ok(()) => Ok(None),
-            Err(mpsc::error::TrySendError::Full(e)) => Ok(Some(e)),
-            Err(mpsc::error::TrySendError::Closed(e)) => Err(e),
+            Ok(()) => TrySubmit::Accepted,
+            Err(mpsc::error::TrySendError::Full(e)) => TrySubmit::Full(Box::new(e)),
+            Err(mpsc::error::TrySendError::Closed(_)) => TrySubmit::Closed,
         }
     }
+}
 
-    /// Submits from a thread outside the runtime; blocks while the scheduler is full.
-    pub fn submit_blocking(&self, exec: Execution) -> Result<(), Execution> {
-        self.tx.blocking_send(exec).map_err(|e| e.0)
-    }
+/// The scheduler is gone (the HEM is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the scheduler has stopped")]
+pub struct SchedulerClosed;
+
+/// What [`Submitter::try_submit`] did.
+#[derive(Debug)]
+pub enum TrySubmit {
+    Accepted,
+    /// The scheduler is full; the execution is given back.
+    Full(Box<Execution>),
+    /// The scheduler is gone.
+    Closed,
 }
 
 /// Starts the scheduler task. It ends when every [`Submitter`] is dropped and all submitted

@@ -18,7 +18,7 @@ use crate::local_exec::LocalExecutor;
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
 use crate::runner::{HemRunner, complete};
-use crate::scheduler::{self, Limits, Submitter};
+use crate::scheduler::{self, Limits, Submitter, TrySubmit};
 use crate::state_db::StateDb;
 use crate::subscriber::ZmqSubscriber;
 
@@ -240,16 +240,16 @@ impl Acceptor for DbAcceptor {
             let mut exec = exec;
             loop {
                 match self.submitter.try_submit(exec) {
-                    Ok(None) => break,
-                    Ok(Some(back)) => {
+                    TrySubmit::Accepted => break,
+                    TrySubmit::Full(back) => {
                         if self.shared.stop.load(Ordering::SeqCst) {
                             // Recorded as pending: the next start runs it.
                             return false;
                         }
-                        exec = back;
+                        exec = *back;
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    Err(_) => return false,
+                    TrySubmit::Closed => return false,
                 }
             }
         }

@@ -104,9 +104,12 @@ impl HookSource for FakeSource {
     }
 }
 
+/// One accept call: the executions and the watermark recorded with them.
+type AcceptCall = (Vec<Execution>, Option<u64>);
+
 #[derive(Clone, Default)]
 struct FakeAcceptor {
-    calls: Arc<Mutex<Vec<(Vec<Execution>, Option<u64>)>>>,
+    calls: Arc<Mutex<Vec<AcceptCall>>>,
 }
 
 impl FakeAcceptor {

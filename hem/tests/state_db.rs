@@ -14,7 +14,7 @@ fn exec(seq: u64, hook: i64, target: Target) -> Execution {
         plan: Plan {
             command: "/var/lib/one/remotes/hooks/x.rb".into(),
             arguments: format!("PFZNPg== {seq}"),
-            stdin: seq % 2 == 0,
+            stdin: seq.is_multiple_of(2),
             timeout_secs: Some(seq),
             target,
             report_host: Some("node1".into()),
