@@ -45,7 +45,8 @@ pub enum WriterMsg {
     },
     /// A result to store before it is acknowledged.
     Result(AcceptedResult),
-    /// Result lines up to this id were written to oned.
+    /// Results up to this id were delivered to oned: written, or acknowledged with a `STORED`
+    /// line by a front-end that acknowledges results.
     Forwarded(u64),
     /// Shutdown: commit what is queued, then stop publishing and forwarding.
     Finish,

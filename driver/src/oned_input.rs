@@ -1,4 +1,4 @@
-//! Reading oned's MAD lines from stdin: INIT, FINALIZE, EXECUTE and RETRY.
+//! Reading oned's MAD lines from stdin: INIT, FINALIZE, EXECUTE, RETRY and STORED.
 //!
 //! Events are turned into journal entries here (keys derived from the decoded message) and handed
 //! to the journal writer a read chunk at a time. This thread never touches a socket, so a slow or
@@ -203,6 +203,14 @@ fn handle_line(raw: &[u8], chunk: &mut Chunk, links: &InputLinks) -> Option<Stop
                 }
             }
             chunk.handled = source.or(chunk.handled);
+        }
+        OnedLine::Stored(id) => {
+            // The front-end acknowledges results: from now on a result counts as delivered
+            // when acknowledged, not when written (see `one_proto::mad`).
+            let _ = links.oned.send(ToOned::AckingFront);
+            if id > 0 {
+                let _ = links.writer.send(WriterMsg::Forwarded(id));
+            }
         }
         OnedLine::Undefined(line) => {
             let shown: String = line.chars().take(120).collect();

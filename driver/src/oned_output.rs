@@ -4,14 +4,16 @@
 //! whatever else that read catches is lost. So nothing is written before INIT is answered, and
 //! after the reply everything waits [`INIT_GRACE`] before it goes out. Each line is flushed on its
 //! own. Once result lines are written, their ids go back to the journal writer as the forwarding
-//! watermark.
+//! watermark, unless the front-end acknowledges results (`STORED  0 -` before INIT): then the
+//! result lines are followed by a `FORWARDED SUCCESS <id> -` marker and the watermark follows the
+//! front-end's `STORED` lines instead ([`one_proto::mad`]).
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
-use one_proto::mad::{DriverLine, journaled_line};
+use one_proto::mad::{DriverLine, forwarded_line, journaled_line};
 use tracing::{debug, error};
 
 use crate::journal::PendingResult;
@@ -32,6 +34,10 @@ pub enum ToOned {
     Results(Vec<PendingResult>),
     /// `JOURNALED SUCCESS <id> -` (delivery acknowledgement, [`one_proto::mad`]).
     Journaled(u64),
+    /// The front-end acknowledges results (`STORED` lines, [`one_proto::mad`]): result lines
+    /// are followed by a `FORWARDED` marker, and writing one no longer counts as delivering
+    /// it.
+    AckingFront,
 }
 
 struct Line {
@@ -49,6 +55,9 @@ pub fn run(
     shutdown: Shutdown,
 ) {
     let mut queue: VecDeque<Line> = VecDeque::new();
+    // Set for a front-end that acknowledges results; its `STORED` lines, read on stdin, move
+    // the forwarding watermark instead of the writes.
+    let mut acking = false;
     // When INIT was last answered; nothing but the reply is written before it.
     let mut answered: Option<Instant> = None;
     loop {
@@ -89,6 +98,12 @@ pub fn run(
                     _ => queue.push_back(line),
                 }
             }
+            Some(ToOned::AckingFront) => {
+                if !acking {
+                    debug!("the front-end acknowledges results");
+                }
+                acking = true;
+            }
             Some(ToOned::Results(results)) => {
                 queue.extend(results.into_iter().map(|r| Line {
                     result_id: Some(r.id),
@@ -99,23 +114,27 @@ pub fn run(
             None => {}
         }
         let ready = answered.is_some_and(|at| at.elapsed() >= INIT_GRACE);
-        if ready && let Err(e) = drain(&mut out, &mut queue, &writer) {
+        if ready && let Err(e) = drain(&mut out, &mut queue, &writer, acking) {
             return broken(&shutdown, &e);
         }
     }
     // Every sender is gone: write what is left, if oned is listening.
     if let Some(at) = answered {
         std::thread::sleep((at + INIT_GRACE).saturating_duration_since(Instant::now()));
-        if let Err(e) = drain(&mut out, &mut queue, &writer) {
+        if let Err(e) = drain(&mut out, &mut queue, &writer, acking) {
             broken(&shutdown, &e);
         }
     }
 }
 
+/// Writes the queue. For a front-end that acknowledges results, the result lines written are
+/// followed by one `FORWARDED` marker and the watermark waits for its `STORED` line; otherwise
+/// writing a result line delivers it.
 fn drain(
     out: &mut impl Write,
     queue: &mut VecDeque<Line>,
     writer: &SyncSender<WriterMsg>,
+    acking: bool,
 ) -> std::io::Result<()> {
     let mut forwarded = None;
     let result = loop {
@@ -130,11 +149,20 @@ fn drain(
         }
         queue.pop_front();
     };
-    if let Some(id) = forwarded {
-        // The writer outlives this thread, so the mark always arrives.
-        let _ = writer.send(WriterMsg::Forwarded(id));
+    match forwarded {
+        Some(id) if acking => {
+            // Results already written are re-forwarded after a restart unless acknowledged,
+            // so a marker lost with a broken pipe costs nothing.
+            result?;
+            write_line(out, &forwarded_line(id))
+        }
+        Some(id) => {
+            // The writer outlives this thread, so the mark always arrives.
+            let _ = writer.send(WriterMsg::Forwarded(id));
+            result
+        }
+        None => result,
     }
-    result
 }
 
 fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {

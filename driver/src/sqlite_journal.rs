@@ -12,7 +12,8 @@
 //!   ts INTEGER)`: accepted results; forwarded ones stay as the dedupe window.
 //! - `meta(name TEXT PRIMARY KEY, value INTEGER)`: `head` (the newest sequence number, stored
 //!   when trimming, so that it survives the removal of every event; otherwise the newest row is
-//!   the head) and `forwarded` (every result id up to it was written to oned).
+//!   the head) and `forwarded` (every result id up to it was delivered to oned: written, or
+//!   acknowledged by a front-end that acknowledges results).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -242,8 +243,13 @@ impl SqliteJournal {
             }
         }
         if let Some(forwarded) = batch.forwarded {
-            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE name = 'forwarded'")?
-                .execute([to_i64(forwarded)])?;
+            // Clamped to the results stored: an acknowledgement from a front-end is no reason
+            // to skip results this journal has not assigned yet.
+            tx.prepare_cached(
+                "UPDATE meta SET value = max(value, min(?1, (SELECT COALESCE(max(id), 0) FROM results)))
+                 WHERE name = 'forwarded'",
+            )?
+            .execute([to_i64(forwarded)])?;
         }
         tx.commit()
     }
@@ -319,9 +325,10 @@ impl SqliteJournal {
         let (Some(min_id), Some(max_id)) = (min_id, max_id) else {
             return Ok(0);
         };
-        // Unforwarded results are never trimmed; forwarded ones stay while in the window.
+        // Unforwarded results are never trimmed; forwarded ones stay while in the window. The
+        // newest row always stays, so that ids (rowids) are never handed out again.
         let cutoff = forwarded
-            .min(max_id.saturating_sub(to_i64(self.dedupe_window)))
+            .min(max_id.saturating_sub(to_i64(self.dedupe_window.max(1))))
             .min(min_id.saturating_add(to_i64(budget)).saturating_sub(1));
         if cutoff < min_id {
             return Ok(0);

@@ -5,10 +5,20 @@
 //! process group, with the var dir as working directory. A relative EXECUTABLE is looked up next
 //! to the running binary first, then (a bare name only) on `PATH`. The link then:
 //!
-//! - sends `INIT` and requires `INIT SUCCESS` as the first line within 10 s;
-//! - writes the event outbox to the driver's stdin ([`EventBus::deliver`]);
+//! - sends `STORED  0 -` (announcing result acknowledgement, see below) and `INIT`, and
+//!   requires `INIT SUCCESS` as the first line within 10 s;
+//! - writes the event outbox to the driver's stdin ([`EventBus::deliver`]), keeping events
+//!   until the driver's `JOURNALED SUCCESS <id> -` lines cover them (delivery acknowledgement,
+//!   [`crate::events`]);
 //! - reads the driver's stdout: result lines are stored in the hook log in batched
-//!   transactions, `LOG` lines go to the log, anything else is logged as undefined;
+//!   transactions, `JOURNALED` lines go to the sender, `LOG` lines go to the log, anything else
+//!   is logged as undefined;
+//! - acknowledges stored results: a driver that read `STORED  0 -` follows its result lines
+//!   with `FORWARDED SUCCESS <result_id> -`; once every result line read before such a marker
+//!   is committed to the hook log, the link writes `STORED  <result_id> -`, and the driver
+//!   forwards again, after a restart, every result not acknowledged ([`one_proto::mad`]).
+//!   Duplicates are dropped by `<EXECUTION_UID>`. After a failed hook-log commit no further
+//!   result is acknowledged in that driver session, so the next driver forwards them again;
 //! - logs the driver's stderr;
 //! - restarts the driver with exponential backoff (0.2 s doubling to 30 s, reset after a minute
 //!   of healthy running) whenever it exits or its pipes break;
@@ -22,7 +32,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use one_proto::mad::{DriverLine, parse_driver_line};
+use one_proto::mad::{
+    DriverLine, parse_driver_line, parse_forwarded_line, parse_journaled_line, stored_line,
+};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
@@ -30,7 +42,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::events::EventBus;
+use crate::events::{EventBus, SessionAcks};
 
 /// How long the driver has to answer `INIT` (the reference's value).
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -307,13 +319,24 @@ async fn run_once(
     tracing::info!(pid, executable = %path.display(), "hook manager driver initialized");
 
     let (results_tx, results_rx) = mpsc::channel(RESULT_QUEUE);
-    let mut reader = tokio::spawn(read_driver(stdout, results_tx, pid));
-    let writer = tokio::spawn(store_results(db.clone(), spec.retention, results_rx));
+    let (journaled_tx, journaled_rx) = watch::channel(0u64);
+    let (stored_tx, stored_rx) = watch::channel(0u64);
+    let mut reader = tokio::spawn(read_driver(stdout, results_tx, journaled_tx, pid));
+    let writer = tokio::spawn(store_results(
+        db.clone(),
+        spec.retention,
+        results_rx,
+        stored_tx,
+    ));
     let (sender_stop, sender_stop_rx) = watch::channel(false);
+    let acks = SessionAcks {
+        journaled: journaled_rx,
+        stored: stored_rx,
+    };
     let mut sender: JoinHandle<(ChildStdin, Result<(), crate::events::EventError>)> = {
         let bus = bus.clone();
         tokio::spawn(async move {
-            let r = bus.deliver(&mut stdin, sender_stop_rx).await;
+            let r = bus.deliver(&mut stdin, acks, sender_stop_rx).await;
             (stdin, r)
         })
     };
@@ -379,14 +402,18 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Sends `INIT` and reads the answer, which must be `INIT SUCCESS` within [`INIT_TIMEOUT`].
+/// Sends `STORED  0 -` and `INIT`, and reads the answer, which must be `INIT SUCCESS` within
+/// [`INIT_TIMEOUT`]. The `STORED` line comes first so that the driver knows, before it writes
+/// any result, that this front-end acknowledges them; a reference driver ignores an action it
+/// has no handler for.
 async fn handshake<R: AsyncBufRead + Unpin>(
     stdin: &mut ChildStdin,
     stdout: &mut R,
     child: &mut Child,
 ) -> Result<(), String> {
+    let hello = format!("{}\nINIT\n", stored_line(0));
     let write = async {
-        stdin.write_all(b"INIT\n").await?;
+        stdin.write_all(hello.as_bytes()).await?;
         stdin.flush().await
     };
     if let Err(e) = write.await {
@@ -543,10 +570,19 @@ struct DriverResult {
     body: String,
 }
 
-/// Reads the driver's stdout until EOF: results go to the store, the rest to the log.
+/// What the reader hands to the result store, in the order read.
+enum FromDriver {
+    Result(DriverResult),
+    /// `FORWARDED SUCCESS <id> -`: the results before it carry driver result ids up to `id`.
+    Forwarded(u64),
+}
+
+/// Reads the driver's stdout until EOF: results and their `FORWARDED` markers go to the store,
+/// `JOURNALED` acknowledgements to the sender (through `journaled`), the rest to the log.
 async fn read_driver<R: AsyncBufRead + Unpin>(
     mut stdout: R,
-    results: mpsc::Sender<DriverResult>,
+    results: mpsc::Sender<FromDriver>,
+    journaled: watch::Sender<u64>,
     pid: u32,
 ) {
     let mut buf = Vec::new();
@@ -559,6 +595,20 @@ async fn read_driver<R: AsyncBufRead + Unpin>(
                 break;
             }
         };
+        if let Some(id) = parse_journaled_line(&line) {
+            journaled.send_if_modified(|v| {
+                let newer = id > *v;
+                *v = (*v).max(id);
+                newer
+            });
+            continue;
+        }
+        if let Some(id) = parse_forwarded_line(&line) {
+            if results.send(FromDriver::Forwarded(id)).await.is_err() {
+                break;
+            }
+            continue;
+        }
         match parse_driver_line(&line) {
             DriverLine::Result {
                 success,
@@ -572,7 +622,7 @@ async fn read_driver<R: AsyncBufRead + Unpin>(
                     rc,
                     body,
                 };
-                if results.send(result).await.is_err() {
+                if results.send(FromDriver::Result(result)).await.is_err() {
                     break;
                 }
             }
@@ -622,8 +672,17 @@ fn stderr_level(line: &str) -> tracing::Level {
 }
 
 /// Stores results in batches: one transaction for whatever arrived while the previous batch
-/// was being written.
-async fn store_results(db: Db, retention: u32, mut results: mpsc::Receiver<DriverResult>) {
+/// was being written. After each commit, the newest `FORWARDED` marker whose results are all
+/// stored goes to `stored`, which the sender writes to the driver as `STORED  <id> -`.
+async fn store_results(
+    db: Db,
+    retention: u32,
+    mut results: mpsc::Receiver<FromDriver>,
+    stored: watch::Sender<u64>,
+) {
+    // Cleared by a result that could not be stored: acknowledging later markers would cover it,
+    // so the rest of this session is left for the next driver to forward again.
+    let mut acking = true;
     while let Some(first) = results.recv().await {
         let mut batch = vec![first];
         while batch.len() < RESULT_BATCH {
@@ -632,28 +691,73 @@ async fn store_results(db: Db, retention: u32, mut results: mpsc::Receiver<Drive
                 Err(_) => break,
             }
         }
-        let db = db.clone();
-        let count = batch.len();
-        match tokio::task::spawn_blocking(move || store_batch(&db, &batch, retention)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(count, error = %e, "cannot store hook results; they are lost")
-            }
+        let db2 = db.clone();
+        let (batch, outcome) = match tokio::task::spawn_blocking(move || {
+            let outcome = store_batch(&db2, &batch, retention);
+            (batch, outcome)
+        })
+        .await
+        {
+            Ok(r) => r,
             Err(e) => {
-                tracing::error!(count, error = %e, "hook result store task failed; results are lost")
+                tracing::error!(error = %e, "hook result store task failed; results are lost");
+                acking = false;
+                continue;
             }
+        };
+        let stored_upto = match outcome {
+            Ok(first_failed) => first_failed.unwrap_or(batch.len()),
+            Err(e) => {
+                let count = batch
+                    .iter()
+                    .filter(|r| matches!(r, FromDriver::Result(_)))
+                    .count();
+                tracing::error!(count, error = %e, "cannot store hook results");
+                0
+            }
+        };
+        if !acking {
+            continue;
+        }
+        let marker = batch[..stored_upto]
+            .iter()
+            .filter_map(|r| match r {
+                FromDriver::Forwarded(id) => Some(*id),
+                FromDriver::Result(_) => None,
+            })
+            .max();
+        if let Some(id) = marker {
+            stored.send_if_modified(|v| {
+                let newer = id > *v;
+                *v = (*v).max(id);
+                newer
+            });
+        }
+        if stored_upto < batch.len() {
+            acking = false;
+            tracing::error!(
+                "a hook result was not stored; results of this driver are no longer acknowledged, \
+                 so that the next driver forwards them again"
+            );
         }
     }
 }
 
-fn store_batch(db: &Db, batch: &[DriverResult], retention: u32) -> rusqlite::Result<()> {
+/// Stores the results of `batch` in one transaction. Returns the position of the first result
+/// that could not be stored (`None`: all were stored, or dropped on purpose as duplicates or
+/// ill-formed); an error when the transaction failed (nothing stored).
+fn store_batch(db: &Db, batch: &[FromDriver], retention: u32) -> rusqlite::Result<Option<usize>> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let write = || {
         db.write(|tx| {
-            for r in batch {
+            let mut first_failed = None;
+            for (i, item) in batch.iter().enumerate() {
+                let FromDriver::Result(r) = item else {
+                    continue;
+                };
                 match crate::hook_log::add_result(tx, r.hook_id, r.rc, &r.body, retention, now) {
                     Ok(Some(execution_id)) => {
                         if r.success {
@@ -667,10 +771,13 @@ fn store_batch(db: &Db, batch: &[DriverResult], retention: u32) -> rusqlite::Res
                         rc = r.rc,
                         "hook result not stored (a duplicate, or not well-formed XML)"
                     ),
-                    Err(e) => tracing::error!(hook_id = r.hook_id, rc = r.rc, error = %e, "cannot store hook result"),
+                    Err(e) => {
+                        tracing::error!(hook_id = r.hook_id, rc = r.rc, error = %e, "cannot store hook result");
+                        first_failed.get_or_insert(i);
+                    }
                 }
             }
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, rusqlite::Error>(first_failed)
         })
     };
     // One retry covers a transient lock by another writer.

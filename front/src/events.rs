@@ -4,28 +4,41 @@
 //! that changes the object ([`EventBus::enqueue_state`]), an API event or a retry in its own
 //! transaction ([`EventBus::emit_api`], [`EventBus::retry`]). The driver link runs
 //! [`EventBus::deliver`], which writes the outbox in sequence order as MAD lines to the driver's
-//! stdin and deletes what it has written. So events produced while the driver is down (or not
-//! configured) wait on disk and go out, in order, when it is back.
+//! stdin, with the outbox sequence number in the id word (`EXECUTE  <seq> <b64>`). So events
+//! produced while the driver is down (or not configured) wait on disk and go out, in order, when
+//! it is back.
+//!
+//! Delivery acknowledgement ([`one_proto::mad`]): a driver that journals what it reads answers
+//! `JOURNALED SUCCESS <seq> -` once everything up to that line is journaled. The outbox keeps
+//! every event until such a line covers it (deleted in batches, one delete per acknowledgement
+//! read), and a new driver session starts again from the oldest event kept, so lines that sat in
+//! the pipe of a driver that died are sent again (the driver drops the ones it had journaled).
+//! A driver that never acknowledges (the reference `one_hm`) is recognised when no `JOURNALED`
+//! line arrives within [`ACK_TIMEOUT`] of the first line written to it: from then on events are
+//! deleted once written, as the reference oned does, and a warning says that events in the pipe
+//! can be lost with this driver. What was learnt carries over to the next session, and a
+//! `JOURNALED` line switches back at any time.
+//!
+//! The same sender writes the result acknowledgements of the driver link (`STORED  <id> -`),
+//! so that every line on the driver's stdin comes from one writer.
 //!
 //! The outbox is bounded: when it holds more than its limit, the oldest events are dropped (down
 //! to 90% of the limit, so the error log is not repeated for every new event) with an error
 //! log.
-//!
-//! Delivery is at most once per written line: an event is deleted once its line is in the pipe,
-//! so a driver that dies with unread lines in its stdin buffer loses those (at most one pipe
-//! buffer). The driver journals what it reads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use one_proto::encoding::b64_encode;
 use one_proto::event::{ApiEvent, HookMessage, StateEvent};
-use one_proto::mad::{oned_execute_line, oned_retry_line};
+use one_proto::mad::{oned_execute_line_with_id, oned_retry_line_with_id, stored_line};
 use one_proto::retry::RetryMessage;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
+// Tokio's clock, so that tests can pause it.
+use tokio::time::Instant;
 
 use crate::db::Db;
 
@@ -49,6 +62,10 @@ const BATCH: usize = 1000;
 /// safety net; every writer notifies it).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a driver has to acknowledge the first lines written to it before it is taken for
+/// one that never does.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 const KIND_EXECUTE: i64 = 0;
 const KIND_RETRY: i64 = 1;
 
@@ -66,10 +83,49 @@ pub enum EventError {
 /// What an outbox entry becomes on the driver's stdin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
-    /// `EXECUTE  -1 <b64 HOOK_MESSAGE>`.
+    /// `EXECUTE  <seq> <b64 HOOK_MESSAGE>`.
     Execute,
-    /// `RETRY  -1 <b64 RETRY message>`.
+    /// `RETRY  <seq> <b64 RETRY message>`.
     Retry,
+}
+
+/// What the sender knows about the driver's delivery acknowledgements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckMode {
+    /// Nothing yet: events are kept until acknowledged, for at most [`ACK_TIMEOUT`].
+    Unknown,
+    /// The driver acknowledges: events are kept until acknowledged.
+    Acking,
+    /// The driver does not acknowledge: events are deleted once written.
+    NonAcking,
+}
+
+impl AckMode {
+    fn from_u8(v: u8) -> AckMode {
+        match v {
+            1 => AckMode::Acking,
+            2 => AckMode::NonAcking,
+            _ => AckMode::Unknown,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            AckMode::Unknown => 0,
+            AckMode::Acking => 1,
+            AckMode::NonAcking => 2,
+        }
+    }
+}
+
+/// What the driver link tells the sender during one driver session.
+#[derive(Debug)]
+pub struct SessionAcks {
+    /// The highest event id the driver acknowledged with `JOURNALED SUCCESS <id> -` (0: none).
+    pub journaled: watch::Receiver<u64>,
+    /// The highest driver result id up to which results are stored in the hook log (0: none),
+    /// to be written to the driver as `STORED  <id> -`.
+    pub stored: watch::Receiver<u64>,
 }
 
 /// One event waiting in the outbox.
@@ -82,11 +138,12 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
-    /// The MAD line, without LF.
+    /// The MAD line, without LF, with the sequence number as event id.
     pub fn line(&self) -> String {
+        let id = u64::try_from(self.seq).unwrap_or(0);
         match self.kind {
-            EntryKind::Execute => oned_execute_line(&self.payload),
-            EntryKind::Retry => oned_retry_line(&self.payload),
+            EntryKind::Execute => oned_execute_line_with_id(id, &self.payload),
+            EntryKind::Retry => oned_retry_line_with_id(id, &self.payload),
         }
     }
 }
@@ -102,6 +159,8 @@ struct Inner {
     /// Wakes the sender; a permit is stored when it is busy, so no wake-up is lost.
     notify: Notify,
     limit: AtomicU64,
+    /// [`AckMode`] as learnt from the drivers so far.
+    ack_mode: AtomicU8,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -120,6 +179,7 @@ impl EventBus {
                 db,
                 notify: Notify::new(),
                 limit: AtomicU64::new(DEFAULT_OUTBOX_LIMIT),
+                ack_mode: AtomicU8::new(AckMode::Unknown.to_u8()),
             }),
         }
     }
@@ -132,6 +192,15 @@ impl EventBus {
     /// The current limit.
     pub fn limit(&self) -> u64 {
         self.inner.limit.load(Ordering::Relaxed)
+    }
+
+    /// What the sender has learnt about the driver's acknowledgements.
+    pub fn ack_mode(&self) -> AckMode {
+        AckMode::from_u8(self.inner.ack_mode.load(Ordering::Relaxed))
+    }
+
+    fn set_ack_mode(&self, mode: AckMode) -> AckMode {
+        AckMode::from_u8(self.inner.ack_mode.swap(mode.to_u8(), Ordering::Relaxed))
     }
 
     /// Records the API event of a call, in its own transaction, and wakes the sender.
@@ -185,57 +254,150 @@ impl EventBus {
             .write(|tx| tx.execute("DELETE FROM event_outbox WHERE seq <= ?1", [seq]))
     }
 
-    /// Writes the outbox to `out` as MAD lines, in order, until `stop` turns true (checked
-    /// between batches) or writing fails. Each batch is deleted once written and flushed.
+    /// Writes the outbox to `out` as MAD lines, in order from the oldest event kept, until
+    /// `stop` turns true (checked between batches) or writing fails; in between, the result
+    /// acknowledgements of `acks.stored`. Events are deleted as `acks.journaled` covers them, or
+    /// once written when the driver does not acknowledge (see the module documentation).
     ///
     /// Returns `Ok` when stopped; an error when the writer failed (the driver went away), in
-    /// which case the events not yet written stay in the outbox.
+    /// which case the events not yet deleted stay in the outbox.
     pub async fn deliver<W: AsyncWrite + Unpin>(
         &self,
         out: &mut W,
+        mut acks: SessionAcks,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), EventError> {
-        let mut cursor = 0i64;
+        let mut session = Session::default();
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
+            let journaled = *acks.journaled.borrow_and_update();
+            self.settle(&mut session, journaled).await;
+            buf.clear();
+            let stored = *acks.stored.borrow_and_update();
+            if stored > session.stored_sent {
+                buf.extend_from_slice(stored_line(stored).as_bytes());
+                buf.push(b'\n');
+                session.stored_sent = stored;
+            }
             let bus = self.clone();
+            let cursor = session.cursor;
             let batch = tokio::task::spawn_blocking(move || bus.fetch(cursor, BATCH))
                 .await
                 .map_err(|e| EventError::Task(e.to_string()))??;
-            let Some(last) = batch.last().map(|e| e.seq) else {
-                tokio::select! {
-                    _ = self.inner.notify.notified() => {}
-                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            };
-            buf.clear();
             for entry in &batch {
                 buf.extend_from_slice(entry.line().as_bytes());
                 buf.push(b'\n');
             }
-            out.write_all(&buf).await.map_err(EventError::Write)?;
-            out.flush().await.map_err(EventError::Write)?;
-            cursor = last;
-            tracing::debug!(
-                count = batch.len(),
-                seq = last,
-                "events written to the driver"
-            );
-            let bus = self.clone();
-            match tokio::task::spawn_blocking(move || bus.remove_through(last)).await {
-                Ok(Ok(_)) => {}
-                // The cursor keeps this session from writing them twice; a later session may.
-                Ok(Err(e)) => {
-                    tracing::error!(seq = last, error = %e, "cannot delete delivered events")
+            if !buf.is_empty() {
+                out.write_all(&buf).await.map_err(EventError::Write)?;
+                out.flush().await.map_err(EventError::Write)?;
+            }
+            if let Some(last) = batch.last().map(|e| e.seq) {
+                session.cursor = last;
+                session.first_write.get_or_insert_with(Instant::now);
+                tracing::debug!(
+                    count = batch.len(),
+                    seq = last,
+                    "events written to the driver"
+                );
+                continue;
+            }
+            // Wake up for new events, acknowledgements, the acknowledgement deadline or stop.
+            let wait = match (session.acked, session.first_write, self.ack_mode()) {
+                (false, Some(at), AckMode::Unknown | AckMode::Acking) => {
+                    (at + ACK_TIMEOUT).saturating_duration_since(Instant::now())
                 }
-                Err(e) => tracing::error!(seq = last, error = %e, "cannot delete delivered events"),
+                _ => POLL_INTERVAL,
+            }
+            .min(POLL_INTERVAL);
+            tokio::select! {
+                _ = self.inner.notify.notified() => {}
+                _ = next_change(&mut acks.journaled) => {}
+                _ = next_change(&mut acks.stored) => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
             }
         }
+    }
+
+    /// Applies what the driver acknowledged so far (`journaled`, 0 for nothing): deletes the
+    /// covered events, learns the [`AckMode`], and falls back to deleting on write when the
+    /// driver stays silent past [`ACK_TIMEOUT`].
+    async fn settle(&self, session: &mut Session, journaled: u64) {
+        if journaled > 0 && !session.acked {
+            session.acked = true;
+            if self.set_ack_mode(AckMode::Acking) != AckMode::Acking {
+                tracing::info!(
+                    "the driver acknowledges events: the outbox keeps them until they are journaled"
+                );
+            }
+        }
+        if !session.acked
+            && self.ack_mode() != AckMode::NonAcking
+            && session
+                .first_write
+                .is_some_and(|at| at.elapsed() >= ACK_TIMEOUT)
+        {
+            self.set_ack_mode(AckMode::NonAcking);
+            tracing::warn!(
+                timeout_s = ACK_TIMEOUT.as_secs(),
+                "the driver does not acknowledge events (no JOURNALED line since the first events were written): \
+                 events are deleted once written, and events in the pipe can be lost when this driver dies"
+            );
+        }
+        let through = if self.ack_mode() == AckMode::NonAcking && !session.acked {
+            session.cursor
+        } else {
+            let acked = i64::try_from(journaled).unwrap_or(i64::MAX);
+            if acked > session.cursor && !session.warned_ahead {
+                session.warned_ahead = true;
+                tracing::warn!(
+                    acknowledged = acked,
+                    written = session.cursor,
+                    "the driver acknowledged an event id that was not written to it; ignored beyond what was written"
+                );
+            }
+            acked.min(session.cursor)
+        };
+        if through <= session.deleted {
+            return;
+        }
+        let bus = self.clone();
+        match tokio::task::spawn_blocking(move || bus.remove_through(through)).await {
+            Ok(Ok(_)) => session.deleted = through,
+            // Tried again at the next acknowledgement or wake-up.
+            Ok(Err(e)) => {
+                tracing::error!(seq = through, error = %e, "cannot delete delivered events")
+            }
+            Err(e) => tracing::error!(seq = through, error = %e, "cannot delete delivered events"),
+        }
+    }
+}
+
+/// The sender's state for one driver session.
+#[derive(Debug, Default)]
+struct Session {
+    /// The newest event written.
+    cursor: i64,
+    /// The newest event deleted by this session.
+    deleted: i64,
+    /// A `JOURNALED` line arrived.
+    acked: bool,
+    /// When the first event was written.
+    first_write: Option<Instant>,
+    /// The newest `STORED` id written.
+    stored_sent: u64,
+    warned_ahead: bool,
+}
+
+/// Resolves when `rx` has a new value; never once its sender is gone (the session is ending,
+/// and a closed channel would otherwise wake the sender in a loop).
+async fn next_change(rx: &mut watch::Receiver<u64>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -361,9 +523,15 @@ mod tests {
         .unwrap();
         let entries = bus.fetch(0, 10).unwrap();
         assert_eq!(entries.len(), 2);
-        assert!(entries[0].line().starts_with("EXECUTE  -1 "));
+        assert_eq!(
+            entries[0].line(),
+            format!("EXECUTE  {} {}", entries[0].seq, entries[0].payload)
+        );
         assert!(decode(&entries[0]).contains("<HOOK_OBJECT>HOST</HOOK_OBJECT>"));
-        assert!(entries[1].line().starts_with("RETRY  -1 "));
+        assert_eq!(
+            entries[1].line(),
+            format!("RETRY  {} {}", entries[1].seq, entries[1].payload)
+        );
         assert!(decode(&entries[1]).contains("<HOOK_ID>3</HOOK_ID>"));
         assert_eq!(bus.pending().unwrap(), 2);
         bus.remove_through(entries[0].seq).unwrap();
@@ -399,40 +567,96 @@ mod tests {
         assert_eq!(bus.pending().unwrap(), 9);
     }
 
-    #[tokio::test]
-    async fn deliver_writes_lines_in_order_and_deletes_them() {
-        let (_dir, bus) = bus();
-        for i in 0..3 {
+    /// A driver session over an in-memory pipe: the sender task, the driver's end of the pipe
+    /// and the link's side of the acknowledgements.
+    struct Pipe {
+        reader: tokio::io::DuplexStream,
+        journaled: watch::Sender<u64>,
+        stored: watch::Sender<u64>,
+        stop: watch::Sender<bool>,
+        sender: tokio::task::JoinHandle<Result<(), EventError>>,
+        text: String,
+    }
+
+    impl Pipe {
+        fn start(bus: &EventBus) -> Pipe {
+            let (stop, stop_rx) = watch::channel(false);
+            let (journaled, journaled_rx) = watch::channel(0);
+            let (stored, stored_rx) = watch::channel(0);
+            let (reader, mut writer) = tokio::io::duplex(1 << 20);
+            let acks = SessionAcks {
+                journaled: journaled_rx,
+                stored: stored_rx,
+            };
+            let bus = bus.clone();
+            let sender = tokio::spawn(async move { bus.deliver(&mut writer, acks, stop_rx).await });
+            Pipe {
+                reader,
+                journaled,
+                stored,
+                stop,
+                sender,
+                text: String::new(),
+            }
+        }
+
+        /// Reads until `n` whole lines arrived in this session; returns them all.
+        async fn lines(&mut self, n: usize) -> Vec<String> {
+            let mut buf = vec![0u8; 1 << 16];
+            while self.text.matches('\n').count() < n {
+                let got = tokio::io::AsyncReadExt::read(&mut self.reader, &mut buf)
+                    .await
+                    .unwrap();
+                assert!(got > 0, "the sender closed the pipe");
+                self.text
+                    .push_str(std::str::from_utf8(&buf[..got]).unwrap());
+            }
+            self.text.lines().map(str::to_string).collect()
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.sender.await.unwrap().unwrap();
+        }
+    }
+
+    fn add_events(bus: &EventBus, ids: std::ops::Range<i64>) {
+        for i in ids {
             bus.inner
                 .db
                 .write(|tx| bus.enqueue_state(tx, &state_event(i)))
                 .unwrap();
         }
+    }
+
+    async fn wait_pending(bus: &EventBus, n: u64) {
+        while bus.pending().unwrap() != n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_kept_until_journaled_and_sent_again_to_the_next_driver() {
+        let (_dir, bus) = bus();
+        add_events(&bus, 0..5);
         let expected: Vec<String> = bus
             .fetch(0, 10)
             .unwrap()
             .iter()
             .map(OutboxEntry::line)
             .collect();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (mut reader, mut writer) = tokio::io::duplex(1 << 20);
-        let sender = {
-            let bus = bus.clone();
-            tokio::spawn(async move { bus.deliver(&mut writer, stop_rx).await })
-        };
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
-        while got.iter().filter(|b| **b == b'\n').count() < 3 {
-            let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
-                .await
-                .unwrap();
-            assert!(n > 0);
-            got.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8(got).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines, expected);
-        // A later event wakes the sender.
+        let mut first = Pipe::start(&bus);
+        assert_eq!(first.lines(5).await, expected);
+        assert_eq!(bus.pending().unwrap(), 5, "nothing is deleted on write");
+        // The driver journaled the first three, then died with two lines in its pipe.
+        first.journaled.send(3).unwrap();
+        wait_pending(&bus, 2).await;
+        assert_eq!(bus.ack_mode(), AckMode::Acking);
+        first.stop().await;
+
+        let mut second = Pipe::start(&bus);
+        assert_eq!(second.lines(2).await, expected[3..]);
+        // A later event wakes the sender, with the next id.
         bus.emit_api(&ApiEvent::success(
             "one.vm.deploy",
             vec!["0".into()],
@@ -440,12 +664,60 @@ mod tests {
             "",
         ))
         .unwrap();
-        let n = tokio::io::AsyncReadExt::read(&mut reader, &mut buf)
-            .await
-            .unwrap();
-        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("EXECUTE  -1 "));
-        stop_tx.send(true).unwrap();
-        sender.await.unwrap().unwrap();
-        assert_eq!(bus.pending().unwrap(), 0);
+        let lines = second.lines(3).await;
+        assert!(lines[2].starts_with("EXECUTE  6 "), "{}", lines[2]);
+        second.journaled.send(6).unwrap();
+        wait_pending(&bus, 0).await;
+        second.stop().await;
+    }
+
+    #[tokio::test]
+    async fn result_acknowledgements_are_written_between_events() {
+        let (_dir, bus) = bus();
+        let mut pipe = Pipe::start(&bus);
+        pipe.stored.send(7).unwrap();
+        assert_eq!(pipe.lines(1).await, ["STORED  7 -"]);
+        // Only a newer id is written again.
+        pipe.stored.send(7).unwrap();
+        add_events(&bus, 0..1);
+        bus.notify();
+        let lines = pipe.lines(2).await;
+        assert!(lines[1].starts_with("EXECUTE  1 "), "{lines:?}");
+        pipe.stored.send(9).unwrap();
+        assert_eq!(pipe.lines(3).await[2], "STORED  9 -");
+        pipe.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_driver_that_never_acknowledges_gets_delete_on_write() {
+        let (_dir, bus) = bus();
+        add_events(&bus, 0..3);
+        let mut pipe = Pipe::start(&bus);
+        pipe.lines(3).await;
+        assert_eq!(bus.ack_mode(), AckMode::Unknown);
+        assert_eq!(bus.pending().unwrap(), 3);
+        // Paused time jumps to the deadline as soon as the sender waits.
+        wait_pending(&bus, 0).await;
+        assert_eq!(bus.ack_mode(), AckMode::NonAcking);
+        add_events(&bus, 3..5);
+        bus.notify();
+        pipe.lines(5).await;
+        wait_pending(&bus, 0).await;
+        pipe.stop().await;
+
+        // The next session starts out deleting on write, until a driver acknowledges.
+        add_events(&bus, 5..6);
+        let mut next = Pipe::start(&bus);
+        next.lines(1).await;
+        wait_pending(&bus, 0).await;
+        next.journaled.send(6).unwrap();
+        add_events(&bus, 6..7);
+        bus.notify();
+        next.lines(2).await;
+        while bus.ack_mode() != AckMode::Acking {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(bus.pending().unwrap(), 1, "kept until acknowledged again");
+        next.stop().await;
     }
 }

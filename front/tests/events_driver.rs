@@ -232,7 +232,10 @@ fn a_driver_that_fails_init_is_killed_and_started_again() {
         .filter(|l| l.pid == refused)
         .map(|l| l.text)
         .collect();
-    assert_eq!(refused_lines, ["START", "INIT", "ANSWERED INIT FAILURE"]);
+    assert_eq!(
+        refused_lines,
+        ["START", "STORED  0 -", "INIT", "ANSWERED INIT FAILURE"]
+    );
     let vid = int(c_allocate(&front));
     wait_until("the event at the new driver", || {
         driver
@@ -288,13 +291,14 @@ fn driver_results_land_in_the_hook_log_and_retries_go_back_to_it() {
 
     c.hook_retry(hook, 0).unwrap();
     let lines = driver.wait("the RETRY line", |l| {
-        l.iter().any(|l| l.text.starts_with("RETRY  -1 "))
+        l.iter().any(|l| l.text.starts_with("RETRY  "))
     });
     let line = lines
         .iter()
-        .find(|l| l.text.starts_with("RETRY  -1 "))
+        .find(|l| l.text.starts_with("RETRY  "))
         .unwrap();
-    let b64 = line.text.trim_start_matches("RETRY  -1 ");
+    // `RETRY  <outbox id> <b64>`.
+    let b64 = line.text.split_whitespace().nth(2).unwrap();
     let retry =
         RetryMessage::parse(&String::from_utf8(b64_decode_strict(b64).unwrap()).unwrap()).unwrap();
     assert_eq!((retry.hook_id, retry.arguments.as_str()), (hook, "a b"));

@@ -16,6 +16,22 @@
 //! same ids, every line no `JOURNALED` line has covered; the driver journals a redelivered line
 //! only if it does not already hold an event with that id and the same content. Lines with id -1
 //! are never acknowledged, so a reference oned never sees a `JOURNALED` line.
+//!
+//! # Result acknowledgement (the other direction, also between oned-lite and one_hm only)
+//!
+//! The reference driver considers a result delivered once its `EXECUTE SUCCESS|FAILURE` line is
+//! written, so results in the pipe when oned dies are lost. A front-end that stores results and
+//! says so sends [`stored_line`] `STORED  0 -` once, right before `INIT`: the reference driver
+//! ignores an action it has no handler for, and a reference oned never sends the line, so
+//! nothing changes for either. A driver that has read it then follows the result lines it
+//! writes with [`forwarded_line`] `FORWARDED SUCCESS <result_id> -`: every result line before it
+//! carries a driver result id up to `<result_id>` (ids grow in the order results are written).
+//! Once the front-end has committed every result line it read before such a marker, it sends
+//! `STORED  <result_id> -` (cumulative; one per hook-log commit at most). The driver then counts
+//! results as delivered only when acknowledged, and after a restart writes every result not
+//! acknowledged again; the front-end drops the ones it already stored by `<EXECUTION_UID>`.
+//! Without the announcement the driver writes no marker and counts a result delivered once
+//! written, as the reference does.
 
 use crate::encoding::b64_decode_strict;
 
@@ -43,6 +59,9 @@ pub enum OnedLine {
         /// The words after the id.
         payload: String,
     },
+    /// `STORED  <result_id> -`: every result up to that driver result id is stored (result
+    /// acknowledgement); `STORED  0 -` before `INIT` announces that the front-end sends these.
+    Stored(u64),
     /// Anything else, kept whole (without the line end) for the log.
     Undefined(String),
 }
@@ -64,7 +83,9 @@ impl OnedLine {
                 let second = words.next().unwrap_or("");
                 Some(format!("{first} {second}"))
             }
-            OnedLine::Init | OnedLine::Finalize | OnedLine::Undefined(_) => None,
+            OnedLine::Init | OnedLine::Finalize | OnedLine::Stored(_) | OnedLine::Undefined(_) => {
+                None
+            }
         }
     }
 }
@@ -109,6 +130,12 @@ pub fn parse_oned_line(line: &str) -> OnedLine {
         OnedLine::Init
     } else if first.eq_ignore_ascii_case("FINALIZE") {
         OnedLine::Finalize
+    } else if first.eq_ignore_ascii_case("STORED") {
+        // `STORED  <id> -`: the empty status makes the id the second word.
+        match id_word.parse::<u64>() {
+            Ok(id) => OnedLine::Stored(id),
+            Err(_) => OnedLine::Undefined(line.to_owned()),
+        }
     } else {
         OnedLine::Undefined(line.to_owned())
     }
@@ -148,6 +175,32 @@ pub fn parse_journaled_line(line: &str) -> Option<u64> {
     let (status, rest) = next_word(rest);
     let (id, _) = next_word(rest);
     if kind != "JOURNALED" || status != "SUCCESS" {
+        return None;
+    }
+    id.parse().ok().filter(|id| *id > 0)
+}
+
+/// `STORED  <result_id> -` (result acknowledgement, oned-lite to driver): every result up to
+/// that driver result id is stored. With 0 and before `INIT`, it announces that the front-end
+/// acknowledges results.
+pub fn stored_line(result_id: u64) -> String {
+    format!("STORED  {result_id} -")
+}
+
+/// `FORWARDED SUCCESS <result_id> -` (result acknowledgement, driver to oned-lite): the result
+/// lines written before this one carry driver result ids up to `result_id`. Written only to a
+/// front-end that announced itself with `STORED  0 -`.
+pub fn forwarded_line(result_id: u64) -> String {
+    format!("FORWARDED SUCCESS {result_id} -")
+}
+
+/// The result id of a `FORWARDED SUCCESS <id> …` line; `None` for any other line. Checked
+/// before [`parse_driver_line`], which reads such a line as undefined.
+pub fn parse_forwarded_line(line: &str) -> Option<u64> {
+    let (kind, rest) = next_word(trim_line_end(line));
+    let (status, rest) = next_word(rest);
+    let (id, _) = next_word(rest);
+    if kind != "FORWARDED" || status != "SUCCESS" {
         return None;
     }
     id.parse().ok().filter(|id| *id > 0)
@@ -431,5 +484,38 @@ fn next_word(s: &str) -> (&str, &str) {
     match s.find(is_ruby_space) {
         Some(end) => (&s[..end], s[end..].trim_start_matches(is_ruby_space)),
         None => (s, ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_acknowledgement_lines() {
+        assert_eq!(stored_line(0), "STORED  0 -");
+        assert_eq!(parse_oned_line(&stored_line(0)), OnedLine::Stored(0));
+        assert_eq!(parse_oned_line("stored  17 -\n"), OnedLine::Stored(17));
+        assert_eq!(
+            parse_oned_line("STORED  x -"),
+            OnedLine::Undefined("STORED  x -".into())
+        );
+        assert_eq!(parse_oned_line(&stored_line(3)).publish_content(), None);
+        assert_eq!(forwarded_line(9), "FORWARDED SUCCESS 9 -");
+        assert_eq!(parse_forwarded_line("FORWARDED SUCCESS 9 -\r\n"), Some(9));
+        for other in [
+            "FORWARDED FAILURE 9 -",
+            "FORWARDED SUCCESS 0 -",
+            "FORWARDED SUCCESS -3 -",
+            "JOURNALED SUCCESS 9 -",
+            "EXECUTE SUCCESS 9 0 QUJD",
+        ] {
+            assert_eq!(parse_forwarded_line(other), None, "{other:?}");
+        }
+        // A reference oned would log it as undefined; it is only sent to oned-lite.
+        assert!(matches!(
+            parse_driver_line(&forwarded_line(1)),
+            DriverLine::Undefined(_)
+        ));
     }
 }
