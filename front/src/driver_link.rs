@@ -25,8 +25,10 @@
 //! - on [`DriverLink::stop`], sends `FINALIZE`, closes stdin, waits up to 10 s for the driver to
 //!   exit and kills it after that.
 //!
-//! `EVENT_OUTBOX = [ LIMIT = n ]` in oned.conf bounds the outbox (default
-//! [`crate::events::DEFAULT_OUTBOX_LIMIT`] events).
+//! `EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ]` in oned.conf bounds the outbox (default
+//! [`crate::events::DEFAULT_OUTBOX_LIMIT`] events) and sets how many seconds a driver has to
+//! acknowledge the first events written to it before it is taken for one that never does
+//! (default [`crate::events::DEFAULT_ACK_TIMEOUT`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -128,6 +130,7 @@ pub fn start(
     retention: u32,
 ) -> Result<DriverLink, DriverLinkError> {
     bus.set_limit(outbox_limit(config)?);
+    bus.set_ack_timeout(ack_timeout(config)?);
     let (stop, stop_rx) = watch::channel(false);
     let Some(hm) = &config.hm_mad else {
         tracing::warn!(
@@ -156,26 +159,37 @@ pub fn start(
 
 /// `EVENT_OUTBOX = [ LIMIT = n ]`, n ≥ 1.
 pub fn outbox_limit(config: &Config) -> Result<u64, DriverLinkError> {
+    Ok(outbox_setting(config, "LIMIT")?.unwrap_or(crate::events::DEFAULT_OUTBOX_LIMIT))
+}
+
+/// `EVENT_OUTBOX = [ ACK_TIMEOUT = s ]`, s ≥ 1 seconds.
+pub fn ack_timeout(config: &Config) -> Result<Duration, DriverLinkError> {
+    Ok(outbox_setting(config, "ACK_TIMEOUT")?
+        .map_or(crate::events::DEFAULT_ACK_TIMEOUT, Duration::from_secs))
+}
+
+/// A positive integer of the `EVENT_OUTBOX` vector, `None` when absent.
+fn outbox_setting(config: &Config, name: &str) -> Result<Option<u64>, DriverLinkError> {
     let key = "EVENT_OUTBOX";
     let present = config.raw.attributes().iter().any(|a| a.name == key);
     if !present {
-        return Ok(crate::events::DEFAULT_OUTBOX_LIMIT);
+        return Ok(None);
     }
-    let err = |message: String| DriverLinkError::Config {
-        key: format!("{key}/LIMIT"),
-        message,
-    };
     let Some(pairs) = config.raw.get_vector(key) else {
         return Err(DriverLinkError::Config {
             key: key.to_string(),
-            message: "must be a vector attribute ( EVENT_OUTBOX = [ LIMIT = n ] )".to_string(),
+            message: "must be a vector attribute ( EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ] )"
+                .to_string(),
         });
     };
-    match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case("LIMIT")) {
-        None => Ok(crate::events::DEFAULT_OUTBOX_LIMIT),
+    match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        None => Ok(None),
         Some((_, v)) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(err(format!("not a positive integer: {v:?}"))),
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(DriverLinkError::Config {
+                key: format!("{key}/{name}"),
+                message: format!("not a positive integer: {v:?}"),
+            }),
         },
     }
 }
@@ -859,6 +873,16 @@ mod tests {
             let e = outbox_limit(&cfg(bad)).unwrap_err();
             assert!(e.to_string().contains("EVENT_OUTBOX"), "{e}");
         }
+        assert_eq!(
+            ack_timeout(&cfg("EVENT_OUTBOX = [ LIMIT = 50 ]")).unwrap(),
+            crate::events::DEFAULT_ACK_TIMEOUT
+        );
+        assert_eq!(
+            ack_timeout(&cfg("EVENT_OUTBOX = [ ACK_TIMEOUT = 2 ]")).unwrap(),
+            Duration::from_secs(2)
+        );
+        let e = ack_timeout(&cfg("EVENT_OUTBOX = [ ACK_TIMEOUT = -1 ]")).unwrap_err();
+        assert!(e.to_string().contains("EVENT_OUTBOX/ACK_TIMEOUT"), "{e}");
     }
 
     #[test]

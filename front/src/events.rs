@@ -14,7 +14,8 @@
 //! read), and a new driver session starts again from the oldest event kept, so lines that sat in
 //! the pipe of a driver that died are sent again (the driver drops the ones it had journaled).
 //! A driver that never acknowledges (the reference `one_hm`) is recognised when no `JOURNALED`
-//! line arrives within [`ACK_TIMEOUT`] of the first line written to it: from then on events are
+//! line arrives within the acknowledgement timeout ([`DEFAULT_ACK_TIMEOUT`], oned.conf
+//! `EVENT_OUTBOX = [ ACK_TIMEOUT = s ]`) of the first line written to it: from then on events are
 //! deleted once written, as the reference oned does, and a warning says that events in the pipe
 //! can be lost with this driver. What was learnt carries over to the next session, and a
 //! `JOURNALED` line switches back at any time.
@@ -63,8 +64,8 @@ const BATCH: usize = 1000;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a driver has to acknowledge the first lines written to it before it is taken for
-/// one that never does.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// one that never does, when the configuration does not say.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 const KIND_EXECUTE: i64 = 0;
 const KIND_RETRY: i64 = 1;
@@ -92,7 +93,7 @@ pub enum EntryKind {
 /// What the sender knows about the driver's delivery acknowledgements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AckMode {
-    /// Nothing yet: events are kept until acknowledged, for at most [`ACK_TIMEOUT`].
+    /// Nothing yet: events are kept until acknowledged, for at most the acknowledgement timeout.
     Unknown,
     /// The driver acknowledges: events are kept until acknowledged.
     Acking,
@@ -161,6 +162,8 @@ struct Inner {
     limit: AtomicU64,
     /// [`AckMode`] as learnt from the drivers so far.
     ack_mode: AtomicU8,
+    /// The acknowledgement timeout in milliseconds.
+    ack_timeout_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -180,6 +183,7 @@ impl EventBus {
                 notify: Notify::new(),
                 limit: AtomicU64::new(DEFAULT_OUTBOX_LIMIT),
                 ack_mode: AtomicU8::new(AckMode::Unknown.to_u8()),
+                ack_timeout_ms: AtomicU64::new(millis(DEFAULT_ACK_TIMEOUT)),
             }),
         }
     }
@@ -192,6 +196,19 @@ impl EventBus {
     /// The current limit.
     pub fn limit(&self) -> u64 {
         self.inner.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets how long a driver has to acknowledge the first events written to it before events
+    /// are deleted once written (at least 1 ms).
+    pub fn set_ack_timeout(&self, timeout: Duration) {
+        self.inner
+            .ack_timeout_ms
+            .store(millis(timeout).max(1), Ordering::Relaxed);
+    }
+
+    /// The acknowledgement timeout.
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.ack_timeout_ms.load(Ordering::Relaxed))
     }
 
     /// What the sender has learnt about the driver's acknowledgements.
@@ -308,7 +325,7 @@ impl EventBus {
             // Wake up for new events, acknowledgements, the acknowledgement deadline or stop.
             let wait = match (session.acked, session.first_write, self.ack_mode()) {
                 (false, Some(at), AckMode::Unknown | AckMode::Acking) => {
-                    (at + ACK_TIMEOUT).saturating_duration_since(Instant::now())
+                    (at + self.ack_timeout()).saturating_duration_since(Instant::now())
                 }
                 _ => POLL_INTERVAL,
             }
@@ -325,7 +342,7 @@ impl EventBus {
 
     /// Applies what the driver acknowledged so far (`journaled`, 0 for nothing): deletes the
     /// covered events, learns the [`AckMode`], and falls back to deleting on write when the
-    /// driver stays silent past [`ACK_TIMEOUT`].
+    /// driver stays silent past the acknowledgement timeout.
     async fn settle(&self, session: &mut Session, journaled: u64) {
         if journaled > 0 && !session.acked {
             session.acked = true;
@@ -339,11 +356,11 @@ impl EventBus {
             && self.ack_mode() != AckMode::NonAcking
             && session
                 .first_write
-                .is_some_and(|at| at.elapsed() >= ACK_TIMEOUT)
+                .is_some_and(|at| at.elapsed() >= self.ack_timeout())
         {
             self.set_ack_mode(AckMode::NonAcking);
             tracing::warn!(
-                timeout_s = ACK_TIMEOUT.as_secs(),
+                timeout_ms = u64::try_from(self.ack_timeout().as_millis()).unwrap_or(u64::MAX),
                 "the driver does not acknowledge events (no JOURNALED line since the first events were written): \
                  events are deleted once written, and events in the pipe can be lost when this driver dies"
             );
@@ -399,6 +416,10 @@ async fn next_change(rx: &mut watch::Receiver<u64>) {
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn now_ms() -> i64 {
