@@ -165,3 +165,85 @@ fn concurrent_senders_are_all_acked_and_forwarded_in_their_order() {
     assert!(driver.wait().success());
     assert!(driver.rest_of_stdout().is_empty());
 }
+
+/// Result lines up to the next `FORWARDED` marker: `(results, marker id)`.
+fn results_until_marker(driver: &Driver) -> (Vec<String>, u64) {
+    let mut results = Vec::new();
+    loop {
+        let line = driver.next_line();
+        if let Some(id) = one_proto::mad::parse_forwarded_line(&line) {
+            return (results, id);
+        }
+        assert!(line.starts_with("EXECUTE "), "unexpected line {line:?}");
+        results.push(line);
+    }
+}
+
+#[test]
+fn results_a_front_end_did_not_acknowledge_are_forwarded_again_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bodies: Vec<String> = (1..=4)
+        .map(|i| result_body("/bin/true", 0, Some(&format!("uid-{i}"))))
+        .collect();
+    let line = |i: usize| format!("EXECUTE SUCCESS {i} 0 {}", bodies[i - 1]);
+    {
+        let mut driver = Driver::start(dir.path(), &[]);
+        // The announcement comes before INIT; the INIT reply is still the first line.
+        driver.send("STORED  0 -");
+        driver.init();
+        let replies = request(
+            &driver.endpoints.logger,
+            &(1..=3)
+                .map(|i| json!([format!("0 {i} {}", bodies[i - 1])]))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(replies, vec![vec!["ACK".to_owned()]; 3]);
+        let mut written = Vec::new();
+        let mut marker = 0;
+        while written.len() < 3 {
+            let (lines, id) = results_until_marker(&driver);
+            assert!(id > marker, "markers grow");
+            written.extend(lines);
+            marker = id;
+        }
+        assert_eq!(written, [line(1), line(2), line(3)]);
+        // The front-end stored the first one only, then went away (kill -9: the pipes close).
+        driver.send("STORED  1 -");
+        driver.close_stdin();
+        assert!(driver.wait().success());
+    }
+    {
+        let mut driver = Driver::start(dir.path(), &[]);
+        driver.send("STORED  0 -");
+        driver.init();
+        let (again, _) = results_until_marker(&driver);
+        assert_eq!(
+            again,
+            [line(2), line(3)],
+            "the unacknowledged ones, in order"
+        );
+        let replies = request(
+            &driver.endpoints.logger,
+            &[json!([format!("0 4 {}", bodies[3])])],
+        );
+        assert_eq!(replies, vec![vec!["ACK".to_owned()]]);
+        let (new, marker) = results_until_marker(&driver);
+        assert_eq!(new, [line(4)]);
+        driver.send(&format!("STORED  {marker} -"));
+        driver.send("FINALIZE");
+        assert!(driver.wait().success());
+    }
+    {
+        // A front-end that does not announce itself (the reference oned) gets no marker, and
+        // what the previous one acknowledged is not written again.
+        let mut driver = Driver::start(dir.path(), &[]);
+        driver.init();
+        let fifth = result_body("/bin/true", 0, Some("uid-5"));
+        let replies = request(&driver.endpoints.logger, &[json!([format!("0 5 {fifth}")])]);
+        assert_eq!(replies, vec![vec!["ACK".to_owned()]]);
+        assert_eq!(driver.next_line(), format!("EXECUTE SUCCESS 5 0 {fifth}"));
+        driver.send("FINALIZE");
+        assert!(driver.wait().success());
+        assert!(driver.rest_of_stdout().is_empty());
+    }
+}
