@@ -13,3 +13,4 @@ mod xml_read;
 pub mod template;
 pub mod states;
 pub mod hook;
+pub mod xml_tree;
