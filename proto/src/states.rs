@@ -3,6 +3,7 @@
 //! Object XML bodies carry state numbers; hook templates, `HOOK_MESSAGE/STATE` and the event
 //! keys carry names. Every enum converts both ways. Name lookups are case-insensitive
 //! (ASCII), except for [`NetState`], whose names the reference compares case-sensitively.
+//! [`VmAction`], the ACTION of a VM history record, is read from the same bodies.
 
 use std::fmt;
 
@@ -197,6 +198,79 @@ state_enum! {
     }
 }
 
+state_enum! {
+    /// The ACTION of a VM history record (`HISTORY_RECORDS/HISTORY/ACTION` in VM bodies): what
+    /// last acted on the VM, with oned's names for the actions. Names are matched
+    /// case-sensitively, as oned does.
+    VmAction, case_sensitive = true, {
+        None = 0 => "none",
+        Migrate = 1 => "migrate",
+        LiveMigrate = 2 => "live-migrate",
+        Shutdown = 3 => "shutdown",
+        ShutdownHard = 4 => "shutdown-hard",
+        Undeploy = 5 => "undeploy",
+        UndeployHard = 6 => "undeploy-hard",
+        Hold = 7 => "hold",
+        Release = 8 => "release",
+        Stop = 9 => "stop",
+        Suspend = 10 => "suspend",
+        Resume = 11 => "resume",
+        Boot = 12 => "boot",
+        Delete = 13 => "delete",
+        DeleteRecreate = 14 => "delete-recreate",
+        Reboot = 15 => "reboot",
+        RebootHard = 16 => "reboot-hard",
+        Resched = 17 => "resched",
+        Unresched = 18 => "unresched",
+        Poweroff = 19 => "poweroff",
+        PoweroffHard = 20 => "poweroff-hard",
+        DiskAttach = 21 => "disk-attach",
+        DiskDetach = 22 => "disk-detach",
+        NicAttach = 23 => "nic-attach",
+        NicDetach = 24 => "nic-detach",
+        DiskSnapshotCreate = 25 => "disk-snapshot-create",
+        DiskSnapshotDelete = 26 => "disk-snapshot-delete",
+        Terminate = 27 => "terminate",
+        TerminateHard = 28 => "terminate-hard",
+        DiskResize = 29 => "disk-resize",
+        Deploy = 30 => "deploy",
+        Chown = 31 => "chown",
+        Chmod = 32 => "chmod",
+        Updateconf = 33 => "updateconf",
+        Rename = 34 => "rename",
+        Resize = 35 => "resize",
+        Update = 36 => "update",
+        SnapshotCreate = 37 => "snapshot-create",
+        SnapshotDelete = 38 => "snapshot-delete",
+        SnapshotRevert = 39 => "snapshot-revert",
+        DiskSaveas = 40 => "disk-saveas",
+        DiskSnapshotRevert = 41 => "disk-snapshot-revert",
+        Recover = 42 => "recover",
+        Retry = 43 => "retry",
+        /// Set by the monitor, e.g. when it finds a VM powered off after its host rebooted.
+        Monitor = 44 => "monitor",
+        DiskSnapshotRename = 45 => "disk-snapshot-rename",
+        AliasAttach = 46 => "alias-attach",
+        AliasDetach = 47 => "alias-detach",
+        PoweroffMigrate = 48 => "poweroff-migrate",
+        PoweroffHardMigrate = 49 => "poweroff-hard-migrate",
+        Backup = 50 => "backup",
+        NicUpdate = 51 => "nic-update",
+        BackupCancel = 52 => "backup-cancel",
+        SchedAdd = 53 => "sched-add",
+        SchedUpdate = 54 => "sched-update",
+        SchedDelete = 55 => "sched-delete",
+        SgAttach = 56 => "sg-attach",
+        SgDetach = 57 => "sg-detach",
+        PciAttach = 58 => "pci-attach",
+        PciDetach = 59 => "pci-detach",
+        Restore = 60 => "restore",
+        Exec = 61 => "exec",
+        ExecRetry = 62 => "exec-retry",
+        ExecCancel = 63 => "exec-cancel",
+    }
+}
+
 impl ImageState {
     /// The name a state event carries: oned folds the persistent variants into their
     /// non-persistent names (`USED_PERS` -> `USED`, `LOCKED_USED_PERS` -> `LOCKED_USED`).
@@ -329,6 +403,20 @@ mod tests {
         assert_eq!(ObjectKind::from_name("VNET"), None);
         assert_eq!(ObjectKind::from_name("vm"), None);
         assert_eq!(ObjectKind::from_name("NET"), Some(ObjectKind::Net));
+    }
+
+    #[test]
+    fn vm_actions() {
+        for (n, a) in VmAction::ALL.iter().enumerate() {
+            assert_eq!(usize::try_from(a.number()).ok(), Some(n));
+            assert_eq!(VmAction::from_name(a.name()), Some(*a));
+        }
+        assert_eq!(VmAction::ALL.len(), 64);
+        assert_eq!(VmAction::from_number(44), Some(VmAction::Monitor));
+        assert_eq!(VmAction::Monitor.name(), "monitor");
+        assert_eq!(VmAction::SnapshotCreate.name(), "snapshot-create");
+        assert_eq!(VmAction::from_number(64), None);
+        assert_eq!(VmAction::from_name("MONITOR"), None);
     }
 
     #[test]
