@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use one_proto::event::{HookMessage, ParamDir};
 use one_proto::hook_log::ExecResult;
+use one_proto::keys::ruby_words;
 use one_proto::retry::RetryMessage;
 
 use crate::exec::{ExecOutcome, ExecRequest, FAILURE_CODE};
@@ -179,7 +180,7 @@ impl Plan {
         let stdin = if self.stdin {
             Some(self.arguments.clone().into_bytes())
         } else {
-            argv.extend(words(&self.arguments).map(str::to_string));
+            argv.extend(ruby_words(&self.arguments).map(str::to_string));
             None
         };
         ExecRequest {
@@ -247,19 +248,13 @@ fn truncation_marker(kept: usize) -> String {
     format!("\n[output truncated at {kept} bytes]")
 }
 
-/// Ruby's `split(' ')`: whitespace runs separate words, no empty words.
-pub fn words(s: &str) -> impl Iterator<Item = &str> {
-    s.split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
-        .filter(|w| !w.is_empty())
-}
-
 /// ARGUMENTS expansion (reference §8.2): every word that is exactly `$API` or `$TEMPLATE` is
 /// replaced by its value, the words are joined by single spaces, and the ends are trimmed.
 pub fn expand_arguments(arguments: &str, event: &HookMessage) -> String {
     let mut api = None;
     let mut template = None;
     let mut out = String::with_capacity(arguments.len());
-    for (i, word) in words(arguments).enumerate() {
+    for (i, word) in ruby_words(arguments).enumerate() {
         if i > 0 {
             out.push(' ');
         }

@@ -5,31 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use one_proto::hook::{Hook, HookType};
-
-/// What a hook reacts to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HookKind {
-    Api,
-    State,
-}
-
-impl HookKind {
-    /// The lower-case type word of the event key (`api`, `state`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::Api => "api",
-            HookKind::State => "state",
-        }
-    }
-
-    pub fn from_word(word: &str) -> Option<HookKind> {
-        match word {
-            "api" => Some(HookKind::Api),
-            "state" => Some(HookKind::State),
-            _ => None,
-        }
-    }
-}
+use one_proto::keys::hook_key;
 
 /// The parts of a hook the HEM needs to run it. Kept small so that tens of thousands of hooks
 /// fit in a few megabytes.
@@ -37,9 +13,8 @@ impl HookKind {
 pub struct HookSpec {
     pub id: i64,
     pub name: String,
-    pub kind: HookKind,
-    /// CALL for API hooks; `RESOURCE/STATE/LCM_STATE` for state hooks (LCM part empty for
-    /// non-VM hooks), exactly as the template stores them.
+    pub kind: HookType,
+    /// The lookup key `one_proto::keys::hook_key` gives: CALL, or `RESOURCE/STATE/LCM_STATE`.
     pub key: String,
     pub command: Option<String>,
     /// TEMPLATE/ARGUMENTS, `""` when missing.
@@ -55,33 +30,13 @@ pub struct HookSpec {
 impl HookSpec {
     /// The parts of a stored hook the HEM uses; `Err` says why the hook cannot be matched.
     pub fn from_hook(hook: &Hook) -> Result<HookSpec, String> {
-        let (kind, key) = match hook.hook_type {
-            HookType::Api => match hook.call() {
-                Some(call) if !call.trim().is_empty() => (HookKind::Api, call.trim().to_string()),
-                _ => return Err(format!("API hook {} has no CALL", hook.id)),
-            },
-            HookType::State => {
-                let (Some(resource), Some(state)) = (hook.resource(), hook.state()) else {
-                    return Err(format!("state hook {} has no RESOURCE or STATE", hook.id));
-                };
-                let resource = resource.trim().to_ascii_uppercase();
-                // The reference keeps a non-VM hook's LCM_STATE in its key, which makes it
-                // unmatchable (§10); only VM events carry an LCM state, so it is ignored here.
-                let lcm = if resource == "VM" {
-                    hook.lcm_state().unwrap_or("").trim()
-                } else {
-                    ""
-                };
-                (
-                    HookKind::State,
-                    format!("{resource}/{}/{lcm}", state.trim()),
-                )
-            }
+        let Some((_, key)) = hook_key(hook) else {
+            return Err(format!("API hook {} has no CALL", hook.id));
         };
         Ok(HookSpec {
             id: hook.id,
             name: hook.name.clone(),
-            kind,
+            kind: hook.hook_type,
             key,
             command: hook
                 .command()
@@ -158,10 +113,10 @@ impl HookMap {
     }
 
     /// The ids of the hooks matching an event key, in id order.
-    pub fn lookup(&self, kind: HookKind, key: &str) -> &[i64] {
+    pub fn lookup(&self, kind: HookType, key: &str) -> &[i64] {
         let index = match kind {
-            HookKind::Api => &self.api,
-            HookKind::State => &self.state,
+            HookType::Api => &self.api,
+            HookType::State => &self.state,
         };
         index.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
@@ -175,10 +130,10 @@ impl HookMap {
                 .any(|(id, spec)| other.hooks.get(id).is_none_or(|o| o != spec))
     }
 
-    fn index_mut(&mut self, kind: HookKind) -> &mut HashMap<String, Vec<i64>> {
+    fn index_mut(&mut self, kind: HookType) -> &mut HashMap<String, Vec<i64>> {
         match kind {
-            HookKind::Api => &mut self.api,
-            HookKind::State => &mut self.state,
+            HookType::Api => &mut self.api,
+            HookType::State => &mut self.state,
         }
     }
 }

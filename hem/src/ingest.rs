@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use one_proto::encoding::b64_decode_lenient;
 use one_proto::event::{ApiEvent, HookMessage, ParamDir};
-use one_proto::hook::Hook;
+use one_proto::hook::{Hook, HookType};
 use one_proto::keys::{ParsedKey, RELOAD_CALLS, parse_key};
 use one_proto::retry::RetryMessage;
 
 use crate::config::ReplayFrom;
 use crate::execution::{Execution, HookPaths, Plan, resource};
-use crate::hook_map::{HookKind, HookMap, HookSpec};
+use crate::hook_map::{HookMap, HookSpec};
 use crate::journal::{BusMessage, Journal, JournalError};
 use crate::subscriber::EventStream;
 
@@ -519,24 +519,23 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         tracing::debug!(key = %msg.key, seq, "New event receive");
         match parsed.action {
             "RETRY" => self.process_retry(seq, msg),
-            "EVENT" => {
-                let kind = parsed.kind.as_deref().and_then(HookKind::from_word);
-                if let (Some(kind), Some(key)) = (kind, parsed.key.as_deref()) {
-                    self.process_event(seq, kind, key, msg);
-                }
-            }
+            "EVENT" => self.process_event(seq, parsed, msg),
             _ => {}
         }
     }
 
-    fn process_event(&mut self, seq: u64, kind: HookKind, key: &str, msg: &BusMessage) {
+    fn process_event(&mut self, seq: u64, parsed: &ParsedKey<'_>, msg: &BusMessage) {
+        let kind = parsed.kind.as_deref().and_then(HookType::from_name);
+        let (Some(kind), Some(key)) = (kind, parsed.key.as_deref()) else {
+            return;
+        };
         let ids = self.hooks.lookup(kind, key).to_vec();
-        let reload = kind == HookKind::Api && RELOAD_CALLS.contains(&key);
+        let reload = kind == HookType::Api && RELOAD_CALLS.contains(&key);
         if ids.is_empty() && !reload {
             return;
         }
         let event = decode_event(&msg.content, seq);
-        let event_key = strip_seq(&msg.key).to_string();
+        let event_key = reference_key(&msg.key, parsed).to_string();
         let resource = event.as_ref().map(resource).unwrap_or_default();
         for id in ids {
             let Some(hook) = self.hooks.get(id) else {
@@ -715,13 +714,15 @@ fn is_primary(parsed: &ParsedKey<'_>) -> bool {
     }
 }
 
-/// The key without its sequence token.
-fn strip_seq(key: &str) -> &str {
-    match key.rsplit_once(" #") {
-        Some((head, tail)) if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) => {
-            head.trim_end()
-        }
-        _ => key.trim_end(),
+/// The key as the reference publishes it: without the sequence token `parse_key` found (its
+/// last word) and without trailing blanks.
+fn reference_key<'a>(key: &'a str, parsed: &ParsedKey<'_>) -> &'a str {
+    let key = key.trim_end();
+    match parsed.seq {
+        Some(_) => key
+            .rsplit_once(char::is_whitespace)
+            .map_or(key, |(head, _)| head.trim_end()),
+        None => key,
     }
 }
 

@@ -4,11 +4,12 @@ use std::time::{Duration, SystemTime};
 
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, HookMessage, ObjectKind, StateEvent};
+use one_proto::hook::HookType;
 use one_proto::hook_log::ExecResult;
 use one_proto::retry::RetryMessage;
 use onehem_server::exec::ExecOutcome;
 use onehem_server::execution::{Execution, HookPaths, Plan, Target, expand_arguments, resource};
-use onehem_server::hook_map::{HookKind, HookSpec};
+use onehem_server::hook_map::HookSpec;
 
 const VM_BODY: &str = "<VM><ID>12</ID><NAME>test</NAME></VM>";
 
@@ -44,7 +45,7 @@ fn hook(arguments: &str) -> HookSpec {
     HookSpec {
         id: 3,
         name: "hook-vm".into(),
-        kind: HookKind::State,
+        kind: HookType::State,
         key: "VM/PENDING/LCM_INIT".into(),
         command: Some("vm-pending.rb".into()),
         arguments: arguments.into(),

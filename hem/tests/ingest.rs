@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use one_proto::encoding::b64_encode;
 use one_proto::event::{ApiEvent, HookMessage, ObjectKind, StateEvent};
+use one_proto::hook::HookType;
 use one_proto::keys::{event_keys, with_seq};
 use one_proto::replay::ReplayHeader;
 use one_proto::retry::RetryMessage;
 use onehem_server::config::ReplayFrom;
 use onehem_server::execution::{Execution, HookPaths, Target};
-use onehem_server::hook_map::{HookKind, HookSpec};
+use onehem_server::hook_map::HookSpec;
 use onehem_server::ingest::{Acceptor, HookSource, Ingest, IngestSettings, IngestShared};
 use onehem_server::journal::{BusMessage, Journal, JournalError, ReplayBatch};
 use onehem_server::subscriber::EventStream;
@@ -139,7 +140,7 @@ fn state_hook(id: i64) -> HookSpec {
     HookSpec {
         id,
         name: format!("h{id}"),
-        kind: HookKind::State,
+        kind: HookType::State,
         key: "VM/PENDING/LCM_INIT".into(),
         command: Some("/bin/true".into()),
         arguments: "$TEMPLATE".into(),

@@ -164,7 +164,8 @@ fn strip_state_id(word: &str) -> &str {
 }
 
 /// Ruby's `split(' ')`: runs of space, tab, LF, VT, FF and CR separate words; no empty words.
-fn ruby_words(s: &str) -> impl Iterator<Item = &str> {
+/// The HEM splits keys and hook ARGUMENTS (§8.2) with it.
+pub fn ruby_words(s: &str) -> impl Iterator<Item = &str> {
     s.split([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
         .filter(|w| !w.is_empty())
 }
@@ -172,13 +173,22 @@ fn ruby_words(s: &str) -> impl Iterator<Item = &str> {
 /// The HEM's lookup key of a hook (§5.4): `("api", CALL)` or `("state", "RESOURCE/STATE/LCM_STATE")`
 /// with absent attributes as empty strings (so non-VM state hooks end in `/`). `None` for an API
 /// hook without CALL, which no event can match.
+///
+/// Deviation from the reference: it keeps the LCM_STATE of a non-VM hook in the key (an update
+/// can leave one in the template, §10), which makes the hook unmatchable because only VM events
+/// carry an LCM state. Here the LCM part of a non-VM hook is always empty, so such a hook fires
+/// on its STATE.
 pub fn hook_key(hook: &Hook) -> Option<(String, String)> {
     match hook.hook_type {
         HookType::Api => hook.call().map(|call| ("api".to_owned(), call.to_owned())),
         HookType::State => {
             let resource = hook.resource().unwrap_or("");
             let state = hook.state().unwrap_or("");
-            let lcm = hook.lcm_state().unwrap_or("");
+            let lcm = if resource == "VM" {
+                hook.lcm_state().unwrap_or("")
+            } else {
+                ""
+            };
             Some(("state".to_owned(), format!("{resource}/{state}/{lcm}")))
         }
     }
@@ -631,6 +641,31 @@ mod tests {
         );
         assert_eq!(scan_with(&doc, true), scan_with(&doc, false));
         assert_eq!(scan_with(&doc, true).state.as_deref(), Some("ACTIVE"));
+    }
+
+    #[test]
+    fn non_vm_hooks_ignore_lcm_state() {
+        let hook = |resource: &str| {
+            Hook::from_xml(&format!(
+                "<HOOK><ID>1</ID><NAME>h</NAME><TYPE>state</TYPE><TEMPLATE><COMMAND>x</COMMAND>\
+                 <LCM_STATE>RUNNING</LCM_STATE><RESOURCE>{resource}</RESOURCE>\
+                 <STATE>ERROR</STATE></TEMPLATE></HOOK>"
+            ))
+            .expect("hook")
+        };
+        let host = hook("HOST");
+        assert_eq!(
+            hook_key(&host),
+            Some(("state".to_owned(), "HOST/ERROR/".to_owned()))
+        );
+        let published = "EVENT STATE HOST/ERROR//3 #9";
+        assert!(published.starts_with(&hook_filter(&host).expect("filter")));
+        assert_eq!(parse_key(published).key.as_deref(), Some("HOST/ERROR/"));
+        // A VM hook keeps its LCM_STATE.
+        assert_eq!(
+            hook_key(&hook("VM")).map(|k| k.1).as_deref(),
+            Some("VM/ERROR/RUNNING")
+        );
     }
 
     #[test]
