@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use one_proto::states::{LcmState, VmState};
+use one_proto::states::{LcmState, VmAction, VmState};
 
 use crate::xml_tree::{self, Element, XmlError};
 
@@ -70,89 +70,31 @@ impl fmt::Display for Autostart {
     }
 }
 
-/// History record ACTION numbers the decision looks at (oned's `VMActions`).
+/// History record ACTION numbers the decision looks at ([`VmAction`], oned's `VMActions`).
 pub mod action {
-    pub const NONE: i64 = 0;
-    pub const LIVE_MIGRATE: i64 = 2;
-    pub const UNDEPLOY: i64 = 5;
-    pub const UNDEPLOY_HARD: i64 = 6;
-    pub const STOP: i64 = 9;
-    pub const SUSPEND: i64 = 10;
-    pub const RESUME: i64 = 11;
-    pub const POWEROFF: i64 = 19;
-    pub const POWEROFF_HARD: i64 = 20;
-    pub const TERMINATE: i64 = 27;
-    pub const TERMINATE_HARD: i64 = 28;
+    use one_proto::states::VmAction;
+
+    pub const NONE: i64 = VmAction::None as i64;
+    pub const LIVE_MIGRATE: i64 = VmAction::LiveMigrate as i64;
+    pub const UNDEPLOY: i64 = VmAction::Undeploy as i64;
+    pub const UNDEPLOY_HARD: i64 = VmAction::UndeployHard as i64;
+    pub const STOP: i64 = VmAction::Stop as i64;
+    pub const SUSPEND: i64 = VmAction::Suspend as i64;
+    pub const RESUME: i64 = VmAction::Resume as i64;
+    pub const POWEROFF: i64 = VmAction::Poweroff as i64;
+    pub const POWEROFF_HARD: i64 = VmAction::PoweroffHard as i64;
+    pub const TERMINATE: i64 = VmAction::Terminate as i64;
+    pub const TERMINATE_HARD: i64 = VmAction::TerminateHard as i64;
     /// Set by the monitor, e.g. when it finds a VM powered off after its host rebooted.
-    pub const MONITOR: i64 = 44;
+    pub const MONITOR: i64 = VmAction::Monitor as i64;
 }
 
 /// The name oned gives a history ACTION number, or the number itself when unknown.
 pub fn action_name(number: i64) -> String {
-    const NAMES: [&str; 58] = [
-        "none",
-        "migrate",
-        "live-migrate",
-        "shutdown",
-        "shutdown-hard",
-        "undeploy",
-        "undeploy-hard",
-        "hold",
-        "release",
-        "stop",
-        "suspend",
-        "resume",
-        "boot",
-        "delete",
-        "delete-recreate",
-        "reboot",
-        "reboot-hard",
-        "resched",
-        "unresched",
-        "poweroff",
-        "poweroff-hard",
-        "disk-attach",
-        "disk-detach",
-        "nic-attach",
-        "nic-detach",
-        "disk-snapshot-create",
-        "disk-snapshot-delete",
-        "terminate",
-        "terminate-hard",
-        "disk-resize",
-        "deploy",
-        "chown",
-        "chmod",
-        "updateconf",
-        "rename",
-        "resize",
-        "update",
-        "snapshot-create",
-        "snapshot-delete",
-        "snapshot-revert",
-        "disk-saveas",
-        "disk-snapshot-revert",
-        "recover",
-        "retry",
-        "monitor",
-        "disk-snapshot-rename",
-        "alias-attach",
-        "alias-detach",
-        "poweroff-migrate",
-        "poweroff-hard-migrate",
-        "backup",
-        "nic-update",
-        "backup-cancel",
-        "sched-add",
-        "sched-update",
-        "sched-delete",
-        "sg-attach",
-        "sg-detach",
-    ];
-    usize::try_from(number)
+    u32::try_from(number)
         .ok()
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| number.to_string(), |n| (*n).to_string())
+        .and_then(VmAction::from_number)
+        .map_or_else(|| number.to_string(), |a| a.name().to_string())
 }
 
 /// The VM's last history record: where it last ran and the last action on it.
