@@ -1,7 +1,8 @@
 //! State names of VMs, hosts and images, long and short (`runn`, `poff`, `on`, `rdy`, …), as
-//! the reference's OCA prints them in list tables.
+//! the reference's OCA prints them in list tables. Names and numbers come from
+//! [`one_proto::states`]; the short names are the OCA's, which only list tables print.
 
-use one_proto::states::{HostState, ImageState, LcmState, VmState};
+use one_proto::states::{HostState, ImageState, LcmState, VmAction, VmState};
 
 use crate::timestamp::ruby_to_i;
 
@@ -9,148 +10,152 @@ fn number(text: &str) -> Option<u32> {
     u32::try_from(ruby_to_i(text)).ok()
 }
 
+/// The name of the state a document's number gives, or the text itself when it gives none.
+fn name_or_text<S>(
+    text: &str,
+    from_number: fn(u32) -> Option<S>,
+    name: fn(S) -> &'static str,
+) -> String {
+    number(text)
+        .and_then(from_number)
+        .map_or_else(|| text.to_string(), |s| name(s).to_string())
+}
+
 pub fn vm_state_name(state: &str) -> String {
-    number(state)
-        .and_then(VmState::from_number)
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| state.to_string())
+    name_or_text(state, VmState::from_number, VmState::name)
 }
 
 pub fn lcm_state_name(lcm: &str) -> String {
-    number(lcm)
-        .and_then(LcmState::from_number)
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| lcm.to_string())
+    name_or_text(lcm, LcmState::from_number, LcmState::name)
 }
 
 /// The STAT cell of a VM: the short STATE, or the short LCM_STATE of an ACTIVE VM.
 pub fn vm_short(state: &str, lcm: &str) -> String {
-    let state = vm_state_name(state);
-    if state == "ACTIVE" {
-        return lcm_short(&lcm_state_name(lcm)).to_string();
-    }
-    match state.as_str() {
-        "INIT" => "init",
-        "PENDING" => "pend",
-        "HOLD" => "hold",
-        "STOPPED" => "stop",
-        "SUSPENDED" => "susp",
-        "DONE" => "done",
-        "FAILED" => "fail",
-        "POWEROFF" => "poff",
-        "UNDEPLOYED" => "unde",
-        "CLONING" => "clon",
-        "CLONING_FAILURE" => "fail",
-        _ => "",
-    }
-    .to_string()
+    let short = match number(state).and_then(VmState::from_number) {
+        None => "",
+        Some(VmState::Active) => number(lcm)
+            .and_then(LcmState::from_number)
+            .map_or("", lcm_short),
+        Some(VmState::Init) => "init",
+        Some(VmState::Pending) => "pend",
+        Some(VmState::Hold) => "hold",
+        Some(VmState::Stopped) => "stop",
+        Some(VmState::Suspended) => "susp",
+        Some(VmState::Done) => "done",
+        Some(VmState::Poweroff) => "poff",
+        Some(VmState::Undeployed) => "unde",
+        Some(VmState::Cloning) => "clon",
+        Some(VmState::CloningFailure) => "fail",
+    };
+    short.to_string()
 }
 
-fn lcm_short(lcm: &str) -> &'static str {
+fn lcm_short(lcm: LcmState) -> &'static str {
+    use LcmState::*;
     match lcm {
-        "PROLOG" | "PROLOG_RESUME" | "PROLOG_UNDEPLOY" => "prol",
-        "BOOT" | "BOOT_UNKNOWN" | "BOOT_POWEROFF" | "BOOT_SUSPENDED" | "BOOT_STOPPED"
-        | "BOOT_UNDEPLOY" | "BOOT_MIGRATE" => "boot",
-        "RUNNING" => "runn",
-        "MIGRATE"
-        | "PROLOG_MIGRATE"
-        | "PROLOG_MIGRATE_POWEROFF"
-        | "PROLOG_MIGRATE_SUSPEND"
-        | "PROLOG_MIGRATE_UNKNOWN" => "migr",
-        "SAVE_STOP" | "SAVE_SUSPEND" | "SAVE_MIGRATE" => "save",
-        "EPILOG_STOP" | "EPILOG" | "EPILOG_UNDEPLOY" => "epil",
-        "SHUTDOWN" | "CANCEL" | "SHUTDOWN_POWEROFF" | "SHUTDOWN_UNDEPLOY" => "shut",
-        "CLEANUP_RESUBMIT" | "CLEANUP_DELETE" => "clea",
-        "UNKNOWN" => "unkn",
-        "HOTPLUG"
-        | "HOTPLUG_NIC"
-        | "HOTPLUG_SAVEAS"
-        | "HOTPLUG_SAVEAS_POWEROFF"
-        | "HOTPLUG_SAVEAS_SUSPENDED"
-        | "HOTPLUG_PROLOG_POWEROFF"
-        | "HOTPLUG_EPILOG_POWEROFF"
-        | "HOTPLUG_NIC_POWEROFF"
-        | "HOTPLUG_RESIZE"
-        | "HOTPLUG_SAVEAS_UNDEPLOYED"
-        | "HOTPLUG_SAVEAS_STOPPED" => "hotp",
-        "HOTPLUG_SNAPSHOT"
-        | "DISK_SNAPSHOT_POWEROFF"
-        | "DISK_SNAPSHOT_REVERT_POWEROFF"
-        | "DISK_SNAPSHOT_DELETE_POWEROFF"
-        | "DISK_SNAPSHOT_SUSPENDED"
-        | "DISK_SNAPSHOT_REVERT_SUSPENDED"
-        | "DISK_SNAPSHOT_DELETE_SUSPENDED"
-        | "DISK_SNAPSHOT"
-        | "DISK_SNAPSHOT_DELETE" => "snap",
-        "FAILURE"
-        | "BOOT_FAILURE"
-        | "BOOT_MIGRATE_FAILURE"
-        | "PROLOG_MIGRATE_FAILURE"
-        | "PROLOG_FAILURE"
-        | "EPILOG_FAILURE"
-        | "EPILOG_STOP_FAILURE"
-        | "EPILOG_UNDEPLOY_FAILURE"
-        | "PROLOG_MIGRATE_POWEROFF_FAILURE"
-        | "PROLOG_MIGRATE_SUSPEND_FAILURE"
-        | "BOOT_UNDEPLOY_FAILURE"
-        | "BOOT_STOPPED_FAILURE"
-        | "PROLOG_RESUME_FAILURE"
-        | "PROLOG_UNDEPLOY_FAILURE"
-        | "PROLOG_MIGRATE_UNKNOWN_FAILURE" => "fail",
-        "DISK_RESIZE" | "DISK_RESIZE_POWEROFF" | "DISK_RESIZE_UNDEPLOYED" => "drsz",
-        "BACKUP" | "BACKUP_POWEROFF" => "back",
-        "RESTORE" => "rest",
-        _ => "",
+        LcmInit => "",
+        Prolog | PrologResume | PrologUndeploy => "prol",
+        Boot | BootUnknown | BootPoweroff | BootSuspended | BootStopped | BootUndeploy
+        | BootMigrate => "boot",
+        Running => "runn",
+        Migrate
+        | PrologMigrate
+        | PrologMigratePoweroff
+        | PrologMigrateSuspend
+        | PrologMigrateUnknown => "migr",
+        SaveStop | SaveSuspend | SaveMigrate => "save",
+        EpilogStop | Epilog | EpilogUndeploy => "epil",
+        Shutdown | ShutdownPoweroff | ShutdownUndeploy => "shut",
+        CleanupResubmit | CleanupDelete => "clea",
+        Unknown => "unkn",
+        Hotplug
+        | HotplugNic
+        | HotplugSaveas
+        | HotplugSaveasPoweroff
+        | HotplugSaveasSuspended
+        | HotplugPrologPoweroff
+        | HotplugEpilogPoweroff
+        | HotplugNicPoweroff
+        | HotplugResize
+        | HotplugSaveasUndeployed
+        | HotplugSaveasStopped => "hotp",
+        HotplugSnapshot
+        | DiskSnapshotPoweroff
+        | DiskSnapshotRevertPoweroff
+        | DiskSnapshotDeletePoweroff
+        | DiskSnapshotSuspended
+        | DiskSnapshotDeleteSuspended
+        | DiskSnapshot
+        | DiskSnapshotDelete => "snap",
+        BootFailure
+        | BootMigrateFailure
+        | PrologMigrateFailure
+        | PrologFailure
+        | EpilogFailure
+        | EpilogStopFailure
+        | EpilogUndeployFailure
+        | PrologMigratePoweroffFailure
+        | PrologMigrateSuspendFailure
+        | BootUndeployFailure
+        | BootStoppedFailure
+        | PrologResumeFailure
+        | PrologUndeployFailure
+        | PrologMigrateUnknownFailure => "fail",
+        DiskResize | DiskResizePoweroff | DiskResizeUndeployed => "drsz",
+        Backup | BackupPoweroff => "back",
+        Restore => "rest",
     }
+}
+
+/// Host states oned no longer uses but the OCA still names: number, name, short name.
+const RETIRED_HOST_STATES: [(u32, &str, &str); 4] = [
+    (1, "MONITORING_MONITORED", "update"),
+    (5, "MONITORING_ERROR", "retry"),
+    (6, "MONITORING_INIT", "init"),
+    (7, "MONITORING_DISABLED", "dsbl"),
+];
+
+fn retired_host_state(state: &str) -> Option<&'static (u32, &'static str, &'static str)> {
+    let n = number(state)?;
+    RETIRED_HOST_STATES.iter().find(|(r, _, _)| *r == n)
 }
 
 pub fn host_state_name(state: &str) -> String {
-    match number(state) {
-        Some(1) => "MONITORING_MONITORED".to_string(),
-        Some(5) => "MONITORING_ERROR".to_string(),
-        Some(6) => "MONITORING_INIT".to_string(),
-        Some(7) => "MONITORING_DISABLED".to_string(),
-        n => n
-            .and_then(HostState::from_number)
-            .map(|s| s.name().to_string())
-            .unwrap_or_else(|| state.to_string()),
+    match retired_host_state(state) {
+        Some((_, name, _)) => (*name).to_string(),
+        None => name_or_text(state, HostState::from_number, HostState::name),
     }
 }
 
 pub fn host_short(state: &str) -> String {
-    match host_state_name(state).as_str() {
-        "INIT" | "MONITORING_INIT" => "init",
-        "MONITORING_MONITORED" => "update",
-        "MONITORED" => "on",
-        "ERROR" => "err",
-        "DISABLED" | "MONITORING_DISABLED" => "dsbl",
-        "MONITORING_ERROR" => "retry",
-        "OFFLINE" => "off",
-        _ => "",
-    }
-    .to_string()
+    let short = match number(state).and_then(HostState::from_number) {
+        Some(HostState::Init) => "init",
+        Some(HostState::Monitored) => "on",
+        Some(HostState::Error) => "err",
+        Some(HostState::Disabled) => "dsbl",
+        Some(HostState::Offline) => "off",
+        None => retired_host_state(state).map_or("", |(_, _, short)| short),
+    };
+    short.to_string()
 }
 
 pub fn image_state_name(state: &str) -> String {
-    number(state)
-        .and_then(ImageState::from_number)
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| state.to_string())
+    name_or_text(state, ImageState::from_number, ImageState::name)
 }
 
 pub fn image_short(state: &str) -> String {
-    match image_state_name(state).as_str() {
-        "INIT" => "init",
-        "READY" => "rdy",
-        "USED" | "USED_PERS" => "used",
-        "DISABLED" => "disa",
-        "LOCKED" | "LOCKED_USED" | "LOCKED_USED_PERS" => "lock",
-        "ERROR" => "err",
-        "CLONE" => "clon",
-        "DELETE" => "dele",
-        _ => "",
-    }
-    .to_string()
+    let short = match number(state).and_then(ImageState::from_number) {
+        None => "",
+        Some(ImageState::Init) => "init",
+        Some(ImageState::Ready) => "rdy",
+        Some(ImageState::Used | ImageState::UsedPers) => "used",
+        Some(ImageState::Disabled) => "disa",
+        Some(ImageState::Locked | ImageState::LockedUsed | ImageState::LockedUsedPers) => "lock",
+        Some(ImageState::Error) => "err",
+        Some(ImageState::Clone) => "clon",
+        Some(ImageState::Delete) => "dele",
+    };
+    short.to_string()
 }
 
 /// Image TYPE numbers: names and the short names of the list table.
@@ -165,98 +170,28 @@ const IMAGE_TYPES: [(&str, &str); 8] = [
     ("FILESYSTEM", "FS"),
 ];
 
-pub fn image_type_name(t: &str) -> String {
+fn image_type(t: &str) -> Option<&'static (&'static str, &'static str)> {
     usize::try_from(ruby_to_i(t))
         .ok()
         .and_then(|i| IMAGE_TYPES.get(i))
-        .map(|(n, _)| (*n).to_string())
-        .unwrap_or_else(|| t.to_string())
+}
+
+pub fn image_type_name(t: &str) -> String {
+    image_type(t).map_or_else(|| t.to_string(), |(name, _)| (*name).to_string())
 }
 
 pub fn image_type_short(t: &str) -> String {
-    usize::try_from(ruby_to_i(t))
-        .ok()
-        .and_then(|i| IMAGE_TYPES.get(i))
-        .map(|(_, s)| (*s).to_string())
-        .unwrap_or_else(|| t.to_string())
+    image_type(t).map_or_else(|| t.to_string(), |(_, short)| (*short).to_string())
 }
 
-/// History ACTION numbers (the OCA's HISTORY_ACTION list).
-const HISTORY_ACTIONS: [&str; 65] = [
-    "none",
-    "migrate",
-    "live-migrate",
-    "shutdown",
-    "shutdown-hard",
-    "undeploy",
-    "undeploy-hard",
-    "hold",
-    "release",
-    "stop",
-    "suspend",
-    "resume",
-    "boot",
-    "delete",
-    "delete-recreate",
-    "reboot",
-    "reboot-hard",
-    "resched",
-    "unresched",
-    "poweroff",
-    "poweroff-hard",
-    "disk-attach",
-    "disk-detach",
-    "nic-attach",
-    "nic-detach",
-    "disk-snapshot-create",
-    "disk-snapshot-delete",
-    "terminate",
-    "terminate-hard",
-    "disk-resize",
-    "deploy",
-    "chown",
-    "chmod",
-    "updateconf",
-    "rename",
-    "resize",
-    "update",
-    "snapshot-resize",
-    "snapshot-delete",
-    "snapshot-revert",
-    "disk-saveas",
-    "disk-snapshot-revert",
-    "recover",
-    "retry",
-    "monitor",
-    "disk-snapshot-rename",
-    "alias-attach",
-    "alias-detach",
-    "poweroff-migrate",
-    "poweroff-hard-migrate",
-    "backup",
-    "nic-update",
-    "backup-cancel",
-    "sched-add",
-    "sched-update",
-    "sched-delete",
-    "sg-attach",
-    "sg-detach",
-    "pci-attach",
-    "pci-detach",
-    "restore",
-    "exec",
-    "exec-retry",
-    "exec-cancel",
-    "",
-];
-
+/// A history ACTION's name as the OCA prints it: oned's name, except for 37, which the OCA's
+/// HISTORY_ACTION list spells `snapshot-resize`.
 pub fn history_action(action: &str) -> String {
-    usize::try_from(ruby_to_i(action))
-        .ok()
-        .and_then(|i| HISTORY_ACTIONS.get(i))
-        .filter(|a| !a.is_empty())
-        .map(|a| (*a).to_string())
-        .unwrap_or_else(|| action.to_string())
+    match number(action).and_then(VmAction::from_number) {
+        Some(VmAction::SnapshotCreate) => "snapshot-resize".to_string(),
+        Some(known) => known.name().to_string(),
+        None => action.to_string(),
+    }
 }
 
 /// A LOCK/LOCKED level's name: `None` without a lock, `-` for an unknown level.
