@@ -2,7 +2,7 @@
 //! options of the reference CLI (`-l`, `--csv`, `-f`, `--no-header`, `--adjust`, …).
 
 use crate::table::TableOptions;
-use crate::xml::Element;
+use crate::xml::{DocumentForms, Element};
 
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct FormatArgs {

@@ -1,270 +1,92 @@
-//! A small XML tree for the documents the front-end returns (HOOK, HOOKLOG, VM, …).
+//! The documents the front-end returns (HOOK, HOOKLOG, VM, …) as [`one_proto::xml_tree`]
+//! reads them, and the forms `-x`, `-j` and `-y` print.
 //!
 //! The renderers need what OpenNebula's Ruby CLI sees: element order, whether an element has a
 //! text node at all (an empty CDATA section counts, an empty element does not), and the
-//! hash view (`to_hash`) that `-j` and `-y` print. A tree keeps all of that.
+//! hash view (`to_hash`) that `-j` and `-y` print. The shared tree keeps all of that.
 
 use std::fmt::Write as _;
 
-use quick_xml::events::Event;
+pub use one_proto::xml_tree::{Element, Node, XmlError, parse};
 
-/// A parsed element.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Element {
-    pub name: String,
-    pub children: Vec<Node>,
-}
-
-/// A child of an element. Adjacent text and entity references are merged into one `Text`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Node {
-    Element(Element),
-    Text(String),
-    CData(String),
-}
-
-/// Why a document could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum XmlError {
-    #[error("malformed XML at byte {position}: {message}")]
-    Malformed { position: u64, message: String },
-    #[error("malformed XML: no root element")]
-    NoRoot,
-    #[error("malformed XML: element <{0}> is not closed")]
-    Unclosed(String),
-    #[error("malformed XML: unknown entity &{0};")]
-    UnknownEntity(String),
-}
-
-/// Parses a whole document and returns its root element.
-pub fn parse(text: &str) -> Result<Element, XmlError> {
-    let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let malformed =
-        |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| XmlError::Malformed {
-            position: reader.buffer_position(),
-            message: e.to_string(),
-        };
-    loop {
-        let event = reader.read_event().map_err(|e| malformed(&reader, &e))?;
-        match event {
-            Event::Start(start) => {
-                let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
-                stack.push(Element {
-                    name,
-                    children: Vec::new(),
-                });
-            }
-            Event::Empty(start) => {
-                let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
-                let element = Element {
-                    name,
-                    children: Vec::new(),
-                };
-                close(&mut stack, &mut root, element, &reader)?;
-            }
-            Event::End(_) => {
-                let Some(element) = stack.pop() else {
-                    return Err(malformed(&reader, &"unexpected end tag"));
-                };
-                close(&mut stack, &mut root, element, &reader)?;
-            }
-            Event::Text(text) => {
-                let value = text.xml10_content().map_err(|e| malformed(&reader, &e))?;
-                push_text(&mut stack, &value, &reader)?;
-            }
-            Event::GeneralRef(reference) => {
-                let resolved = match reference.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    Ok(None) => {
-                        let name = reference.decode().map_err(|e| malformed(&reader, &e))?;
-                        match name.as_ref() {
-                            "lt" => "<".to_string(),
-                            "gt" => ">".to_string(),
-                            "amp" => "&".to_string(),
-                            "apos" => "'".to_string(),
-                            "quot" => "\"".to_string(),
-                            other => return Err(XmlError::UnknownEntity(other.to_string())),
-                        }
-                    }
-                    Err(e) => return Err(malformed(&reader, &e)),
-                };
-                push_text(&mut stack, &resolved, &reader)?;
-            }
-            Event::CData(data) => {
-                let value = data.decode().map_err(|e| malformed(&reader, &e))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(Node::CData(value.into_owned())),
-                    None => return Err(malformed(&reader, &"CDATA outside the root element")),
-                }
-            }
-            Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
-            Event::Eof => break,
-        }
-    }
-    if let Some(open) = stack.pop() {
-        return Err(XmlError::Unclosed(open.name));
-    }
-    root.ok_or(XmlError::NoRoot)
-}
-
-fn close(
-    stack: &mut [Element],
-    root: &mut Option<Element>,
-    element: Element,
-    reader: &quick_xml::Reader<&[u8]>,
-) -> Result<(), XmlError> {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(Node::Element(element)),
-        None if root.is_none() => *root = Some(element),
-        None => {
-            return Err(XmlError::Malformed {
-                position: reader.buffer_position(),
-                message: "more than one root element".to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn push_text(
-    stack: &mut [Element],
-    value: &str,
-    reader: &quick_xml::Reader<&[u8]>,
-) -> Result<(), XmlError> {
-    match stack.last_mut() {
-        Some(parent) => {
-            if let Some(Node::Text(previous)) = parent.children.last_mut() {
-                previous.push_str(value);
-            } else {
-                parent.children.push(Node::Text(value.to_string()));
-            }
-            Ok(())
-        }
-        // Whitespace around the root element is allowed; anything else is not.
-        None if value.trim().is_empty() => Ok(()),
-        None => Err(XmlError::Malformed {
-            position: reader.buffer_position(),
-            message: "text outside the root element".to_string(),
-        }),
-    }
-}
-
-impl Element {
-    /// The child elements, in document order.
-    pub fn elements(&self) -> impl Iterator<Item = &Element> {
-        self.children.iter().filter_map(|n| match n {
-            Node::Element(e) => Some(e),
-            _ => None,
-        })
-    }
-
-    /// The first child element with this name.
-    pub fn child(&self, name: &str) -> Option<&Element> {
-        self.elements().find(|e| e.name == name)
-    }
-
-    /// Every child element with this name.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
-        self.elements().filter(move |e| e.name == name)
-    }
-
-    /// The element at a `/`-separated path of child names below this one.
-    pub fn at(&self, path: &str) -> Option<&Element> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .try_fold(self, |e, name| e.child(name))
-    }
-
-    /// The text of the element at `path`, if it has a text node (see [`Element::text`]).
-    pub fn text_at(&self, path: &str) -> Option<&str> {
-        self.at(path).and_then(Element::text)
-    }
-
-    /// The text of the element at `path`, or "" when it is missing or has no text.
-    pub fn str_at(&self, path: &str) -> &str {
-        self.text_at(path).unwrap_or("")
-    }
-
-    /// The first text or CDATA node, as REXML's `Element#text` gives it. `None` when the
-    /// element has no text node at all (`<A></A>`); `Some("")` for `<A><![CDATA[]]></A>`.
-    pub fn text(&self) -> Option<&str> {
-        self.children.iter().find_map(|n| match n {
-            Node::Text(t) | Node::CData(t) => Some(t.as_str()),
-            Node::Element(_) => None,
-        })
-    }
-
-    pub fn has_elements(&self) -> bool {
-        self.elements().next().is_some()
-    }
-
+/// The printed forms of a document, as the Ruby CLI writes them.
+pub trait DocumentForms {
     /// The hash view of the Ruby OCA's `to_hash`, wrapped in the root name.
-    pub fn to_hash(&self) -> HashValue {
-        HashValue::Object(vec![(self.name.clone(), self.hash_body())])
+    fn to_hash(&self) -> HashValue;
+
+    /// The document indented by two spaces per level, as Nokogiri's pretty `to_xml` writes
+    /// it: elements with only text stay on one line, empty elements are self-closed, CDATA is
+    /// kept.
+    fn to_pretty_xml(&self) -> String;
+
+    /// The compact form, without any whitespace between elements.
+    fn to_compact_xml(&self) -> String;
+}
+
+impl DocumentForms for Element {
+    fn to_hash(&self) -> HashValue {
+        HashValue::Object(vec![(self.name.clone(), hash_body(self))])
     }
 
-    fn hash_body(&self) -> HashValue {
-        // Nokogiri's rule: a single text or CDATA child is the value; otherwise the element
-        // children form an object (an empty element is an empty object).
-        if let [Node::Text(t) | Node::CData(t)] = self.children.as_slice() {
-            return HashValue::String(t.clone());
-        }
-        let mut fields: Vec<(String, HashValue)> = Vec::new();
-        for child in self.elements() {
-            let value = child.hash_body();
-            match fields.iter_mut().find(|(k, _)| *k == child.name) {
-                Some((_, HashValue::Array(items))) => items.push(value),
-                Some((_, existing)) => {
-                    let first = std::mem::replace(existing, HashValue::Array(Vec::new()));
-                    *existing = HashValue::Array(vec![first, value]);
-                }
-                None => fields.push((child.name.clone(), value)),
-            }
-        }
-        HashValue::Object(fields)
-    }
-
-    /// The document indented by two spaces per level, as Nokogiri's pretty `to_xml` writes it:
-    /// elements with only text stay on one line, empty elements are self-closed, CDATA is kept.
-    pub fn to_pretty_xml(&self) -> String {
+    fn to_pretty_xml(&self) -> String {
         let mut out = String::new();
-        self.write_pretty(&mut out, 0);
+        write_pretty(self, &mut out, 0);
         out
     }
 
-    fn write_pretty(&self, out: &mut String, depth: usize) {
-        let indent = "  ".repeat(depth);
-        out.push_str(&indent);
-        if self.children.is_empty() {
-            let _ = writeln!(out, "<{}/>", self.name);
-            return;
-        }
-        let has_text = self.children.iter().any(|n| !matches!(n, Node::Element(_)));
-        if has_text {
-            // Mixed or text-only content is written inline, exactly as stored.
-            let _ = write!(out, "<{}>", self.name);
-            for child in &self.children {
-                write_inline(out, child);
-            }
-            let _ = writeln!(out, "</{}>", self.name);
-            return;
-        }
-        let _ = writeln!(out, "<{}>", self.name);
-        for child in self.elements() {
-            child.write_pretty(out, depth + 1);
-        }
-        let _ = writeln!(out, "{indent}</{}>", self.name);
-    }
-
-    /// The compact form, without any whitespace between elements.
-    pub fn to_compact_xml(&self) -> String {
+    fn to_compact_xml(&self) -> String {
         let mut out = String::new();
         write_inline(&mut out, &Node::Element(self.clone()));
         out
     }
+}
+
+fn hash_body(element: &Element) -> HashValue {
+    // Nokogiri's rule: a single text or CDATA child is the value; otherwise the element
+    // children form an object (an empty element is an empty object).
+    if let [Node::Text(t) | Node::CData(t)] = element.children.as_slice() {
+        return HashValue::String(t.clone());
+    }
+    let mut fields: Vec<(String, HashValue)> = Vec::new();
+    for child in element.elements() {
+        let value = hash_body(child);
+        match fields.iter_mut().find(|(k, _)| *k == child.name) {
+            Some((_, HashValue::Array(items))) => items.push(value),
+            Some((_, existing)) => {
+                let first = std::mem::replace(existing, HashValue::Array(Vec::new()));
+                *existing = HashValue::Array(vec![first, value]);
+            }
+            None => fields.push((child.name.clone(), value)),
+        }
+    }
+    HashValue::Object(fields)
+}
+
+fn write_pretty(element: &Element, out: &mut String, depth: usize) {
+    let indent = "  ".repeat(depth);
+    out.push_str(&indent);
+    if element.children.is_empty() {
+        let _ = writeln!(out, "<{}/>", element.name);
+        return;
+    }
+    let has_text = element
+        .children
+        .iter()
+        .any(|n| !matches!(n, Node::Element(_)));
+    if has_text {
+        // Mixed or text-only content is written inline, exactly as stored.
+        let _ = write!(out, "<{}>", element.name);
+        for child in &element.children {
+            write_inline(out, child);
+        }
+        let _ = writeln!(out, "</{}>", element.name);
+        return;
+    }
+    let _ = writeln!(out, "<{}>", element.name);
+    for child in element.elements() {
+        write_pretty(child, out, depth + 1);
+    }
+    let _ = writeln!(out, "{indent}</{}>", element.name);
 }
 
 fn write_inline(out: &mut String, node: &Node) {
