@@ -2,12 +2,19 @@
 //!
 //! Every table of the front-end is created by one entry of [`MIGRATIONS`]; the schema version is
 //! SQLite's `user_version`, so a restarted front-end applies only the entries it has not seen.
+//!
+//! [`Db::atomic`] makes one transaction of everything a piece of code does with the database
+//! on the current thread, plus a final step: the API dispatcher runs a call's handler in it and
+//! adds the call's event to the outbox before the commit, so the change and its event exist
+//! together or not at all. Inside it, [`Db::write`] becomes a savepoint of that transaction
+//! and [`Db::read`] reads through it; the code in between does not change.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+use scoped_tls_hkt::scoped_thread_local;
 
 /// Hooks, hook log, id counters, users and groups.
 const CORE_SCHEMA: &str = "
@@ -83,6 +90,15 @@ pub enum DbError {
     },
 }
 
+/// The transaction of the [`Db::atomic`] running on this thread, and whose database it is.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    db: usize,
+    tx: &'a Transaction<'a>,
+}
+
+scoped_thread_local!(static SCOPE: for<'a> Scope<'a>);
+
 /// A shared handle to the one SQLite connection.
 ///
 /// Calls are short and serialised by a mutex; callers on the async runtime run them inside
@@ -139,11 +155,16 @@ impl Db {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` inside one IMMEDIATE transaction, committed when `f` returns `Ok`.
+    /// Runs `f` inside one IMMEDIATE transaction, committed when `f` returns `Ok`. Inside
+    /// [`Db::atomic`] on this thread, `f` runs in a savepoint of its transaction instead, rolled
+    /// back when `f` fails.
     pub fn write<T, E: From<rusqlite::Error>>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        if self.in_scope() {
+            return SCOPE.with(|scope| savepoint(scope.tx, f));
+        }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
@@ -151,10 +172,73 @@ impl Db {
         Ok(value)
     }
 
-    /// Runs `f` with the connection, for reads.
+    /// Runs `f` with the connection, for reads (inside [`Db::atomic`], in its transaction).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        if self.in_scope() {
+            return SCOPE.with(|scope| f(scope.tx));
+        }
         let conn = self.lock();
         f(&conn)
+    }
+
+    /// Runs `body`, with every [`Db::write`] and [`Db::read`] of this database on this thread,
+    /// and then `finish`, in one IMMEDIATE transaction, and commits it. Returns what `body`
+    /// returned; an error (and nothing of it stored) when the transaction could not begin, or
+    /// `finish` or the commit failed. Other threads wait for the database meanwhile, so `body`
+    /// must not wait for one that uses it.
+    pub fn atomic<R>(
+        &self,
+        body: impl FnOnce() -> R,
+        finish: impl FnOnce(&Transaction<'_>, &R) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<R> {
+        if self.in_scope() {
+            // Already inside one: it is the transaction.
+            let value = body();
+            SCOPE.with(|scope| finish(scope.tx, &value))?;
+            return Ok(value);
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let scope = Scope {
+            db: self.id(),
+            tx: &tx,
+        };
+        let value = SCOPE.set(scope, body);
+        finish(&tx, &value)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Identifies the connection shared by the clones of this handle.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.conn) as usize
+    }
+
+    fn in_scope(&self) -> bool {
+        SCOPE.is_set() && SCOPE.with(|scope| scope.db == self.id())
+    }
+}
+
+/// Runs `f` in a savepoint of `tx`: kept when `f` succeeds, rolled back when it fails, as a
+/// transaction of its own would be.
+fn savepoint<T, E: From<rusqlite::Error>>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    tx.execute_batch("SAVEPOINT db_write")?;
+    match f(tx) {
+        Ok(value) => {
+            tx.execute_batch("RELEASE db_write")?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.execute_batch("ROLLBACK TO db_write; RELEASE db_write") {
+                // The transaction itself is gone (SQLite ends it on some errors); the commit
+                // of the enclosing `atomic` fails and reports it.
+                tracing::error!(error = %rollback, "cannot roll back a failed write");
+            }
+            Err(e)
+        }
     }
 }
 
@@ -242,6 +326,93 @@ mod tests {
             .read(|c| c.query_row("SELECT COUNT(*) FROM hook_pool", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    fn hooks(db: &Db) -> Vec<String> {
+        db.read(|c| {
+            let mut stmt = c
+                .prepare("SELECT name FROM hook_pool ORDER BY oid")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<Vec<String>, _>>()
+                .unwrap()
+        })
+    }
+
+    fn insert(tx: &Transaction<'_>, oid: i64, name: &str) -> rusqlite::Result<usize> {
+        tx.execute(
+            "INSERT INTO hook_pool (oid, name, type, body) VALUES (?1, ?2, 2, 'x')",
+            rusqlite::params![oid, name],
+        )
+    }
+
+    #[test]
+    fn atomic_commits_the_body_and_the_final_step_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        let other = db.clone();
+        let value = db
+            .atomic(
+                || {
+                    // Writes and reads through any clone land in the one transaction.
+                    other.write(|tx| insert(tx, 1, "a")).unwrap();
+                    let failed: rusqlite::Result<()> = other.write(|tx| {
+                        insert(tx, 2, "b")?;
+                        insert(tx, 3, "a").map(|_| ())
+                    });
+                    assert!(failed.is_err(), "duplicate name");
+                    assert_eq!(
+                        hooks(&other),
+                        ["a"],
+                        "the failed write was rolled back alone"
+                    );
+                    7
+                },
+                |tx, value| insert(tx, 10, &format!("event-{value}")).map(|_| ()),
+            )
+            .unwrap();
+        assert_eq!(value, 7);
+        assert_eq!(hooks(&db), ["a", "event-7"]);
+
+        // A failing final step takes the body's writes with it.
+        let r = db.atomic(
+            || other.write(|tx| insert(tx, 4, "c")).unwrap(),
+            |tx, _| insert(tx, 5, "a").map(|_| ()),
+        );
+        assert!(r.is_err());
+        assert_eq!(hooks(&db), ["a", "event-7"]);
+    }
+
+    #[test]
+    fn other_threads_wait_for_the_atomic_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let worker = {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                db.atomic(
+                    || {
+                        db.write(|tx| insert(tx, 1, "inside")).unwrap();
+                        entered_tx.send(()).unwrap();
+                        go_rx.recv().unwrap();
+                    },
+                    |_, _| Ok(()),
+                )
+                .unwrap();
+            })
+        };
+        entered_rx.recv().unwrap();
+        let reader = {
+            let db = db.clone();
+            // Blocks until the transaction is over, then sees it whole.
+            std::thread::spawn(move || hooks(&db))
+        };
+        go_tx.send(()).unwrap();
+        worker.join().unwrap();
+        assert_eq!(reader.join().unwrap(), ["inside"]);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::events::{EventBus, SessionAcks};
+use crate::events::{EventBus, SessionAcks, Written};
 
 /// How long the driver has to answer `INIT` (the reference's value).
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -343,11 +343,13 @@ async fn run_once(
         stored_tx,
     ));
     let (sender_stop, sender_stop_rx) = watch::channel(false);
+    // The last acknowledgements are applied after a FINALIZE, when the sender is gone.
+    let journaled_final = journaled_rx.clone();
     let acks = SessionAcks {
         journaled: journaled_rx,
         stored: stored_rx,
     };
-    let mut sender: JoinHandle<(ChildStdin, Result<(), crate::events::EventError>)> = {
+    let mut sender: JoinHandle<(ChildStdin, Result<Written, crate::events::EventError>)> = {
         let bus = bus.clone();
         tokio::spawn(async move {
             let r = bus.deliver(&mut stdin, acks, sender_stop_rx).await;
@@ -367,13 +369,14 @@ async fn run_once(
         }
         r = &mut sender => Event::SenderDone(match r {
             Ok((_, Err(e))) => e.to_string(),
-            Ok((_, Ok(()))) => "the event sender stopped".to_string(),
+            Ok((_, Ok(_))) => "the event sender stopped".to_string(),
             Err(e) => format!("the event sender failed: {e}"),
         }),
         _ = &mut reader => Event::OutputClosed,
         _ = stop_requested(&mut stop) => Event::Stop,
     };
     let reader_done = matches!(event, Event::OutputClosed);
+    let mut finished = None;
     let outcome = match event {
         Event::Exited(status) => {
             sender.abort();
@@ -389,7 +392,7 @@ async fn run_once(
             ended("the driver closed its output".to_string())
         }
         Event::Stop => {
-            finalize(&mut child, sender, sender_stop, pid).await;
+            finished = finalize(&mut child, sender, sender_stop, pid).await;
             Session::Stopped
         }
     };
@@ -407,6 +410,10 @@ async fn run_once(
     }
     if let Err(e) = writer.await {
         tracing::error!(pid, error = %e, "hook result store task failed");
+    }
+    if let Some((written, clean_exit)) = finished {
+        let journaled = *journaled_final.borrow();
+        bus.finish_session(written, journaled, clean_exit).await;
     }
     outcome
 }
@@ -484,21 +491,25 @@ async fn exit_or_kill(child: &mut Child, wait: Duration) {
 }
 
 /// Stops the sender between batches, sends `FINALIZE`, closes stdin and waits for the driver.
+/// Returns what the sender had written and whether the driver then exited with success, when
+/// `FINALIZE` was sent.
 async fn finalize(
     child: &mut Child,
-    mut sender: JoinHandle<(ChildStdin, Result<(), crate::events::EventError>)>,
+    mut sender: JoinHandle<(ChildStdin, Result<Written, crate::events::EventError>)>,
     sender_stop: watch::Sender<bool>,
     pid: u32,
-) {
+) -> Option<(Written, bool)> {
     let _ = sender_stop.send(true);
+    let mut written = None;
     match tokio::time::timeout(SENDER_STOP_TIMEOUT, &mut sender).await {
-        Ok(Ok((mut stdin, Ok(())))) => {
+        Ok(Ok((mut stdin, Ok(sent)))) => {
             let write = async {
                 stdin.write_all(b"FINALIZE\n").await?;
                 stdin.flush().await
             };
-            if let Err(e) = write.await {
-                tracing::warn!(pid, error = %e, "cannot send FINALIZE to the driver");
+            match write.await {
+                Ok(()) => written = Some(sent),
+                Err(e) => tracing::warn!(pid, error = %e, "cannot send FINALIZE to the driver"),
             }
             drop(stdin);
         }
@@ -516,9 +527,15 @@ async fn finalize(
             sender.abort();
         }
     }
-    match tokio::time::timeout(FINALIZE_TIMEOUT, child.wait()).await {
-        Ok(Ok(status)) => tracing::info!(pid, status = %status, "hook manager driver finalized"),
-        Ok(Err(e)) => tracing::warn!(pid, error = %e, "cannot wait for the hook manager driver"),
+    let clean_exit = match tokio::time::timeout(FINALIZE_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) => {
+            tracing::info!(pid, status = %status, "hook manager driver finalized");
+            status.success()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(pid, error = %e, "cannot wait for the hook manager driver");
+            false
+        }
         Err(_) => {
             tracing::warn!(
                 pid,
@@ -526,8 +543,10 @@ async fn finalize(
                 "the driver did not exit after FINALIZE; killing it"
             );
             kill(child).await;
+            false
         }
-    }
+    };
+    written.map(|w| (w, clean_exit))
 }
 
 /// One line of a driver's output, at most `max` bytes (longer lines are skipped with a

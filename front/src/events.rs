@@ -1,8 +1,9 @@
 //! The event bus: the one path for every HOOK_MESSAGE and RETRY to the driver.
 //!
 //! Every event is first written to a durable outbox table: a STATE event inside the transaction
-//! that changes the object ([`EventBus::enqueue_state`]), an API event or a retry in its own
-//! transaction ([`EventBus::emit_api`], [`EventBus::retry`]). The driver link runs
+//! that changes the object ([`EventBus::enqueue_state`]), an API event inside the transaction of
+//! the call ([`EventBus::enqueue_api`]), a retry inside the transaction of `one.hook.retry`
+//! ([`EventBus::retry`], a transaction of its own elsewhere). The driver link runs
 //! [`EventBus::deliver`], which writes the outbox in sequence order as MAD lines to the driver's
 //! stdin, with the outbox sequence number in the id word (`EXECUTE  <seq> <b64>`). So events
 //! produced while the driver is down (or not configured) wait on disk and go out, in order, when
@@ -220,6 +221,13 @@ impl EventBus {
         AckMode::from_u8(self.inner.ack_mode.swap(mode.to_u8(), Ordering::Relaxed))
     }
 
+    /// Writes the API event of a call inside the caller's transaction (the call's own, see
+    /// [`Db::atomic`]). Call [`EventBus::notify`] after the commit.
+    pub fn enqueue_api(&self, tx: &Transaction<'_>, event: &ApiEvent) -> rusqlite::Result<()> {
+        let payload = b64_encode(HookMessage::Api(event.clone()).to_xml().as_bytes());
+        insert(tx, KIND_EXECUTE, &payload, self.limit()).map(|_| ())
+    }
+
     /// Records the API event of a call, in its own transaction, and wakes the sender.
     pub fn emit_api(&self, event: &ApiEvent) -> Result<(), EventError> {
         let payload = b64_encode(HookMessage::Api(event.clone()).to_xml().as_bytes());
@@ -276,19 +284,23 @@ impl EventBus {
     /// acknowledgements of `acks.stored`. Events are deleted as `acks.journaled` covers them, or
     /// once written when the driver does not acknowledge (see the module documentation).
     ///
-    /// Returns `Ok` when stopped; an error when the writer failed (the driver went away), in
-    /// which case the events not yet deleted stay in the outbox.
+    /// Returns what was written when stopped (for [`EventBus::finish_session`]); an error when
+    /// the writer failed (the driver went away), in which case the events not yet deleted stay
+    /// in the outbox.
     pub async fn deliver<W: AsyncWrite + Unpin>(
         &self,
         out: &mut W,
         mut acks: SessionAcks,
         mut stop: watch::Receiver<bool>,
-    ) -> Result<(), EventError> {
+    ) -> Result<Written, EventError> {
         let mut session = Session::default();
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         loop {
             if *stop.borrow() {
-                return Ok(());
+                return Ok(Written {
+                    through: session.cursor,
+                    acknowledged: session.acked,
+                });
             }
             let journaled = *acks.journaled.borrow_and_update();
             self.settle(&mut session, journaled).await;
@@ -337,6 +349,33 @@ impl EventBus {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {}
             }
+        }
+    }
+
+    /// Settles a session that ended with `FINALIZE`, once the driver's output is read to the
+    /// end: the last acknowledgements (`journaled`) of a driver that acknowledges are applied;
+    /// for one that does not, everything written is deleted if it exited cleanly (it read
+    /// every line before `FINALIZE`), so that a restarted front-end does not send it again.
+    pub async fn finish_session(&self, written: Written, journaled: u64, clean_exit: bool) {
+        let through = if written.acknowledged || journaled > 0 {
+            i64::try_from(journaled)
+                .unwrap_or(i64::MAX)
+                .min(written.through)
+        } else if clean_exit {
+            written.through
+        } else {
+            return;
+        };
+        if through <= 0 {
+            return;
+        }
+        let bus = self.clone();
+        match tokio::task::spawn_blocking(move || bus.remove_through(through)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(seq = through, error = %e, "cannot delete delivered events")
+            }
+            Err(e) => tracing::error!(seq = through, error = %e, "cannot delete delivered events"),
         }
     }
 
@@ -392,6 +431,15 @@ impl EventBus {
             Err(e) => tracing::error!(seq = through, error = %e, "cannot delete delivered events"),
         }
     }
+}
+
+/// What a stopped [`EventBus::deliver`] had written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The newest event id written (0: none).
+    pub through: i64,
+    /// The driver acknowledged events in this session.
+    pub acknowledged: bool,
 }
 
 /// The sender's state for one driver session.
@@ -595,7 +643,7 @@ mod tests {
         journaled: watch::Sender<u64>,
         stored: watch::Sender<u64>,
         stop: watch::Sender<bool>,
-        sender: tokio::task::JoinHandle<Result<(), EventError>>,
+        sender: tokio::task::JoinHandle<Result<Written, EventError>>,
         text: String,
     }
 

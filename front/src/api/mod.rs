@@ -1,5 +1,6 @@
 //! The XML-RPC method table: session authentication, typed parameters, the success and failure
-//! arrays with OpenNebula's error codes, and the API event emitted after every non-info call.
+//! arrays with OpenNebula's error codes, and the API event of every non-info call, written to
+//! the outbox in the same transaction as the call's changes ([`crate::db::Db::atomic`]).
 
 pub mod hook;
 pub mod system;
@@ -332,8 +333,8 @@ fn success_value(value: Value) -> Value {
     Value::Array(vec![Value::Bool(true), value, Value::Int(0)])
 }
 
-/// Answers one call: authenticates the session, runs the method, builds the response array and
-/// emits the API event.
+/// Answers one call: authenticates the session, runs the method and, in the same transaction,
+/// records its API event; builds the response array.
 pub fn handle(state: &AppState, call: MethodCall) -> Response {
     let method = call.method.as_str();
     let Some((session, rest)) = call.params.split_first() else {
@@ -369,45 +370,62 @@ pub fn handle(state: &AppState, call: MethodCall) -> Response {
         }
     };
     let params = Params::new(rest);
-    let result = match dispatch(state, &caller, method, &params) {
-        Some(r) => r,
-        None => {
-            return Response::Fault {
-                code: FAULT_NO_SUCH_METHOD,
-                message: format!("Method '{method}' not defined"),
-            };
+    let run = || dispatch(state, &caller, method, &params);
+    let result = if is_info_call(method) {
+        run()
+    } else {
+        // The handler's writes and the call's API event are one transaction: a crash cannot
+        // keep the change and lose the event, or the other way round.
+        let emit = |tx: &rusqlite::Transaction<'_>, result: &Option<CallResult>| match result
+            .as_ref()
+            .and_then(|r| api_outcome(r))
+        {
+            Some(outcome) => state
+                .bus
+                .enqueue_api(tx, &api_event(method, &call.params, &outcome)),
+            None => Ok(()),
+        };
+        match state.db.atomic(run, emit) {
+            Ok(result) => {
+                state.bus.notify();
+                result
+            }
+            Err(e) => {
+                tracing::error!(method, error = %e, "cannot commit the call and its API event; nothing of it is stored");
+                let err = ApiError::internal("Internal database error.", -1);
+                return Response::Value(failure_value(method, &err));
+            }
         }
     };
-    let (response, outcome) = match result {
-        Ok(ok) => {
-            let out = out_text(&ok.value);
-            (
-                Response::Value(success_value(ok.value)),
-                Outcome::Success {
-                    value: out,
-                    extra: ok.extra.unwrap_or_default(),
-                },
-            )
-        }
+    let Some(result) = result else {
+        return Response::Fault {
+            code: FAULT_NO_SUCH_METHOD,
+            message: format!("Method '{method}' not defined"),
+        };
+    };
+    match result {
+        Ok(ok) => Response::Value(success_value(ok.value)),
         Err(CallError::Fault { code, message }) => {
             tracing::debug!(method, code, message = %message, "call refused with a fault");
-            return Response::Fault { code, message };
+            Response::Fault { code, message }
         }
         Err(CallError::Api(err)) => {
             tracing::debug!(method, code = err.code.code(), message = %err.message, "call failed");
-            (
-                Response::Value(failure_value(method, &err)),
-                Outcome::Failure(err),
-            )
-        }
-    };
-    if !is_info_call(method) {
-        let event = api_event(method, &call.params, &outcome);
-        if let Err(e) = state.bus.emit_api(&event) {
-            tracing::error!(method, error = %e, "cannot record the API event");
+            Response::Value(failure_value(method, &err))
         }
     }
-    response
+}
+
+/// What the API event of a call reports; `None` for a fault, which has no event.
+fn api_outcome(result: &CallResult) -> Option<Outcome> {
+    match result {
+        Ok(ok) => Some(Outcome::Success {
+            value: out_text(&ok.value),
+            extra: ok.extra.clone().unwrap_or_default(),
+        }),
+        Err(CallError::Api(err)) => Some(Outcome::Failure(err.clone())),
+        Err(CallError::Fault { .. }) => None,
+    }
 }
 
 /// The method table.
