@@ -20,6 +20,7 @@ pub mod pager;
 pub mod session;
 pub mod short_state;
 pub mod table;
+pub mod template_input;
 pub mod template_text;
 pub mod terminal;
 pub mod timestamp;

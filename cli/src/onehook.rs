@@ -13,6 +13,7 @@ use crate::hook_show::render_hook;
 use crate::id_list::{IdSpec, parse_one};
 use crate::list_args::{FormatArgs, ListArgs, print_list};
 use crate::session::{PoolKind, Session, for_each, report};
+use crate::template_input::{read_file, update_text};
 use crate::template_text::template_lines;
 use crate::xml::Element;
 
@@ -284,29 +285,13 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
             } else {
                 UpdateMode::Replace
             };
-            let text = match file {
-                Some(path) => read_file(path)?,
-                None => {
-                    let piped = if console.stdin_tty {
-                        String::new()
-                    } else {
-                        console.read_stdin()?
-                    };
-                    if !piped.is_empty() {
-                        piped
-                    } else if *append {
-                        crate::editor::edit("")?
-                    } else {
-                        let hook = parse_document(&session.client()?.hook_info(id)?, "HOOK")?;
-                        crate::editor::edit(
-                            &hook
-                                .child("TEMPLATE")
-                                .map(template_lines)
-                                .unwrap_or_default(),
-                        )?
-                    }
-                }
-            };
+            let text = update_text(file.as_deref(), mode, console, || {
+                let hook = parse_document(&session.client()?.hook_info(id)?, "HOOK")?;
+                Ok(hook
+                    .child("TEMPLATE")
+                    .map(template_lines)
+                    .unwrap_or_default())
+            })?;
             session.client()?.hook_update(id, &text, mode)?;
             verbose(console, id, "modified")
         }
@@ -440,13 +425,6 @@ fn list_hooks(
     }
     let pool = session.pool(HOOKS)?;
     print_list(console, list, &pool, &table, &hook_rows(&pool))
-}
-
-fn read_file(path: &PathBuf) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        what: format!("cannot read {}", path.display()),
-        source,
-    })
 }
 
 /// The template of `create`: FILE, or stdin for `-` or when FILE is omitted and stdin is not

@@ -1,6 +1,6 @@
 //! `oneimage`: manages the simulated cloud's disk images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use one_client::Value;
@@ -10,8 +10,9 @@ use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish};
 use crate::image_render::{image_rows, image_table, render_image};
 use crate::list_args::{FormatArgs, ListArgs, print_list};
-use crate::onevm::{parse_attr, read_file, to_i32};
+use crate::onevm::{parse_attr, to_i32};
 use crate::session::{PoolKind, Session, for_each, report};
+use crate::template_input::create_text;
 
 const ABOUT: &str =
     "Manages images of the simulated cloud: create, enable, disable and delete them.";
@@ -172,7 +173,7 @@ fn execute(args: &OneimageArgs, console: &mut Console<'_>) -> Result<(), CliErro
             options,
             dry,
         } => {
-            let text = create_template(file.as_ref(), options, console)?;
+            let text = create_template(file.as_deref(), options, console)?;
             if *dry {
                 return console.write(text);
             }
@@ -243,15 +244,10 @@ fn datastore_id(arg: &str) -> Result<i32, CliError> {
 }
 
 fn create_template(
-    file: Option<&PathBuf>,
+    file: Option<&Path>,
     options: &ImageOptions,
     console: &mut Console<'_>,
 ) -> Result<String, CliError> {
-    let mut text = match file {
-        Some(path) if path.as_os_str() == "-" => console.read_stdin()?,
-        Some(path) => read_file(path)?,
-        None => String::new(),
-    };
     let mut extra = Template::new();
     let mut single = |name: &str, value: Option<&str>| {
         if let Some(v) = value {
@@ -271,19 +267,10 @@ fn create_template(
         let (key, value) = parse_attr(attr)?;
         extra.push(Attribute::single(key, value));
     }
-    if !extra.is_empty() {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&extra.to_text());
-    }
-    if text.trim().is_empty() {
-        return Err(CliError::usage(
-            "No template given: use a template file or --name with --path or --size",
-        ));
-    }
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    Ok(text)
+    create_text(
+        file,
+        &extra,
+        "No template given: use a template file or --name with --path or --size",
+        console,
+    )
 }

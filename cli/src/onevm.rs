@@ -1,15 +1,16 @@
 //! `onevm`: creates and drives virtual machines of the front-end's simulated cloud.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use one_client::Value;
+use one_client::{UpdateMode, Value};
 use one_proto::template::{Attribute, Template};
 
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish};
 use crate::list_args::{FormatArgs, ListArgs, print_list};
 use crate::session::{PoolKind, Session, for_each, report};
+use crate::template_input::{create_text, update_text};
 use crate::template_text::template_lines;
 use crate::vm_render::{render_vm, vm_rows, vm_table};
 
@@ -288,7 +289,7 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
             hold,
             dry,
         } => {
-            let text = create_template(file.as_ref(), options, console)?;
+            let text = create_template(file.as_deref(), options, console)?;
             if *dry {
                 return console.write(text);
             }
@@ -344,29 +345,18 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
         VmCommand::Release { vms } => action(&mut session, console, vms, "release"),
         VmCommand::Update { vm, file, append } => {
             let id = session.resolve_one(vm, VMS)?;
-            let text = match file {
-                Some(path) => read_file(path)?,
-                None => {
-                    let piped = if console.stdin_tty {
-                        String::new()
-                    } else {
-                        console.read_stdin()?
-                    };
-                    if !piped.is_empty() {
-                        piped
-                    } else if *append {
-                        crate::editor::edit("")?
-                    } else {
-                        let doc =
-                            session.document("one.vm.info", vec![Value::Int(to_i32(id)?)], "VM")?;
-                        crate::editor::edit(
-                            &doc.child("USER_TEMPLATE")
-                                .map(template_lines)
-                                .unwrap_or_default(),
-                        )?
-                    }
-                }
+            let mode = if *append {
+                UpdateMode::Merge
+            } else {
+                UpdateMode::Replace
             };
+            let text = update_text(file.as_deref(), mode, console, || {
+                let doc = session.document("one.vm.info", vec![Value::Int(to_i32(id)?)], "VM")?;
+                Ok(doc
+                    .child("USER_TEMPLATE")
+                    .map(template_lines)
+                    .unwrap_or_default())
+            })?;
             let mode = Value::Int(i32::from(*append));
             session.call_id(
                 "one.vm.update",
@@ -390,24 +380,12 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-pub fn read_file(path: &PathBuf) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Io {
-        what: format!("cannot read {}", path.display()),
-        source,
-    })
-}
-
 /// The allocation template: FILE (or stdin for `-`), then the options' attributes.
 fn create_template(
-    file: Option<&PathBuf>,
+    file: Option<&Path>,
     options: &CreateOptions,
     console: &mut Console<'_>,
 ) -> Result<String, CliError> {
-    let mut text = match file {
-        Some(path) if path.as_os_str() == "-" => console.read_stdin()?,
-        Some(path) => read_file(path)?,
-        None => String::new(),
-    };
     let mut extra = Template::new();
     if let Some(name) = &options.name {
         extra.push(Attribute::single("NAME", name.as_str()));
@@ -425,21 +403,12 @@ fn create_template(
         let (key, value) = parse_attr(attr)?;
         extra.push(Attribute::single(key, value));
     }
-    if !extra.is_empty() {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&extra.to_text());
-    }
-    if text.trim().is_empty() {
-        return Err(CliError::usage(
-            "No template given: use a template file or --cpu, --memory and --name",
-        ));
-    }
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    Ok(text)
+    create_text(
+        file,
+        &extra,
+        "No template given: use a template file or --cpu, --memory and --name",
+        console,
+    )
 }
 
 /// `KEY=VALUE` with a plain attribute name.
