@@ -53,13 +53,8 @@ pub fn render_records(
         .collect();
     // The columns are fixed and well-formed, so rendering cannot fail; an empty table is the
     // harmless fallback.
-    let plain = Terminal {
-        tty: terminal.tty,
-        width: None,
-        height: None,
-    };
     table
-        .render(&rows, &TableOptions::default(), &plain)
+        .render(&rows, &TableOptions::default(), &terminal.without_size())
         .unwrap_or_default()
 }
 

@@ -140,13 +140,9 @@ pub fn render_host(
         out.push('\n');
         out.push_str(&style.header(&format!("{:<80}", "VIRTUAL MACHINES"), false));
         out.push('\n');
-        let plain = Terminal {
-            tty: terminal.tty,
-            width: None,
-            height: None,
-        };
+        let section = terminal.without_size();
         out.push_str(
-            &render_vm_pool(vms, &TableOptions::default(), &plain, now).unwrap_or_default(),
+            &render_vm_pool(vms, &TableOptions::default(), &section, now).unwrap_or_default(),
         );
     }
     out

@@ -21,6 +21,16 @@ impl Terminal {
         Terminal::default()
     }
 
+    /// The same terminal without its size, for tables inside a `show`: the reference prints
+    /// them at their columns' own widths, whatever the terminal's width.
+    pub fn without_size(self) -> Terminal {
+        Terminal {
+            tty: self.tty,
+            width: None,
+            height: None,
+        }
+    }
+
     pub fn detect() -> Terminal {
         let stdout = std::io::stdout();
         let tty = stdout.is_terminal();

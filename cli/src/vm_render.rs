@@ -193,12 +193,7 @@ fn render_history(records: &[&Element], terminal: &Terminal, zone: Zone, now: i6
             ]
         })
         .collect();
-    let plain = Terminal {
-        tty: terminal.tty,
-        width: None,
-        height: None,
-    };
     table
-        .render(&rows, &TableOptions::default(), &plain)
+        .render(&rows, &TableOptions::default(), &terminal.without_size())
         .unwrap_or_default()
 }
