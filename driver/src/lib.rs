@@ -57,6 +57,14 @@
 //! 16,384 with ids) is dropped and acknowledged, so every event is journaled once. Lines with id
 //! -1 (the reference oned) are never acknowledged.
 //!
+//! Result acknowledgement (the other direction, [`one_proto::mad`]): a front-end that sends
+//! `STORED  0 -` (before `INIT`) gets, after each run of result lines, a
+//! `FORWARDED SUCCESS <result_id> -` marker, and acknowledges stored results with
+//! `STORED  <result_id> -`. For such a front-end a result counts as delivered only once
+//! acknowledged: results it had not acknowledged when it (or the driver) went away are forwarded
+//! again after the next start. Without the announcement a result is delivered once written, as
+//! in the reference, and no marker is written.
+//!
 //! # Events on the PUB socket (reference §5.2, §5.3)
 //!
 //! Each key is one two-frame message: the key, then the base64 message exactly as oned sent it
@@ -94,8 +102,9 @@
 //! `ERR <reason>`, logged with the reason and not forwarded (the reference's `to_i` would turn it
 //! into a record for hook 0). A well-formed result is written to the journal's `results` table,
 //! then answered `ACK`, then forwarded to oned as `EXECUTE SUCCESS|FAILURE <hook_id> <rc> <body>`
-//! (SUCCESS when rc is 0) in arrival order; once written to stdout it is marked forwarded. Results
-//! stored but not forwarded when the driver stopped are forwarded after the next INIT. If the body
+//! (SUCCESS when rc is 0) in arrival order; once written to stdout (or, for a front-end that
+//! acknowledges results, once acknowledged) it is marked forwarded. Results stored but not
+//! forwarded when the driver stopped are forwarded after the next INIT. If the body
 //! holds `<EXECUTION_UID>…</EXECUTION_UID>` and a result with that uid is already stored (among the
 //! last `--dedupe-window` results), the duplicate is answered `ACK` and not forwarded again. If
 //! the journal cannot store a result it is answered `ERR …` and the sender may try again.
