@@ -1,7 +1,9 @@
 //! Options shared by the read commands: `-x/-j/-y` document formats, and the list table
 //! options of the reference CLI (`-l`, `--csv`, `-f`, `--no-header`, `--adjust`, …).
 
-use crate::table::TableOptions;
+use crate::console::{CliError, Console};
+use crate::session::{PoolKind, Session};
+use crate::table::{Table, TableOptions};
 use crate::xml::{DocumentForms, Element};
 
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -29,6 +31,22 @@ impl FormatArgs {
             Some(doc.to_hash().to_yaml())
         } else {
             None
+        }
+    }
+
+    /// `show`: the document in the chosen format, else the `human` layout of it.
+    pub fn show<T: AsRef<[u8]>>(
+        &self,
+        doc: &Element,
+        console: &mut Console<'_>,
+        human: impl FnOnce(&Console<'_>) -> T,
+    ) -> Result<(), CliError> {
+        match self.render(doc) {
+            Some(text) => console.write(text),
+            None => {
+                let text = human(console);
+                console.write(text)
+            }
         }
     }
 }
@@ -105,15 +123,31 @@ impl ListArgs {
     }
 }
 
-/// Prints a pool: `--describe`, a document format, or the table (through the pager on a
-/// terminal).
+/// `list`: the columns with `--describe` (no server needed), else the pool from the server
+/// with [`print_list`].
+pub fn list_pool(
+    session: &mut Session<'_>,
+    console: &mut Console<'_>,
+    list: &ListArgs,
+    kind: PoolKind,
+    table: &Table,
+    rows: impl FnOnce(&Element) -> Vec<Vec<String>>,
+) -> Result<(), CliError> {
+    if list.describe {
+        return console.write(table.describe());
+    }
+    let pool = session.pool(kind)?;
+    print_list(console, list, &pool, table, &rows(&pool))
+}
+
+/// Prints a pool: a document format, or the table (through the pager on a terminal).
 pub fn print_list(
-    console: &mut crate::console::Console<'_>,
+    console: &mut Console<'_>,
     list: &ListArgs,
     pool: &Element,
-    table: &crate::table::Table,
+    table: &Table,
     rows: &[Vec<String>],
-) -> Result<(), crate::console::CliError> {
+) -> Result<(), CliError> {
     if let Some(text) = list.format.render(pool) {
         return console.write(text);
     }

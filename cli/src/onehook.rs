@@ -11,7 +11,7 @@ use crate::exec_table::{HookColumn, render_records};
 use crate::hook_list::{hook_rows, hook_table};
 use crate::hook_show::render_hook;
 use crate::id_list::{IdSpec, parse_one};
-use crate::list_args::{FormatArgs, ListArgs, print_list};
+use crate::list_args::{FormatArgs, ListArgs, list_pool};
 use crate::session::{PoolKind, Session, for_each, report};
 use crate::template_input::{read_file, update_text};
 use crate::template_text::template_lines;
@@ -320,13 +320,9 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
         } => {
             let id = session.resolve_one(hook, HOOKS)?;
             let doc = parse_document(&session.client()?.hook_info(id)?, "HOOK")?;
-            match format.render(&doc) {
-                Some(text) => console.write(text),
-                None => {
-                    let out = render_hook(&doc, *execution, &console.terminal, console.zone);
-                    console.write(out)
-                }
-            }
+            format.show(&doc, console, |c| {
+                render_hook(&doc, *execution, &c.terminal, c.zone)
+            })
         }
         HookCommand::Lock {
             hooks,
@@ -419,12 +415,7 @@ fn list_hooks(
     list: &ListArgs,
     console: &mut Console<'_>,
 ) -> Result<(), CliError> {
-    let table = hook_table();
-    if list.describe {
-        return console.write(table.describe());
-    }
-    let pool = session.pool(HOOKS)?;
-    print_list(console, list, &pool, &table, &hook_rows(&pool))
+    list_pool(session, console, list, HOOKS, &hook_table(), hook_rows)
 }
 
 /// The template of `create`: FILE, or stdin for `-` or when FILE is omitted and stdin is not

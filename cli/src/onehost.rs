@@ -7,7 +7,7 @@ use one_client::Value;
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish};
 use crate::host_render::{host_rows, host_table, render_host};
-use crate::list_args::{FormatArgs, ListArgs, print_list};
+use crate::list_args::{FormatArgs, ListArgs, list_pool};
 use crate::onevm::{HOSTS, VMS, now, to_i32};
 use crate::session::{Session, for_each, report};
 use crate::xml::{Element, Node};
@@ -193,12 +193,7 @@ fn execute(args: &OnehostArgs, console: &mut Console<'_>) -> Result<(), CliError
             console.write(format!("ID: {id}\n"))
         }
         HostCommand::List { list } => {
-            let table = host_table();
-            if list.describe {
-                return console.write(table.describe());
-            }
-            let pool = session.pool(HOSTS)?;
-            print_list(console, list, &pool, &table, &host_rows(&pool))
+            list_pool(&mut session, console, list, HOSTS, &host_table(), host_rows)
         }
         HostCommand::Show { host, format } => {
             let id = session.resolve_one(host, HOSTS)?;

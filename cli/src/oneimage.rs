@@ -9,7 +9,7 @@ use one_proto::template::{Attribute, Template};
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish};
 use crate::image_render::{image_rows, image_table, render_image};
-use crate::list_args::{FormatArgs, ListArgs, print_list};
+use crate::list_args::{FormatArgs, ListArgs, list_pool};
 use crate::onevm::{parse_attr, to_i32};
 use crate::session::{PoolKind, Session, for_each, report};
 use crate::template_input::create_text;
@@ -184,21 +184,18 @@ fn execute(args: &OneimageArgs, console: &mut Console<'_>) -> Result<(), CliErro
             )?;
             console.write(format!("ID: {id}\n"))
         }
-        ImageCommand::List { list } => {
-            let table = image_table();
-            if list.describe {
-                return console.write(table.describe());
-            }
-            let pool = session.pool(IMAGES)?;
-            print_list(console, list, &pool, &table, &image_rows(&pool))
-        }
+        ImageCommand::List { list } => list_pool(
+            &mut session,
+            console,
+            list,
+            IMAGES,
+            &image_table(),
+            image_rows,
+        ),
         ImageCommand::Show { image, format } => {
             let id = session.resolve_one(image, IMAGES)?;
             let doc = session.document("one.image.info", vec![Value::Int(to_i32(id)?)], "IMAGE")?;
-            match format.render(&doc) {
-                Some(text) => console.write(text),
-                None => console.write(render_image(&doc, &console.terminal, console.zone)),
-            }
+            format.show(&doc, console, |c| render_image(&doc, &c.terminal, c.zone))
         }
         ImageCommand::Enable { images } | ImageCommand::Disable { images } => {
             let enable = matches!(args.command, ImageCommand::Enable { .. });

@@ -8,7 +8,7 @@ use one_proto::template::{Attribute, Template};
 
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish};
-use crate::list_args::{FormatArgs, ListArgs, print_list};
+use crate::list_args::{FormatArgs, ListArgs, list_pool};
 use crate::session::{PoolKind, Session, for_each, report};
 use crate::template_input::{create_text, update_text};
 use crate::template_text::template_lines;
@@ -297,20 +297,16 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
             console.write(format!("ID: {id}\n"))
         }
         VmCommand::List { list } => {
-            let table = vm_table();
-            if list.describe {
-                return console.write(table.describe());
-            }
-            let pool = session.pool(VMS)?;
-            print_list(console, list, &pool, &table, &vm_rows(&pool, now()))
+            list_pool(&mut session, console, list, VMS, &vm_table(), |pool| {
+                vm_rows(pool, now())
+            })
         }
         VmCommand::Show { vm, format } => {
             let id = session.resolve_one(vm, VMS)?;
             let doc = session.document("one.vm.info", vec![Value::Int(to_i32(id)?)], "VM")?;
-            match format.render(&doc) {
-                Some(text) => console.write(text),
-                None => console.write(render_vm(&doc, &console.terminal, console.zone, now())),
-            }
+            format.show(&doc, console, |c| {
+                render_vm(&doc, &c.terminal, c.zone, now())
+            })
         }
         VmCommand::Deploy { vms, host, enforce } => {
             let hid = session.resolve_one(host, HOSTS)?;
