@@ -181,8 +181,15 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         if !self.load_hooks() {
             return;
         }
-        if self.processed.is_some() {
-            self.catch_up(None);
+        if let Some(after) = self.processed {
+            let replayed = self.catch_up(None);
+            if replayed > 0 {
+                tracing::info!(
+                    after,
+                    replayed,
+                    "replayed {replayed} events published while the HEM was not reading"
+                );
+            }
         }
         self.shared.ready.store(true, Ordering::SeqCst);
         let mut last_activity = Instant::now();
@@ -216,8 +223,8 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 if self.processed.is_none() {
                     self.start_position();
                 }
-                if self.processed.is_some() && self.journal_worth_asking() {
-                    self.catch_up(None);
+                if self.journal_worth_asking() {
+                    self.poll_journal();
                 }
             }
             self.flush(false);
@@ -361,6 +368,11 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             self.process(0, &parsed, &msg);
             return;
         };
+        let missed = if self.sequenced.is_none() {
+            Missed::BeforeSubscription
+        } else {
+            Missed::Dropped
+        };
         self.sequenced = Some(true);
         let processed = match self.processed {
             Some(p) => p,
@@ -378,7 +390,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
         if seq > processed.saturating_add(1) {
             self.flush(false);
-            self.fill_gap(processed, seq - 1);
+            self.fill_gap(processed, seq - 1, missed);
             if self.processed.is_some_and(|p| seq <= p) {
                 return;
             }
@@ -400,36 +412,91 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
     }
 
-    fn fill_gap(&mut self, processed: u64, until: u64) {
+    /// Events `processed + 1 ..= until` never arrived live. Dropped ones (a high-water mark, a
+    /// slow subscriber) are worth an operator's attention even when the journal has them all.
+    fn fill_gap(&mut self, processed: u64, until: u64, missed: Missed) {
+        let first = processed.saturating_add(1);
+        let missing = until.saturating_sub(processed);
         if self.journal.is_none() {
             tracing::error!(
-                first = processed.saturating_add(1),
+                first,
                 last = until,
-                "events were missed and no replay endpoint is configured; they are lost"
+                missing,
+                "{missing} events were missed and no replay endpoint is configured; they are lost"
             );
             self.set_processed(until);
             return;
         }
-        tracing::debug!(
-            first = processed.saturating_add(1),
-            last = until,
-            "gap in the live events; replaying it"
-        );
-        self.catch_up(Some(until));
+        match missed {
+            Missed::Dropped => tracing::warn!(
+                first,
+                last = until,
+                missing,
+                "gap in the live events: {missing} events were not delivered by the bus; replaying them from the journal"
+            ),
+            Missed::BeforeSubscription => tracing::info!(
+                first,
+                last = until,
+                missing,
+                "{missing} events were published before the subscription was up; replaying them from the journal"
+            ),
+        }
+        let recovered = self.catch_up(Some(until));
+        if recovered > 0 {
+            tracing::info!(
+                first,
+                last = until,
+                missing,
+                recovered,
+                "gap recovered: {recovered} of {missing} missing events replayed from the journal"
+            );
+        }
+    }
+
+    /// The idle check: events the journal holds past the watermark were not delivered live
+    /// (typically the end of a burst dropped at a high-water mark, which no later live event
+    /// reveals). A header-only request keeps the check cheap when there is nothing to fetch.
+    fn poll_journal(&mut self) {
+        let Some(after) = self.processed else {
+            return;
+        };
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        match journal.replay(after, 0) {
+            Ok(batch) => {
+                self.note_journal(true, None);
+                let head = batch.header.head;
+                if head > after {
+                    let missed = if self.sequenced.is_none() {
+                        Missed::BeforeSubscription
+                    } else {
+                        Missed::Dropped
+                    };
+                    self.fill_gap(after, head, missed);
+                } else if head < after {
+                    // The journal was replaced; catch_up follows it from its oldest event.
+                    self.catch_up(None);
+                }
+            }
+            Err(e) => self.note_journal(false, Some(&e)),
+        }
     }
 
     /// Replays from the watermark until `target` (or the journal's head), in bounded batches.
-    fn catch_up(&mut self, target: Option<u64>) {
+    /// Returns how many events it replayed up to `target` (all of them without one).
+    fn catch_up(&mut self, target: Option<u64>) -> u64 {
+        let mut replayed = 0;
         let mut resets = 0;
         loop {
             if self.shared.stopping() {
-                return;
+                return replayed;
             }
             let Some(after) = self.processed else {
-                return;
+                return replayed;
             };
             let batch = match self.journal.as_mut() {
-                None => return,
+                None => return replayed,
                 Some(j) => j.replay(after, self.settings.replay_batch),
             };
             let batch = match batch {
@@ -440,17 +507,18 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 Err(e) => {
                     self.note_journal(false, Some(&e));
                     if let Some(t) = target.filter(|&t| t > after) {
-                        tracing::error!(first = after.saturating_add(1), last = t, error = %e,
-                            "events could not be replayed; they are lost");
+                        let lost = t - after;
+                        tracing::error!(first = after.saturating_add(1), last = t, lost, error = %e,
+                            "{lost} events could not be replayed; they are lost");
                         self.set_processed(t);
                     }
-                    return;
+                    return replayed;
                 }
             };
             let h = batch.header;
             if h.head < after {
                 if resets > 0 {
-                    return;
+                    return replayed;
                 }
                 resets += 1;
                 self.epoch += 1;
@@ -466,10 +534,12 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             if h.oldest > after.saturating_add(1) {
                 let lost_to = (h.oldest - 1).min(h.head);
                 if lost_to > after {
+                    let lost = lost_to - after;
                     tracing::error!(
                         first = after.saturating_add(1),
                         last = lost_to,
-                        "events left the journal before the HEM read them; they are lost"
+                        lost,
+                        "{lost} events left the journal before the HEM read them; they are lost"
                     );
                     self.set_processed(lost_to);
                     continue;
@@ -486,6 +556,9 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 }
                 self.process(seq, &parsed, &msg);
                 self.set_processed(seq);
+                if target.is_none_or(|t| seq <= t) {
+                    replayed += 1;
+                }
             }
             if self.processed.is_some_and(|p| last > p) {
                 self.set_processed(last);
@@ -494,7 +567,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             let p = self.processed.unwrap_or(after);
             let goal = target.unwrap_or(h.head);
             if p >= goal {
-                return;
+                return replayed;
             }
             if received == 0 {
                 // The journal has nothing more up to the goal: the missing numbers carried no
@@ -510,7 +583,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                     }
                     self.set_processed(t);
                 }
-                return;
+                return replayed;
             }
         }
     }
@@ -702,6 +775,16 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         self.written = self.processed;
         self.last_write = Instant::now();
     }
+}
+
+/// Why events in the sequence never arrived live.
+#[derive(Clone, Copy, Debug)]
+enum Missed {
+    /// Published before the first live event reached the HEM: the subscription was still being
+    /// set up (libzmq's slow-joiner window), which is expected at every start.
+    BeforeSubscription,
+    /// Dropped by the bus while the HEM was subscribed.
+    Dropped,
 }
 
 /// Keys that carry an event for the HEM: API, STATE, RETRY and unknown-type events. The

@@ -2,6 +2,7 @@
 //! `debug_level` (0 = ERROR, 1 = WARN, 2 = INFO, 3 = DEBUG); RUST_LOG overrides it.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -41,9 +42,11 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Colours only on a terminal: stderr redirected to a file must stay plain text.
     let stderr_layer = config.log_stderr.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
     });
     tracing_subscriber::registry()

@@ -214,6 +214,32 @@ struct Harness {
     acceptor: FakeAcceptor,
     shared: Arc<IngestShared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    logs: LogBuffer,
+}
+
+/// What the ingest thread logged, as the HEM's log file would show it (INFO and above).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    /// The lines at `level` (`WARN`, `INFO`…).
+    fn lines(&self, level: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(level))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 fn settings(watermark: Option<u64>, from: ReplayFrom, poll: Duration) -> IngestSettings {
@@ -243,12 +269,22 @@ fn start(journal: Option<FakeJournal>, source: FakeSource, settings: IngestSetti
         settings,
         shared.clone(),
     );
-    let thread = std::thread::spawn(move || ingest.run());
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let thread = std::thread::spawn(move || {
+        tracing::subscriber::with_default(subscriber, || ingest.run());
+    });
     Harness {
         live,
         acceptor,
         shared,
         thread: Some(thread),
+        logs,
     }
 }
 
@@ -278,13 +314,18 @@ impl Harness {
     }
 
     /// Waits until `seq` is processed, then stops the loop.
-    fn finish_at(mut self, seq: u64) -> FakeAcceptor {
+    fn finish_at(self, seq: u64) -> FakeAcceptor {
+        self.finish_with_logs(seq).0
+    }
+
+    /// As [`Harness::finish_at`], with what the loop logged.
+    fn finish_with_logs(mut self, seq: u64) -> (FakeAcceptor, LogBuffer) {
         self.wait("the watermark", |h| {
             h.shared.processed().is_some_and(|p| p >= seq)
         });
         self.shared.stop.store(true, Ordering::SeqCst);
         self.thread.take().unwrap().join().unwrap();
-        self.acceptor.clone()
+        (self.acceptor.clone(), self.logs.clone())
     }
 
     fn seqs(&self) -> Vec<(u64, i64)> {
@@ -354,9 +395,22 @@ fn a_gap_in_live_sequences_is_replayed_in_order() {
     h.send(vm_pending(1, 1));
     h.send(vm_pending(2, 1));
     h.send(vm_pending(5, 1));
-    let acc = h.finish_at(5);
+    let (acc, logs) = h.finish_with_logs(5);
     let seqs: Vec<u64> = acc.execs().iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    // The bus lost events: operators see it, with the count, and see that nothing was lost.
+    let warn = logs.lines("WARN");
+    assert!(
+        warn.iter()
+            .any(|l| l.contains("gap in the live events: 2 events") && l.contains("missing=2")),
+        "{warn:?}"
+    );
+    let info = logs.lines("INFO");
+    assert!(
+        info.iter()
+            .any(|l| l.contains("gap recovered: 2 of 2") && l.contains("recovered=2")),
+        "{info:?}"
+    );
 }
 
 #[test]
@@ -368,11 +422,38 @@ fn an_idle_hem_fetches_what_the_subscriber_missed() {
         settings(Some(0), ReplayFrom::Head, Duration::from_millis(20)),
     );
     h.ready();
-    // Published before the SUB connection was up: never seen live.
+    // Published before the SUB connection was up: expected at a start, not a warning.
     journal.add(1, vm_pending(1, 1));
     journal.add(2, vm_pending(2, 2));
-    let acc = h.finish_at(2);
-    assert_eq!(acc.execs().len(), 2);
+    h.wait("the first events", |h| h.acceptor.execs().len() == 2);
+    // The end of a burst dropped at a high-water mark: no later live event shows the gap.
+    journal.add(3, vm_pending(3, 3));
+    h.send(vm_pending(3, 3));
+    // Journaled at once, so that one idle check sees all three.
+    journal
+        .0
+        .lock()
+        .unwrap()
+        .events
+        .extend((4..=6).map(|seq| (seq, vm_pending(seq, seq as i64))));
+    let (acc, logs) = h.finish_with_logs(6);
+    assert_eq!(acc.execs().len(), 6);
+    let warn = logs.lines("WARN");
+    assert_eq!(warn.len(), 1, "{warn:?}");
+    assert!(
+        warn[0].contains("gap in the live events: 3 events") && warn[0].contains("first=4 last=6"),
+        "{warn:?}"
+    );
+    let info = logs.lines("INFO");
+    assert!(
+        info.iter()
+            .any(|l| l.contains("2 events were published before the subscription was up")),
+        "{info:?}"
+    );
+    assert!(
+        info.iter().any(|l| l.contains("gap recovered: 3 of 3")),
+        "{info:?}"
+    );
 }
 
 #[test]
@@ -548,10 +629,22 @@ fn a_gap_the_journal_cannot_fill_is_skipped_not_waited_for() {
     h.ready();
     h.send(vm_pending(1, 1));
     h.send(vm_pending(3, 1));
-    let acc = h.finish_at(3);
+    let (acc, logs) = h.finish_with_logs(3);
     assert_eq!(
         acc.execs().iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![1, 3]
+    );
+    let errors = logs.lines("ERROR");
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("could not be replayed") && l.contains("lost=1")),
+        "{errors:?}"
+    );
+    assert!(
+        logs.lines("INFO")
+            .iter()
+            .all(|l| !l.contains("gap recovered"))
     );
 }
 
