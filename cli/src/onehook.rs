@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use one_client::{UpdateMode, Value};
+use one_client::Value;
 
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish, parse_document};
@@ -13,7 +13,7 @@ use crate::hook_show::render_hook;
 use crate::id_list::{IdSpec, parse_one};
 use crate::list_args::{FormatArgs, ListArgs, list_pool};
 use crate::session::{PoolKind, Session, for_each, report};
-use crate::template_input::{read_file, update_text};
+use crate::template_input::{read_file, update_mode, update_text};
 use crate::template_text::template_lines;
 use crate::xml::Element;
 
@@ -280,11 +280,7 @@ fn execute(args: &OnehookArgs, console: &mut Console<'_>) -> Result<(), CliError
         }
         HookCommand::Update { hook, file, append } => {
             let id = session.resolve_one(hook, HOOKS)?;
-            let mode = if *append {
-                UpdateMode::Merge
-            } else {
-                UpdateMode::Replace
-            };
+            let mode = update_mode(*append);
             let text = update_text(file.as_deref(), mode, console, || {
                 let hook = parse_document(&session.client()?.hook_info(id)?, "HOOK")?;
                 Ok(hook

@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use one_client::{UpdateMode, Value};
+use one_client::Value;
 use one_proto::template::{Attribute, Template};
 
 use crate::connection::ConnectionArgs;
 use crate::console::{CliError, Console, finish};
 use crate::list_args::{FormatArgs, ListArgs, list_pool};
 use crate::session::{PoolKind, Session, for_each, report};
-use crate::template_input::{create_text, update_text};
+use crate::template_input::{create_text, update_mode, update_text};
 use crate::template_text::template_lines;
 use crate::vm_render::{render_vm, vm_rows, vm_table};
 
@@ -341,12 +341,7 @@ fn execute(args: &OnevmArgs, console: &mut Console<'_>) -> Result<(), CliError> 
         VmCommand::Release { vms } => action(&mut session, console, vms, "release"),
         VmCommand::Update { vm, file, append } => {
             let id = session.resolve_one(vm, VMS)?;
-            let mode = if *append {
-                UpdateMode::Merge
-            } else {
-                UpdateMode::Replace
-            };
-            let text = update_text(file.as_deref(), mode, console, || {
+            let text = update_text(file.as_deref(), update_mode(*append), console, || {
                 let doc = session.document("one.vm.info", vec![Value::Int(to_i32(id)?)], "VM")?;
                 Ok(doc
                     .child("USER_TEMPLATE")

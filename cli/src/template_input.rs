@@ -44,6 +44,15 @@ pub fn create_text(
     Ok(text)
 }
 
+/// `--append` merges the new text into the template; without it the text replaces it.
+pub fn update_mode(append: bool) -> UpdateMode {
+    if append {
+        UpdateMode::Merge
+    } else {
+        UpdateMode::Replace
+    }
+}
+
 /// The new text an `update` sends: FILE, else stdin when it is not a terminal and not empty,
 /// else what is saved in `$EDITOR`, opened on an empty text to merge or on `current()` to
 /// replace.
