@@ -378,7 +378,7 @@ pub fn handle(state: &AppState, call: MethodCall) -> Response {
         // keep the change and lose the event, or the other way round.
         let emit = |tx: &rusqlite::Transaction<'_>, result: &Option<CallResult>| match result
             .as_ref()
-            .and_then(|r| api_outcome(r))
+            .and_then(api_outcome)
         {
             Some(outcome) => state
                 .bus
