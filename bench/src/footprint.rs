@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use crate::Scale;
 use crate::local::{HookSource, hem_throughput};
-use crate::procs::{cpu_time, status_kib, thread_breakdown, thread_cpu};
+use crate::procs::status_kib;
 use crate::report::{Goal, Report};
 
 pub const SECTION: &str = "6. Footprint";
@@ -38,8 +38,8 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             driver_idle.push(mib(status_kib(p.driver.pid(), "VmRSS")?));
         }
     }
-    let hooks = scale.pick(10_000, 2_000);
-    let events = scale.pick(10_000, 1_000);
+    let hooks = scale.pick(10_000, 1_000);
+    let events = scale.pick(10_000, 500);
     let source = HookSource::start(hooks - 2)?;
     let (mut hem_loaded, mut hem_after, mut hem_peak, mut driver_after) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -52,20 +52,12 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         }
         std::thread::sleep(Duration::from_secs(2));
         hem_loaded.push(mib(status_kib(p.hem.pid(), "VmRSS")?));
-        let (hem0, drv0) = (cpu_time(p.hem.pid())?, cpu_time(p.driver.pid())?);
-        let (hem_t0, drv_t0) = (thread_cpu(p.hem.pid())?, thread_cpu(p.driver.pid())?);
-        hem_throughput(&mut p, source.true_hook, events)?;
-        let (hem1, drv1) = (cpu_time(p.hem.pid())?, cpu_time(p.driver.pid())?);
-        let (hem_t1, drv_t1) = (thread_cpu(p.hem.pid())?, thread_cpu(p.driver.pid())?);
-        breakdown = format!(
-            "CPU per event by thread in the last run — HEM: {}; driver: {}.",
-            thread_breakdown(&hem_t0, &hem_t1, events),
-            thread_breakdown(&drv_t0, &drv_t1, events)
-        );
+        let t = hem_throughput(&mut p, source.true_hook, events)?;
+        breakdown = format!("CPU per event by thread in the last run — {}.", t.threads);
         let per = 10_000.0 / events as f64;
-        cpu_hem.push((hem1 - hem0).own * per);
-        cpu_hooks.push((hem1 - hem0).children * per);
-        cpu_driver.push((drv1 - drv0).own * per);
+        cpu_hem.push(t.hem.own * per);
+        cpu_hooks.push(t.hem.children * per);
+        cpu_driver.push(t.driver.own * per);
         hem_after.push(mib(status_kib(p.hem.pid(), "VmRSS")?));
         hem_peak.push(mib(status_kib(p.hem.pid(), "VmHWM")?));
         driver_after.push(mib(status_kib(p.driver.pid(), "VmRSS")?));

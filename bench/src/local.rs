@@ -16,7 +16,10 @@ use one_e2e::stack::{Stack, StackOptions};
 use crate::Scale;
 use crate::ceiling;
 use crate::hook_log_db::HookLogDb;
-use crate::procs::{Driver, Hem, HemSettings, OutputLine, bin, poll};
+use crate::procs::{
+    CpuTime, Driver, Hem, HemSettings, OutputLine, bin, cpu_time, poll, thread_breakdown,
+    thread_cpu,
+};
 use crate::report::{Goal, Report, percentile};
 use crate::workload::{parse_result_line, stamp_of, vm_hook, vm_id_of, vm_state_line, wall_ns};
 
@@ -354,13 +357,26 @@ pub fn results_by_vm(lines: &[OutputLine], hook: i64) -> ResultsByVm {
     ResultsByVm { by_vm, failures }
 }
 
+/// What a HEM-route throughput run measured.
+pub struct Throughput {
+    pub rate: f64,
+    /// CPU seconds over the run: the HEM, the hooks it ran, the driver.
+    pub hem: CpuTime,
+    pub driver: CpuTime,
+    /// CPU per event by thread, as text.
+    pub threads: String,
+}
+
 /// Writes `n` PENDING events (VM ids 0..n) at once; returns events per second until the last
-/// result line.
-pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<f64> {
+/// result line, and the CPU the HEM, its hooks and the driver spent meanwhile.
+pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<Throughput> {
     let mut lines = Vec::new();
     for i in 0..n {
         lines.extend_from_slice(vm_state_line(i as i64, "PENDING", "LCM_INIT").as_bytes());
     }
+    let (hem_pid, driver_pid) = (p.hem.pid(), p.driver.pid());
+    let (hem0, drv0) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
+    let (hem_t0, drv_t0) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
     let start = Instant::now();
     p.driver.stdin()?.write_all(&lines)?;
     p.driver
@@ -378,7 +394,18 @@ pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<f64> {
             r.failures
         );
     }
-    Ok(n as f64 / (last - start).as_secs_f64())
+    let (hem1, drv1) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
+    let (hem_t1, drv_t1) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
+    Ok(Throughput {
+        rate: n as f64 / (last - start).as_secs_f64(),
+        hem: hem1 - hem0,
+        driver: drv1 - drv0,
+        threads: format!(
+            "HEM: {}; driver: {}",
+            thread_breakdown(&hem_t0, &hem_t1, n),
+            thread_breakdown(&drv_t0, &drv_t1, n)
+        ),
+    })
 }
 
 /// Writes `n` ACTIVE/BOOT events (stamp hook), paced at `rate` or all at once; returns the
@@ -471,18 +498,38 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
 
     // HEM route: one hook source, a fresh driver and HEM per run.
     let source = HookSource::start(0)?;
-    let n_tput = scale.pick(6000, 600);
-    let n_paced = scale.pick(2500, 300);
-    let n_sat = scale.pick(2000, 300);
+    let n_tput = scale.pick(4000, 400);
+    let n_paced = scale.pick(1500, 200);
+    let n_sat = scale.pick(1500, 200);
+    let (low_rate, n_low) = (50.0, scale.pick(150, 25));
+    let mut low = Percentiles::new();
     let mut tput = Vec::new();
     let mut paced = Percentiles::new();
     let mut offered = Vec::new();
     let mut sat = Percentiles::new();
+    let mut budget_note = String::new();
     for _ in 0..runs {
         let mut p = source.pipeline(&[])?;
-        tput.push(hem_throughput(&mut p, source.true_hook, n_tput)?);
+        let t = hem_throughput(&mut p, source.true_hook, n_tput)?;
+        tput.push(t.rate);
+        let per = |secs: f64| secs * 1e6 / n_tput as f64;
+        budget_note = format!(
+            "Where the time goes on the HEM route (CPU per event, last run): the hook process \
+             {:.0} µs (`/bin/true`, counted as the HEM's children), the HEM {:.0} µs, the \
+             driver {:.0} µs; by thread: {}. For comparison the ceiling costs {:.0} µs of the \
+             two cores per spawn (2 / ceiling), parent and child together. Reaching 80% of the \
+             ceiling leaves about {:.0} µs per event for everything that is not the hook.",
+            per(t.hem.children),
+            per(t.hem.own),
+            per(t.driver.own),
+            t.threads,
+            2e6 / ceiling,
+            2e6 / (0.8 * ceiling) - 2e6 / ceiling,
+        );
         drop(p);
         let mut p = source.pipeline(&[])?;
+        let (lat, _) = hem_latency(&mut p, source.stamp_hook, n_low, Some(low_rate))?;
+        low.push(&lat);
         let (lat, off) = hem_latency(&mut p, source.stamp_hook, n_paced, Some(rate))?;
         paced.push(&lat);
         offered.push(off);
@@ -492,7 +539,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     drop(source);
 
     // Front-end route: a fresh stack per run and measure.
-    let n_front = scale.pick(4000, 400);
+    let n_front = scale.pick(3000, 300);
     let mut front = Vec::new();
     let mut xmlrpc = Vec::new();
     let mut front_paced = Percentiles::new();
@@ -549,6 +596,13 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         "same target, for the HEM and driver without the front-end",
     );
     report.goal(Goal::AtLeast(80.0));
+    report.note(SECTION, &budget_note);
+    low.report(
+        report,
+        "HEM route: event to hook start at 50/s (light load),",
+        &format!("{n_low} events at 50/s, one-bench-stamp"),
+        None,
+    );
     let paced_note = format!("{n_paced} events at 500/s, one-bench-stamp");
     paced.report(
         report,

@@ -18,9 +18,9 @@ use crate::report::{Goal, Report, percentile};
 
 pub const SECTION: &str = "4. Remote execution";
 
-const METHOD: &str = "Fake hosts are real OpenSSH `sshd` processes on 127.0.0.2 to 127.0.0.21 \
-(one per host, own host key, checked against a known_hosts file). The hook is a copy of \
-`/bin/true` in each host's hook directory. **agent** and **ssh channel** are the HEM's remote \
+const METHOD: &str = "Fake hosts are real OpenSSH `sshd` processes on 127.0.0.2 to 127.0.0.21 (5 \
+hosts with `--quick`), one per host, each with its own host key checked against a known_hosts \
+file. The hook is a copy of `/bin/true` in each host's hook directory. **agent** and **ssh channel** are the HEM's remote \
 executor (`onehem_server::remote::RemoteExecutor`, in this process, tokio with 2 worker \
 threads): one persistent russh connection per host; agent mode runs `onehem-agent` once per \
 connection and multiplexes hooks over its frames, ssh-channel mode opens one exec channel per \
@@ -312,7 +312,8 @@ fn new_ssh_mode(cloud: &Cloud, hosts: usize, sizes: &Sizes, runs: usize) -> Resu
 
 pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.section(SECTION, METHOD);
-    let hosts = 20usize;
+    // The quick smoke run starts fewer sshd; the figures name the count.
+    let hosts = scale.pick(20, 5);
     let cloud = Cloud::start(hosts as u8)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -329,8 +330,8 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         in_flight: 32,
     };
     let ssh_sizes = Sizes {
-        latency: scale.pick(20, 3),
-        total: scale.pick(60, 10),
+        latency: scale.pick(10, 3),
+        total: scale.pick(30, 10),
         in_flight: 10,
     };
     let agent = executor_mode(

@@ -275,7 +275,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Reproduce with `scripts/bench` (about ten minutes; `--quick` for a smoke run), \
+            "Reproduce with `scripts/bench` (under ten minutes; `--quick` for a smoke run), \
              or one section with `target/release/one-bench <section>`.\n"
         );
         if !self.failures.is_empty() {
@@ -356,8 +356,7 @@ impl Report {
     pub fn write(&self, md: &Path, json: &Path) -> Result<()> {
         for path in [md, json] {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
         }
         fs::write(md, self.markdown()).with_context(|| format!("writing {}", md.display()))?;
