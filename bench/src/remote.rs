@@ -20,9 +20,9 @@ pub const SECTION: &str = "4. Remote execution";
 
 const METHOD: &str = "Fake hosts are real OpenSSH `sshd` processes on 127.0.0.2 to 127.0.0.21 (5 \
 hosts with `--quick`), one per host, each with its own host key checked against a known_hosts \
-file. The hook is a copy of `/bin/true` in each host's hook directory. **agent** and **ssh channel** are the HEM's remote \
-executor (`onehem_server::remote::RemoteExecutor`, in this process, tokio with 2 worker \
-threads): one persistent russh connection per host; agent mode runs `onehem-agent` once per \
+file. The hook is a copy of `/bin/true` in each host's hook directory. **agent** and **ssh \
+channel** are the HEM's remote executor (`onehem_server::remote::RemoteExecutor`, in this \
+process, tokio with 2 worker threads): one persistent russh connection per host; agent mode runs `onehem-agent` once per \
 connection and multiplexes hooks over its frames, ssh-channel mode opens one exec channel per \
 hook through the login shell. Connections (and agents) are opened by a warm-up execution on \
 every host before measuring. **new ssh** runs `ssh -F /dev/null -i <key> -o \
