@@ -22,17 +22,17 @@ const METHOD: &str = "Fake hosts are real OpenSSH `sshd` processes on 127.0.0.2 
 hosts with `--quick`), one per host, each with its own host key checked against a known_hosts \
 file. The hook is a copy of `/bin/true` in each host's hook directory. **agent** and **ssh \
 channel** are the HEM's remote executor (`onehem_server::remote::RemoteExecutor`, in this \
-process, tokio with 2 worker threads): one persistent russh connection per host; agent mode runs `onehem-agent` once per \
-connection and multiplexes hooks over its frames, ssh-channel mode opens one exec channel per \
-hook through the login shell. Connections (and agents) are opened by a warm-up execution on \
-every host before measuring. **new ssh** runs `ssh -F /dev/null -i <key> -o \
-UserKnownHostsFile=… -o StrictHostKeyChecking=yes -o BatchMode=yes -p <port> root@<host> \
-<hook>` per execution (OpenSSH client, full handshake each time). Latency: executions one at \
-a time on one idle host, from the call to its outcome. Throughput: a fixed number of \
-executions with a fixed number in flight (32 for the executor modes, whose per-host bound is \
-32 in agent mode and 5 in ssh-channel mode; 10 for new ssh, the HEM's concurrency), spread \
-round-robin over the hosts; the 20-host latency is the median per execution during that run. \
-The sshd, the agents and the hooks run on the same two cores as the client side.";
+process, tokio with 2 worker threads): one persistent russh connection per host; agent mode runs \
+`onehem-agent` once per connection and multiplexes hooks over its frames, ssh-channel mode opens \
+one exec channel per hook through the login shell. Connections (and agents) are opened by a \
+warm-up execution on every host before measuring. **new ssh** runs `ssh -F /dev/null -i <key> -o \
+UserKnownHostsFile=… -o StrictHostKeyChecking=yes -o BatchMode=yes -p <port> root@<host> <hook>` \
+per execution (OpenSSH client, full handshake each time). Latency: executions one at a time on \
+one idle host, from the call to its outcome. Throughput: a fixed number of executions with a \
+fixed number in flight (32 for the executor modes, whose per-host bound is 32 in agent mode and \
+5 in ssh-channel mode; 10 for new ssh, the HEM's concurrency), spread round-robin over the \
+hosts; the 20-host latency is the median per execution during that run. The sshd, the agents and \
+the hooks run on the same two cores as the client side.";
 
 const GLOBAL_BASE: &str = "/var/tmp/one/hooks";
 
