@@ -88,39 +88,45 @@ pub fn endpoint_from_env() -> String {
         .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string())
 }
 
-/// The session string per the OpenNebula lookup order (trailing whitespace stripped).
-pub fn session_from_env() -> Result<String, ClientError> {
-    let path = match std::env::var_os("ONE_AUTH").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let candidates = [
-                home_one("one_auth"),
-                Some(PathBuf::from("/var/lib/one/.one/one_auth")),
-            ];
-            match candidates.into_iter().flatten().find(|p| p.exists()) {
-                Some(p) => p,
-                None => {
-                    return Err(ClientError::Auth {
-                        path: home_one("one_auth")
-                            .unwrap_or_else(|| PathBuf::from("~/.one/one_auth")),
-                        message: "no ONE_AUTH and no one_auth file".to_string(),
-                    });
-                }
-            }
-        }
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| ClientError::Auth {
-        path: path.clone(),
+/// The credentials file per the OpenNebula lookup order: the file named by `$ONE_AUTH`, else the
+/// first of `~/.one/one_auth` and `/var/lib/one/.one/one_auth` that exists.
+pub fn auth_file_from_env() -> Result<PathBuf, ClientError> {
+    if let Some(p) = std::env::var_os("ONE_AUTH").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let candidates = [
+        home_one("one_auth"),
+        Some(PathBuf::from("/var/lib/one/.one/one_auth")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .ok_or_else(|| ClientError::Auth {
+            path: home_one("one_auth").unwrap_or_else(|| PathBuf::from("~/.one/one_auth")),
+            message: "no ONE_AUTH and no one_auth file".to_string(),
+        })
+}
+
+/// The session string held in a credentials file (trailing whitespace stripped).
+pub fn session_from_file(path: &Path) -> Result<String, ClientError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ClientError::Auth {
+        path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     let session = text.trim_end().to_string();
     if session.is_empty() {
         return Err(ClientError::Auth {
-            path,
+            path: path.to_path_buf(),
             message: "the file is empty".to_string(),
         });
     }
     Ok(session)
+}
+
+/// The session string per the OpenNebula lookup order (trailing whitespace stripped).
+pub fn session_from_env() -> Result<String, ClientError> {
+    session_from_file(&auth_file_from_env()?)
 }
 
 impl Client {

@@ -1,11 +1,11 @@
 //! Hook definitions from the front-end over XML-RPC (`one.hookpool.info`, `one.hook.info`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use one_client::{Client, ClientError};
 use one_proto::hook::{Hook, pool_from_xml_lenient};
 
+use crate::front_end::FrontEndAccess;
 use crate::hook_map::HookSpec;
 use crate::ingest::HookSource;
 
@@ -19,38 +19,12 @@ pub struct XmlRpcHookSource {
 }
 
 impl XmlRpcHookSource {
-    /// The endpoint and credentials come from the configuration when given there, else from
-    /// ONE_XMLRPC / ONE_AUTH and the OpenNebula default files.
-    pub fn new(endpoint: Option<&str>, auth_file: Option<&Path>) -> Result<Self, ClientError> {
-        let endpoint = match endpoint {
-            Some(e) => e.to_string(),
-            None => one_client::endpoint_from_env(),
-        };
-        let session = match auth_file {
-            Some(path) => read_session(path)?,
-            None => one_client::session_from_env()?,
-        };
+    /// A client of `access`'s endpoint with the session in its credentials file.
+    pub fn new(access: &FrontEndAccess) -> Result<Self, ClientError> {
         Ok(XmlRpcHookSource {
-            client: Client::with_timeout(&endpoint, &session, CALL_TIMEOUT),
+            client: Client::with_timeout(&access.endpoint, &access.session()?, CALL_TIMEOUT),
         })
     }
-
-    pub fn endpoint(&self) -> &str {
-        self.client.endpoint()
-    }
-}
-
-fn read_session(path: &Path) -> Result<String, ClientError> {
-    let auth = |message: String| ClientError::Auth {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| auth(e.to_string()))?;
-    let session = text.lines().next().unwrap_or("").trim().to_string();
-    if session.is_empty() {
-        return Err(auth("the file is empty".into()));
-    }
-    Ok(session)
 }
 
 fn spec_or_log(hook: &Hook) -> Option<HookSpec> {

@@ -3,19 +3,20 @@
 pub mod config;
 pub mod exec;
 pub mod execution;
+pub mod front_end;
 pub mod hook_map;
 pub mod hook_source;
 pub mod ingest;
 pub mod journal;
 pub mod local_exec;
+pub mod logging;
+pub mod memory;
 pub mod remote;
 pub mod result_sender;
 pub mod runner;
 pub mod scheduler;
+pub mod server;
 pub mod state_db;
 pub mod subscriber;
-pub mod logging;
-pub mod memory;
-pub mod server;
 
 pub use server::{run, run_with_status};

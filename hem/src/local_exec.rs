@@ -1,6 +1,7 @@
 //! Runs a hook on this machine: argv exec (never a shell), its own process group, stdin mode,
 //! TIMEOUT with a group kill, and output capture with a size cap.
 
+use std::ffi::OsString;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,12 +23,23 @@ const READER_GRACE: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug)]
 pub struct LocalExecutor {
     kill_grace: Duration,
+    env: Vec<(String, OsString)>,
 }
 
 impl LocalExecutor {
     /// `kill_grace` is the time between SIGTERM and SIGKILL to a timed-out process group.
     pub fn new(kill_grace: Duration) -> LocalExecutor {
-        LocalExecutor { kill_grace }
+        LocalExecutor {
+            kill_grace,
+            env: Vec::new(),
+        }
+    }
+
+    /// Variables every hook gets on top of the HEM's environment (replacing any of the same
+    /// name).
+    pub fn with_env(mut self, env: Vec<(String, OsString)>) -> LocalExecutor {
+        self.env = env;
+        self
     }
 
     /// Runs one request to completion. Never fails: every problem becomes an outcome.
@@ -39,6 +51,7 @@ impl LocalExecutor {
         };
         let mut cmd = Command::new(path);
         cmd.args(&req.argv[1..])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
             .stdin(if req.stdin.is_some() {
                 Stdio::piped()

@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::execution::{Execution, HookPaths};
+use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, HookSource, Ingest, IngestSettings, IngestShared, Snapshot};
 use crate::journal::ZmqJournal;
@@ -46,11 +47,12 @@ pub async fn run_with_status(
         unacknowledged = recovery.outbox.len(),
         "HEM starting"
     );
-    let source = XmlRpcHookSource::new(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
-        .context(
-            "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)",
-        )?;
-    tracing::info!(endpoint = %source.endpoint(), "front-end endpoint");
+    const FRONT_END: &str =
+        "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)";
+    let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
+        .context(FRONT_END)?;
+    let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;
+    tracing::info!(endpoint = %access.endpoint, auth = %access.auth_file.display(), "front-end endpoint");
 
     let ctx = zmq::Context::new();
     let ack_db = db.clone();
@@ -69,7 +71,7 @@ pub async fn run_with_status(
     let runner = Arc::new(HemRunner {
         db: db.clone(),
         results: results.clone(),
-        local: LocalExecutor::new(config.kill_grace),
+        local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
         remote: remote.clone(),
         output_cap: config.output_cap,
         result_backlog: config.max_pending,

@@ -236,3 +236,52 @@ fn events_the_subscriber_missed_are_replayed_exactly_once() {
     );
     hem.stop();
 }
+
+#[test]
+fn local_hooks_call_back_into_the_front_end_the_hem_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let front = FakeFrontEnd::start();
+    // The hook reads the API endpoint and the credentials the way OpenNebula's hooks do and
+    // asks the front-end about itself.
+    let callback = dir.path().join("hooks/callback.py");
+    std::fs::create_dir_all(callback.parent().unwrap()).unwrap();
+    std::fs::write(
+        &callback,
+        "#!/usr/bin/env python3\n\
+         import os, sys, xmlrpc.client\n\
+         session = open(os.environ['ONE_AUTH']).read().strip()\n\
+         ok, body, _ = xmlrpc.client.ServerProxy(os.environ['ONE_XMLRPC']).one.hook.info(session, int(sys.argv[1]))\n\
+         print(os.environ['ONE_XMLRPC'], os.environ['ONE_AUTH'], session, ok, '<ID>7</ID>' in body)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&callback, std::fs::Permissions::from_mode(0o755)).unwrap();
+    front.set(hook(
+        7,
+        HookType::State,
+        "NAME=callback\nTYPE=state\nCOMMAND=callback.py\nARGUMENTS=7\n\
+         ON=CUSTOM\nRESOURCE=VM\nSTATE=PENDING\nLCM_STATE=LCM_INIT\n",
+    ));
+    let driver = FakeDriver::start();
+    let conf = hem_config(dir.path(), &front, &driver, "");
+    let hem = start_hem(&conf);
+    driver.publish(&vm_state(1, "PENDING", "LCM_INIT", None));
+    let results = driver.wait_results(1);
+    let (frame, r) = &results[0];
+    assert_eq!(
+        (frame.rc, frame.hook_id),
+        (0, 7),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // hem_config sets one_xmlrpc and one_auth (an absolute path) explicitly.
+    let auth = dir.path().join("one_auth");
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!(
+            "{} {} oneadmin:password True True\n",
+            front.url,
+            auth.display()
+        )
+    );
+    hem.stop();
+}
