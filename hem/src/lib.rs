@@ -18,5 +18,6 @@ pub mod scheduler;
 pub mod server;
 pub mod state_db;
 pub mod subscriber;
+pub mod sync_command;
 
 pub use server::{run, run_with_status};

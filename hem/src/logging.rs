@@ -56,3 +56,16 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .try_init()
         .context("cannot install the log subscriber")
 }
+
+/// Installs a subscriber for a one-shot command: errors on stderr (RUST_LOG overrides the
+/// level). Its report already says what failed where, so the warnings would only repeat it.
+pub fn init_command() -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}

@@ -1,9 +1,12 @@
-//! `onehem-server --config PATH`: parses flags, sets up logging and the runtime, calls `run`.
+//! `onehem-server --config PATH [sync-hooks …]`: parses flags, sets up logging and the runtime,
+//! and calls the library: the daemon's `run`, or the `sync-hooks` command.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use onehem_server::config::Config;
+use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -13,8 +16,28 @@ use clap::Parser;
 )]
 struct Args {
     /// Configuration file (YAML; the reference's symbol keys or plain keys).
-    #[arg(long, default_value = "etc/onehem-server.conf")]
+    #[arg(long, global = true, default_value = "etc/onehem-server.conf")]
     config: PathBuf,
+    /// Without a command, the HEM runs as a daemon.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Copy the hook directory to hosts, sending only the files whose SHA-256 differs (like
+    /// `onehost sync`); exits non-zero if any host failed.
+    SyncHooks {
+        /// The local directory to copy (default: hook_base_path).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Every host of the configuration's remote.hosts map.
+        #[arg(long, conflicts_with = "hosts")]
+        all: bool,
+        /// Hosts, by their name in the cloud.
+        #[arg(required_unless_present = "all")]
+        hosts: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -26,20 +49,26 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    match args.command {
+        None => daemon(config),
+        Some(Command::SyncHooks { dir, all, hosts }) => {
+            let hosts = if all {
+                SyncHosts::All
+            } else {
+                SyncHosts::Named(hosts)
+            };
+            sync_hooks(config, SyncRequest { dir, hosts })
+        }
+    }
+}
+
+fn daemon(config: Config) -> ExitCode {
     if let Err(e) = onehem_server::logging::init(&config) {
         eprintln!("{e:#}");
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("hem-worker")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(1);
     };
     let result = runtime.block_on(onehem_server::run(config, shutdown_signal()));
     match result {
@@ -48,6 +77,39 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("onehem-server: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+fn sync_hooks(config: Config, request: SyncRequest) -> ExitCode {
+    // A command's warnings go to the terminal, not to the daemon's log file.
+    if let Err(e) = onehem_server::logging::init_command() {
+        eprintln!("{e:#}");
+        return ExitCode::from(1);
+    }
+    let Some(runtime) = runtime() else {
+        return ExitCode::from(1);
+    };
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(sync_command::run(&config, &request, &mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("onehem-server sync-hooks: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hem-worker")
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            None
         }
     }
 }
