@@ -160,7 +160,7 @@ pub fn parse_with_location(
     let mut fields = Fields { map, errors };
     let defaults = Defaults::new(one_location);
 
-    let config = Config {
+    let mut config = Config {
         debug_level: fields.uint("debug_level", 2, 0, 3) as u8,
         hook_base_path: PathBuf::from(fields.string("hook_base_path", &defaults.hook_base_path)),
         remote_hook_base_path: fields.string("remote_hook_base_path", "/var/tmp/one/hooks"),
@@ -190,7 +190,6 @@ pub fn parse_with_location(
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
         remote: RemoteConfig::default(),
     };
-    let mut config = config;
     let section = fields.section("remote");
     match RemoteConfig::from_yaml(section) {
         Ok(mut remote) => {

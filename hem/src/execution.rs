@@ -92,6 +92,51 @@ impl Plan {
             None => String::new(),
         };
         let host = event.and_then(remote_host).filter(|h| !h.is_empty());
+        let mut plan = Plan::for_hook(hook, arguments, host, paths);
+        // The record of a local hook names no host, whatever host the event names.
+        if !hook.remote {
+            plan.report_host = None;
+        }
+        plan
+    }
+
+    /// The plan for a RETRY (reference §8.4): the hook's current command and modes, the
+    /// recorded arguments verbatim and the recorded host. `hook` is `None` when the HEM does not
+    /// know the hook, which gives a failure record instead of the reference's silent crash.
+    pub fn for_retry(
+        hook_id: i64,
+        hook: Option<&HookSpec>,
+        retry: &RetryMessage,
+        paths: &HookPaths,
+    ) -> Plan {
+        let host = retry.remote_host.clone().filter(|h| !h.is_empty());
+        let plan = match hook {
+            Some(hook) => Plan::for_hook(hook, retry.arguments.clone(), host, paths),
+            None => Plan {
+                command: String::new(),
+                arguments: retry.arguments.clone(),
+                stdin: false,
+                timeout_secs: None,
+                target: Target::Refused {
+                    reason: format!("hook {hook_id} is not known to the HEM"),
+                },
+                report_host: host,
+                retry: false,
+            },
+        };
+        Plan {
+            retry: true,
+            ..plan
+        }
+    }
+
+    /// Runs `hook` with `arguments`; a remote hook runs on `host`, which the record names.
+    fn for_hook(
+        hook: &HookSpec,
+        arguments: String,
+        host: Option<String>,
+        paths: &HookPaths,
+    ) -> Plan {
         let target = match (&hook.command, hook.remote, &host) {
             (None, _, _) => Target::Refused {
                 reason: format!("hook {} has no COMMAND", hook.id),
@@ -112,56 +157,8 @@ impl Plan {
             stdin: hook.arguments_stdin,
             timeout_secs: hook.timeout_secs,
             target,
-            report_host: if hook.remote { host } else { None },
-            retry: false,
-        }
-    }
-
-    /// The plan for a RETRY (reference §8.4): the hook's current command and modes, the
-    /// recorded arguments verbatim and the recorded host. `hook` is `None` when the HEM does not
-    /// know the hook, which gives a failure record instead of the reference's silent crash.
-    pub fn for_retry(
-        hook_id: i64,
-        hook: Option<&HookSpec>,
-        retry: &RetryMessage,
-        paths: &HookPaths,
-    ) -> Plan {
-        let host = retry.remote_host.clone().filter(|h| !h.is_empty());
-        let Some(hook) = hook else {
-            return Plan {
-                command: String::new(),
-                arguments: retry.arguments.clone(),
-                stdin: false,
-                timeout_secs: None,
-                target: Target::Refused {
-                    reason: format!("hook {hook_id} is not known to the HEM"),
-                },
-                report_host: host,
-                retry: true,
-            };
-        };
-        let target = match (&hook.command, hook.remote, &host) {
-            (None, _, _) => Target::Refused {
-                reason: format!("hook {} has no COMMAND", hook.id),
-            },
-            (Some(_), true, None) => Target::Refused {
-                reason: NO_REMOTE_HOST.to_string(),
-            },
-            (Some(_), true, Some(h)) => Target::Remote { host: h.clone() },
-            (Some(_), false, _) => Target::Local,
-        };
-        Plan {
-            command: hook
-                .command
-                .as_deref()
-                .map(|c| paths.resolve(c, hook.remote))
-                .unwrap_or_default(),
-            arguments: retry.arguments.clone(),
-            stdin: hook.arguments_stdin,
-            timeout_secs: hook.timeout_secs,
-            target,
             report_host: host,
-            retry: true,
+            retry: false,
         }
     }
 

@@ -12,7 +12,6 @@ use one_proto::keys::hook_key;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HookSpec {
     pub id: i64,
-    pub name: String,
     pub kind: HookType,
     /// The lookup key `one_proto::keys::hook_key` gives: CALL, or `RESOURCE/STATE/LCM_STATE`.
     pub key: String,
@@ -35,7 +34,6 @@ impl HookSpec {
         };
         Ok(HookSpec {
             id: hook.id,
-            name: hook.name.clone(),
             kind: hook.hook_type,
             key,
             command: hook

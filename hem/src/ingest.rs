@@ -241,11 +241,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             attempt += 1;
             match self.source.pool() {
                 Ok(specs) => {
-                    self.hooks = HookMap::from_specs(specs);
-                    crate::memory::release_free_memory();
-                    self.shared
-                        .hooks
-                        .store(self.hooks.len() as u64, Ordering::SeqCst);
+                    self.replace_hooks(HookMap::from_specs(specs));
                     tracing::info!(hooks = self.hooks.len(), "Hooks successfully loaded");
                     return true;
                 }
@@ -713,9 +709,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 }
             }
         }
-        self.shared
-            .hooks
-            .store(self.hooks.len() as u64, Ordering::SeqCst);
+        self.count_hooks();
     }
 
     fn apply_snapshot(&mut self) {
@@ -737,8 +731,18 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 "hook resync found hooks the events had not updated; map replaced"
             );
         }
-        self.hooks = fresh;
+        self.replace_hooks(fresh);
+    }
+
+    /// Installs a whole new hook map. The old one may have been large: its memory goes back
+    /// to the system.
+    fn replace_hooks(&mut self, hooks: HookMap) {
+        self.hooks = hooks;
         crate::memory::release_free_memory();
+        self.count_hooks();
+    }
+
+    fn count_hooks(&self) {
         self.shared
             .hooks
             .store(self.hooks.len() as u64, Ordering::SeqCst);

@@ -9,7 +9,7 @@ use one_proto::encoding::b64_encode;
 use one_proto::hook_log::ExecResult;
 use one_proto::mad::ResultFrame;
 
-use crate::exec::{ExecOutcome, ExecRequest};
+use crate::exec::ExecOutcome;
 use crate::execution::{Execution, Target};
 use crate::local_exec::LocalExecutor;
 use crate::remote::RemoteExecutor;
@@ -17,34 +17,19 @@ use crate::result_sender::ResultQueue;
 use crate::scheduler::Runner;
 use crate::state_db::{OutboxEntry, StateDb};
 
-/// Runs hooks on the hosts: the SSH/agent executor, or a stand-in in tests.
-pub trait RemoteRun: Send + Sync + 'static {
-    fn run(
-        &self,
-        host: &str,
-        req: ExecRequest,
-    ) -> impl std::future::Future<Output = ExecOutcome> + Send;
-}
-
-impl RemoteRun for RemoteExecutor {
-    async fn run(&self, host: &str, req: ExecRequest) -> ExecOutcome {
-        RemoteExecutor::run(self, host, req).await
-    }
-}
-
 /// The scheduler's [`Runner`] for real executions.
-pub struct HemRunner<R: RemoteRun> {
+pub struct HemRunner {
     pub db: StateDb,
     pub results: ResultQueue,
     pub local: LocalExecutor,
-    pub remote: Arc<R>,
+    pub remote: Arc<RemoteExecutor>,
     pub output_cap: usize,
     /// Results waiting for the driver beyond which new executions wait: a driver that stops
     /// acknowledging pushes back on the scheduler instead of growing memory.
     pub result_backlog: usize,
 }
 
-impl<R: RemoteRun> Runner for HemRunner<R> {
+impl Runner for HemRunner {
     async fn run(&self, exec: Execution) {
         let span = tracing::info_span!("hook", hook_id = exec.hook_id, seq = exec.seq,
             resource = %exec.resource, uid = %exec.uid);
@@ -52,7 +37,7 @@ impl<R: RemoteRun> Runner for HemRunner<R> {
     }
 }
 
-impl<R: RemoteRun> HemRunner<R> {
+impl HemRunner {
     async fn run_in_span(&self, exec: Execution) {
         let mut warned = false;
         while self.results.outstanding() > self.result_backlog {

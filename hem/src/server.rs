@@ -238,8 +238,7 @@ impl Acceptor for DbAcceptor {
             tracing::error!(error = %e, executions = execs.len(),
                 "cannot record accepted executions; running them without crash protection");
         }
-        for exec in execs {
-            let mut exec = exec;
+        for mut exec in execs {
             loop {
                 match self.submitter.try_submit(exec) {
                     TrySubmit::Accepted => break,

@@ -141,34 +141,18 @@ impl StateDb {
     }
 
     /// Records accepted executions and the new watermark in one transaction, and waits for the
-    /// commit. For threads outside the async runtime.
+    /// commit. For threads outside the async runtime (the ingest thread).
     pub fn accept_blocking(
         &self,
         execs: Vec<Execution>,
         watermark: Option<u64>,
     ) -> Result<(), StateDbError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Accept {
+        let rx = self.request(|reply| Request::Accept {
             execs,
             watermark,
             reply: Some(reply),
         })?;
-        wait_blocking(rx)
-    }
-
-    /// As [`StateDb::accept_blocking`], from async code.
-    pub async fn accept(
-        &self,
-        execs: Vec<Execution>,
-        watermark: Option<u64>,
-    ) -> Result<(), StateDbError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Accept {
-            execs,
-            watermark,
-            reply: Some(reply),
-        })?;
-        wait(rx).await
+        committed(rx.blocking_recv())
     }
 
     /// Moves the watermark without waiting for the commit (events that matched no hook).
@@ -183,26 +167,16 @@ impl StateDb {
     /// Marks an execution started; call before the process is spawned, so that a crash can
     /// never make it run twice.
     pub async fn started(&self, uid: &str) -> Result<(), StateDbError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Started {
-            uid: uid.to_string(),
-            reply,
-        })?;
-        wait(rx).await
+        let uid = uid.to_string();
+        committed(self.request(|reply| Request::Started { uid, reply })?.await)
     }
 
     /// Replaces the execution by its result in the outbox, in one transaction.
     pub async fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Finished { entry, reply })?;
-        wait(rx).await
-    }
-
-    /// As [`StateDb::finished`], for threads outside the async runtime.
-    pub fn finished_blocking(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Finished { entry, reply })?;
-        wait_blocking(rx)
+        committed(
+            self.request(|reply| Request::Finished { entry, reply })?
+                .await,
+        )
     }
 
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
@@ -215,6 +189,16 @@ impl StateDb {
 
     fn send(&self, req: Request) -> Result<(), StateDbError> {
         self.tx.send(req).map_err(|_| StateDbError::Closed)
+    }
+
+    /// Sends a request that waits for its commit; the receiver gets the commit's outcome.
+    fn request(
+        &self,
+        build: impl FnOnce(Reply) -> Request,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, StateDbError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(build(reply))?;
+        Ok(rx)
     }
 }
 
@@ -238,16 +222,11 @@ impl Drop for StateDbThread {
     }
 }
 
-async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), StateDbError> {
-    match rx.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(StateDbError::Write(e)),
-        Err(_) => Err(StateDbError::Closed),
-    }
-}
-
-fn wait_blocking(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), StateDbError> {
-    match rx.blocking_recv() {
+/// The outcome of a commit as the writer reported it; no report means the writer is gone.
+fn committed(
+    reply: Result<Result<(), String>, oneshot::error::RecvError>,
+) -> Result<(), StateDbError> {
+    match reply {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(StateDbError::Write(e)),
         Err(_) => Err(StateDbError::Closed),

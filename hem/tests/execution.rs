@@ -44,7 +44,6 @@ fn api_event() -> HookMessage {
 fn hook(arguments: &str) -> HookSpec {
     HookSpec {
         id: 3,
-        name: "hook-vm".into(),
         kind: HookType::State,
         key: "VM/PENDING/LCM_INIT".into(),
         command: Some("vm-pending.rb".into()),

@@ -139,7 +139,6 @@ impl Acceptor for FakeAcceptor {
 fn state_hook(id: i64) -> HookSpec {
     HookSpec {
         id,
-        name: format!("h{id}"),
         kind: HookType::State,
         key: "VM/PENDING/LCM_INIT".into(),
         command: Some("/bin/true".into()),

@@ -58,12 +58,8 @@ async fn recovery_sorts_pending_started_and_unacknowledged() {
         },
     );
     let d = exec(4, 3, Target::Local);
-    db.accept(vec![a.clone(), b.clone()], Some(2))
-        .await
-        .unwrap();
-    db.accept(vec![c.clone(), d.clone()], Some(4))
-        .await
-        .unwrap();
+    accept(&db, vec![a.clone(), b.clone()], Some(2)).await;
+    accept(&db, vec![c.clone(), d.clone()], Some(4)).await;
     // a finished and acknowledged, b finished not acknowledged, c started, d never started.
     db.started(&a.uid).await.unwrap();
     db.finished(entry(&a.uid)).await.unwrap();
@@ -90,7 +86,7 @@ async fn committed_state_survives_an_abandoned_writer() {
     let path = dir.path().join("hem.db");
     let (db, thread, _) = StateDb::open(&path).unwrap();
     let a = exec(10, 3, Target::Local);
-    db.accept(vec![a.clone()], Some(10)).await.unwrap();
+    accept(&db, vec![a.clone()], Some(10)).await;
     db.started(&a.uid).await.unwrap();
     // Like kill -9: the writer is never told to stop and the connection is never closed.
     std::mem::forget(thread);
@@ -116,6 +112,15 @@ fn blocking_accept_and_duplicate_uids() {
     let (_db, thread, rec) = StateDb::open(&path).unwrap();
     assert_eq!(rec.pending, vec![a]);
     thread.stop();
+}
+
+/// The ingest thread's call, from a test's async code.
+async fn accept(db: &StateDb, execs: Vec<Execution>, watermark: Option<u64>) {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || db.accept_blocking(execs, watermark))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[test]
