@@ -50,18 +50,27 @@ fn exactly_one_record_per_vm(stack: &Stack, hook: i64, expected: usize) -> Resul
     Ok(interrupted)
 }
 
-/// A burst far beyond the publisher's high-water mark: the reference silently lost 4,001 of
-/// 10,000 events. The driver's HWM is cut to 10 here so that even a debug build's event rate
-/// overflows it; the HEM notices the sequence gaps and recovers the dropped events by replay.
+/// A burst far beyond the publisher's high-water mark, which the reference answered by
+/// silently dropping 4,001 of 10,000 events. The HEM is stopped (SIGSTOP) while the events are
+/// published, so it stays subscribed but reads nothing: libzmq drops everything past the
+/// PUB/SUB high-water marks (1,000 each, the default) exactly as for a slow subscriber. Once
+/// continued, the HEM sees the gaps in the sequence and recovers every dropped event by replay.
 #[test]
 fn burst_beyond_the_high_water_mark_loses_nothing() -> Result<()> {
-    let stack = Stack::start_with(StackOptions { driver_extra: "-h 10".into(), ..options() })?;
+    let stack = Stack::start_with(options())?;
     let hook = pending_hook(&stack, "burst", "/bin/true")?;
+    // Make sure the HEM has subscribed and handled the hook before it is frozen.
+    allocate_vms(&stack, 1, 1)?;
+    stack.wait_records(hook, 1, Duration::from_secs(60))?;
+    stack.signal_hem("STOP")?;
     let count = 10_000;
-    let took = allocate_vms(&stack, count, 8)?;
-    println!("offered {count} events in {took:?}");
+    let offered = allocate_vms(&stack, count - 1, 8);
+    stack.signal_hem("CONT")?;
+    println!("offered {} events in {:?}", count - 1, offered?);
     let interrupted = exactly_one_record_per_vm(&stack, hook, count)?;
     assert_eq!(interrupted, 0);
+    let log = std::fs::read_to_string(stack.log_path("hem"))?;
+    ensure!(log.contains("gap"), "the burst never overflowed the high-water marks");
     Ok(())
 }
 
@@ -159,5 +168,34 @@ fn hook_churn_while_events_flow() -> Result<()> {
         "the HEM panicked: {}",
         stack.tail_log("hem")
     );
+    Ok(())
+}
+
+/// oned-lite killed -9 while results flow, then restarted on the same database and journal:
+/// results the driver had forwarded but oned-lite had not stored are forwarded again, results
+/// the HEM could not deliver meanwhile are sent again, and every VM ends with exactly one
+/// record.
+#[test]
+fn front_end_killed_while_results_flow() -> Result<()> {
+    let mut stack = Stack::start_with(options())?;
+    stack.write_hook("work.sh", "#!/bin/sh\nsleep 0.02\n")?;
+    let hook = pending_hook(&stack, "flow", "work.sh")?;
+    allocate_vms(&stack, 1, 1)?;
+    stack.wait_records(hook, 1, Duration::from_secs(60))?;
+    // Queue the events while the HEM is frozen so that results are still flowing when
+    // oned-lite dies.
+    stack.signal_hem("STOP")?;
+    let count = 600;
+    let offered = allocate_vms(&stack, count - 1, 4);
+    stack.signal_hem("CONT")?;
+    offered?;
+    wait_for("results flowing", Duration::from_secs(300), || {
+        (stack.records(hook).ok()?.len() >= 100).then_some(())
+    })?;
+    stack.kill_oned()?;
+    std::thread::sleep(Duration::from_millis(300));
+    stack.start_oned()?;
+    let interrupted = exactly_one_record_per_vm(&stack, hook, count)?;
+    assert_eq!(interrupted, 0);
     Ok(())
 }
