@@ -128,12 +128,18 @@ async fn handle(
             .insert(ALLOW, HeaderValue::from_static("POST"));
         return Ok(r);
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    let collected = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await;
+    let body = match collected {
+        Err(_) => {
+            tracing::warn!(timeout_s = BODY_READ_TIMEOUT.as_secs(), "request body too slow");
+            return Ok(reply(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"));
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {

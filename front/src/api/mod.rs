@@ -20,56 +20,10 @@ pub const FAULT_NO_SUCH_METHOD: i32 = -506;
 /// The replication index of a failure array: UINT64_MAX, which xmlrpc-c writes as `<i8>-1</i8>`.
 const REPLICATION_INDEX: i64 = -1;
 
-/// The calls that never produce API events (reference §1.4).
-pub const INFO_CALLS: [&str; 43] = [
-    "one.vm.info",
-    "one.vmpool.info",
-    "one.vmpool.infoextended",
-    "one.template.info",
-    "one.templatepool.info",
-    "one.host.info",
-    "one.hostpool.info",
-    "one.group.info",
-    "one.grouppool.info",
-    "one.groupquota.info",
-    "one.vn.info",
-    "one.vnpool.info",
-    "one.user.info",
-    "one.userpool.info",
-    "one.userquota.info",
-    "one.datastore.info",
-    "one.datastorepool.info",
-    "one.image.info",
-    "one.imagepool.info",
-    "one.acl.info",
-    "one.vntemplate.info",
-    "one.vntemplatepool.info",
-    "one.cluster.info",
-    "one.clusterpool.info",
-    "one.document.info",
-    "one.documentpool.info",
-    "one.zone.info",
-    "one.zonepool.info",
-    "one.secgroup.info",
-    "one.secgrouppool.info",
-    "one.vmgroup.info",
-    "one.vmgrouppool.info",
-    "one.vdc.info",
-    "one.vdcpool.info",
-    "one.vrouter.info",
-    "one.vrouterpool.info",
-    "one.market.info",
-    "one.marketpool.info",
-    "one.marketapp.info",
-    "one.marketapppool.info",
-    "one.hook.info",
-    "one.hookpool.info",
-    "one.hooklog.info",
-];
-
-/// Whether a call is one of the info calls that produce no API event.
+/// Whether a call is one of the info calls that produce no API event: the same 43 calls oned
+/// refuses as a hook's CALL (reference §1.4).
 pub fn is_info_call(method: &str) -> bool {
-    INFO_CALLS.contains(&method)
+    one_proto::hook::is_unsupported_call(method)
 }
 
 /// The authenticated user of a call.
