@@ -44,6 +44,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     let (mut hem_loaded, mut hem_after, mut hem_peak, mut driver_after) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_hem, mut cpu_hooks, mut cpu_driver) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rates = Vec::new();
     let mut breakdown = String::new();
     for _ in 0..scale.runs {
         let mut p = source.pipeline(&[])?;
@@ -54,6 +55,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         hem_loaded.push(mib(status_kib(p.hem.pid(), "VmRSS")?));
         let t = hem_throughput(&mut p, source.true_hook, events)?;
         breakdown = format!("CPU per event by thread in the last run — {}.", t.threads);
+        rates.push(t.rate);
         let per = 10_000.0 / events as f64;
         cpu_hem.push(t.hem.own * per);
         cpu_hooks.push(t.hem.children * per);
@@ -122,6 +124,13 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         "s",
         cpu_driver,
         &note,
+    );
+    report.add(
+        SECTION,
+        &format!("HEM route rate over these {events} events"),
+        "events/s",
+        rates,
+        &format!("{hooks} hooks loaded; compare section 3 (fewer events, 2 hooks)"),
     );
     report.note(SECTION, &breakdown);
     Ok(())

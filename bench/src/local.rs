@@ -269,7 +269,7 @@ impl HookSource {
                             if id >= fillers {
                                 return Ok(());
                             }
-                            let t = if id % 2 == 0 {
+                            let t = if id.is_multiple_of(2) {
                                 format!(
                                     "NAME=h{id}\nTYPE=api\nCALL=one.vm.allocate\nCOMMAND=hook{id}.rb\nARGUMENTS=\"$API x{id}\"\n"
                                 )
