@@ -1,0 +1,219 @@
+//! Spawning a hook process and supervising it to its end.
+
+use std::future::Future;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::watch;
+
+use crate::capture::{Captured, read_capped};
+use crate::group::Group;
+
+/// Exit code the reference reports for a timeout, a death by signal or a start failure.
+pub const FAILURE_CODE: i32 = 255;
+
+/// Timing of the end of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Time between SIGTERM and SIGKILL when a process group is killed.
+    pub kill_grace: Duration,
+    /// How long output is still read after the main process exited; a background child that
+    /// keeps the pipes open must not hold the result back.
+    pub drain_after_exit: Duration,
+}
+
+impl Default for Timing {
+    /// A 2 s kill grace and the reference's 0.1 s for readers after the exit (§8.3).
+    fn default() -> Self {
+        Timing {
+            kill_grace: Duration::from_secs(2),
+            drain_after_exit: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Bounds of one execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time the main process may run before its group is killed; `None` waits for ever.
+    pub timeout: Option<Duration>,
+    /// Bytes kept of stdout and of stderr each; the rest is read and dropped.
+    pub output_cap: usize,
+}
+
+/// How the wait for the main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The main process exited by itself.
+    Exited,
+    /// The timeout expired and the group was killed.
+    TimedOut,
+    /// The cancel future completed and the group was killed.
+    Cancelled,
+}
+
+/// What a supervised process produced.
+#[derive(Debug)]
+pub struct Finished {
+    /// The main process's status; an error if it could not be waited for.
+    pub status: std::io::Result<ExitStatus>,
+    pub ending: Ending,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+impl Finished {
+    pub fn timed_out(&self) -> bool {
+        self.ending == Ending::TimedOut
+    }
+
+    /// The exit code to report: the process's own unless it timed out, died by a signal or
+    /// could not be waited for, which are [`FAILURE_CODE`].
+    pub fn code(&self) -> i32 {
+        match (&self.status, self.ending) {
+            (Ok(status), Ending::Exited | Ending::Cancelled) => {
+                status.code().unwrap_or(FAILURE_CODE)
+            }
+            _ => FAILURE_CODE,
+        }
+    }
+
+    /// The signal that ended the main process, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.as_ref().ok().and_then(|s| s.signal())
+    }
+}
+
+/// Why a process did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// `exec` failed (missing file, not executable, arguments too long…).
+    #[error("cannot start the process: {0}")]
+    Io(#[source] std::io::Error),
+    /// The process had no pid right after the spawn.
+    #[error("the process vanished right after it started")]
+    Vanished,
+}
+
+/// A started process, in its own process group, not yet supervised. Dropping it kills the
+/// group.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    group: Group,
+    input: Option<Vec<u8>>,
+}
+
+impl Process {
+    /// Starts `cmd` as the leader of a new process group, with stdout and stderr piped. With
+    /// `input`, stdin is a pipe that [`supervise`](Self::supervise) feeds it through and then
+    /// closes; without, stdin is `/dev/null`, so the process sees end of file at once.
+    pub fn spawn(cmd: &mut Command, input: Option<Vec<u8>>) -> Result<Process, SpawnError> {
+        cmd.process_group(0)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().map_err(SpawnError::Io)?;
+        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+            return Err(SpawnError::Vanished);
+        };
+        Ok(Process {
+            child,
+            group: Group::new(pid),
+            input,
+        })
+    }
+
+    /// The process group id (the process's pid).
+    pub fn pgid(&self) -> i32 {
+        self.group.id()
+    }
+
+    /// Runs the process to its end: feeds stdin, reads both outputs up to the cap, and kills
+    /// the group when `limits.timeout` expires or `cancel` completes (pass
+    /// `std::future::pending()` for no cancel). Returns once the main process is reaped and
+    /// its outputs are read to their end or for `timing.drain_after_exit` after its exit.
+    ///
+    /// Stdin is written alongside and given up when the rest is done: a hook that exits
+    /// without reading it, while a background child holds the pipe, must not hold the
+    /// result back.
+    pub async fn supervise(
+        self,
+        limits: Limits,
+        timing: Timing,
+        cancel: impl Future<Output = ()>,
+    ) -> Finished {
+        let Process {
+            mut child,
+            mut group,
+            input,
+        } = self;
+        let feed = feed_stdin(child.stdin.take(), input);
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let cap = limits.output_cap;
+        let drain = timing.drain_after_exit;
+        let stdout = read_capped(child.stdout.take(), cap, exited_rx.clone(), drain);
+        let stderr = read_capped(child.stderr.take(), cap, exited_rx, drain);
+        let wait = async {
+            let ended = wait_main(&mut child, &mut group, limits.timeout, timing, cancel).await;
+            let _ = exited_tx.send(true);
+            ended
+        };
+        let work = async { tokio::join!(stdout, stderr, wait) };
+        tokio::pin!(feed, work);
+        let mut fed = false;
+        let (stdout, stderr, (status, ending)) = loop {
+            tokio::select! {
+                // A hook that exits without reading its stdin is not an error.
+                () = &mut feed, if !fed => fed = true,
+                done = &mut work => break done,
+            }
+        };
+        Finished {
+            status,
+            ending,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Waits for the main process; on timeout or cancel, kills its group.
+async fn wait_main(
+    child: &mut Child,
+    group: &mut Group,
+    timeout: Option<Duration>,
+    timing: Timing,
+    cancel: impl Future<Output = ()>,
+) -> (std::io::Result<ExitStatus>, Ending) {
+    let expired = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let ending = tokio::select! {
+        status = child.wait() => {
+            group.disarm();
+            return (status, Ending::Exited);
+        }
+        () = expired => Ending::TimedOut,
+        () = cancel => Ending::Cancelled,
+    };
+    (group.kill(child, timing.kill_grace).await, ending)
+}
+
+async fn feed_stdin(stdin: Option<ChildStdin>, input: Option<Vec<u8>>) {
+    if let (Some(mut pipe), Some(data)) = (stdin, input) {
+        // A broken pipe only means the hook did not want the data.
+        let _ = pipe.write_all(&data).await;
+        let _ = pipe.shutdown().await;
+    }
+}
