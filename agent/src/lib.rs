@@ -107,7 +107,7 @@ where
     // groups are killed before anything is logged, as stderr may be gone as well.
     let mut orphans = 0;
     for entry in lock(&running).values() {
-        execution::kill_group_now(entry.pgid.load(std::sync::atomic::Ordering::SeqCst));
+        one_exec::kill_group_now(entry.pgid.load(std::sync::atomic::Ordering::SeqCst));
         orphans += 1;
     }
     if orphans > 0 {
