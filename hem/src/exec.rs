@@ -3,8 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Exit code the reference reports for a timeout, a death by signal or a start failure.
-pub const FAILURE_CODE: i32 = 255;
+pub use one_exec::FAILURE_CODE;
 
 /// One hook execution, already resolved: no expansion or lookup happens after this point.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +42,14 @@ impl ExecOutcome {
     /// `start_error` into the reference's `Internal error <reason>` stderr text and `timed_out`
     /// into `Timeout executing <command>`, so executors only fill in the facts.
     pub fn start_failure(reason: impl Into<String>, started: SystemTime) -> ExecOutcome {
-        let reason = reason.into();
+        ExecOutcome {
+            start_error: Some(reason.into()),
+            ..ExecOutcome::failure(started, started.elapsed().unwrap_or_default())
+        }
+    }
+
+    /// An outcome with code 255 and nothing else to report: no output, no signal, no reason.
+    pub fn failure(started: SystemTime, duration: Duration) -> ExecOutcome {
         ExecOutcome {
             code: FAILURE_CODE,
             signal: None,
@@ -52,9 +58,9 @@ impl ExecOutcome {
             stdout_truncated: false,
             stderr_truncated: false,
             timed_out: false,
-            start_error: Some(reason),
+            start_error: None,
             started,
-            duration: started.elapsed().unwrap_or_default(),
+            duration,
         }
     }
 }

@@ -294,7 +294,7 @@ impl AgentLink {
                     Err(_) => {
                         return Ok(ExecOutcome {
                             timed_out: true,
-                            ..failure_outcome(started, clock)
+                            ..ExecOutcome::failure(started, clock.elapsed())
                         });
                     }
                 }
@@ -357,21 +357,6 @@ impl Drop for CancelOnDrop {
                 let _ = self.link.frames.send(frame);
             }
         }
-    }
-}
-
-fn failure_outcome(started: SystemTime, clock: Instant) -> ExecOutcome {
-    ExecOutcome {
-        code: FAILURE_CODE,
-        signal: None,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-        timed_out: false,
-        start_error: None,
-        started,
-        duration: clock.elapsed(),
     }
 }
 
