@@ -2,12 +2,13 @@
 //! key against known_hosts, authenticate with the configured key, open channels.
 
 use std::borrow::Cow;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{ChannelMsg, Disconnect, Preferred};
+use russh::{ChannelMsg, ChannelWriteHalf, Disconnect, Preferred};
 
 use super::config::{HostTarget, Settings};
 use super::error::{RemoteError, io_text};
@@ -203,12 +204,6 @@ impl SshConnection {
         let (mut rd, wr) = channel.split();
         let mut out = Captured::default();
         let work = async {
-            let feed = async {
-                if let Some(data) = stdin {
-                    wr.data_bytes(data).await?;
-                }
-                wr.eof().await
-            };
             let read = async {
                 while let Some(msg) = rd.wait().await {
                     match msg {
@@ -224,21 +219,8 @@ impl SshConnection {
                     }
                 }
             };
-            // The reader ends the work: a command that exits without reading its stdin must
-            // not leave us waiting for window space that never comes.
-            tokio::pin!(feed);
             tokio::pin!(read);
-            let mut fed = false;
-            loop {
-                tokio::select! {
-                    r = &mut feed, if !fed => {
-                        fed = true;
-                        r.map_err(lost)?;
-                    }
-                    () = &mut read => break,
-                }
-            }
-            Ok::<(), RemoteError>(())
+            feed_while_reading(&wr, stdin, read).await.map_err(lost)
         };
         let outcome = tokio::time::timeout(limit, work).await;
         let _ = wr.close().await;
@@ -259,6 +241,34 @@ impl SshConnection {
             .handle
             .disconnect(Disconnect::ByApplication, "HEM shutting down", "en")
             .await;
+    }
+}
+
+/// Writes `stdin` (if any) and then EOF to a channel while `read` runs. Returns what `read`
+/// returned once it ended, or the write's error as soon as a write fails (`read` can then be
+/// awaited on). The reader ends the work: a command that exits without reading its stdin must
+/// not leave us waiting for window space that never comes.
+pub(crate) async fn feed_while_reading<F: Future>(
+    wr: &ChannelWriteHalf<client::Msg>,
+    stdin: Option<Vec<u8>>,
+    mut read: Pin<&mut F>,
+) -> Result<F::Output, russh::Error> {
+    let feed = async {
+        if let Some(data) = stdin {
+            wr.data_bytes(data).await?;
+        }
+        wr.eof().await
+    };
+    tokio::pin!(feed);
+    let mut fed = false;
+    loop {
+        tokio::select! {
+            r = &mut feed, if !fed => {
+                fed = true;
+                r?;
+            }
+            done = &mut read => return Ok(done),
+        }
     }
 }
 

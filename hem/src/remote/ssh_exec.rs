@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use russh::{ChannelMsg, Sig};
 
-use super::connection::{SshConnection, push_capped};
+use super::connection::{SshConnection, feed_while_reading, push_capped};
 use super::error::RemoteError;
 use super::shell_quote::{quote, quote_argv};
 use crate::exec::{ExecOutcome, ExecRequest, FAILURE_CODE};
@@ -89,12 +89,6 @@ pub(crate) async fn run(
     let mut lost: Option<String> = None;
     let stdin = req.stdin.clone();
     let work = async {
-        let feed = async {
-            if let Some(data) = stdin {
-                wr.data_bytes(data).await?;
-            }
-            wr.eof().await
-        };
         let read = async {
             let mut drain_until: Option<tokio::time::Instant> = None;
             loop {
@@ -138,15 +132,10 @@ pub(crate) async fn run(
                 }
             }
         };
-        tokio::pin!(feed);
         tokio::pin!(read);
-        let mut fed = false;
-        loop {
-            tokio::select! {
-                // A hook that does not read its stdin is not an error.
-                _ = &mut feed, if !fed => fed = true,
-                () = &mut read => break,
-            }
+        // A hook that does not read its stdin is not an error: the output is read to its end.
+        if feed_while_reading(&wr, stdin, read.as_mut()).await.is_err() {
+            read.await;
         }
     };
     let timed_out = match req.timeout {
