@@ -112,12 +112,12 @@ impl Process {
     /// `input`, stdin is a pipe that [`supervise`](Self::supervise) feeds it through and then
     /// closes; without, stdin is `/dev/null`, so the process sees end of file at once.
     pub fn spawn(cmd: &mut Command, input: Option<Vec<u8>>) -> Result<Process, SpawnError> {
+        let stdin = match input {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        };
         cmd.process_group(0)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let child = cmd.spawn().map_err(SpawnError::Io)?;

@@ -1,6 +1,6 @@
 //! The supervisor against real processes.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use one_exec::{Ending, FAILURE_CODE, Finished, Limits, Process, SpawnError, Timing};
@@ -12,12 +12,10 @@ const TIMING: Timing = Timing {
     drain_after_exit: Duration::from_millis(100),
 };
 
-fn limits() -> Limits {
-    Limits {
-        timeout: None,
-        output_cap: 1 << 20,
-    }
-}
+const NO_LIMITS: Limits = Limits {
+    timeout: None,
+    output_cap: 1 << 20,
+};
 
 fn sh(script: &str) -> Command {
     let mut cmd = Command::new("/bin/sh");
@@ -36,167 +34,172 @@ async fn run(mut cmd: Command, input: Option<&[u8]>, limits: Limits) -> Finished
     .expect("supervision did not end")
 }
 
-/// Whether a process of group `pgid` runs: zombies do not count, since a child orphaned by
-/// the hook waits for an init that may not reap it.
-fn group_alive(pgid: i32) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            return false;
-        };
-        // The fields after the command name, which is in parentheses and may hold spaces.
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            return false;
-        };
-        let fields: Vec<&str> = rest.split(' ').collect();
-        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
-    })
+/// A shell script that starts `child` in the background and writes its pid to a file, then
+/// runs `main`.
+struct WithChild {
+    _dir: tempfile::TempDir,
+    pid_file: PathBuf,
+    script: String,
 }
 
-fn read_pids(path: &Path) -> Vec<i32> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect()
+impl WithChild {
+    fn new(child: &str, main: &str) -> WithChild {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("{child} & echo $! > {}; {main}", pid_file.display());
+        WithChild {
+            _dir: dir,
+            pid_file,
+            script,
+        }
+    }
+
+    /// The child's pid, once the script has written it (bounded wait).
+    async fn child_pid(&self) -> i32 {
+        for _ in 0..400 {
+            let text = std::fs::read_to_string(&self.pid_file).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse() {
+                return pid;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the hook wrote no child pid");
+    }
+}
+
+/// Whether process `pid` still runs. A zombie does not: it has ended and only waits for an
+/// init (here, maybe one that never reaps) to collect it.
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 #[tokio::test]
 async fn exit_code_outputs_and_stdin() {
-    let f = run(sh("cat; echo err >&2; exit 3"), Some(b"fed"), limits()).await;
+    let f = run(sh("cat; echo err >&2; exit 3"), Some(b"fed"), NO_LIMITS).await;
     assert_eq!((f.ending, f.code(), f.signal()), (Ending::Exited, 3, None));
     assert_eq!(f.stdout.bytes, b"fed");
     assert_eq!(f.stderr.bytes, b"err\n");
     assert!(!f.stdout.truncated && !f.stderr.truncated);
 
     // Without input stdin is /dev/null: cat ends at once.
-    let f = run(Command::new("/bin/cat"), None, limits()).await;
+    let f = run(Command::new("/bin/cat"), None, NO_LIMITS).await;
     assert_eq!((f.code(), f.stdout.bytes.len()), (0, 0));
 }
 
 #[tokio::test]
 async fn death_by_signal_is_the_failure_code() {
-    let f = run(sh("kill -9 $$"), None, limits()).await;
+    let f = run(sh("kill -9 $$"), None, NO_LIMITS).await;
     assert_eq!((f.code(), f.signal()), (FAILURE_CODE, Some(9)));
     assert!(!f.timed_out());
 }
 
 #[tokio::test]
 async fn output_past_the_cap_is_dropped_and_flagged() {
+    let capped = |output_cap| Limits {
+        output_cap,
+        ..NO_LIMITS
+    };
     let script = "head -c 100000 /dev/zero; head -c 1000 /dev/zero >&2";
-    let f = run(
-        sh(script),
-        None,
-        Limits {
-            output_cap: 1000,
-            ..limits()
-        },
-    )
-    .await;
+    let f = run(sh(script), None, capped(1000)).await;
     assert_eq!(f.code(), 0);
     assert_eq!((f.stdout.bytes.len(), f.stdout.truncated), (1000, true));
     // Exactly the cap is not a truncation.
     assert_eq!((f.stderr.bytes.len(), f.stderr.truncated), (1000, false));
 
-    let f = run(
-        sh("echo x"),
-        None,
-        Limits {
-            output_cap: 0,
-            ..limits()
-        },
-    )
-    .await;
+    let f = run(sh("echo x"), None, capped(0)).await;
     assert_eq!((f.stdout.bytes.len(), f.stdout.truncated), (0, true));
 }
 
 #[tokio::test]
 async fn timeout_kills_the_whole_group_before_returning() {
-    let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("pids");
-    // The background child ignores SIGTERM: only the SIGKILL after the grace ends it.
-    let script = format!(
-        "(trap '' TERM; sleep 300) & echo $$ $! > {}; sleep 300",
-        pids.display()
-    );
-    let mut cmd = sh(&script);
+    // The child ignores SIGTERM: only the SIGKILL to the group after the grace ends it.
+    let hook = WithChild::new("(trap '' TERM; sleep 300)", "sleep 300");
+    let mut cmd = sh(&hook.script);
     let process = Process::spawn(&mut cmd, None).unwrap();
     let pgid = process.pgid();
+    let limits = Limits {
+        timeout: Some(Duration::from_secs(1)),
+        ..NO_LIMITS
+    };
     let f = process
-        .supervise(
-            Limits {
-                timeout: Some(Duration::from_millis(300)),
-                ..limits()
-            },
-            TIMING,
-            std::future::pending(),
-        )
+        .supervise(limits, TIMING, std::future::pending())
         .await;
-    assert_eq!((f.ending, f.code()), (Ending::TimedOut, FAILURE_CODE));
-    assert_eq!(f.signal(), Some(15));
-    assert_eq!(read_pids(&pids)[0], pgid);
-    assert!(!group_alive(pgid), "group {pgid} survived the timeout");
+    assert_eq!(
+        (f.ending, f.code(), f.signal()),
+        (Ending::TimedOut, FAILURE_CODE, Some(15))
+    );
+    let child = hook.child_pid().await;
+    assert!(
+        !running(pgid) && !running(child),
+        "group {pgid} survived the timeout"
+    );
 }
 
 #[tokio::test]
 async fn cancel_kills_the_group_and_is_not_a_timeout() {
-    let mut cmd = sh("sleep 300");
+    let hook = WithChild::new("sleep 300", "wait");
+    let mut cmd = sh(&hook.script);
     let process = Process::spawn(&mut cmd, None).unwrap();
-    let pgid = process.pgid();
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
     let cancel = async {
         let _ = cancel_rx.await;
     };
-    let supervised = process.supervise(limits(), TIMING, cancel);
+    let supervised = tokio::spawn(process.supervise(NO_LIMITS, TIMING, cancel));
+    let child = hook.child_pid().await;
     cancel_tx.send(()).unwrap();
-    let f = supervised.await;
+    let f = supervised.await.unwrap();
     assert_eq!(f.ending, Ending::Cancelled);
     assert_eq!(
         (f.code(), f.signal(), f.timed_out()),
         (FAILURE_CODE, Some(15), false)
     );
-    assert!(!group_alive(pgid));
+    assert!(!running(child));
 }
 
 #[tokio::test]
 async fn a_background_child_holding_the_pipes_does_not_hold_the_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pid");
     // The child keeps stdout, stderr and stdin open without reading stdin (fd 3 carries it
     // past the /dev/null a shell gives background commands); the main process exits at once.
-    let script = format!(
-        "exec 3<&0; sleep 300 <&3 3<&- & echo $! > {}; echo done",
-        pid_file.display()
-    );
+    let hook = WithChild::new("exec 3<&0; sleep 300 <&3 3<&-", "echo done");
     let input = vec![b'x'; 1 << 20];
-    let f = run(sh(&script), Some(&input), limits()).await;
+    let f = run(sh(&hook.script), Some(&input), NO_LIMITS).await;
     assert_eq!((f.ending, f.code()), (Ending::Exited, 0));
     assert_eq!(f.stdout.bytes, b"done\n");
     // Not a timeout: the child is the hook's business and still runs.
-    let child = read_pids(&pid_file)[0];
-    let child = nix::unistd::Pid::from_raw(child);
-    assert!(nix::sys::signal::kill(child, None).is_ok());
-    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let child = hook.child_pid().await;
+    assert!(running(child));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 #[tokio::test]
 async fn dropping_an_unfinished_execution_kills_its_group() {
-    let mut cmd = sh("sleep 300");
+    let hook = WithChild::new("sleep 300", "wait");
+    let mut cmd = sh(&hook.script);
     let process = Process::spawn(&mut cmd, None).unwrap();
-    let pgid = process.pgid();
-    let task = tokio::spawn(process.supervise(limits(), TIMING, std::future::pending()));
-    tokio::task::yield_now().await;
+    let task = tokio::spawn(process.supervise(NO_LIMITS, TIMING, std::future::pending()));
+    // Abandoned once the hook is up.
+    let child = hook.child_pid().await;
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
-    // SIGKILL is delivered asynchronously; poll (bounded) until the kernel removed the group.
-    let mut alive = group_alive(pgid);
-    for _ in 0..200 {
-        if !alive {
+    // SIGKILL is delivered asynchronously; poll (bounded) until the child is gone.
+    for _ in 0..400 {
+        if !running(child) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
-        alive = group_alive(pgid);
     }
-    assert!(!alive, "group {pgid} survived the dropped execution");
+    assert!(
+        !running(child),
+        "process {child} survived the dropped execution"
+    );
 }
 
 #[tokio::test]
