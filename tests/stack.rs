@@ -272,6 +272,17 @@ impl Stack {
         Ok(())
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the HEM: a stopped HEM is a subscriber that
+    /// stays connected but reads nothing, the slowest possible consumer.
+    pub fn signal_hem(&self, signal: &str) -> Result<()> {
+        let pid = self.hem.as_ref().context("the HEM is not running")?.id();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status()?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed");
+        }
+        Ok(())
+    }
+
     /// Whether the HEM this stack started is still running (it never exits on its own).
     pub fn hem_alive(&mut self) -> bool {
         matches!(self.hem.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
