@@ -173,7 +173,6 @@
 //! The journal sits behind the [`journal::EventLog`] and [`journal::EventReader`] traits, so that
 //! another durable log can be added beside [`sqlite_journal::SqliteJournal`].
 
-pub mod checkpointer;
 pub mod config;
 pub mod journal;
 pub mod journal_writer;

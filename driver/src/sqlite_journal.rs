@@ -22,9 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 use one_proto::encoding::b64_encode;
 use rusqlite::types::{ToSqlOutput, ValueRef};
+use one_wal::Checkpointer;
 use rusqlite::{Connection, params};
 
-use crate::checkpointer::Checkpointer;
 use crate::config::{Retention, SyncMode};
 use crate::journal::{
     Batch, EventLog, EventReader, JournalError, JournalEvent, PendingResult, ReplayPage, Trimmed,
@@ -103,17 +103,17 @@ fn open_connection(path: &Path, sync: SyncMode) -> Result<Connection, JournalErr
             format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
         ));
     }
-    // Checkpoints are the checkpointer thread's job (see `checkpointer`); the WAL file is
-    // truncated back to 64 MiB when it starts over.
+    // Checkpoints are the checkpointer thread's job (`one_wal`); the WAL file is truncated back
+    // to 64 MiB when it starts over.
     conn.execute_batch(&format!(
         "PRAGMA synchronous={};
-         PRAGMA wal_autocheckpoint=0;
          PRAGMA journal_size_limit=67108864;
          PRAGMA cache_size=-32768;
          PRAGMA temp_store=MEMORY;",
         sync.pragma(),
     ))
     .map_err(err("configure"))?;
+    one_wal::disable_autocheckpoint(&conn).map_err(err("configure"))?;
     Ok(conn)
 }
 
@@ -191,7 +191,8 @@ impl SqliteJournal {
         Ok(SqliteJournal {
             conn,
             _lock: lock,
-            _checkpointer: Checkpointer::start(path, options.sync, open_connection)?,
+            _checkpointer: Checkpointer::start(open_connection(path, options.sync)?, "checkpointer")
+                .map_err(|e| JournalError::new("start checkpoints", e))?,
             path: path.to_owned(),
             head,
             retention: options.retention,

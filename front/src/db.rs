@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use one_wal::Checkpointer;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use scoped_tls_hkt::scoped_thread_local;
 
@@ -88,6 +89,8 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot start checkpoints of database {path}: {reason}")]
+    Checkpoints { path: PathBuf, reason: String },
 }
 
 /// The transaction of the [`Db::atomic`] running on this thread, and whose database it is.
@@ -107,6 +110,9 @@ scoped_thread_local!(static SCOPE: for<'a> Scope<'a>);
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
+    /// Checkpoints the WAL on its own thread, so that no API call waits for a checkpoint's
+    /// fsync while it holds the connection; stops with the last handle.
+    _checkpointer: Arc<Checkpointer>,
 }
 
 impl std::fmt::Debug for Db {
@@ -129,6 +135,7 @@ impl Db {
                 tracing::warn!(path = %path.display(), mode = %mode, "database is not in WAL mode");
             }
             conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+            one_wal::disable_autocheckpoint(conn)?;
             Ok(())
         };
         configure(&conn).map_err(|source| DbError::Configure {
@@ -136,9 +143,20 @@ impl Db {
             source,
         })?;
         migrate(&mut conn, path)?;
+        let checkpoints = Connection::open(path).map_err(|source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let checkpointer = Checkpointer::start(checkpoints, "db-checkpoints").map_err(|e| {
+            DbError::Checkpoints {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path.to_path_buf()),
+            _checkpointer: Arc::new(checkpointer),
         })
     }
 

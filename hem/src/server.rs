@@ -215,7 +215,8 @@ pub async fn run_with_status(
     Ok(())
 }
 
-/// Records accepted executions, then hands them to the scheduler, waiting while it is full.
+/// Queues the record of accepted executions, then hands them to the scheduler, waiting while
+/// it is full.
 struct DbAcceptor {
     db: StateDb,
     submitter: Submitter,
@@ -232,7 +233,7 @@ impl Acceptor for DbAcceptor {
             }
             return true;
         }
-        if let Err(e) = self.db.accept_blocking(execs.clone(), watermark) {
+        if let Err(e) = self.db.accept(execs.clone(), watermark) {
             // Running the hooks without a record is better than not running them; the error
             // says crash protection is gone until the state DB works again.
             tracing::error!(error = %e, executions = execs.len(),

@@ -4,13 +4,16 @@
 //! One thread owns the connection and commits whatever requests are waiting in one transaction
 //! (group commit), so the per-execution writes cost little under load. The file is in WAL mode
 //! with `synchronous=NORMAL`: a committed transaction survives a crash of the HEM (kill -9);
-//! after a crash of the whole machine the last transactions may be lost.
+//! after a crash of the whole machine the last transactions may be lost. Checkpoints, the only
+//! fsyncs, run on their own thread ([`one_wal`]), never inside a commit that executions wait for.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use one_wal::Checkpointer;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -103,6 +106,8 @@ pub struct StateDb {
 pub struct StateDbThread {
     tx: mpsc::Sender<Request>,
     handle: Option<JoinHandle<()>>,
+    /// Checkpoints the WAL off the writer's thread; dropped after the writer has stopped.
+    _checkpointer: Checkpointer,
 }
 
 impl StateDb {
@@ -124,6 +129,12 @@ impl StateDb {
         };
         prepare(&conn).map_err(sql)?;
         let recovery = recover(&conn).map_err(sql)?;
+        let checkpoints = Connection::open(path).map_err(|source| StateDbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let checkpointer = Checkpointer::start(checkpoints, "hem-state-ckpt")
+            .map_err(|e| StateDbError::Write(format!("cannot start checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let db_path = path.to_path_buf();
         let handle = std::thread::Builder::new()
@@ -135,13 +146,13 @@ impl StateDb {
             StateDbThread {
                 tx,
                 handle: Some(handle),
+                _checkpointer: checkpointer,
             },
             recovery,
         ))
     }
 
-    /// Records accepted executions and the new watermark in one transaction, and waits for the
-    /// commit. For threads outside the async runtime (the ingest thread).
+    /// [`StateDb::accept`] that waits for the commit, from a thread outside the async runtime.
     pub fn accept_blocking(
         &self,
         execs: Vec<Execution>,
@@ -153,6 +164,19 @@ impl StateDb {
             reply: Some(reply),
         })?;
         committed(rx.blocking_recv())
+    }
+
+    /// Records accepted executions and the new watermark in one transaction, without waiting
+    /// for the commit. The executions may be handed to the scheduler at once: an execution's
+    /// start is recorded through the same queue ([`StateDb::started`] waits for that commit),
+    /// so its acceptance is always committed first, and a crash before the commit loses the
+    /// watermark with the executions, which the replay from the journal then accepts again.
+    pub fn accept(&self, execs: Vec<Execution>, watermark: Option<u64>) -> Result<(), StateDbError> {
+        self.send(Request::Accept {
+            execs,
+            watermark,
+            reply: None,
+        })
     }
 
     /// Moves the watermark without waiting for the commit (events that matched no hook).
@@ -171,12 +195,14 @@ impl StateDb {
         committed(self.request(|reply| Request::Started { uid, reply })?.await)
     }
 
-    /// Replaces the execution by its result in the outbox, in one transaction.
-    pub async fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
-        committed(
-            self.request(|reply| Request::Finished { entry, reply })?
-                .await,
-        )
+    /// Replaces the execution by its result in the outbox, in one transaction, without waiting
+    /// for the commit: the result may be sent meanwhile. Should the HEM die before the commit,
+    /// the restart reports the execution as interrupted under the same uid, which the driver
+    /// and the front-end drop as a duplicate if the result did arrive. When the result's ACK
+    /// reaches the writer in the same batch, the outbox is not written at all.
+    pub fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
+        let (reply, _) = oneshot::channel();
+        self.send(Request::Finished { entry, reply })
     }
 
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
@@ -233,12 +259,18 @@ fn committed(
     }
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Every commit writes each page it touched to the WAL, and most commits here touch a few
+    // pages to change a small row: small pages keep those writes small. Takes effect when the
+    // file is created; an existing file keeps its page size.
+    conn.pragma_update(None, "page_size", 1024)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The commits that executions wait for never include a checkpoint's fsync.
+    one_wal::disable_autocheckpoint(conn)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
         conn.execute_batch(
@@ -267,6 +299,17 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
                  hook_id INTEGER NOT NULL,
                  frame TEXT NOT NULL);
              PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    if version < 2 {
+        // Version 2 marks started executions in a table of their own: setting a flag in the
+        // executions row rewrote the whole row (its arguments included) for every execution.
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS started (uid TEXT PRIMARY KEY) WITHOUT ROWID;
+             INSERT OR IGNORE INTO started (uid) SELECT uid FROM executions WHERE started = 1;
+             PRAGMA user_version = 2;
              COMMIT;",
         )?;
     }
@@ -309,7 +352,8 @@ fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
     let mut interrupted = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT uid, seq, hook_id, lane, resource, event_key, command, arguments, stdin,
-                timeout_secs, target, target_value, report_host, retry, started
+                timeout_secs, target, target_value, report_host, retry,
+                uid IN (SELECT uid FROM started)
          FROM executions ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -441,6 +485,25 @@ fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
 }
 
 fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
+    // A result acknowledged in the same batch as it finished is never written to the outbox.
+    // Requests of one execution are queued in order (finished before the result is sent, so
+    // before its ACK), so an Acked in the batch always follows its Finished.
+    let finished_in_batch: HashSet<&str> = batch
+        .iter()
+        .filter_map(|r| match r {
+            Request::Finished { entry, .. } => Some(entry.uid.as_str()),
+            _ => None,
+        })
+        .collect();
+    let acked_in_batch: HashSet<&str> = batch
+        .iter()
+        .filter_map(|r| match r {
+            Request::Acked { uid } if finished_in_batch.contains(uid.as_str()) => {
+                Some(uid.as_str())
+            }
+            _ => None,
+        })
+        .collect();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut watermark: Option<u64> = None;
     for req in batch {
@@ -484,20 +547,27 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                 }
             }
             Request::Started { uid, .. } => {
-                tx.prepare_cached("UPDATE executions SET started = 1 WHERE uid = ?1")?
+                tx.prepare_cached("INSERT OR IGNORE INTO started (uid) VALUES (?1)")?
                     .execute([uid])?;
             }
             Request::Finished { entry, .. } => {
                 tx.prepare_cached("DELETE FROM executions WHERE uid = ?1")?
                     .execute([&entry.uid])?;
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![entry.uid, entry.hook_id, entry.frame])?;
+                tx.prepare_cached("DELETE FROM started WHERE uid = ?1")?
+                    .execute([&entry.uid])?;
+                // Acknowledged before this commit: the result never needs the outbox.
+                if !acked_in_batch.contains(entry.uid.as_str()) {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![entry.uid, entry.hook_id, entry.frame])?;
+                }
             }
             Request::Acked { uid } => {
-                tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
-                    .execute([uid])?;
+                if !finished_in_batch.contains(uid.as_str()) {
+                    tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
+                        .execute([uid])?;
+                }
             }
             Request::Stop => {}
         }

@@ -62,10 +62,10 @@ async fn recovery_sorts_pending_started_and_unacknowledged() {
     accept(&db, vec![c.clone(), d.clone()], Some(4)).await;
     // a finished and acknowledged, b finished not acknowledged, c started, d never started.
     db.started(&a.uid).await.unwrap();
-    db.finished(entry(&a.uid)).await.unwrap();
+    db.finished(entry(&a.uid)).unwrap();
     db.acked(&a.uid);
     db.started(&b.uid).await.unwrap();
-    db.finished(entry(&b.uid)).await.unwrap();
+    db.finished(entry(&b.uid)).unwrap();
     db.started(&c.uid).await.unwrap();
     db.set_watermark(9).unwrap();
     thread.stop();
@@ -130,4 +130,47 @@ fn an_unusable_path_is_a_clear_error() {
     std::fs::write(&file, "x").unwrap();
     let err = StateDb::open(&file.join("hem.db")).unwrap_err();
     assert!(err.to_string().contains("hem.db"), "{err}");
+}
+
+#[test]
+fn a_version_1_state_db_keeps_its_started_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    // The layout version 1 wrote: a started execution is a flag in its row.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         CREATE TABLE executions (
+             id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL UNIQUE,
+             seq INTEGER NOT NULL, hook_id INTEGER NOT NULL, lane TEXT NOT NULL,
+             resource TEXT NOT NULL, event_key TEXT NOT NULL, command TEXT NOT NULL,
+             arguments TEXT NOT NULL, stdin INTEGER NOT NULL, timeout_secs INTEGER,
+             target TEXT NOT NULL, target_value TEXT, report_host TEXT, retry INTEGER NOT NULL,
+             started INTEGER NOT NULL DEFAULT 0);
+         CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL UNIQUE,
+             hook_id INTEGER NOT NULL, frame TEXT NOT NULL);
+         INSERT INTO executions (uid, seq, hook_id, lane, resource, event_key, command,
+             arguments, stdin, timeout_secs, target, target_value, report_host, retry, started)
+         VALUES ('u-1', 1, 3, '3|VM/1', 'VM/1', 'EVENT STATE VM/PENDING/LCM_INIT/1', '/bin/x',
+                 'a', 0, NULL, 'local', NULL, NULL, 0, 1),
+                ('u-2', 2, 3, '3|VM/2', 'VM/2', 'EVENT STATE VM/PENDING/LCM_INIT/2', '/bin/x',
+                 'b', 0, NULL, 'local', NULL, NULL, 0, 0);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let (db, thread, rec) = StateDb::open(&path).unwrap();
+    let uids = |v: &[Execution]| v.iter().map(|e| e.uid.clone()).collect::<Vec<_>>();
+    assert_eq!(uids(&rec.interrupted), ["u-1"]);
+    assert_eq!(uids(&rec.pending), ["u-2"]);
+    // The interrupted one is reported; once finished it is gone for good.
+    db.finished(entry("u-1")).unwrap();
+    db.acked("u-1");
+    thread.stop();
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert!(rec.interrupted.is_empty());
+    assert!(rec.outbox.is_empty());
+    assert_eq!(uids(&rec.pending), ["u-2"]);
+    thread.stop();
 }

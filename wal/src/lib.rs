@@ -1,0 +1,181 @@
+//! Checkpoints of a SQLite database in WAL mode, on their own thread and connection.
+//!
+//! A checkpoint copies the WAL into the database file and, with `synchronous=NORMAL`, is the
+//! only place SQLite fsyncs. Left to the committing connection (SQLite's automatic checkpoint
+//! every 1,000 pages), it stops that writer, and everyone waiting for its commits, for as long
+//! as the disk takes to absorb the copy: tens of milliseconds on a busy disk. With
+//! [`Checkpointer`] the writer's connection never checkpoints ([`disable_autocheckpoint`]);
+//! a thread runs passive checkpoints (they copy what is committed without blocking the writer)
+//! a few times a second. Under sustained load the WAL cannot wrap around while the writer keeps
+//! appending, so once it passes [`RESTART_BYTES`] a restarting checkpoint briefly holds the
+//! writer back to bring it back to its start.
+//!
+//! Durability is unchanged: a committed transaction is in the WAL (in the page cache with
+//! `NORMAL`, on disk with `FULL`) whether or not it was checkpointed yet.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tracing::{debug, warn};
+
+/// How often the WAL is checkpointed.
+pub const INTERVAL: Duration = Duration::from_millis(250);
+/// WAL size above which a checkpoint makes the writer wait until the WAL can start over.
+pub const RESTART_BYTES: i64 = 256 * 1024 * 1024;
+
+/// Why the checkpoint thread did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read the page size: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the checkpoint thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Turns off SQLite's automatic checkpoints on a connection: the committing connection of a
+/// database that a [`Checkpointer`] looks after.
+pub fn disable_autocheckpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+}
+
+/// The running checkpoint thread; stopped and joined on drop.
+#[derive(Debug)]
+pub struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts checkpointing the database `conn` is open on (a connection of its own, not the
+    /// writer's) on a thread named `name`.
+    pub fn start(conn: Connection, name: &str) -> Result<Checkpointer, StartError> {
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || run(&conn, page_size, &signal))?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (flag, wake) = &*self.stop;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            warn!("checkpoint thread panicked");
+        }
+    }
+}
+
+fn run(conn: &Connection, page_size: i64, stop: &(Mutex<bool>, Condvar)) {
+    let (flag, wake) = stop;
+    loop {
+        {
+            let stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+            let (stopped, _) = wake
+                .wait_timeout_while(stopped, INTERVAL, |s| !*s)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stopped {
+                return;
+            }
+        }
+        match checkpoint(conn, "PASSIVE") {
+            Ok((log, done)) if log.saturating_mul(page_size) > RESTART_BYTES => {
+                debug!(
+                    wal_frames = log,
+                    checkpointed = done,
+                    "WAL too long, restarting it"
+                );
+                if let Err(e) = checkpoint(conn, "RESTART") {
+                    warn!(error = %e, "restarting checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "checkpoint failed"),
+        }
+    }
+}
+
+/// Runs one checkpoint; returns the WAL's frame count and how many of them are checkpointed.
+fn checkpoint(conn: &Connection, mode: &str) -> Result<(i64, i64), rusqlite::Error> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(path: &std::path::Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn
+    }
+
+    fn db_file_len(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn committed_pages_reach_the_database_file_only_through_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let writer = open(&path);
+        disable_autocheckpoint(&writer).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (v BLOB NOT NULL);")
+            .unwrap();
+        let fill = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                    .unwrap();
+            }
+        };
+        // Far past SQLite's 1,000-page automatic checkpoint: nothing reaches the file.
+        fill(2000);
+        let before = db_file_len(&path);
+        assert!(before < 100_000, "the writer checkpointed: {before} bytes");
+
+        let checkpointer = Checkpointer::start(open(&path), "test-ckpt").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while db_file_len(&path) < 8_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(db_file_len(&path) >= 8_000_000, "no checkpoint within 10 s");
+        drop(checkpointer);
+
+        let count: i64 = open(&path)
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 2000);
+    }
+
+    #[test]
+    fn dropping_it_stops_the_thread_promptly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let checkpointer = Checkpointer::start(open(&path), "test-ckpt").unwrap();
+        let t0 = std::time::Instant::now();
+        drop(checkpointer);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+}
