@@ -65,7 +65,12 @@ fn next_address() -> Ipv4Addr {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
-    Ipv4Addr::new(127, 77, (pid % 251) as u8 + (n / 250) as u8, (n % 250) as u8 + 1)
+    Ipv4Addr::new(
+        127,
+        77,
+        (pid % 251) as u8 + (n / 250) as u8,
+        (n % 250) as u8 + 1,
+    )
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or fails after `timeout` naming `what`.
@@ -230,7 +235,10 @@ impl Stack {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .spawn()
             .with_context(|| format!("spawning {name}"))
     }
@@ -238,16 +246,25 @@ impl Stack {
     /// Starts (or restarts) oned-lite and waits until it serves XML-RPC.
     pub fn start_oned(&mut self) -> Result<()> {
         let mut cmd = Command::new(bin("oned-lite")?);
-        cmd.arg("--config").arg(self.oned_conf()).arg("--var-dir").arg(&self.var_dir);
+        cmd.arg("--config")
+            .arg(self.oned_conf())
+            .arg("--var-dir")
+            .arg(&self.var_dir);
         let child = self.spawn_logged("oned", &mut cmd)?;
         self.oned = Some(child);
         let addr = SocketAddr::from((self.ip, XMLRPC_PORT));
         let auth_file = self.var_dir.join("one_auth");
         // oned-lite binds its port before it writes oneadmin's credentials: wait for both.
-        wait_for("oned-lite to accept connections", Duration::from_secs(20), || {
-            fs::read_to_string(&auth_file).ok().filter(|a| a.contains(':'))?;
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
-        })
+        wait_for(
+            "oned-lite to accept connections",
+            Duration::from_secs(20),
+            || {
+                fs::read_to_string(&auth_file)
+                    .ok()
+                    .filter(|a| a.contains(':'))?;
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+            },
+        )
         .with_context(|| self.tail_log("oned"))?;
         let auth = fs::read_to_string(self.var_dir.join("one_auth")).context("reading one_auth")?;
         self.session = auth.trim().to_string();
@@ -276,7 +293,10 @@ impl Stack {
     /// stays connected but reads nothing, the slowest possible consumer.
     pub fn signal_hem(&self, signal: &str) -> Result<()> {
         let pid = self.hem.as_ref().context("the HEM is not running")?.id();
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
         if !status.success() {
             bail!("kill -{signal} {pid} failed");
         }
@@ -305,7 +325,11 @@ impl Stack {
         tasks
             .flatten()
             .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
-            .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
             .find(|pid| {
                 fs::read_to_string(format!("/proc/{pid}/comm"))
                     .map(|c| c.trim() == "one_hm")
@@ -331,11 +355,15 @@ impl Stack {
         timeout: Duration,
     ) -> Result<Vec<ExecutionRecord>> {
         let mut last = 0;
-        wait_for(&format!("{count} records of hook {hook_id}"), timeout, || {
-            let records = self.records(hook_id).ok()?;
-            last = records.len();
-            (records.len() >= count).then_some(records)
-        })
+        wait_for(
+            &format!("{count} records of hook {hook_id}"),
+            timeout,
+            || {
+                let records = self.records(hook_id).ok()?;
+                last = records.len();
+                (records.len() >= count).then_some(records)
+            },
+        )
         .with_context(|| {
             format!(
                 "hook {hook_id} has {last} of {count} records\n{}\n{}",
@@ -362,14 +390,20 @@ impl Stack {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("ONE_XMLRPC".into(), self.endpoint.clone()),
-            ("ONE_AUTH".into(), self.var_dir.join("one_auth").display().to_string()),
+            (
+                "ONE_AUTH".into(),
+                self.var_dir.join("one_auth").display().to_string(),
+            ),
         ]
     }
 
     /// Runs one of the workspace's CLIs against this stack.
     pub fn cli(&self, name: &str, args: &[&str]) -> Result<Output> {
         let mut cmd = Command::new(bin(name)?);
-        cmd.args(args).envs(self.env()).env("TZ", "UTC").stdin(Stdio::null());
+        cmd.args(args)
+            .envs(self.env())
+            .env("TZ", "UTC")
+            .stdin(Stdio::null());
         cmd.output().with_context(|| format!("running {name}"))
     }
 
@@ -409,8 +443,15 @@ impl Drop for Stack {
 
 fn nix_term(child: &Child) -> std::io::Result<()> {
     // SIGTERM lets the daemon shut down cleanly (oned-lite finalizes its driver).
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
-    if status.success() { Ok(()) } else { Err(std::io::Error::other("kill failed")) }
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("kill failed"))
+    }
 }
 
 fn wait_or_kill(child: &mut Child) {

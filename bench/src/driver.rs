@@ -19,8 +19,14 @@ pub const SECTION: &str = "2. Driver: MAD lines in, PUB frames out";
 const METHOD: &str = "The benchmark starts `one_hm` itself and holds its stdin and stdout as \
 oned does (INIT first). A SUB socket in the benchmark process subscribes to everything with \
 no high-water mark, and the driver runs with `--hwm 0` (no drop), so every published message \
-is counted; the journal is on with its default `--journal-sync normal` (WAL, no fsync per \
-commit). After a warm-up event has gone round, the whole workload of pre-built `EXECUTE  -1 \
+is counted; the journal is on with its default `--journal-sync normal`. How the driver gets \
+there: the journal writer takes every event waiting at that moment (up to 16,384 events or 8 \
+MiB) into one SQLite transaction (group commit), in WAL mode with no fsync per commit, and \
+the WAL is checkpointed (the only fsync) on a thread of its own, so a commit never waits for \
+the disk; the publisher sends an event only after its commit. Durability kept: every \
+published event is in the journal's WAL first, so a kill -9 of the driver loses none (the \
+e2e and driver tests kill it mid-stream and replay); a power loss may lose the last commits, \
+which `--journal-sync full` (an fsync per group commit) closes at a cost in rate. After a warm-up event has gone round, the whole workload of pre-built `EXECUTE  -1 \
 <b64>` lines is written to stdin at once; the rate is the number of events over the time from \
 the first byte written to the last message received. The SUB socket shares the two cores with \
 the driver. Replay: a REQ socket then reads every event back through the replay endpoint \

@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use one_proto::encoding::b64_encode;
-use rusqlite::types::{ToSqlOutput, ValueRef};
 use one_wal::Checkpointer;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
 
 use crate::config::{Retention, SyncMode};
@@ -191,8 +191,11 @@ impl SqliteJournal {
         Ok(SqliteJournal {
             conn,
             _lock: lock,
-            _checkpointer: Checkpointer::start(open_connection(path, options.sync)?, "checkpointer")
-                .map_err(|e| JournalError::new("start checkpoints", e))?,
+            _checkpointer: Checkpointer::start(
+                open_connection(path, options.sync)?,
+                "checkpointer",
+            )
+            .map_err(|e| JournalError::new("start checkpoints", e))?,
             path: path.to_owned(),
             head,
             retention: options.retention,

@@ -32,7 +32,12 @@ pub struct AppState {
 
 impl AppState {
     /// The state of a front-end over already opened parts (used by `run` and by tests).
-    pub fn new(config: config::Config, db: db::Db, bus: events::EventBus, cloud: cloud::Cloud) -> AppState {
+    pub fn new(
+        config: config::Config,
+        db: db::Db,
+        bus: events::EventBus,
+        cloud: cloud::Cloud,
+    ) -> AppState {
         let seed = i64::from(rand::random::<u16>()) * 1000;
         AppState {
             config,

@@ -135,8 +135,14 @@ async fn handle(
     .await;
     let body = match collected {
         Err(_) => {
-            tracing::warn!(timeout_s = BODY_READ_TIMEOUT.as_secs(), "request body too slow");
-            return Ok(reply(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"));
+            tracing::warn!(
+                timeout_s = BODY_READ_TIMEOUT.as_secs(),
+                "request body too slow"
+            );
+            return Ok(reply(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body too slow\n",
+            ));
         }
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) => {

@@ -171,7 +171,11 @@ impl StateDb {
     /// start is recorded through the same queue ([`StateDb::started`] waits for that commit),
     /// so its acceptance is always committed first, and a crash before the commit loses the
     /// watermark with the executions, which the replay from the journal then accepts again.
-    pub fn accept(&self, execs: Vec<Execution>, watermark: Option<u64>) -> Result<(), StateDbError> {
+    pub fn accept(
+        &self,
+        execs: Vec<Execution>,
+        watermark: Option<u64>,
+    ) -> Result<(), StateDbError> {
         self.send(Request::Accept {
             execs,
             watermark,
@@ -560,7 +564,11 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                     tx.prepare_cached(
                         "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
                     )?
-                    .execute(params![entry.uid, entry.hook_id, entry.frame])?;
+                    .execute(params![
+                        entry.uid,
+                        entry.hook_id,
+                        entry.frame
+                    ])?;
                 }
             }
             Request::Acked { uid } => {

@@ -1,5 +1,8 @@
 //! Wire formats of the OpenNebula hook subsystem, without I/O.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 pub mod agent;
 pub mod encoding;
 pub mod event;
@@ -11,6 +14,6 @@ pub mod replay;
 pub mod retry;
 pub mod states;
 pub mod template;
+mod xml_read;
 pub mod xml_tree;
 pub mod xmlrpc;
-mod xml_read;

@@ -14,7 +14,10 @@ const WAIT: Duration = Duration::from_secs(30);
 fn shell_metacharacters_are_plain_arguments() -> Result<()> {
     let stack = Stack::start()?;
     let pwned = stack.dir.path().join("pwned");
-    stack.write_hook("args.sh", "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done\n")?;
+    stack.write_hook(
+        "args.sh",
+        "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done\n",
+    )?;
     let template = format!(
         "NAME = meta\nTYPE = api\nCOMMAND = args.sh\nCALL = one.user.allocate\n\
          ARGUMENTS = \";touch {p} $(touch {p}) `touch {p}` | && > {p}\"\n",
@@ -23,14 +26,18 @@ fn shell_metacharacters_are_plain_arguments() -> Result<()> {
     let hook = stack.client().hook_allocate(&template)?;
     stack.client().call(
         "one.user.allocate",
-        vec!["bob".to_string().into(), "pw".to_string().into(), String::new().into()],
+        vec![
+            "bob".to_string().into(),
+            "pw".to_string().into(),
+            String::new().into(),
+        ],
     )?;
     let records = stack.wait_records(hook, 1, WAIT)?;
     let r = records[0].result.as_ref().context("no result")?;
     assert_eq!(r.code, 0, "{r:?}");
     let p = pwned.display().to_string();
     let expected: String = [
-        format!(";touch"),
+        ";touch".into(),
         p.clone(),
         "$(touch".into(),
         format!("{p})"),
@@ -45,18 +52,29 @@ fn shell_metacharacters_are_plain_arguments() -> Result<()> {
     .map(|w| format!("[{w}]\n"))
     .collect();
     assert_eq!(String::from_utf8_lossy(&r.stdout), expected);
-    assert!(!pwned.exists(), "a metacharacter was interpreted by a shell");
+    assert!(
+        !pwned.exists(),
+        "a metacharacter was interpreted by a shell"
+    );
     Ok(())
 }
 
 fn process_group_members(pgid: i32) -> Vec<i32> {
     let mut members = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return members };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return members;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Field 5 (process group) comes after the parenthesised command name.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // fields[0] = state, [1] = ppid, [2] = pgrp; zombies are already dead.
         if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
@@ -86,9 +104,16 @@ fn timeout_leaves_no_process_behind() -> Result<()> {
     )?;
     stack.vm_allocate("NAME = t\nCPU = 1\nMEMORY = 2\n")?;
     let pgid: i32 = wait_for("the hook to start", WAIT, || {
-        std::fs::read_to_string(&pgid_file).ok()?.trim().parse().ok()
+        std::fs::read_to_string(&pgid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     })?;
-    assert!(!process_group_members(pgid).is_empty(), "the hook's group should be running");
+    assert!(
+        !process_group_members(pgid).is_empty(),
+        "the hook's group should be running"
+    );
 
     let records = stack.wait_records(hook, 1, WAIT)?;
     let r = records[0].result.as_ref().context("no result")?;
@@ -97,9 +122,11 @@ fn timeout_leaves_no_process_behind() -> Result<()> {
     assert!(stderr.starts_with("Timeout executing "), "{stderr}");
     // The kill is sent before the record is written, but the kernel may need a moment to
     // tear the processes down.
-    wait_for("the process group to disappear", Duration::from_secs(10), || {
-        process_group_members(pgid).is_empty().then_some(())
-    })?;
+    wait_for(
+        "the process group to disappear",
+        Duration::from_secs(10),
+        || process_group_members(pgid).is_empty().then_some(()),
+    )?;
     Ok(())
 }
 
@@ -109,7 +136,10 @@ fn timeout_leaves_no_process_behind() -> Result<()> {
 #[test]
 fn oversized_argument_points_to_stdin_mode() -> Result<()> {
     let stack = Stack::start()?;
-    stack.write_hook("count.sh", "#!/bin/sh\nif [ $# -gt 0 ]; then printf %s \"$1\" | wc -c; else wc -c; fi\n")?;
+    stack.write_hook(
+        "count.sh",
+        "#!/bin/sh\nif [ $# -gt 0 ]; then printf %s \"$1\" | wc -c; else wc -c; fi\n",
+    )?;
     let c = stack.client();
     let argv_hook = c.hook_allocate(
         "NAME = big-argv\nTYPE = state\nCOMMAND = count.sh\nARGUMENTS = $TEMPLATE\nON = CUSTOM\n\
@@ -122,14 +152,22 @@ fn oversized_argument_points_to_stdin_mode() -> Result<()> {
     // Linux caps one argv string at 128 KiB (MAX_ARG_STRLEN); a 200 KB user template
     // attribute makes the base64 VM document well over that.
     let big = "x".repeat(200_000);
-    stack.vm_allocate(&format!("NAME = big\nCPU = 1\nMEMORY = 2\nNOTES = \"{big}\"\n"))?;
+    stack.vm_allocate(&format!(
+        "NAME = big\nCPU = 1\nMEMORY = 2\nNOTES = \"{big}\"\n"
+    ))?;
 
-    let r = stack.wait_records(argv_hook, 1, WAIT)?[0].result.clone().context("no result")?;
+    let r = stack.wait_records(argv_hook, 1, WAIT)?[0]
+        .result
+        .clone()
+        .context("no result")?;
     assert_eq!(r.code, 255);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("ARGUMENTS_STDIN"), "{stderr}");
 
-    let r = stack.wait_records(stdin_hook, 1, WAIT)?[0].result.clone().context("no result")?;
+    let r = stack.wait_records(stdin_hook, 1, WAIT)?[0]
+        .result
+        .clone()
+        .context("no result")?;
     assert_eq!(r.code, 0, "{r:?}");
     let bytes: usize = String::from_utf8_lossy(&r.stdout).trim().parse()?;
     assert!(bytes > 200_000, "{bytes}");

@@ -24,7 +24,8 @@ pub fn allocate_vms(stack: &Stack, count: usize, connections: usize) -> Result<D
             })
             .collect();
         for w in workers {
-            w.join().map_err(|_| anyhow::anyhow!("a flood worker panicked"))??;
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a flood worker panicked"))??;
         }
         Ok(())
     })?;
@@ -47,10 +48,16 @@ pub fn record_vm_id(record: &ExecutionRecord) -> Result<i64> {
 #[test]
 #[ignore]
 fn flood_speed() -> Result<()> {
-    let stack = Stack::start_with(one_e2e::stack::StackOptions { hem: false, ..Default::default() })?;
+    let stack = Stack::start_with(one_e2e::stack::StackOptions {
+        hem: false,
+        ..Default::default()
+    })?;
     for conns in [1, 4, 8, 16] {
         let took = allocate_vms(&stack, 2000, conns)?;
-        println!("{conns} connections: {:.0} VMs/s", 2000.0 / took.as_secs_f64());
+        println!(
+            "{conns} connections: {:.0} VMs/s",
+            2000.0 / took.as_secs_f64()
+        );
     }
     Ok(())
 }

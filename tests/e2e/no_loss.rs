@@ -14,11 +14,16 @@ const PENDING_HOOK: &str = "TYPE = state\nON = CUSTOM\nRESOURCE = VM\nSTATE = PE
                             LCM_STATE = LCM_INIT\nARGUMENTS = $TEMPLATE\n";
 
 fn options() -> StackOptions {
-    StackOptions { log_retention: 1_000_000, ..Default::default() }
+    StackOptions {
+        log_retention: 1_000_000,
+        ..Default::default()
+    }
 }
 
 fn pending_hook(stack: &Stack, name: &str, command: &str) -> Result<i64> {
-    Ok(stack.client().hook_allocate(&format!("NAME = {name}\nCOMMAND = \"{command}\"\n{PENDING_HOOK}"))?)
+    Ok(stack.client().hook_allocate(&format!(
+        "NAME = {name}\nCOMMAND = \"{command}\"\n{PENDING_HOOK}"
+    ))?)
 }
 
 /// Waits for `expected` records of `hook`, then checks that VMs `0..expected` each have
@@ -29,11 +34,24 @@ fn exactly_one_record_per_vm(stack: &Stack, hook: i64, expected: usize) -> Resul
     for r in &records {
         per_vm.entry(record_vm_id(r)?).or_default().push(r);
     }
-    let duplicated: Vec<_> = per_vm.iter().filter(|(_, v)| v.len() > 1).map(|(id, _)| *id).collect();
-    ensure!(duplicated.is_empty(), "VMs with more than one record: {duplicated:?}");
-    let missing: Vec<i64> = (0..expected as i64).filter(|id| !per_vm.contains_key(id)).collect();
+    let duplicated: Vec<_> = per_vm
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(id, _)| *id)
+        .collect();
+    ensure!(
+        duplicated.is_empty(),
+        "VMs with more than one record: {duplicated:?}"
+    );
+    let missing: Vec<i64> = (0..expected as i64)
+        .filter(|id| !per_vm.contains_key(id))
+        .collect();
     ensure!(missing.is_empty(), "VMs without a record: {missing:?}");
-    ensure!(records.len() == expected, "{} records for {expected} events", records.len());
+    ensure!(
+        records.len() == expected,
+        "{} records for {expected} events",
+        records.len()
+    );
     let mut interrupted = 0;
     for r in &records {
         let result = r.result.as_ref().context("record without result")?;
@@ -70,7 +88,10 @@ fn burst_beyond_the_high_water_mark_loses_nothing() -> Result<()> {
     let interrupted = exactly_one_record_per_vm(&stack, hook, count)?;
     assert_eq!(interrupted, 0);
     let log = std::fs::read_to_string(stack.log_path("hem"))?;
-    ensure!(log.contains("gap"), "the burst never overflowed the high-water marks");
+    ensure!(
+        log.contains("gap"),
+        "the burst never overflowed the high-water marks"
+    );
     Ok(())
 }
 
@@ -87,7 +108,9 @@ fn hem_killed_during_a_flood() -> Result<()> {
         wait_for("a first hundred records", Duration::from_secs(300), || {
             (stack.records(hook).ok()?.len() >= 100).then_some(())
         })?;
-        flood.join().map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
         Ok(())
     })?;
     stack.kill_hem()?;
@@ -112,12 +135,19 @@ fn driver_restart_while_results_flow() -> Result<()> {
                 (stack.records(hook).ok()?.len() >= seen).then_some(())
             })?;
             let pid = stack.driver_pid().context("no driver running")?;
-            std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status()?;
-            wait_for("oned-lite to restart the driver", Duration::from_secs(60), || {
-                stack.driver_pid().filter(|p| *p != pid)
-            })?;
+            std::process::Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status()?;
+            wait_for(
+                "oned-lite to restart the driver",
+                Duration::from_secs(60),
+                || stack.driver_pid().filter(|p| *p != pid),
+            )?;
         }
-        flood.join().map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
         Ok(())
     })?;
     let interrupted = exactly_one_record_per_vm(&stack, hook, count)?;
@@ -157,7 +187,9 @@ fn hook_churn_while_events_flow() -> Result<()> {
             c.hook_update(id, "TIMEOUT = 5", one_client::UpdateMode::Merge)?;
             c.hook_delete(id)?;
         }
-        flood.join().map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
         Ok(())
     })?;
     let interrupted = exactly_one_record_per_vm(&stack, stable, count)?;

@@ -27,7 +27,11 @@ impl Hosts {
             .collect::<std::io::Result<Vec<_>>>()?;
         let known_hosts = identity.dir().join("known_hosts");
         write_known_hosts(&known_hosts, &hosts.iter().collect::<Vec<_>>())?;
-        Ok(Hosts { identity, hosts, known_hosts })
+        Ok(Hosts {
+            identity,
+            hosts,
+            known_hosts,
+        })
     }
 
     /// The HEM's `remote:` section: every fake host under its cloud name, with its own hook
@@ -71,7 +75,11 @@ fn int(v: i64) -> Value {
 fn host_allocate(stack: &Stack, name: &str) -> Result<i64> {
     let v = stack.client().call(
         "one.host.allocate",
-        vec![Value::String(name.into()), Value::String("kvm".into()), Value::String("kvm".into())],
+        vec![
+            Value::String(name.into()),
+            Value::String("kvm".into()),
+            Value::String("kvm".into()),
+        ],
     )?;
     one_e2e_int(v)
 }
@@ -94,14 +102,20 @@ fn ran_here(base: &Path) -> Option<String> {
 fn vm_hook_runs_only_on_its_host(mode: &str, indices: [u8; 2]) -> Result<()> {
     let hosts = Hosts::start(&indices)?;
     hosts.install("vm-running.sh", MARKER_HOOK)?;
-    let stack = Stack::start_with(StackOptions { hem_extra: hosts.hem_yaml(mode)?, ..Default::default() })?;
+    let stack = Stack::start_with(StackOptions {
+        hem_extra: hosts.hem_yaml(mode)?,
+        ..Default::default()
+    })?;
     let c = stack.client();
     let hook = c.hook_allocate(
         "NAME = remote-vm\nTYPE = state\nCOMMAND = vm-running.sh\nARGUMENTS = \"vm running\"\n\
          ON = RUNNING\nRESOURCE = VM\nREMOTE = yes\n",
     )?;
-    let ids: Vec<i64> =
-        hosts.hosts.iter().map(|h| host_allocate(&stack, &h.name)).collect::<Result<_>>()?;
+    let ids: Vec<i64> = hosts
+        .hosts
+        .iter()
+        .map(|h| host_allocate(&stack, &h.name))
+        .collect::<Result<_>>()?;
     let vm = stack.vm_allocate("NAME = web\nCPU = 1\nMEMORY = 64\n")?;
     c.call("one.vm.deploy", vec![int(vm), int(ids[1])])?;
 
@@ -109,8 +123,15 @@ fn vm_hook_runs_only_on_its_host(mode: &str, indices: [u8; 2]) -> Result<()> {
     let r = records[0].result.as_ref().context("no result")?;
     assert_eq!(r.code, 0, "{r:?}\n{}", stack.tail_log("hem"));
     assert_eq!(r.remote_host.as_deref(), Some(hosts.hosts[1].name.as_str()));
-    assert_eq!(ran_here(&hosts.hosts[1].base_path).as_deref(), Some("vm running\n"));
-    assert_eq!(ran_here(&hosts.hosts[0].base_path), None, "the hook ran on the wrong host");
+    assert_eq!(
+        ran_here(&hosts.hosts[1].base_path).as_deref(),
+        Some("vm running\n")
+    );
+    assert_eq!(
+        ran_here(&hosts.hosts[0].base_path),
+        None,
+        "the hook ran on the wrong host"
+    );
     Ok(())
 }
 
@@ -131,8 +152,10 @@ fn remote_vm_hook_runs_on_the_vm_host_through_the_agent() -> Result<()> {
 fn remote_host_hook_and_a_hook_without_host() -> Result<()> {
     let hosts = Hosts::start(&[35, 36])?;
     hosts.install("host-error.sh", MARKER_HOOK)?;
-    let stack =
-        Stack::start_with(StackOptions { hem_extra: hosts.hem_yaml("agent")?, ..Default::default() })?;
+    let stack = Stack::start_with(StackOptions {
+        hem_extra: hosts.hem_yaml("agent")?,
+        ..Default::default()
+    })?;
     let c = stack.client();
     let host_hook = c.hook_allocate(
         "NAME = host-error\nTYPE = state\nCOMMAND = host-error.sh\nSTATE = ERROR\nRESOURCE = HOST\n\
@@ -142,17 +165,29 @@ fn remote_host_hook_and_a_hook_without_host() -> Result<()> {
         "NAME = image-ready\nTYPE = state\nCOMMAND = image.sh\nSTATE = READY\nRESOURCE = IMAGE\n\
          REMOTE = yes\n",
     )?;
-    let ids: Vec<i64> =
-        hosts.hosts.iter().map(|h| host_allocate(&stack, &h.name)).collect::<Result<_>>()?;
+    let ids: Vec<i64> = hosts
+        .hosts
+        .iter()
+        .map(|h| host_allocate(&stack, &h.name))
+        .collect::<Result<_>>()?;
     c.call("one.hostsim.fail", vec![int(ids[0])])?;
-    c.call("one.image.allocate", vec![Value::String("NAME = disk\nSIZE = 1\n".into()), int(1)])?;
+    c.call(
+        "one.image.allocate",
+        vec![Value::String("NAME = disk\nSIZE = 1\n".into()), int(1)],
+    )?;
 
-    let r = stack.wait_records(host_hook, 1, WAIT)?[0].result.clone().context("no result")?;
+    let r = stack.wait_records(host_hook, 1, WAIT)?[0]
+        .result
+        .clone()
+        .context("no result")?;
     assert_eq!(r.code, 0, "{r:?}");
     assert!(ran_here(&hosts.hosts[0].base_path).is_some());
     assert_eq!(ran_here(&hosts.hosts[1].base_path), None);
 
-    let r = stack.wait_records(image_hook, 1, WAIT)?[0].result.clone().context("no result")?;
+    let r = stack.wait_records(image_hook, 1, WAIT)?[0]
+        .result
+        .clone()
+        .context("no result")?;
     assert_eq!(r.code, 255);
     let stderr = String::from_utf8_lossy(&r.stderr).to_lowercase();
     assert!(stderr.contains("host"), "{stderr}");
@@ -165,15 +200,20 @@ fn remote_host_hook_and_a_hook_without_host() -> Result<()> {
 fn dead_host_fails_alone_and_recovers() -> Result<()> {
     let mut hosts = Hosts::start(&[37, 38])?;
     hosts.install("vm-running.sh", MARKER_HOOK)?;
-    let stack =
-        Stack::start_with(StackOptions { hem_extra: hosts.hem_yaml("agent")?, ..Default::default() })?;
+    let stack = Stack::start_with(StackOptions {
+        hem_extra: hosts.hem_yaml("agent")?,
+        ..Default::default()
+    })?;
     let c = stack.client();
     let hook = c.hook_allocate(
         "NAME = remote-vm\nTYPE = state\nCOMMAND = vm-running.sh\nON = RUNNING\nRESOURCE = VM\n\
          REMOTE = yes\n",
     )?;
-    let ids: Vec<i64> =
-        hosts.hosts.iter().map(|h| host_allocate(&stack, &h.name)).collect::<Result<_>>()?;
+    let ids: Vec<i64> = hosts
+        .hosts
+        .iter()
+        .map(|h| host_allocate(&stack, &h.name))
+        .collect::<Result<_>>()?;
     hosts.hosts[0].stop();
     let down = stack.vm_allocate("NAME = a\nCPU = 1\nMEMORY = 64\n")?;
     c.call("one.vm.deploy", vec![int(down), int(ids[0])])?;
@@ -200,7 +240,10 @@ fn dead_host_fails_alone_and_recovers() -> Result<()> {
     // execution run on the recorded host until one succeeds (bounded).
     let failed_exec = records
         .iter()
-        .find(|r| r.result.as_ref().and_then(|x| x.remote_host.as_deref()) == Some(hosts.hosts[0].name.as_str()))
+        .find(|r| {
+            r.result.as_ref().and_then(|x| x.remote_host.as_deref())
+                == Some(hosts.hosts[0].name.as_str())
+        })
         .map(|r| r.execution_id)
         .context("no failed execution")?;
     let mut count = records.len();
@@ -209,7 +252,10 @@ fn dead_host_fails_alone_and_recovers() -> Result<()> {
         c.hook_retry(hook, failed_exec)?;
         count += 1;
         let all = stack.wait_records(hook, count, WAIT)?;
-        let last = all.last().and_then(|r| r.result.clone()).context("no result")?;
+        let last = all
+            .last()
+            .and_then(|r| r.result.clone())
+            .context("no result")?;
         if last.code == 0 {
             retried = Some(last);
             break;

@@ -25,7 +25,10 @@ fn stdout(r: &ExecResult) -> String {
 fn only_result(stack: &Stack, hook: i64) -> Result<ExecResult> {
     let records = stack.wait_records(hook, 1, WAIT)?;
     assert_eq!(records.len(), 1, "{records:?}");
-    records[0].result.clone().context("the record has no result")
+    records[0]
+        .result
+        .clone()
+        .context("the record has no result")
 }
 
 /// API hook on `one.user.allocate` with `$API` on stdin: the hook reads the CALL_INFO document
@@ -38,7 +41,9 @@ fn api_hook_reads_call_info_from_stdin() -> Result<()> {
         "NAME = user-create\nTYPE = api\nCOMMAND = \"user_create.sh\"\nARGUMENTS = \"$API\"\n\
          CALL = \"one.user.allocate\"\nARGUMENTS_STDIN = yes\n",
     )?;
-    stack.client().call("one.user.allocate", vec![s("alice"), s("s3cret"), s("")])?;
+    stack
+        .client()
+        .call("one.user.allocate", vec![s("alice"), s("s3cret"), s("")])?;
 
     let r = only_result(&stack, hook)?;
     assert_eq!(r.code, 0, "{r:?}");
@@ -46,7 +51,10 @@ fn api_hook_reads_call_info_from_stdin() -> Result<()> {
     assert!(call_info.starts_with("<CALL_INFO>"), "{call_info}");
     assert!(call_info.contains("<RESULT>1</RESULT>"), "{call_info}");
     assert!(call_info.contains("<VALUE>alice</VALUE>"), "{call_info}");
-    assert!(!call_info.contains("s3cret"), "the password leaked: {call_info}");
+    assert!(
+        !call_info.contains("s3cret"),
+        "the password leaked: {call_info}"
+    );
     // Stdin mode: nothing is appended to the command line.
     assert!(r.command.ends_with("/user_create.sh"), "{}", r.command);
     Ok(())
@@ -65,8 +73,13 @@ fn vm_prolog_hook_gets_the_vm_template() -> Result<()> {
         "NAME = vm-prolog\nTYPE = state\nCOMMAND = vm_prolog.sh\nARGUMENTS = $TEMPLATE\n\
          ON = PROLOG\nRESOURCE = VM\n",
     )?;
-    let host = c.call("one.host.allocate", vec![s("node1"), s("kvm"), s("kvm"), int(-1)])?;
-    let Value::Int(host) = host else { anyhow::bail!("host id {host:?}") };
+    let host = c.call(
+        "one.host.allocate",
+        vec![s("node1"), s("kvm"), s("kvm"), int(-1)],
+    )?;
+    let Value::Int(host) = host else {
+        anyhow::bail!("host id {host:?}")
+    };
     let vm = stack.vm_allocate("NAME = web\nCPU = 1\nMEMORY = 64\n")?;
     c.call("one.vm.deploy", vec![int(vm), int(host.into())])?;
 
@@ -117,8 +130,10 @@ fn image_ready_hook_fires() -> Result<()> {
         "NAME = image-ready\nTYPE = state\nCOMMAND = image_ready.sh\nSTATE = READY\n\
          RESOURCE = IMAGE\nARGUMENTS = \"$TEMPLATE\"\n",
     )?;
-    let Value::Int(image) =
-        c.call("one.image.allocate", vec![s("NAME = disk\nSIZE = 10\n"), int(1)])?
+    let Value::Int(image) = c.call(
+        "one.image.allocate",
+        vec![s("NAME = disk\nSIZE = 10\n"), int(1)],
+    )?
     else {
         anyhow::bail!("no image id")
     };
@@ -147,7 +162,10 @@ fn failing_hook_then_retry() -> Result<()> {
     let script = stack.hook_dir.join("vm-pending.rb");
     assert_eq!(
         String::from_utf8_lossy(&failed.stderr),
-        format!("Internal error No such file or directory - {}", script.display())
+        format!(
+            "Internal error No such file or directory - {}",
+            script.display()
+        )
     );
     let args: Vec<&str> = failed.arguments.split(' ').collect();
     assert_eq!(args.len(), 2, "{}", failed.arguments);

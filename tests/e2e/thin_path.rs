@@ -13,7 +13,10 @@ fn vm_pending_hook_leaves_a_success_record() -> anyhow::Result<()> {
     let marker = stack.dir.path().join("ran");
     stack.write_hook(
         "vm-pending.sh",
-        &format!("#!/bin/sh\necho \"$@\" > {}\necho Executed!\n", marker.display()),
+        &format!(
+            "#!/bin/sh\necho \"$@\" > {}\necho Executed!\n",
+            marker.display()
+        ),
     )?;
     let client = stack.client();
     let id = client.hook_allocate(
@@ -23,7 +26,10 @@ fn vm_pending_hook_leaves_a_success_record() -> anyhow::Result<()> {
     // No pause: the HEM applies the hook before it matches later events.
     client.call(
         "one.vm.allocate",
-        vec![Value::String("NAME = test\nCPU = 1\nMEMORY = 2\n".into()), Value::Bool(false)],
+        vec![
+            Value::String("NAME = test\nCPU = 1\nMEMORY = 2\n".into()),
+            Value::Bool(false),
+        ],
     )?;
     let records = wait_for("a hook log record", Duration::from_secs(20), || {
         let xml = client.hooklog_info(-1, -1, id, 0).ok()?;
