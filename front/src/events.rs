@@ -63,6 +63,10 @@ const BATCH: usize = 1000;
 /// How often the sender looks at the outbox even when nobody told it about a new event (a
 /// safety net; every writer notifies it).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Acknowledged events deleted together at most, while new events keep the sender busy.
+const SETTLE_EVERY: i64 = 1024;
+/// Longest time acknowledged events wait for their delete while the sender is busy.
+const SETTLE_PERIOD: Duration = Duration::from_millis(100);
 
 /// How long a driver has to acknowledge the first lines written to it before it is taken for
 /// one that never does, when the configuration does not say.
@@ -302,8 +306,6 @@ impl EventBus {
                     acknowledged: session.acked,
                 });
             }
-            let journaled = *acks.journaled.borrow_and_update();
-            self.settle(&mut session, journaled).await;
             buf.clear();
             let stored = *acks.stored.borrow_and_update();
             if stored > session.stored_sent {
@@ -324,7 +326,29 @@ impl EventBus {
                 out.write_all(&buf).await.map_err(EventError::Write)?;
                 out.flush().await.map_err(EventError::Write)?;
             }
-            if let Some(last) = batch.last().map(|e| e.seq) {
+            // New events go out before acknowledged ones are deleted; while events keep coming,
+            // the deletes are gathered into one transaction every SETTLE_EVERY events or
+            // SETTLE_PERIOD, so that the sender does not add a write to the database per event.
+            let journaled = *acks.journaled.borrow_and_update();
+            let wrote = batch.last().map(|e| e.seq);
+            let unsettled = i64::try_from(journaled)
+                .unwrap_or(i64::MAX)
+                .min(session.cursor.max(wrote.unwrap_or(0)))
+                - session.deleted;
+            if wrote.is_none()
+                || unsettled >= SETTLE_EVERY
+                || session
+                    .settled
+                    .is_none_or(|at| at.elapsed() >= SETTLE_PERIOD)
+            {
+                if let Some(last) = wrote {
+                    session.cursor = last;
+                    session.first_write.get_or_insert_with(Instant::now);
+                }
+                self.settle(&mut session, journaled).await;
+                session.settled = Some(Instant::now());
+            }
+            if let Some(last) = wrote {
                 session.cursor = last;
                 session.first_write.get_or_insert_with(Instant::now);
                 tracing::debug!(
@@ -455,6 +479,8 @@ struct Session {
     first_write: Option<Instant>,
     /// The newest `STORED` id written.
     stored_sent: u64,
+    /// When acknowledged events were last deleted.
+    settled: Option<Instant>,
     warned_ahead: bool,
 }
 
