@@ -26,7 +26,7 @@ VM id with no result line once every expected line has arrived or the time budge
 oned-lite answers them (it cannot take 10,000 calls in one second, see section 5, so the \
 offered duration is given), until the last hook-log record (one run: it takes \
 tens of seconds); events without a record are allocated VMs with no record. Hook: \
-`/bin/true` with `$TEMPLATE`, HEM concurrency 10.";
+`/bin/true` with `$TEMPLATE bench` (as in section 3), HEM concurrency 10.";
 
 struct Outcome {
     offered_secs: f64,
