@@ -326,28 +326,7 @@ impl EventBus {
                 out.write_all(&buf).await.map_err(EventError::Write)?;
                 out.flush().await.map_err(EventError::Write)?;
             }
-            // New events go out before acknowledged ones are deleted; while events keep coming,
-            // the deletes are gathered into one transaction every SETTLE_EVERY events or
-            // SETTLE_PERIOD, so that the sender does not add a write to the database per event.
-            let journaled = *acks.journaled.borrow_and_update();
             let wrote = batch.last().map(|e| e.seq);
-            let unsettled = i64::try_from(journaled)
-                .unwrap_or(i64::MAX)
-                .min(session.cursor.max(wrote.unwrap_or(0)))
-                - session.deleted;
-            if wrote.is_none()
-                || unsettled >= SETTLE_EVERY
-                || session
-                    .settled
-                    .is_none_or(|at| at.elapsed() >= SETTLE_PERIOD)
-            {
-                if let Some(last) = wrote {
-                    session.cursor = last;
-                    session.first_write.get_or_insert_with(Instant::now);
-                }
-                self.settle(&mut session, journaled).await;
-                session.settled = Some(Instant::now());
-            }
             if let Some(last) = wrote {
                 session.cursor = last;
                 session.first_write.get_or_insert_with(Instant::now);
@@ -356,6 +335,25 @@ impl EventBus {
                     seq = last,
                     "events written to the driver"
                 );
+            }
+            // New events go out before acknowledged ones are deleted; while events keep coming,
+            // the deletes are gathered into one transaction every SETTLE_EVERY events or
+            // SETTLE_PERIOD, so that the sender does not add a write to the database per event.
+            let journaled = *acks.journaled.borrow_and_update();
+            let unsettled = i64::try_from(journaled)
+                .unwrap_or(i64::MAX)
+                .min(session.cursor)
+                - session.deleted;
+            if wrote.is_none()
+                || unsettled >= SETTLE_EVERY
+                || session
+                    .settled
+                    .is_none_or(|at| at.elapsed() >= SETTLE_PERIOD)
+            {
+                self.settle(&mut session, journaled).await;
+                session.settled = Some(Instant::now());
+            }
+            if wrote.is_some() {
                 continue;
             }
             // Wake up for new events, acknowledgements, the acknowledgement deadline or stop.

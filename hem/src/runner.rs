@@ -90,7 +90,7 @@ impl HemRunner {
             );
         }
         let result = exec.result(&outcome);
-        complete(&self.db, &self.results, &exec, &result).await;
+        complete(&self.db, &self.results, &exec, &result);
     }
 }
 
@@ -110,7 +110,7 @@ pub fn outbox_entry(exec: &Execution, result: &ExecResult) -> OutboxEntry {
 
 /// Stores a result in the outbox (replacing the execution) and queues it for delivery. The
 /// store is queued before the result, so the writer always sees it before the result's ACK.
-pub async fn complete(db: &StateDb, results: &ResultQueue, exec: &Execution, result: &ExecResult) {
+pub fn complete(db: &StateDb, results: &ResultQueue, exec: &Execution, result: &ExecResult) {
     let entry = outbox_entry(exec, result);
     if let Err(e) = db.finished(entry.clone()) {
         tracing::error!(hook_id = exec.hook_id, uid = %exec.uid, error = %e,

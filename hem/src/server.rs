@@ -95,7 +95,7 @@ pub async fn run_with_status(
     for exec in &recovery.interrupted {
         tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
             "execution interrupted by a HEM restart; reported as failed (retryable)");
-        complete(&db, &results, exec, &exec.interrupted()).await;
+        complete(&db, &results, exec, &exec.interrupted());
     }
     let pending = recovery.pending.len();
     for exec in recovery.pending {

@@ -78,7 +78,6 @@ enum Request {
     Accept {
         execs: Vec<Execution>,
         watermark: Option<u64>,
-        reply: Option<Reply>,
     },
     Started {
         uid: String,
@@ -86,7 +85,6 @@ enum Request {
     },
     Finished {
         entry: OutboxEntry,
-        reply: Reply,
     },
     Acked {
         uid: String,
@@ -152,20 +150,6 @@ impl StateDb {
         ))
     }
 
-    /// [`StateDb::accept`] that waits for the commit, from a thread outside the async runtime.
-    pub fn accept_blocking(
-        &self,
-        execs: Vec<Execution>,
-        watermark: Option<u64>,
-    ) -> Result<(), StateDbError> {
-        let rx = self.request(|reply| Request::Accept {
-            execs,
-            watermark,
-            reply: Some(reply),
-        })?;
-        committed(rx.blocking_recv())
-    }
-
     /// Records accepted executions and the new watermark in one transaction, without waiting
     /// for the commit. The executions may be handed to the scheduler at once: an execution's
     /// start is recorded through the same queue ([`StateDb::started`] waits for that commit),
@@ -176,11 +160,7 @@ impl StateDb {
         execs: Vec<Execution>,
         watermark: Option<u64>,
     ) -> Result<(), StateDbError> {
-        self.send(Request::Accept {
-            execs,
-            watermark,
-            reply: None,
-        })
+        self.send(Request::Accept { execs, watermark })
     }
 
     /// Moves the watermark without waiting for the commit (events that matched no hook).
@@ -188,7 +168,6 @@ impl StateDb {
         self.send(Request::Accept {
             execs: Vec::new(),
             watermark: Some(watermark),
-            reply: None,
         })
     }
 
@@ -205,8 +184,7 @@ impl StateDb {
     /// and the front-end drop as a duplicate if the result did arrive. When the result's ACK
     /// reaches the writer in the same batch, the outbox is not written at all.
     pub fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
-        let (reply, _) = oneshot::channel();
-        self.send(Request::Finished { entry, reply })
+        self.send(Request::Finished { entry })
     }
 
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
@@ -478,9 +456,11 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf) {
 fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
     for req in batch {
         let reply = match req {
-            Request::Accept { reply, .. } => reply,
-            Request::Started { reply, .. } | Request::Finished { reply, .. } => Some(reply),
-            Request::Acked { .. } | Request::Stop => None,
+            Request::Started { reply, .. } => Some(reply),
+            Request::Accept { .. }
+            | Request::Finished { .. }
+            | Request::Acked { .. }
+            | Request::Stop => None,
         };
         if let Some(reply) = reply {
             let _ = reply.send(result.clone());
@@ -492,22 +472,15 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
     // A result acknowledged in the same batch as it finished is never written to the outbox.
     // Requests of one execution are queued in order (finished before the result is sent, so
     // before its ACK), so an Acked in the batch always follows its Finished.
-    let finished_in_batch: HashSet<&str> = batch
-        .iter()
-        .filter_map(|r| match r {
-            Request::Finished { entry, .. } => Some(entry.uid.as_str()),
-            _ => None,
-        })
-        .collect();
-    let acked_in_batch: HashSet<&str> = batch
-        .iter()
-        .filter_map(|r| match r {
-            Request::Acked { uid } if finished_in_batch.contains(uid.as_str()) => {
-                Some(uid.as_str())
-            }
-            _ => None,
-        })
-        .collect();
+    let mut finished_in_batch: HashSet<&str> = HashSet::new();
+    let mut acked_in_batch: HashSet<&str> = HashSet::new();
+    for req in batch {
+        match req {
+            Request::Finished { entry } => finished_in_batch.insert(entry.uid.as_str()),
+            Request::Acked { uid } => acked_in_batch.insert(uid.as_str()),
+            _ => false,
+        };
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut watermark: Option<u64> = None;
     for req in batch {
@@ -515,7 +488,6 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
             Request::Accept {
                 execs,
                 watermark: w,
-                ..
             } => {
                 let mut stmt = tx.prepare_cached(
                     "INSERT OR IGNORE INTO executions (uid, seq, hook_id, lane, resource, event_key,
@@ -554,7 +526,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                 tx.prepare_cached("INSERT OR IGNORE INTO started (uid) VALUES (?1)")?
                     .execute([uid])?;
             }
-            Request::Finished { entry, .. } => {
+            Request::Finished { entry } => {
                 tx.prepare_cached("DELETE FROM executions WHERE uid = ?1")?
                     .execute([&entry.uid])?;
                 tx.prepare_cached("DELETE FROM started WHERE uid = ?1")?

@@ -105,22 +105,18 @@ fn blocking_accept_and_duplicate_uids() {
     let path = dir.path().join("hem.db");
     let (db, thread, _) = StateDb::open(&path).unwrap();
     let a = exec(5, 3, Target::Local);
-    db.accept_blocking(vec![a.clone()], Some(5)).unwrap();
+    db.accept(vec![a.clone()], Some(5)).unwrap();
     // The same uid accepted again (a replay overlap) is ignored, not duplicated.
-    db.accept_blocking(vec![a.clone()], Some(5)).unwrap();
+    db.accept(vec![a.clone()], Some(5)).unwrap();
     thread.stop();
     let (_db, thread, rec) = StateDb::open(&path).unwrap();
     assert_eq!(rec.pending, vec![a]);
     thread.stop();
 }
 
-/// The ingest thread's call, from a test's async code.
+/// The ingest thread's call; its commit precedes that of any later request.
 async fn accept(db: &StateDb, execs: Vec<Execution>, watermark: Option<u64>) {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || db.accept_blocking(execs, watermark))
-        .await
-        .unwrap()
-        .unwrap();
+    db.accept(execs, watermark).unwrap();
 }
 
 #[test]
