@@ -143,16 +143,11 @@ impl Db {
             source,
         })?;
         migrate(&mut conn, path)?;
-        let checkpoints = Connection::open(path).map_err(|source| DbError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let checkpointer = Checkpointer::start(checkpoints, "db-checkpoints").map_err(|e| {
-            DbError::Checkpoints {
+        let checkpointer =
+            Checkpointer::open(path, "db-checkpoints").map_err(|e| DbError::Checkpoints {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             path: Arc::new(path.to_path_buf()),

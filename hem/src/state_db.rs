@@ -127,11 +127,7 @@ impl StateDb {
         };
         prepare(&conn).map_err(sql)?;
         let recovery = recover(&conn).map_err(sql)?;
-        let checkpoints = Connection::open(path).map_err(|source| StateDbError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let checkpointer = Checkpointer::start(checkpoints, "hem-state-ckpt")
+        let checkpointer = Checkpointer::open(path, "hem-state-ckpt")
             .map_err(|e| StateDbError::Write(format!("cannot start checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let db_path = path.to_path_buf();

@@ -32,7 +32,7 @@ pub const RESTART_BYTES: i64 = 256 * 1024 * 1024;
 /// Why the checkpoint thread did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot read the page size: {0}")]
+    #[error("cannot open the database or read its page size: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot start the checkpoint thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -52,6 +52,12 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
+    /// Starts checkpointing the database file at `path`, on a connection of its own, on a
+    /// thread named `name`.
+    pub fn open(path: &std::path::Path, name: &str) -> Result<Checkpointer, StartError> {
+        Checkpointer::start(Connection::open(path)?, name)
+    }
+
     /// Starts checkpointing the database `conn` is open on (a connection of its own, not the
     /// writer's) on a thread named `name`.
     pub fn start(conn: Connection, name: &str) -> Result<Checkpointer, StartError> {
