@@ -96,12 +96,12 @@ pub enum SyncMode {
 }
 
 impl SyncMode {
-    /// The PRAGMA value.
-    pub fn pragma(self) -> &'static str {
+    /// What a commit of the journal promises.
+    pub fn durability(self) -> one_wal::Durability {
         match self {
-            SyncMode::Off => "OFF",
-            SyncMode::Normal => "NORMAL",
-            SyncMode::Full => "FULL",
+            SyncMode::Off => one_wal::Durability::Off,
+            SyncMode::Normal => one_wal::Durability::Normal,
+            SyncMode::Full => one_wal::Durability::Full,
         }
     }
 }

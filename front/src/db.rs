@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use one_wal::Checkpointer;
+use one_wal::{Checkpointer, Durability};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use scoped_tls_hkt::scoped_thread_local;
 
@@ -134,8 +134,8 @@ impl Db {
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(path = %path.display(), mode = %mode, "database is not in WAL mode");
             }
-            conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
-            one_wal::disable_autocheckpoint(conn)?;
+            conn.execute_batch("PRAGMA foreign_keys=ON;")?;
+            one_wal::prepare_writer(conn, Durability::Normal)?;
             Ok(())
         };
         configure(&conn).map_err(|source| DbError::Configure {
@@ -144,9 +144,11 @@ impl Db {
         })?;
         migrate(&mut conn, path)?;
         let checkpointer =
-            Checkpointer::open(path, "db-checkpoints").map_err(|e| DbError::Checkpoints {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
+            Checkpointer::open(path, "db-checkpoints", Durability::Normal).map_err(|e| {
+                DbError::Checkpoints {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
             })?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),

@@ -3,17 +3,17 @@
 //!
 //! One thread owns the connection and commits whatever requests are waiting in one transaction
 //! (group commit), so the per-execution writes cost little under load. The file is in WAL mode
-//! with `synchronous=NORMAL`: a committed transaction survives a crash of the HEM (kill -9);
-//! after a crash of the whole machine the last transactions may be lost. Checkpoints, the only
-//! fsyncs, run on their own thread ([`one_wal`]), never inside a commit that executions wait for.
+//! with [`Durability::Normal`]: a committed transaction survives a crash of the HEM (kill -9);
+//! after a crash of the whole machine the last transactions may be lost. The fsyncs run on the
+//! checkpoint thread ([`one_wal`]), never inside a commit that executions wait for.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use one_wal::Checkpointer;
+use one_wal::{Checkpointer, Durability};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -22,6 +22,11 @@ use crate::execution::{Execution, Plan, Target};
 
 /// Requests committed together at most; bounds the latency a large burst adds to one commit.
 const MAX_BATCH: usize = 1024;
+
+/// How long a finished result waits in memory for its ACK before it is written to the outbox.
+/// Most ACKs come back within milliseconds; a result acknowledged meanwhile never touches the
+/// file (its body, several kilobytes, was most of what the state DB wrote per execution).
+pub const ACK_GRACE: Duration = Duration::from_millis(100);
 
 /// A result body waiting for the driver's ACK.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +94,11 @@ enum Request {
     Acked {
         uid: String,
     },
+    /// The writer's own: a result acknowledged while it was held; its execution is forgotten
+    /// without ever being written to the outbox.
+    Forget {
+        uid: String,
+    },
     Stop,
 }
 
@@ -111,6 +121,14 @@ pub struct StateDbThread {
 impl StateDb {
     /// Opens (or creates) the state DB, reads what the previous run left, and starts the writer.
     pub fn open(path: &Path) -> Result<(StateDb, StateDbThread, Recovery), StateDbError> {
+        StateDb::open_with(path, ACK_GRACE)
+    }
+
+    /// [`StateDb::open`] with another time finished results are held for their ACK.
+    pub fn open_with(
+        path: &Path,
+        ack_grace: Duration,
+    ) -> Result<(StateDb, StateDbThread, Recovery), StateDbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StateDbError::Directory {
                 path: path.to_path_buf(),
@@ -127,13 +145,13 @@ impl StateDb {
         };
         prepare(&conn).map_err(sql)?;
         let recovery = recover(&conn).map_err(sql)?;
-        let checkpointer = Checkpointer::open(path, "hem-state-ckpt")
+        let checkpointer = Checkpointer::open(path, "hem-state-ckpt", Durability::Normal)
             .map_err(|e| StateDbError::Write(format!("cannot start checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let db_path = path.to_path_buf();
         let handle = std::thread::Builder::new()
             .name("hem-state-db".into())
-            .spawn(move || writer(conn, rx, db_path))
+            .spawn(move || writer(conn, rx, db_path, ack_grace))
             .map_err(|e| StateDbError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok((
             StateDb { tx: tx.clone() },
@@ -175,10 +193,11 @@ impl StateDb {
     }
 
     /// Replaces the execution by its result in the outbox, in one transaction, without waiting
-    /// for the commit: the result may be sent meanwhile. Should the HEM die before the commit,
-    /// the restart reports the execution as interrupted under the same uid, which the driver
-    /// and the front-end drop as a duplicate if the result did arrive. When the result's ACK
-    /// reaches the writer in the same batch, the outbox is not written at all.
+    /// for the commit: the result may be sent meanwhile. The writer holds the result for
+    /// [`ACK_GRACE`] first; when its ACK arrives within that time the outbox is not written at
+    /// all. Should the HEM die before the result is committed, the restart reports the
+    /// execution as interrupted under the same uid, which the driver and the front-end drop as
+    /// a duplicate if the result did arrive.
     pub fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
         self.send(Request::Finished { entry })
     }
@@ -246,9 +265,9 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     // file is created; an existing file keeps its page size.
     conn.pragma_update(None, "page_size", 1024)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // The commits that executions wait for never include a checkpoint's fsync.
-    one_wal::disable_autocheckpoint(conn)?;
+    // The commits that executions wait for never include an fsync: checkpoints are the
+    // checkpointer's, and so is the sync that guards a WAL starting over (see `one_wal`).
+    one_wal::prepare_writer(conn, Durability::Normal)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
         conn.execute_batch(
@@ -406,27 +425,111 @@ fn new_instance_id() -> String {
     hex::encode(&h.finalize()[..6])
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf) {
+/// Finished results waiting for their ACK, oldest first.
+struct Held {
+    grace: Duration,
+    entries: HashMap<String, OutboxEntry>,
+    deadlines: VecDeque<(Instant, String)>,
+}
+
+impl Held {
+    fn new(grace: Duration) -> Held {
+        Held {
+            grace,
+            entries: HashMap::new(),
+            deadlines: VecDeque::new(),
+        }
+    }
+
+    fn hold(&mut self, entry: OutboxEntry) {
+        self.deadlines
+            .push_back((Instant::now() + self.grace, entry.uid.clone()));
+        self.entries.insert(entry.uid.clone(), entry);
+    }
+
+    /// Whether `uid` was held (and is not any more).
+    fn release(&mut self, uid: &str) -> bool {
+        self.entries.remove(uid).is_some()
+    }
+
+    /// When the oldest held result is due, if any is held.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        // Released results leave their deadline behind; skip those.
+        while let Some((_, uid)) = self.deadlines.front() {
+            if self.entries.contains_key(uid) {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+        self.deadlines.front().map(|(at, _)| *at)
+    }
+
+    /// The results due by `now` (all of them with `None`), to be written to the outbox.
+    fn due(&mut self, now: Option<Instant>) -> Vec<Request> {
+        let mut out = Vec::new();
+        while let Some((at, _)) = self.deadlines.front() {
+            if now.is_some_and(|now| *at > now) {
+                break;
+            }
+            if let Some((_, uid)) = self.deadlines.pop_front()
+                && let Some(entry) = self.entries.remove(&uid)
+            {
+                out.push(Request::Finished { entry });
+            }
+        }
+        out
+    }
+}
+
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grace: Duration) {
+    let mut held = Held::new(grace);
     let mut stop = false;
     while !stop {
-        let Ok(first) = rx.recv() else { break };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        let first = match held.next_deadline() {
+            None => rx.recv().ok(),
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(req) => Some(req),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    stop = true;
+                    None
+                }
+            },
+        };
+        if first.is_none() && held.next_deadline().is_none() {
+            // Every sender is gone and nothing is held.
+            break;
+        }
+        let mut incoming: Vec<Request> = first.into_iter().collect();
+        while !incoming.is_empty() && incoming.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(req) => batch.push(req),
+                Ok(req) => incoming.push(req),
                 Err(_) => break,
             }
         }
-        if let Some(pos) = batch.iter().position(|r| matches!(r, Request::Stop)) {
+        if let Some(pos) = incoming.iter().position(|r| matches!(r, Request::Stop)) {
             stop = true;
-            batch.truncate(pos);
+            incoming.truncate(pos);
             // Requests queued after Stop come from still-running callers; commit them too.
             while let Ok(req) = rx.try_recv() {
                 if !matches!(req, Request::Stop) {
-                    batch.push(req);
+                    incoming.push(req);
                 }
             }
         }
+        // Requests of one execution are queued in order (finished before the result is sent,
+        // so before its ACK): an ACK always finds its result held or already written.
+        let mut batch = Vec::with_capacity(incoming.len());
+        for req in incoming {
+            match req {
+                Request::Finished { entry } => held.hold(entry),
+                Request::Acked { uid } if held.release(&uid) => {
+                    batch.push(Request::Forget { uid });
+                }
+                other => batch.push(other),
+            }
+        }
+        batch.extend(held.due((!stop).then(Instant::now)));
         if batch.is_empty() {
             continue;
         }
@@ -456,6 +559,7 @@ fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
             Request::Accept { .. }
             | Request::Finished { .. }
             | Request::Acked { .. }
+            | Request::Forget { .. }
             | Request::Stop => None,
         };
         if let Some(reply) = reply {
@@ -465,18 +569,6 @@ fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
 }
 
 fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
-    // A result acknowledged in the same batch as it finished is never written to the outbox.
-    // Requests of one execution are queued in order (finished before the result is sent, so
-    // before its ACK), so an Acked in the batch always follows its Finished.
-    let mut finished_in_batch: HashSet<&str> = HashSet::new();
-    let mut acked_in_batch: HashSet<&str> = HashSet::new();
-    for req in batch {
-        match req {
-            Request::Finished { entry } => finished_in_batch.insert(entry.uid.as_str()),
-            Request::Acked { uid } => acked_in_batch.insert(uid.as_str()),
-            _ => false,
-        };
-    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut watermark: Option<u64> = None;
     for req in batch {
@@ -523,27 +615,16 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                     .execute([uid])?;
             }
             Request::Finished { entry } => {
-                tx.prepare_cached("DELETE FROM executions WHERE uid = ?1")?
-                    .execute([&entry.uid])?;
-                tx.prepare_cached("DELETE FROM started WHERE uid = ?1")?
-                    .execute([&entry.uid])?;
-                // Acknowledged before this commit: the result never needs the outbox.
-                if !acked_in_batch.contains(entry.uid.as_str()) {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![
-                        entry.uid,
-                        entry.hook_id,
-                        entry.frame
-                    ])?;
-                }
+                forget(&tx, &entry.uid)?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![entry.uid, entry.hook_id, entry.frame])?;
             }
+            Request::Forget { uid } => forget(&tx, uid)?,
             Request::Acked { uid } => {
-                if !finished_in_batch.contains(uid.as_str()) {
-                    tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
-                        .execute([uid])?;
-                }
+                tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
+                    .execute([uid])?;
             }
             Request::Stop => {}
         }
@@ -556,4 +637,13 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
         .execute([w.to_string()])?;
     }
     tx.commit()
+}
+
+/// Removes an execution that has its result.
+fn forget(tx: &rusqlite::Transaction<'_>, uid: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM executions WHERE uid = ?1")?
+        .execute([uid])?;
+    tx.prepare_cached("DELETE FROM started WHERE uid = ?1")?
+        .execute([uid])?;
+    Ok(())
 }

@@ -80,6 +80,68 @@ async fn recovery_sorts_pending_started_and_unacknowledged() {
     thread.stop();
 }
 
+use std::time::Duration;
+
+fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_result_acknowledged_while_held_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    // A grace far longer than the test: the ACK surely comes within it.
+    let (db, thread, _) = StateDb::open_with(&path, Duration::from_secs(60)).unwrap();
+    let a = exec(1, 3, Target::Local);
+    accept(&db, vec![a.clone()], Some(1)).await;
+    db.started(&a.uid).await.unwrap();
+    let marker = "Q".repeat(4000);
+    db.finished(OutboxEntry {
+        frame: format!("0 3 {marker}"),
+        ..entry(&a.uid)
+    })
+    .unwrap();
+    // Acknowledged after a later commit, which without the hold would have written it.
+    let later = exec(2, 3, Target::Local);
+    accept(&db, vec![later.clone()], Some(2)).await;
+    db.started(&later.uid).await.unwrap();
+    db.acked(&a.uid);
+    thread.stop();
+    for file in ["hem.db", "hem.db-wal"] {
+        assert!(
+            // A page is 1 KiB, so a shorter run than the whole marker.
+            !file_contains(&dir.path().join(file), &marker.as_bytes()[..500]),
+            "the result reached {file}"
+        );
+    }
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert!(rec.outbox.is_empty() && rec.pending.is_empty());
+    assert_eq!(rec.interrupted, vec![later]);
+    thread.stop();
+}
+
+#[tokio::test]
+async fn an_unacknowledged_result_is_stored_once_the_grace_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let grace = Duration::from_millis(50);
+    let (db, thread, _) = StateDb::open_with(&path, grace).unwrap();
+    let b = exec(2, 3, Target::Local);
+    accept(&db, vec![b.clone()], Some(2)).await;
+    db.started(&b.uid).await.unwrap();
+    db.finished(entry(&b.uid)).unwrap();
+    tokio::time::sleep(grace * 8).await;
+    // Like kill -9 after the grace: the writer is never told to stop.
+    std::mem::forget(thread);
+    std::mem::forget(db);
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.outbox, vec![entry(&b.uid)]);
+    assert!(rec.interrupted.is_empty(), "{:?}", rec.interrupted);
+    thread.stop();
+}
+
 #[tokio::test]
 async fn committed_state_survives_an_abandoned_writer() {
     let dir = tempfile::tempdir().unwrap();

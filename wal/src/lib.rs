@@ -1,17 +1,28 @@
-//! Checkpoints of a SQLite database in WAL mode, on their own thread and connection.
+//! Checkpoints of a SQLite database in WAL mode, on their own thread and connection, and the
+//! sync settings of the connection that commits.
 //!
-//! A checkpoint copies the WAL into the database file and, with `synchronous=NORMAL`, is the
-//! only place SQLite fsyncs. Left to the committing connection (SQLite's automatic checkpoint
-//! every 1,000 pages), it stops that writer, and everyone waiting for its commits, for as long
-//! as the disk takes to absorb the copy: tens of milliseconds on a busy disk. With
-//! [`Checkpointer`] the writer's connection never checkpoints ([`disable_autocheckpoint`]);
-//! a thread runs passive checkpoints (they copy what is committed without blocking the writer)
-//! a few times a second. Under sustained load the WAL cannot wrap around while the writer keeps
+//! A checkpoint copies the WAL into the database file and, with `synchronous=NORMAL`, is one of
+//! the two places SQLite fsyncs. Left to the committing connection (SQLite's automatic
+//! checkpoint every 1,000 pages), it stops that writer, and everyone waiting for its commits,
+//! for as long as the disk takes to absorb the copy: tens of milliseconds on a busy disk. With
+//! [`Checkpointer`] the writer's connection never checkpoints ([`prepare_writer`]); a thread
+//! runs passive checkpoints (they copy what is committed without blocking the writer) a few
+//! times a second. Under sustained load the WAL cannot wrap around while the writer keeps
 //! appending, so once it passes [`RESTART_BYTES`] a restarting checkpoint briefly holds the
 //! writer back to bring it back to its start.
 //!
+//! The other fsync of `synchronous=NORMAL` is the writer's own: when a checkpoint has copied
+//! the whole WAL, the next commit starts the WAL over and fsyncs its new header before going
+//! on, 2-20 ms on a shared disk during which every commit queues up. That sync keeps a new WAL
+//! generation from reaching the database file before its header is on disk; the checkpointer's
+//! connection already guarantees this order, since its checkpoints fsync the WAL before they
+//! copy anything. So with [`Durability::Normal`] the writer runs with `synchronous=OFF` (in WAL
+//! mode, for a connection that never checkpoints, that header sync is the only difference from
+//! `NORMAL`) and the checkpointer with `NORMAL`.
+//!
 //! Durability is unchanged: a committed transaction is in the WAL (in the page cache with
-//! `NORMAL`, on disk with `FULL`) whether or not it was checkpointed yet.
+//! [`Durability::Normal`], on disk with [`Durability::Full`]) whether or not it was checkpointed
+//! yet, and survives a crash of the process either way.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -22,6 +33,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use tracing::{debug, warn};
 
 /// How often the WAL is checkpointed.
@@ -38,10 +50,45 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
-/// Turns off SQLite's automatic checkpoints on a connection: the committing connection of a
-/// database that a [`Checkpointer`] looks after.
-pub fn disable_autocheckpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+/// How durable a commit is once it returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// No fsync at all: a crash of the machine can lose or corrupt the database.
+    Off,
+    /// A commit survives a crash of the process; a crash of the machine loses the commits
+    /// since the last checkpoint, never the database. fsyncs only in checkpoints.
+    Normal,
+    /// A commit is on disk when it returns: an fsync of the WAL per commit.
+    Full,
+}
+
+impl Durability {
+    /// The committing connection's `synchronous` level (see the crate's documentation).
+    fn writer_pragma(self) -> &'static str {
+        match self {
+            Durability::Off | Durability::Normal => "OFF",
+            Durability::Full => "FULL",
+        }
+    }
+
+    /// The checkpointing connection's `synchronous` level.
+    fn checkpoint_pragma(self) -> &'static str {
+        match self {
+            Durability::Off => "OFF",
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
+    }
+}
+
+/// Prepares the committing connection of a database that a [`Checkpointer`] looks after: no
+/// automatic checkpoints, none when it closes, and the sync level of `durability`.
+pub fn prepare_writer(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint=0; PRAGMA synchronous={};",
+        durability.writer_pragma()
+    ))
 }
 
 /// The running checkpoint thread; stopped and joined on drop.
@@ -53,14 +100,26 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     /// Starts checkpointing the database file at `path`, on a connection of its own, on a
-    /// thread named `name`.
-    pub fn open(path: &std::path::Path, name: &str) -> Result<Checkpointer, StartError> {
-        Checkpointer::start(Connection::open(path)?, name)
+    /// thread named `name`, with the fsyncs `durability` needs (the writer's).
+    pub fn open(
+        path: &std::path::Path,
+        name: &str,
+        durability: Durability,
+    ) -> Result<Checkpointer, StartError> {
+        Checkpointer::start(Connection::open(path)?, name, durability)
     }
 
     /// Starts checkpointing the database `conn` is open on (a connection of its own, not the
-    /// writer's) on a thread named `name`.
-    pub fn start(conn: Connection, name: &str) -> Result<Checkpointer, StartError> {
+    /// writer's) on a thread named `name`, with the fsyncs `durability` needs (the writer's).
+    pub fn start(
+        conn: Connection,
+        name: &str,
+        durability: Durability,
+    ) -> Result<Checkpointer, StartError> {
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={};",
+            durability.checkpoint_pragma()
+        ))?;
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
@@ -93,7 +152,15 @@ fn run(conn: &Connection, page_size: i64, stop: &(Mutex<bool>, Condvar)) {
         {
             let stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
             let (stopped, _) = wake
-                .wait_timeout_while(stopped, INTERVAL, |s| !*s)
+                .wait_timeout_while(
+                    stopped,
+                    std::env::var("ONE_WAL_MS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .map(Duration::from_millis)
+                        .unwrap_or(INTERVAL),
+                    |s| !*s,
+                )
                 .unwrap_or_else(|p| p.into_inner());
             if *stopped {
                 return;
@@ -145,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
         let writer = open(&path);
-        disable_autocheckpoint(&writer).unwrap();
+        prepare_writer(&writer, Durability::Normal).unwrap();
         writer
             .execute_batch("CREATE TABLE t (v BLOB NOT NULL);")
             .unwrap();
@@ -161,7 +228,8 @@ mod tests {
         let before = db_file_len(&path);
         assert!(before < 100_000, "the writer checkpointed: {before} bytes");
 
-        let checkpointer = Checkpointer::start(open(&path), "test-ckpt").unwrap();
+        let checkpointer =
+            Checkpointer::start(open(&path), "test-ckpt", Durability::Normal).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while db_file_len(&path) < 8_000_000 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -179,9 +247,77 @@ mod tests {
     fn dropping_it_stops_the_thread_promptly() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
-        let checkpointer = Checkpointer::start(open(&path), "test-ckpt").unwrap();
+        let checkpointer =
+            Checkpointer::start(open(&path), "test-ckpt", Durability::Normal).unwrap();
         let t0 = std::time::Instant::now();
         drop(checkpointer);
         assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_the_checkpoints_sync_at_normal_durability() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        for (durability, writer_level, checkpoint_level) in [
+            (Durability::Off, 0, 0),
+            (Durability::Normal, 0, 1),
+            (Durability::Full, 2, 2),
+        ] {
+            let writer = open(&path);
+            prepare_writer(&writer, durability).unwrap();
+            assert_eq!(synchronous(&writer), writer_level, "{durability:?}");
+            let checkpoints = open(&path);
+            checkpoints
+                .execute_batch(&format!(
+                    "PRAGMA synchronous={};",
+                    durability.checkpoint_pragma()
+                ))
+                .unwrap();
+            assert_eq!(
+                synchronous(&checkpoints),
+                checkpoint_level,
+                "{durability:?}"
+            );
+            let wal_autocheckpoint: i64 = writer
+                .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(wal_autocheckpoint, 0);
+        }
+    }
+
+    #[test]
+    fn the_writer_does_not_checkpoint_when_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let writer = open(&path);
+        prepare_writer(&writer, Durability::Normal).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (v BLOB NOT NULL);")
+            .unwrap();
+        for _ in 0..200 {
+            writer
+                .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        // The last connection closes: SQLite would checkpoint into the file (with this
+        // connection's sync level) and delete the WAL.
+        drop(writer);
+        assert!(
+            db_file_len(&path) < 100_000,
+            "the closing writer checkpointed"
+        );
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        assert!(std::path::Path::new(&wal).exists(), "the WAL is gone");
+        // Nothing is lost: the next connection reads the WAL.
+        let count: i64 = open(&path)
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 200);
     }
 }
