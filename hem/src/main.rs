@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use onehem_server::config::Config;
+use onehem_server::front_end::FrontEndAccess;
 use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
 
 #[derive(Parser, Debug)]
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
 }
 
 fn daemon(config: Config) -> ExitCode {
+    export_hook_env(&config);
     if let Err(e) = onehem_server::logging::init(&config) {
         eprintln!("{e:#}");
         return ExitCode::from(1);
@@ -96,6 +98,26 @@ fn sync_hooks(config: Config, request: SyncRequest) -> ExitCode {
         Err(e) => {
             eprintln!("onehem-server sync-hooks: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Puts the variables local hooks get (`ONE_XMLRPC`, `ONE_AUTH`: the front-end the HEM talks
+/// to) into the HEM's own environment, so that hooks inherit them and a spawn does not rebuild
+/// the environment (see `LocalExecutor::with_env`, which then has nothing left to add). When
+/// the front-end cannot be resolved nothing is exported; the daemon reports that error itself.
+fn export_hook_env(config: &Config) {
+    let Ok(access) =
+        FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
+    else {
+        return;
+    };
+    for (name, value) in access.hook_env() {
+        // SAFETY: called at the start of `main`'s daemon path, before logging, the runtime or
+        // any other thread exists, so nothing reads or writes the environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var(name, value);
         }
     }
 }
