@@ -91,6 +91,14 @@ pub fn prepare_writer(conn: &Connection, durability: Durability) -> rusqlite::Re
     ))
 }
 
+/// Sets the checkpointing connection's sync level: its checkpoints make `durability`'s fsyncs.
+fn prepare_checkpointer(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={};",
+        durability.checkpoint_pragma()
+    ))
+}
+
 /// The running checkpoint thread; stopped and joined on drop.
 #[derive(Debug)]
 pub struct Checkpointer {
@@ -116,10 +124,7 @@ impl Checkpointer {
         name: &str,
         durability: Durability,
     ) -> Result<Checkpointer, StartError> {
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous={};",
-            durability.checkpoint_pragma()
-        ))?;
+        prepare_checkpointer(&conn, durability)?;
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
@@ -152,15 +157,7 @@ fn run(conn: &Connection, page_size: i64, stop: &(Mutex<bool>, Condvar)) {
         {
             let stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
             let (stopped, _) = wake
-                .wait_timeout_while(
-                    stopped,
-                    std::env::var("ONE_WAL_MS")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .map(Duration::from_millis)
-                        .unwrap_or(INTERVAL),
-                    |s| !*s,
-                )
+                .wait_timeout_while(stopped, INTERVAL, |s| !*s)
                 .unwrap_or_else(|p| p.into_inner());
             if *stopped {
                 return;
@@ -207,24 +204,27 @@ mod tests {
         std::fs::metadata(path).unwrap().len()
     }
 
-    #[test]
-    fn committed_pages_reach_the_database_file_only_through_the_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.db");
-        let writer = open(&path);
+    /// A prepared writer that committed `rows` rows of 4,000 bytes, one per transaction.
+    fn writer_with_rows(path: &std::path::Path, rows: usize) -> Connection {
+        let writer = open(path);
         prepare_writer(&writer, Durability::Normal).unwrap();
         writer
             .execute_batch("CREATE TABLE t (v BLOB NOT NULL);")
             .unwrap();
-        let fill = |n: usize| {
-            for _ in 0..n {
-                writer
-                    .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
-                    .unwrap();
-            }
-        };
+        for _ in 0..rows {
+            writer
+                .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        writer
+    }
+
+    #[test]
+    fn committed_pages_reach_the_database_file_only_through_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
         // Far past SQLite's 1,000-page automatic checkpoint: nothing reaches the file.
-        fill(2000);
+        let _writer = writer_with_rows(&path, 2000);
         let before = db_file_len(&path);
         assert!(before < 100_000, "the writer checkpointed: {before} bytes");
 
@@ -272,12 +272,7 @@ mod tests {
             prepare_writer(&writer, durability).unwrap();
             assert_eq!(synchronous(&writer), writer_level, "{durability:?}");
             let checkpoints = open(&path);
-            checkpoints
-                .execute_batch(&format!(
-                    "PRAGMA synchronous={};",
-                    durability.checkpoint_pragma()
-                ))
-                .unwrap();
+            prepare_checkpointer(&checkpoints, durability).unwrap();
             assert_eq!(
                 synchronous(&checkpoints),
                 checkpoint_level,
@@ -294,16 +289,7 @@ mod tests {
     fn the_writer_does_not_checkpoint_when_it_closes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.db");
-        let writer = open(&path);
-        prepare_writer(&writer, Durability::Normal).unwrap();
-        writer
-            .execute_batch("CREATE TABLE t (v BLOB NOT NULL);")
-            .unwrap();
-        for _ in 0..200 {
-            writer
-                .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
-                .unwrap();
-        }
+        let writer = writer_with_rows(&path, 200);
         // The last connection closes: SQLite would checkpoint into the file (with this
         // connection's sync level) and delete the WAL.
         drop(writer);
