@@ -105,9 +105,10 @@ pub fn run(
     let mut redelivery = Redelivery::from_journal(journal.as_mut());
     let mut last_trim = Instant::now();
     let mut since_trim: u64 = 0;
+    let mut owed = OwedMark::default();
     loop {
         // Waking up at least every trim interval keeps retention going on an idle journal.
-        let first = match rx.recv_timeout(TRIM_INTERVAL) {
+        let first = match rx.recv_timeout(owed.wait(TRIM_INTERVAL)) {
             Ok(msg) => Some(msg),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
@@ -125,6 +126,7 @@ pub fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        owed.settle(&mut work);
         let dropped = redelivery.drop_redelivered(journal.as_mut(), &mut work.batch.events);
         if dropped > 0 {
             info!(
@@ -164,7 +166,58 @@ pub fn run(
             since_trim = 0;
         }
     }
+    if let Some(id) = owed.id.take() {
+        let mut batch = Batch {
+            forwarded: Some(id),
+            ..Batch::default()
+        };
+        if let Err(e) = journal.commit(&mut batch) {
+            warn!(error = %e, "last forwarding mark not stored; those results go to oned again");
+        }
+    }
     info!(head = journal.head(), "journal writer stopped");
+}
+
+/// A forwarding mark not committed yet.
+///
+/// Once oned has a result, the mark that says so is only bookkeeping: lost in a crash, it makes
+/// the restarted driver forward a few results again, which oned-lite drops by EXECUTION_UID.
+/// So a mark alone waits up to [`MARK_DELAY`] for a commit that happens anyway (the next event
+/// or result) instead of costing a transaction per result: under a steady flow of hooks this
+/// removes one commit of three per execution.
+#[derive(Default)]
+struct OwedMark {
+    id: Option<u64>,
+    since: Option<Instant>,
+}
+
+/// Longest time a forwarding mark waits for a commit to ride along with.
+const MARK_DELAY: Duration = Duration::from_millis(200);
+
+impl OwedMark {
+    /// How long the writer may wait for work before the mark is due.
+    fn wait(&self, idle: Duration) -> Duration {
+        match self.since {
+            Some(since) => idle.min(MARK_DELAY.saturating_sub(since.elapsed())),
+            None => idle,
+        }
+    }
+
+    /// Puts the owed mark into `work` when it commits something else, when the mark is due or
+    /// at shutdown; otherwise takes `work`'s mark and owes it.
+    fn settle(&mut self, work: &mut Work) {
+        let mark = work.batch.forwarded.max(self.id.take());
+        let alone = work.batch.events.is_empty() && work.batch.results.is_empty();
+        let due = self.since.is_some_and(|s| s.elapsed() >= MARK_DELAY);
+        if mark.is_some() && alone && !due && !work.finish {
+            work.batch.forwarded = None;
+            self.id = mark;
+            self.since.get_or_insert_with(Instant::now);
+        } else {
+            work.batch.forwarded = mark;
+            self.since = None;
+        }
+    }
 }
 
 /// What one commit gathers from the queue.

@@ -9,6 +9,13 @@ use one_hm::shutdown::{Shutdown, watch_signals};
 use one_hm::{logging, run};
 use tracing::error;
 
+/// mimalloc instead of glibc's allocator: the daemons allocate and free a few kilobytes per
+/// event on several threads, and glibc returned that memory to the kernel and faulted it back
+/// in (page faults in the profile). Measured on one_hm's benchmark (section 2): 16.5 -> 14.6 us
+/// of CPU per API event.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The reference driver exits with `exit(-1)` on bad options and bind failures.
 const FAILURE: u8 = 255;
 

@@ -481,11 +481,58 @@ impl Held {
     }
 }
 
+/// Clean-ups waiting for a commit to ride along with.
+///
+/// Forgetting an execution whose result was acknowledged (and deleting an acknowledged result
+/// from the outbox) protects nothing: should the HEM die first, the restart reports the execution
+/// again under the same EXECUTION_UID, and the driver drops it as a duplicate. So these requests
+/// do not get a transaction of their own while work keeps coming: they wait up to
+/// [`CLEANUP_DELAY`] for the next commit that happens anyway (an acceptance or a start mark).
+/// Under a steady flow of hooks that is one commit per execution less.
+#[derive(Default)]
+struct Cleanups {
+    requests: Vec<Request>,
+    since: Option<Instant>,
+}
+
+/// Longest time a clean-up waits for a commit to ride along with.
+const CLEANUP_DELAY: Duration = Duration::from_millis(200);
+
+impl Cleanups {
+    fn deadline(&self) -> Option<Instant> {
+        self.since.map(|s| s + CLEANUP_DELAY)
+    }
+
+    /// Takes `batch` when it holds only clean-ups that may still wait; otherwise puts the waiting
+    /// ones in front of it (they were queued first).
+    fn settle(&mut self, batch: &mut Vec<Request>, stop: bool) {
+        let only_cleanups = batch
+            .iter()
+            .all(|r| matches!(r, Request::Forget { .. } | Request::Acked { .. }));
+        let due = self.since.is_some_and(|s| s.elapsed() >= CLEANUP_DELAY);
+        let room = self.requests.len() + batch.len() < MAX_BATCH;
+        if only_cleanups && !due && !stop && room {
+            if !batch.is_empty() {
+                self.since.get_or_insert_with(Instant::now);
+            }
+            self.requests.append(batch);
+        } else {
+            batch.splice(0..0, self.requests.drain(..));
+            self.since = None;
+        }
+    }
+}
+
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grace: Duration) {
     let mut held = Held::new(grace);
+    let mut cleanups = Cleanups::default();
     let mut stop = false;
     while !stop {
-        let first = match held.next_deadline() {
+        let deadline = match (held.next_deadline(), cleanups.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first = match deadline {
             None => rx.recv().ok(),
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(req) => Some(req),
@@ -496,7 +543,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                 }
             },
         };
-        if first.is_none() && held.next_deadline().is_none() {
+        if first.is_none() && held.next_deadline().is_none() && cleanups.since.is_none() {
             // Every sender is gone and nothing is held.
             break;
         }
@@ -530,6 +577,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
             }
         }
         batch.extend(held.due((!stop).then(Instant::now)));
+        cleanups.settle(&mut batch, stop);
         if batch.is_empty() {
             continue;
         }

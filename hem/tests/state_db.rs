@@ -232,3 +232,47 @@ fn a_version_1_state_db_keeps_its_started_executions() {
     assert_eq!(uids(&rec.pending), ["u-2"]);
     thread.stop();
 }
+
+/// Accepts and starts `e`, then reports it finished and acknowledged.
+async fn run_to_ack(db: &StateDb, e: &Execution) {
+    accept(db, vec![e.clone()], Some(e.seq)).await;
+    db.started(&e.uid).await.unwrap();
+    db.finished(entry(&e.uid)).unwrap();
+    db.acked(&e.uid);
+}
+
+#[tokio::test]
+async fn forgetting_an_acknowledged_execution_rides_with_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let (db, thread, _) = StateDb::open_with(&path, Duration::from_secs(60)).unwrap();
+    let (a, b) = (exec(1, 3, Target::Local), exec(2, 3, Target::Local));
+    run_to_ack(&db, &a).await;
+    // b's start mark is committed (and awaited) after a's ACK was queued.
+    accept(&db, vec![b.clone()], Some(2)).await;
+    db.started(&b.uid).await.unwrap();
+    // Like kill -9 right after that commit: the writer is never told to stop.
+    std::mem::forget(thread);
+    std::mem::forget(db);
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.interrupted, vec![b], "a was forgotten in b's commit");
+    assert!(rec.outbox.is_empty() && rec.pending.is_empty());
+    thread.stop();
+}
+
+#[tokio::test]
+async fn forgetting_an_acknowledged_execution_is_committed_alone_when_nothing_else_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let (db, thread, _) = StateDb::open_with(&path, Duration::from_secs(60)).unwrap();
+    run_to_ack(&db, &exec(3, 3, Target::Local)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::mem::forget(thread);
+    std::mem::forget(db);
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert!(rec.interrupted.is_empty(), "{:?}", rec.interrupted);
+    assert!(rec.outbox.is_empty() && rec.pending.is_empty());
+    thread.stop();
+}
