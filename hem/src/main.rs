@@ -9,13 +9,6 @@ use onehem_server::config::Config;
 use onehem_server::front_end::FrontEndAccess;
 use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
 
-/// mimalloc instead of glibc's allocator: the daemons allocate and free a few kilobytes per
-/// event on several threads, and glibc returned that memory to the kernel and faulted it back
-/// in (page faults in the profile). Measured on one_hm's benchmark (section 2): 16.5 -> 14.6 us
-/// of CPU per API event.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser, Debug)]
 #[command(
     name = "onehem-server",
