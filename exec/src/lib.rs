@@ -19,6 +19,7 @@
 mod capture;
 mod group;
 mod process;
+mod quick_start;
 
 pub use capture::Captured;
 pub use group::kill_group_now;

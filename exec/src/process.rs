@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::capture::{Captured, read_capped};
 use crate::group::Group;
+use crate::quick_start::QuickStart;
 
 /// Exit code the reference reports for a timeout, a death by signal or a start failure.
 pub const FAILURE_CODE: i32 = 255;
@@ -120,8 +121,18 @@ impl Process {
             .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().map_err(SpawnError::Io)?;
-        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+        // The spawning thread takes a short scheduler slice, and with it the child, until the
+        // child has called `exec` (see `quick_start`).
+        let quick = QuickStart::enter();
+        let child = cmd.spawn().map_err(SpawnError::Io);
+        let pid = child
+            .as_ref()
+            .ok()
+            .and_then(Child::id)
+            .and_then(|p| i32::try_from(p).ok());
+        quick.release(pid);
+        let child = child?;
+        let Some(pid) = pid else {
             return Err(SpawnError::Vanished);
         };
         Ok(Process {
