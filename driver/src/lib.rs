@@ -111,7 +111,7 @@
 //!
 //! # Journal and durability
 //!
-//! The journal is a SQLite file in WAL mode (32 KiB pages; checkpoints run on their own thread,
+//! The journal is a SQLite file in WAL mode (4 KiB pages; checkpoints run on their own thread,
 //! so with `normal` and `off` the writer never waits for an fsync, see `one_wal`) with
 //! three tables: `events` (sequence number, time, keys, content), `results` (accepted results
 //! and the dedupe window) and `meta` (head sequence, forwarding watermark); see
@@ -120,6 +120,9 @@
 //! commit ran, up to 16384 events or 8 MiB, in one transaction (group commit); only then are those events
 //! published and those results acknowledged. Under load the batches grow, so the cost of a
 //! commit is shared by thousands of events; when idle each event is committed alone at once.
+//! The forwarding watermark is bookkeeping only, so it waits up to 200 ms to be committed along
+//! with the next events or results; lost in a crash, it makes the next driver forward those
+//! last results again, and oned-lite drops them by `EXECUTION_UID`.
 //! The WAL file (`<journal>-wal`) keeps the largest size it reached and is written again from its
 //! start after each complete checkpoint; a restarting checkpoint keeps it below about 256 MiB.
 //! It is not truncated: on this kind of disk freeing tens of megabytes took 250 ms inside the
