@@ -122,7 +122,8 @@
 //! commit is shared by thousands of events; when idle each event is committed alone at once.
 //! The forwarding watermark is bookkeeping only, so it waits up to 200 ms to be committed along
 //! with the next events or results; lost in a crash, it makes the next driver forward those
-//! last results again, and oned-lite drops them by `EXECUTION_UID`.
+//! last results again, and oned-lite drops them by `EXECUTION_UID` (the reference oned, which
+//! keeps no uid, would record them twice: the price of one commit less per result).
 //! The WAL file (`<journal>-wal`) keeps the largest size it reached and is written again from its
 //! start after each complete checkpoint; a restarting checkpoint keeps it below about 256 MiB.
 //! It is not truncated: on this kind of disk freeing tens of megabytes took 250 ms inside the
