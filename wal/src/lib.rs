@@ -9,7 +9,8 @@
 //! runs passive checkpoints (they copy what is committed without blocking the writer) a few
 //! times a second. Under sustained load the WAL cannot wrap around while the writer keeps
 //! appending, so once it passes [`RESTART_BYTES`] a restarting checkpoint briefly holds the
-//! writer back to bring it back to its start.
+//! writer back to bring it back to its start (after the database file was synced without any
+//! lock, so that the restart's own sync has little left to write).
 //!
 //! The other fsync of `synchronous=NORMAL` is the writer's own: when a checkpoint has copied
 //! the whole WAL, the next commit starts the WAL over and fsyncs its new header before going
@@ -149,11 +150,16 @@ impl Checkpointer {
     ) -> Result<Checkpointer, StartError> {
         prepare_checkpointer(&conn, durability)?;
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        // Only a durable database has its file flushed ahead of a restart (see `flush_ahead`).
+        let file = conn
+            .path()
+            .filter(|p| !p.is_empty() && durability != Durability::Off)
+            .map(std::path::PathBuf::from);
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(&conn, page_size, &signal))?;
+            .spawn(move || run(&conn, page_size, file.as_deref(), &signal))?;
         Ok(Checkpointer {
             stop,
             thread: Some(thread),
@@ -174,7 +180,12 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, page_size: i64, stop: &(Mutex<bool>, Condvar)) {
+fn run(
+    conn: &Connection,
+    page_size: i64,
+    file: Option<&std::path::Path>,
+    stop: &(Mutex<bool>, Condvar),
+) {
     let (flag, wake) = stop;
     loop {
         {
@@ -193,6 +204,9 @@ fn run(conn: &Connection, page_size: i64, stop: &(Mutex<bool>, Condvar)) {
                     checkpointed = done,
                     "WAL too long, restarting it"
                 );
+                if let Some(file) = file {
+                    flush_ahead(file);
+                }
                 if let Err(e) = checkpoint(conn, "RESTART") {
                     warn!(error = %e, "restarting checkpoint failed");
                 }
@@ -200,6 +214,23 @@ fn run(conn: &Connection, page_size: i64, stop: &(Mutex<bool>, Condvar)) {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "checkpoint failed"),
         }
+    }
+}
+
+/// Writes the database file's dirty pages to disk before a restarting checkpoint.
+///
+/// SQLite syncs the database file only at the end of a checkpoint that copied the whole WAL.
+/// Under a steady flow of commits a passive checkpoint never gets there (frames keep arriving
+/// while it copies), so every page they copy stays dirty in the page cache until the kernel's
+/// writeback gets to it, and the restarting checkpoint, which does copy everything, then syncs
+/// seconds of copies while it holds the writer back: 230-350 ms measured on the driver's journal
+/// at 500 events/s, against ~20 ms for its WAL syncs. Syncing the file first, on this thread and
+/// without any SQLite lock, leaves that sync only the last few pages. A failure here is only
+/// logged: the restarting checkpoint syncs the file anyway.
+fn flush_ahead(file: &std::path::Path) {
+    let synced = std::fs::File::open(file).and_then(|f| f.sync_data());
+    if let Err(e) = synced {
+        warn!(file = %file.display(), error = %e, "cannot flush the database file ahead of a restart");
     }
 }
 
