@@ -58,22 +58,19 @@ pub(crate) struct QuickStart {
 impl QuickStart {
     /// Gives the calling thread the shortest slice (a fair-policy thread only).
     pub(crate) fn enter() -> QuickStart {
-        let normal = get(0).filter(|a| {
+        let fair = |a: &SchedAttr| {
             matches!(
                 a.policy as i32,
                 libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE
             )
-        });
-        let normal = normal.filter(|a| {
-            set(
-                0,
-                &SchedAttr {
-                    runtime: SHORT_SLICE_NS,
-                    ..*a
-                },
-            )
-        });
-        QuickStart { normal }
+        };
+        let short = |a: &SchedAttr| {
+            let runtime = SHORT_SLICE_NS;
+            set(0, &SchedAttr { runtime, ..*a })
+        };
+        QuickStart {
+            normal: get(0).filter(fair).filter(short),
+        }
     }
 
     /// Restores the thread's settings and gives them to `child` (started, past its `exec`).

@@ -528,10 +528,11 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
     let mut cleanups = Cleanups::default();
     let mut stop = false;
     while !stop {
-        let deadline = match (held.next_deadline(), cleanups.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = held
+            .next_deadline()
+            .into_iter()
+            .chain(cleanups.deadline())
+            .min();
         let first = match deadline {
             None => rx.recv().ok(),
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
@@ -543,7 +544,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                 }
             },
         };
-        if first.is_none() && held.next_deadline().is_none() && cleanups.since.is_none() {
+        if first.is_none() && held.next_deadline().is_none() && cleanups.deadline().is_none() {
             // Every sender is gone and nothing is held.
             break;
         }

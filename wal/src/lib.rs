@@ -107,12 +107,12 @@ pub fn prepare_writer(conn: &Connection, durability: Durability) -> rusqlite::Re
 
 /// The writer's busy handler: `attempts` retries so far; `false` gives up (SQLITE_BUSY).
 fn writer_busy(attempts: i32) -> bool {
-    let limit = WRITER_BUSY_LIMIT.as_millis() / WRITER_BUSY_PAUSE.as_millis().max(1);
-    if u128::try_from(attempts).unwrap_or(u128::MAX) >= limit {
-        return false;
+    let limit = WRITER_BUSY_LIMIT.as_millis() / WRITER_BUSY_PAUSE.as_millis();
+    let retry = u128::try_from(attempts).is_ok_and(|a| a < limit);
+    if retry {
+        std::thread::sleep(WRITER_BUSY_PAUSE);
     }
-    std::thread::sleep(WRITER_BUSY_PAUSE);
-    true
+    retry
 }
 
 /// Sets the checkpointing connection's sync level: its checkpoints make `durability`'s fsyncs.
