@@ -42,7 +42,7 @@ use tokio::sync::{Notify, watch};
 // Tokio's clock, so that tests can pause it.
 use tokio::time::Instant;
 
-use crate::db::Db;
+use crate::db::{Cached, Db};
 
 /// Tables of the event outbox, applied by `db` in its migration list.
 pub const SCHEMA: &str = "
@@ -280,7 +280,7 @@ impl EventBus {
     pub fn remove_through(&self, seq: i64) -> rusqlite::Result<usize> {
         self.inner
             .db
-            .write(|tx| tx.execute("DELETE FROM event_outbox WHERE seq <= ?1", [seq]))
+            .write(|tx| tx.run("DELETE FROM event_outbox WHERE seq <= ?1", [seq]))
     }
 
     /// Writes the outbox to `out` as MAD lines, in order from the oldest event kept, until
@@ -503,7 +503,7 @@ fn now_ms() -> i64 {
 
 /// Appends one event and keeps the outbox within `limit`; returns its sequence number.
 fn insert(tx: &Transaction<'_>, kind: i64, payload: &str, limit: u64) -> rusqlite::Result<i64> {
-    tx.execute(
+    tx.run(
         "INSERT INTO event_outbox (kind, payload, created) VALUES (?1, ?2, ?3)",
         params![kind, payload, now_ms()],
     )?;
@@ -516,8 +516,7 @@ fn insert(tx: &Transaction<'_>, kind: i64, payload: &str, limit: u64) -> rusqlit
 /// contiguous (assigned under the one writer, deleted only from the oldest end), so the count
 /// is the span between the oldest and the newest.
 fn trim(tx: &Transaction<'_>, newest: i64, limit: u64) -> rusqlite::Result<()> {
-    let oldest: Option<i64> =
-        tx.query_row("SELECT MIN(seq) FROM event_outbox", [], |r| r.get(0))?;
+    let oldest: Option<i64> = tx.one("SELECT MIN(seq) FROM event_outbox", [], |r| r.get(0))?;
     let Some(oldest) = oldest else {
         return Ok(());
     };
@@ -527,7 +526,7 @@ fn trim(tx: &Transaction<'_>, newest: i64, limit: u64) -> rusqlite::Result<()> {
     }
     let keep = i64::try_from((limit - limit / 10).max(1)).unwrap_or(i64::MAX);
     let cutoff = newest - keep;
-    let dropped = tx.execute("DELETE FROM event_outbox WHERE seq <= ?1", [cutoff])?;
+    let dropped = tx.run("DELETE FROM event_outbox WHERE seq <= ?1", [cutoff])?;
     tracing::error!(
         dropped,
         limit,
@@ -539,7 +538,7 @@ fn trim(tx: &Transaction<'_>, newest: i64, limit: u64) -> rusqlite::Result<()> {
 
 fn count(c: &Connection) -> rusqlite::Result<u64> {
     let span: Option<(i64, i64)> = c
-        .query_row("SELECT MIN(seq), MAX(seq) FROM event_outbox", [], |r| {
+        .one("SELECT MIN(seq), MAX(seq) FROM event_outbox", [], |r| {
             Ok(
                 match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
                     (Some(a), Some(b)) => Some((a, b)),

@@ -8,6 +8,7 @@
 use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::db::Cached;
 use one_proto::hook_log::{ExecResult, record_xml};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +51,7 @@ pub fn add_result(
     };
     if let Some(uid) = &exec_uid {
         let seen = tx
-            .query_row(
+            .one(
                 "SELECT exeid FROM hook_log WHERE hkid = ?1 AND exec_uid = ?2",
                 params![hook_id, uid],
                 |r| r.get::<_, i64>(0),
@@ -61,7 +62,7 @@ pub fn add_result(
             return Ok(None);
         }
     }
-    let last: i64 = tx.query_row(
+    let last: i64 = tx.one(
         "SELECT COALESCE(MAX(exeid), -1) FROM hook_log WHERE hkid = ?1",
         [hook_id],
         |r| r.get(0),
@@ -74,13 +75,13 @@ pub fn add_result(
             return Ok(None);
         }
     };
-    tx.execute(
+    tx.run(
         "INSERT INTO hook_log (hkid, exeid, timestamp, rc, body, exec_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![hook_id, exeid, now, rc, record, exec_uid],
     )?;
     // Execution ids of a hook are contiguous, so this keeps exactly the last `retention` rows
     // (the reference deletes the same range once the count reaches the retention).
-    tx.execute(
+    tx.run(
         "DELETE FROM hook_log WHERE hkid = ?1 AND exeid <= ?2",
         params![hook_id, exeid - i64::from(retention)],
     )?;
@@ -132,7 +133,7 @@ pub fn query(c: &Connection, filter: &LogFilter) -> rusqlite::Result<Vec<String>
         _ => {}
     }
     sql.push_str(" ORDER BY hkid DESC, exeid ASC");
-    let mut stmt = c.prepare(&sql)?;
+    let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
     rows.collect()
 }
@@ -144,14 +145,14 @@ pub fn record_for_retry(
     exec_id: i64,
 ) -> rusqlite::Result<Option<String>> {
     if exec_id == -1 {
-        c.query_row(
+        c.one(
             "SELECT body FROM hook_log WHERE hkid = ?1 ORDER BY exeid ASC LIMIT 1",
             [hook_id],
             |r| r.get(0),
         )
         .optional()
     } else {
-        c.query_row(
+        c.one(
             "SELECT body FROM hook_log WHERE hkid = ?1 AND exeid = ?2",
             params![hook_id, exec_id],
             |r| r.get(0),
@@ -269,7 +270,9 @@ mod tests {
         let (_d, db) = open();
         let plan = |sql: &str| -> String {
             db.read(|c| {
-                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let mut stmt = c
+                    .prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .unwrap();
                 let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
                 rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
             })

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use crate::db::Cached;
 use one_proto::hook::{Hook, HookType};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +29,7 @@ fn type_code(t: HookType) -> i64 {
 /// The last id handed out, -1 when none ever was.
 pub fn last_id(tx: &Connection) -> rusqlite::Result<i64> {
     Ok(tx
-        .query_row(
+        .one(
             "SELECT last_oid FROM pool_control WHERE tablename = ?1",
             [TABLE],
             |r| r.get(0),
@@ -38,7 +39,7 @@ pub fn last_id(tx: &Connection) -> rusqlite::Result<i64> {
 }
 
 pub fn set_last_id(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.run(
         "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES (?1, ?2)",
         params![TABLE, id],
     )?;
@@ -48,7 +49,7 @@ pub fn set_last_id(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
 /// Reads one hook.
 pub fn get(c: &Connection, id: i64) -> Result<Option<Hook>, HookPoolError> {
     let body: Option<String> = c
-        .query_row("SELECT body FROM hook_pool WHERE oid = ?1", [id], |r| {
+        .one("SELECT body FROM hook_pool WHERE oid = ?1", [id], |r| {
             r.get(0)
         })
         .optional()?;
@@ -65,7 +66,7 @@ pub fn get(c: &Connection, id: i64) -> Result<Option<Hook>, HookPoolError> {
 
 /// The id of the hook called `name`, if any.
 pub fn id_by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
-    c.query_row("SELECT oid FROM hook_pool WHERE name = ?1", [name], |r| {
+    c.one("SELECT oid FROM hook_pool WHERE name = ?1", [name], |r| {
         r.get(0)
     })
     .optional()
@@ -77,7 +78,7 @@ pub fn store(tx: &Transaction<'_>, hook: &Hook) -> Result<String, HookPoolError>
         id: hook.id,
         message: e.to_string(),
     })?;
-    tx.execute(
+    tx.run(
         "INSERT OR REPLACE INTO hook_pool (oid, name, type, body) VALUES (?1, ?2, ?3, ?4)",
         params![hook.id, hook.name, type_code(hook.hook_type), body],
     )?;
@@ -86,15 +87,15 @@ pub fn store(tx: &Transaction<'_>, hook: &Hook) -> Result<String, HookPoolError>
 
 /// Deletes a hook and all of its execution records.
 pub fn delete(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM hook_pool WHERE oid = ?1", [id])?;
-    tx.execute("DELETE FROM hook_log WHERE hkid = ?1", [id])?;
+    tx.run("DELETE FROM hook_pool WHERE oid = ?1", [id])?;
+    tx.run("DELETE FROM hook_log WHERE hkid = ?1", [id])?;
     Ok(())
 }
 
 /// Every stored HOOK document, by id in the requested order.
 pub fn bodies(c: &Connection, descending: bool) -> rusqlite::Result<Vec<String>> {
     let order = if descending { "DESC" } else { "ASC" };
-    let mut stmt = c.prepare(&format!("SELECT body FROM hook_pool ORDER BY oid {order}"))?;
+    let mut stmt = c.prepare_cached(&format!("SELECT body FROM hook_pool ORDER BY oid {order}"))?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
 use crate::api::Caller;
-use crate::db::Db;
+use crate::db::{Cached, Db};
 
 pub const ONEADMIN_UID: i64 = 0;
 pub const ONEADMIN_GID: i64 = 0;
@@ -52,7 +52,7 @@ pub fn hash_password(password: &str) -> String {
 /// oneadmin's credentials (the database was removed), its password is kept.
 pub fn bootstrap(db: &Db, var_dir: &Path) -> Result<(), UserError> {
     let exists: bool = db.read(|c| {
-        c.query_row(
+        c.one(
             "SELECT 1 FROM user_pool WHERE oid = ?1",
             [ONEADMIN_UID],
             |_| Ok(()),
@@ -88,7 +88,7 @@ pub fn bootstrap(db: &Db, var_dir: &Path) -> Result<(), UserError> {
             &hash_password(&password),
             CORE_DRIVER,
         )?;
-        tx.execute(
+        tx.run(
             "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES ('user_pool', ?1)",
             [ONEADMIN_UID],
         )?;
@@ -161,24 +161,24 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 }
 
 pub fn by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<User>> {
-    c.query_row(&format!("{SELECT} WHERE u.name = ?1"), [name], row)
+    c.one(&format!("{SELECT} WHERE u.name = ?1"), [name], row)
         .optional()
 }
 
 pub fn by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
-    c.query_row(&format!("{SELECT} WHERE u.oid = ?1"), [id], row)
+    c.one(&format!("{SELECT} WHERE u.oid = ?1"), [id], row)
         .optional()
 }
 
 pub fn list(c: &Connection, descending: bool) -> rusqlite::Result<Vec<User>> {
     let order = if descending { "DESC" } else { "ASC" };
-    let mut stmt = c.prepare(&format!("{SELECT} ORDER BY u.oid {order}"))?;
+    let mut stmt = c.prepare_cached(&format!("{SELECT} ORDER BY u.oid {order}"))?;
     let rows = stmt.query_map([], row)?;
     rows.collect()
 }
 
 pub fn group_name(c: &Connection, gid: i64) -> rusqlite::Result<Option<String>> {
-    c.query_row("SELECT name FROM group_pool WHERE oid = ?1", [gid], |r| {
+    c.one("SELECT name FROM group_pool WHERE oid = ?1", [gid], |r| {
         r.get(0)
     })
     .optional()
@@ -193,7 +193,7 @@ pub fn insert(
     password_hash: &str,
     driver: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.run(
         "INSERT INTO user_pool (oid, name, gid, password, auth_driver, enabled, template) VALUES (?1, ?2, ?3, ?4, ?5, 1, '')",
         params![id, name, gid, password_hash, driver],
     )?;
@@ -203,7 +203,7 @@ pub fn insert(
 /// Reserves the next user id (ids are never reused).
 pub fn next_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
     let last: i64 = tx
-        .query_row(
+        .one(
             "SELECT last_oid FROM pool_control WHERE tablename = 'user_pool'",
             [],
             |r| r.get(0),
@@ -211,7 +211,7 @@ pub fn next_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
         .optional()?
         .unwrap_or(-1);
     let next = last + 1;
-    tx.execute(
+    tx.run(
         "INSERT OR REPLACE INTO pool_control (tablename, last_oid) VALUES ('user_pool', ?1)",
         [next],
     )?;
@@ -219,7 +219,7 @@ pub fn next_id(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
 }
 
 pub fn delete(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<usize> {
-    tx.execute("DELETE FROM user_pool WHERE oid = ?1", [id])
+    tx.run("DELETE FROM user_pool WHERE oid = ?1", [id])
 }
 
 impl User {

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use crate::encoding::xml_escape_into;
 use base64::Engine as _;
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
@@ -149,19 +150,6 @@ pub enum XmlRpcError {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            // A bare CR would be normalised away by the reader's XML parser.
-            '\r' => out.push_str("&#13;"),
-            _ => out.push(c),
-        }
-    }
-}
-
 fn write_value(out: &mut String, v: &Value) {
     out.push_str("<value>");
     match v {
@@ -180,7 +168,7 @@ fn write_value(out: &mut String, v: &Value) {
         }
         Value::String(s) => {
             out.push_str("<string>");
-            escape_into(out, s);
+            xml_escape_into(out, s);
             out.push_str("</string>");
         }
         Value::Base64(b) => {
@@ -190,7 +178,7 @@ fn write_value(out: &mut String, v: &Value) {
         }
         Value::DateTime(s) => {
             out.push_str("<dateTime.iso8601>");
-            escape_into(out, s);
+            xml_escape_into(out, s);
             out.push_str("</dateTime.iso8601>");
         }
         Value::Array(items) => {
@@ -205,7 +193,7 @@ fn write_value(out: &mut String, v: &Value) {
             out.push_str("<struct>\r\n");
             for (name, value) in members {
                 out.push_str("<member><name>");
-                escape_into(out, name);
+                xml_escape_into(out, name);
                 out.push_str("</name>\r\n");
                 write_value(out, value);
                 out.push_str("</member>\r\n");
@@ -250,7 +238,7 @@ pub fn format_fault(code: i32, message: &str) -> String {
 pub fn format_call(call: &MethodCall) -> String {
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<methodCall>\r\n<methodName>");
-    escape_into(&mut out, &call.method);
+    xml_escape_into(&mut out, &call.method);
     out.push_str("</methodName>\r\n<params>\r\n");
     for p in &call.params {
         out.push_str("<param>");

@@ -129,7 +129,7 @@ pub(crate) fn id_by_name(c: &Connection, name: &str) -> rusqlite::Result<Option<
 
 pub(crate) fn list(c: &Connection, descending: bool) -> rusqlite::Result<Vec<Host>> {
     let order = if descending { "DESC" } else { "ASC" };
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM host_pool ORDER BY oid {order}"
     ))?;
     stmt.query_map([], row)?.collect()
@@ -137,7 +137,7 @@ pub(crate) fn list(c: &Connection, descending: bool) -> rusqlite::Result<Vec<Hos
 
 /// Ids and earliest due times of every host with a pending step.
 pub(crate) fn pending(c: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT oid, MIN(COALESCE(monitor_due_ms, recover_due_ms), COALESCE(recover_due_ms, monitor_due_ms)) \
          FROM host_pool WHERE monitor_due_ms IS NOT NULL OR recover_due_ms IS NOT NULL",
     )?;

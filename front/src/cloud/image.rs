@@ -250,7 +250,7 @@ pub(crate) fn list(
     descending: bool,
 ) -> rusqlite::Result<Vec<Image>> {
     let order = if descending { "DESC" } else { "ASC" };
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM image_pool WHERE (?1 IS NULL OR uid = ?1) AND (?2 < 0 OR oid >= ?2) \
          AND (?3 < 0 OR oid <= ?3) ORDER BY oid {order}"
     ))?;
@@ -260,7 +260,8 @@ pub(crate) fn list(
 
 /// Ids and due times of every image with a pending step.
 pub(crate) fn pending(c: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
-    let mut stmt = c.prepare("SELECT oid, due_ms FROM image_pool WHERE due_ms IS NOT NULL")?;
+    let mut stmt =
+        c.prepare_cached("SELECT oid, due_ms FROM image_pool WHERE due_ms IS NOT NULL")?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }

@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 use crate::AppState;
 use crate::api::{ApiError, CallResult, Caller, Params};
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Cached, Db};
 use crate::events::EventBus;
 
 pub use sim_config::{SimConfig, SimConfigError};
@@ -360,11 +360,11 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 
 /// The next id of a pool, from `pool_control`.
 fn next_oid(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i64> {
-    tx.execute(
+    tx.run(
         "INSERT OR IGNORE INTO pool_control (tablename, last_oid) VALUES (?1, -1)",
         [table],
     )?;
-    tx.query_row(
+    tx.one(
         "UPDATE pool_control SET last_oid = last_oid + 1 WHERE tablename = ?1 RETURNING last_oid",
         [table],
         |r| r.get(0),
@@ -399,14 +399,16 @@ impl Inner {
     fn fire(&self, keys: &[ObjKey]) {
         let result = self.apply(|ch| {
             for key in keys {
-                ch.tx.execute_batch("SAVEPOINT step")?;
+                ch.tx.run("SAVEPOINT step", [])?;
                 let r = match *key {
                     ObjKey::Vm(id) => ch.vm_step(id),
                     ObjKey::Host(id) => ch.host_step(id),
                     ObjKey::Image(id) => ch.image_step(id),
                 };
                 match r {
-                    Ok(()) => ch.tx.execute_batch("RELEASE step")?,
+                    Ok(()) => {
+                        ch.tx.run("RELEASE step", [])?;
+                    }
                     Err(e) => {
                         ch.tx.execute_batch("ROLLBACK TO step; RELEASE step")?;
                         tracing::error!(object = ?key, error = ?e, "simulated step failed; retrying later");

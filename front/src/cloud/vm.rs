@@ -485,7 +485,7 @@ pub(crate) fn list(
     descending: bool,
 ) -> rusqlite::Result<Vec<Vm>> {
     let order = if descending { "DESC" } else { "ASC" };
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM vm_pool WHERE (?1 IS NULL OR uid = ?1) AND (?2 < 0 OR oid >= ?2) \
          AND (?3 < 0 OR oid <= ?3) AND (?4 = -2 OR (?4 = -1 AND state <> 6) OR state = ?4) ORDER BY oid {order}"
     ))?;
@@ -522,7 +522,7 @@ pub(crate) fn usage_on_host(c: &Connection, hid: i64) -> rusqlite::Result<Vec<(i
 
 /// Ids and due times of every VM with a pending step.
 pub(crate) fn pending(c: &Connection) -> rusqlite::Result<Vec<(i64, i64)>> {
-    let mut stmt = c.prepare("SELECT oid, due_ms FROM vm_pool WHERE due_ms IS NOT NULL")?;
+    let mut stmt = c.prepare_cached("SELECT oid, due_ms FROM vm_pool WHERE due_ms IS NOT NULL")?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }
