@@ -102,6 +102,9 @@ pub struct StackOptions {
     pub concurrency: u32,
     /// Extra driver flags appended to HM_MAD's ARGUMENTS (e.g. `-h 10`).
     pub driver_extra: String,
+    /// The HEM's `debug_level` (reference scale: 0 ERROR … 3 DEBUG). Tests keep DEBUG so that
+    /// a failure's log shows every event; benchmarks use the daemon's default, INFO.
+    pub hem_debug_level: u8,
 }
 
 impl Default for StackOptions {
@@ -113,6 +116,7 @@ impl Default for StackOptions {
             hem_extra: String::new(),
             concurrency: 10,
             driver_extra: String::new(),
+            hem_debug_level: 3,
         }
     }
 }
@@ -202,7 +206,7 @@ impl Stack {
         );
         fs::write(self.oned_conf(), oned)?;
         let hem = format!(
-            ":debug_level: 3\n\
+            ":debug_level: {debug}\n\
              :hook_base_path: {hooks}\n\
              :remote_hook_base_path: {remote}\n\
              :subscriber_endpoint: tcp://{ip}:{PUBLISHER_PORT}\n\
@@ -218,6 +222,7 @@ impl Stack {
             hooks = self.hook_dir.display(),
             remote = self.remote_hook_dir.display(),
             conc = self.options.concurrency,
+            debug = self.options.hem_debug_level,
             state = self.var_dir.join("hem-state.db").display(),
             endpoint = self.endpoint,
             auth = self.var_dir.join("one_auth").display(),

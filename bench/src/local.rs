@@ -122,6 +122,8 @@ pub fn sleep_until(t: Instant) {
 pub fn stack_with_hook(template: &str, warm: usize) -> Result<(Stack, i64, HookLogDb)> {
     let stack = Stack::start_with(StackOptions {
         log_retention: 1_000_000,
+        // The HEM's default level, as on the HEM route.
+        hem_debug_level: 2,
         ..StackOptions::default()
     })?;
     let hook = stack.client().hook_allocate(template)?;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: db::Db,
     pub bus: events::EventBus,
     pub cloud: cloud::Cloud,
+    /// Users who authenticated recently.
+    pub credentials: users::Credentials,
     /// Source of the REQ_ID stored with a lock.
     request_ids: AtomicI64,
 }
@@ -44,6 +46,7 @@ impl AppState {
             db,
             bus,
             cloud,
+            credentials: users::Credentials::default(),
             request_ids: AtomicI64::new(seed),
         }
     }

@@ -364,9 +364,28 @@ mod tests {
                 .collect()
         }
         let pieces = [
-            "a", "&", "<", ">", "\r", "\n", "\t", "\u{0}", "\u{1f}", " ", "é", "\u{FFFD}",
-            "\u{FFFE}", "\u{FFFF}", "\u{EFBF}", "\u{FFBE}", "\u{F000}", "\u{10000}", "\u{10FFFF}",
-            "\u{D7FF}", "\u{E000}", "\u{7f}",
+            "a",
+            "&",
+            "<",
+            ">",
+            "\r",
+            "\n",
+            "\t",
+            "\u{0}",
+            "\u{1f}",
+            " ",
+            "é",
+            "\u{FFFD}",
+            "\u{FFFE}",
+            "\u{FFFF}",
+            "\u{EFBF}",
+            "\u{FFBE}",
+            "\u{F000}",
+            "\u{10000}",
+            "\u{10FFFF}",
+            "\u{D7FF}",
+            "\u{E000}",
+            "\u{7f}",
         ];
         for a in pieces {
             for b in pieces {

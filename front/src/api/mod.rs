@@ -306,7 +306,7 @@ pub fn handle(state: &AppState, call: MethodCall) -> Response {
             ),
         };
     };
-    let caller = match crate::users::authenticate(&state.db, session) {
+    let caller = match crate::users::authenticate(&state.db, &state.credentials, session) {
         Ok(Some(c)) => c,
         Ok(None) => {
             tracing::info!(method, "authentication failed");

@@ -143,7 +143,7 @@ pub fn delete(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallRes
     }
     state
         .db
-        .write(|tx| users::delete(tx, id))
+        .write(|tx| users::delete(tx, &state.credentials, id))
         .map_err(|e| db_error(e, id))?;
     tracing::info!(user_id = id, "user deleted");
     Ok(ApiOk::with_extra(super::int_value(id), user.to_xml()))
