@@ -203,7 +203,7 @@ fn accept(
             frames.len()
         )));
     };
-    let result = match ResultFrame::parse(frame) {
+    let (result, uid) = match ResultFrame::parse_with_uid(frame) {
         Ok(result) => result,
         Err(e) => {
             let shown: String = String::from_utf8_lossy(frame).chars().take(80).collect();
@@ -211,7 +211,6 @@ fn accept(
             return Err(err_frame(&e.to_string()));
         }
     };
-    let uid = result.execution_uid();
     let (reply, outcome) = ResultReply::channel(bell.clone());
     let accepted = AcceptedResult {
         result: JournalResult {

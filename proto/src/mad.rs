@@ -384,6 +384,17 @@ impl ResultFrame {
     /// Everything else is refused; the reference's `to_i` leniency is not reproduced, because it
     /// turns a corrupt frame into a record for the wrong hook.
     pub fn parse(frame: &[u8]) -> Result<ResultFrame, FrameError> {
+        Self::parse_decoded(frame).map(|(result, _)| result)
+    }
+
+    /// [`ResultFrame::parse`], and the body's [`ResultFrame::execution_uid`] read from the same
+    /// decoding (the driver needs both for every result; the body is kilobytes).
+    pub fn parse_with_uid(frame: &[u8]) -> Result<(ResultFrame, Option<String>), FrameError> {
+        Self::parse_decoded(frame).map(|(result, body)| (result, uid_in(&body)))
+    }
+
+    /// The parsed frame and its decoded body.
+    fn parse_decoded(frame: &[u8]) -> Result<(ResultFrame, Vec<u8>), FrameError> {
         let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotText)?;
         let words: Vec<&str> = ruby_words(text).collect();
         let [rc_word, id_word, body] = words[..] else {
@@ -395,14 +406,15 @@ impl ResultFrame {
         let hook_id = parse_int(id_word, false).ok_or_else(|| FrameError::BadHookId {
             word: shorten(id_word),
         })?;
-        b64_decode_strict(body).map_err(|e| FrameError::BadBody {
+        let decoded = b64_decode_strict(body).map_err(|e| FrameError::BadBody {
             reason: e.to_string(),
         })?;
-        Ok(ResultFrame {
+        let result = ResultFrame {
             rc,
             hook_id,
             body: body.to_owned(),
-        })
+        };
+        Ok((result, decoded))
     }
 
     /// `<rc> <hook_id> <body>`.
@@ -416,16 +428,20 @@ impl ResultFrame {
     }
 
     /// The `EXECUTION_UID` the HEM put in the body (ARCHITECTURE.md "Execution uid"), trimmed;
-    /// `None` when absent, empty, longer than 256 bytes, or the body does not decode.
+    /// `None` when absent, empty, longer than 256 bytes, not UTF-8, or the body does not decode.
     pub fn execution_uid(&self) -> Option<String> {
-        let body = b64_decode_strict(&self.body).ok()?;
-        let body = String::from_utf8_lossy(&body);
-        let open = "<EXECUTION_UID>";
-        let start = body.find(open)? + open.len();
-        let len = body[start..].find("</EXECUTION_UID>")?;
-        let uid = body[start..start + len].trim();
-        (!uid.is_empty() && uid.len() <= 256).then(|| uid.to_owned())
+        uid_in(&b64_decode_strict(&self.body).ok()?)
     }
+}
+
+/// The trimmed text of the first `<EXECUTION_UID>` element of a decoded result body; `None`
+/// when absent, empty, longer than 256 bytes or not UTF-8.
+fn uid_in(body: &[u8]) -> Option<String> {
+    const OPEN: &[u8] = b"<EXECUTION_UID>";
+    let start = memchr::memmem::find(body, OPEN)? + OPEN.len();
+    let len = memchr::memmem::find(&body[start..], b"</EXECUTION_UID>")?;
+    let uid = std::str::from_utf8(&body[start..start + len]).ok()?.trim();
+    (!uid.is_empty() && uid.len() <= 256).then(|| uid.to_owned())
 }
 
 fn parse_int(word: &str, allow_negative: bool) -> Option<i64> {

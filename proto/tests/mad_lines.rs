@@ -196,6 +196,53 @@ fn execution_uid_is_read_from_the_body() {
         body: enc("<ARGUMENTS></ARGUMENTS>"),
     };
     assert_eq!(without.execution_uid(), None);
+    // Parsing a frame reads the same uid from the one decoding of its body.
+    for (frame, uid) in [(&with, Some("u-1")), (&without, None)] {
+        let (parsed, read) = ResultFrame::parse_with_uid(frame.to_frame().as_bytes()).unwrap();
+        assert_eq!(&parsed, frame);
+        assert_eq!(read.as_deref(), uid);
+    }
+    let cases = [
+        ("<EXECUTION_UID></EXECUTION_UID>", None),
+        ("<EXECUTION_UID>   </EXECUTION_UID>", None),
+        (
+            "<EXECUTION_UID>a</EXECUTION_UID><EXECUTION_UID>b</EXECUTION_UID>",
+            Some("a"),
+        ),
+        ("<EXECUTION_UID>open only", None),
+        (
+            "</EXECUTION_UID><EXECUTION_UID>x</EXECUTION_UID>",
+            Some("x"),
+        ),
+    ];
+    for (body, uid) in cases {
+        let frame = ResultFrame {
+            rc: 0,
+            hook_id: 1,
+            body: enc(body),
+        };
+        assert_eq!(frame.execution_uid().as_deref(), uid, "{body}");
+    }
+    let long = format!("<EXECUTION_UID>{}</EXECUTION_UID>", "u".repeat(257));
+    let frame = ResultFrame {
+        rc: 0,
+        hook_id: 1,
+        body: enc(&long),
+    };
+    assert_eq!(frame.execution_uid(), None);
+    // Not UTF-8 inside the element: no uid.
+    let raw = [
+        b"<EXECUTION_UID>".as_slice(),
+        &[0xff, 0xfe],
+        b"</EXECUTION_UID>",
+    ]
+    .concat();
+    let frame = ResultFrame {
+        rc: 0,
+        hook_id: 1,
+        body: base64::engine::general_purpose::STANDARD.encode(raw),
+    };
+    assert_eq!(frame.execution_uid(), None);
 }
 
 #[test]
