@@ -166,6 +166,31 @@ pub fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// The byte index of the first character of `s` that XML 1.0 cannot carry (`!is_xml_char`):
+/// a C0 control other than TAB, LF and CR, U+FFFE or U+FFFF (valid UTF-8 holds no others).
+/// Scans bytes; the same answer as testing every character, much faster on long text.
+pub fn first_non_xml_char(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\t' | b'\n' | b'\r' => {}
+            0..0x20 => return Some(i),
+            0xEF if is_non_character(bytes, i) => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether `bytes[i..]` starts with the encoding of U+FFFE or U+FFFF.
+fn is_non_character(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i) == Some(&0xEF)
+        && bytes.get(i + 1) == Some(&0xBF)
+        && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+}
+
 /// Escapes text for element content so that a reader taking the element's text gets `s` back.
 ///
 /// `&`, `<` and `>` become entity references and CR becomes `&#13;` (a raw CR would be turned into
@@ -221,11 +246,7 @@ fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
             b'&' | b'<' | b'>' | b'\r' => return Some(i),
             b'\t' | b'\n' => {}
             0..0x20 => return Some(i),
-            0xEF if bytes.get(i + 1) == Some(&0xBF)
-                && matches!(bytes.get(i + 2), Some(0xBE | 0xBF)) =>
-            {
-                return Some(i);
-            }
+            0xEF if is_non_character(bytes, i) => return Some(i),
             _ => {}
         }
         i += 1;
@@ -392,6 +413,13 @@ mod tests {
                 for c in pieces {
                     let s = format!("{a}{b}{c}");
                     assert_eq!(xml_escape(&s), by_char(&s), "{s:?}");
+                    assert_eq!(
+                        first_non_xml_char(&s),
+                        s.char_indices()
+                            .find(|(_, c)| !is_xml_char(*c))
+                            .map(|(i, _)| i),
+                        "{s:?}"
+                    );
                     let mut out = String::from("x");
                     xml_escape_into(&mut out, &s);
                     assert_eq!(out, format!("x{}", by_char(&s)), "{s:?}");

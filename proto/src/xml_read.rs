@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::encoding::is_xml_char;
+use crate::encoding::{first_non_xml_char, is_xml_char};
 
 /// Whether the input must be a whole document or may be element content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,13 +160,14 @@ fn as_str(bytes: &[u8], at: usize) -> Result<&str, XmlError> {
 }
 
 fn check_chars(text: &str, at: usize) -> Result<(), XmlError> {
-    match text.char_indices().find(|(_, c)| !is_xml_char(*c)) {
-        Some((p, c)) => Err(malformed(
-            at + p,
-            format!("character U+{:04X} is not allowed in XML", u32::from(c)),
-        )),
-        None => Ok(()),
-    }
+    let Some(p) = first_non_xml_char(text) else {
+        return Ok(());
+    };
+    let c = text[p..].chars().next().unwrap_or('\u{FFFD}');
+    Err(malformed(
+        at + p,
+        format!("character U+{:04X} is not allowed in XML", u32::from(c)),
+    ))
 }
 
 fn check_tag(tag: &BytesStart<'_>, at: usize) -> Result<(), XmlError> {
@@ -312,7 +313,7 @@ fn strict_text(content: &str) -> Option<String> {
         if let Some(after) = rest.strip_prefix("<![CDATA[") {
             let end = after.find("]]>")?;
             let data = &after[..end];
-            if !data.chars().all(is_xml_char) {
+            if first_non_xml_char(data).is_some() {
                 return None;
             }
             push_cdata(data, &mut out);
