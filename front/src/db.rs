@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use one_wal::{Checkpointer, Durability};
-use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Params, Row, Transaction, TransactionBehavior};
 use scoped_tls_hkt::scoped_thread_local;
 
 /// How many compiled statements the connection keeps: every statement text of the front-end
@@ -147,6 +147,9 @@ scoped_thread_local!(static SCOPE: for<'a> Scope<'a>);
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// A read-only connection for [`Db::committed`]: reads that need only committed data and
+    /// must not queue behind the writer (WAL readers never wait for it).
+    reader: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
     /// Checkpoints the WAL on its own thread, so that no API call waits for a checkpoint's
     /// fsync while it holds the connection; stops with the last handle.
@@ -189,8 +192,22 @@ impl Db {
                     reason: e.to_string(),
                 }
             })?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|reader| {
+            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            reader.busy_timeout(Duration::from_secs(5))?;
+            Ok(reader)
+        })
+        .map_err(|source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
             path: Arc::new(path.to_path_buf()),
             _checkpointer: Arc::new(checkpointer),
         })
@@ -224,6 +241,18 @@ impl Db {
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// Runs `f` with a read-only connection that sees the last committed state, without waiting
+    /// for the writer: in WAL mode a reader never waits for a write in progress. It does not see
+    /// the uncommitted writes of an enclosing [`Db::atomic`]; use it where committed data is
+    /// the point (the outbox sender reads only events whose transaction committed).
+    pub fn committed<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&reader)
     }
 
     /// Runs `f` with the connection, for reads (inside [`Db::atomic`], in its transaction).
@@ -382,16 +411,42 @@ mod tests {
         assert_eq!(n, 0);
     }
 
+    /// The read-only connection sees what is committed, at once, and nothing of a transaction
+    /// still open, even on the thread that has it open; a write in progress does not hold it up.
+    #[test]
+    fn committed_reads_see_only_committed_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        db.write(|tx| insert(tx, 1, "a")).unwrap();
+        assert_eq!(db.committed(names), ["a"]);
+        db.atomic(
+            || {
+                db.write(|tx| insert(tx, 2, "b")).unwrap();
+                assert_eq!(
+                    hooks(&db),
+                    ["a", "b"],
+                    "the transaction reads its own write"
+                );
+                assert_eq!(db.committed(names), ["a"], "not committed yet");
+            },
+            |_, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(db.committed(names), ["a", "b"]);
+    }
+
     fn hooks(db: &Db) -> Vec<String> {
-        db.read(|c| {
-            let mut stmt = c
-                .prepare("SELECT name FROM hook_pool ORDER BY oid")
-                .unwrap();
-            stmt.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<Vec<String>, _>>()
-                .unwrap()
-        })
+        db.read(names)
+    }
+
+    fn names(c: &Connection) -> Vec<String> {
+        let mut stmt = c
+            .prepare("SELECT name FROM hook_pool ORDER BY oid")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<Vec<String>, _>>()
+            .unwrap()
     }
 
     fn insert(tx: &Transaction<'_>, oid: i64, name: &str) -> rusqlite::Result<usize> {

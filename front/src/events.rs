@@ -273,7 +273,7 @@ impl EventBus {
 
     /// Up to `max` events with a sequence number above `after`, oldest first.
     pub fn fetch(&self, after: i64, max: usize) -> rusqlite::Result<Vec<OutboxEntry>> {
-        self.inner.db.read(|c| fetch(c, after, max))
+        self.inner.db.committed(|c| fetch(c, after, max))
     }
 
     /// Deletes every event up to and including `seq`.
