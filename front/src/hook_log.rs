@@ -270,9 +270,7 @@ mod tests {
         let (_d, db) = open();
         let plan = |sql: &str| -> String {
             db.read(|c| {
-                let mut stmt = c
-                    .prepare_cached(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .unwrap();
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
                 let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
                 rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
             })

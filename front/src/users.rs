@@ -145,15 +145,9 @@ pub fn authenticate(
         None => {
             // Read and remembered under the connection's lock, so that no change of the
             // user pool can fall between the two (see `Credentials`).
-            let read = db.read(|c| {
-                let user = by_name(c, name)?;
-                if let Some(user) = &user {
-                    cache.put(user);
-                }
-                Ok::<_, rusqlite::Error>(user)
-            })?;
+            let read = db.read(|c| by_name(c, name).map(|user| user.map(|u| cache.put(&u))))?;
             match read {
-                Some(user) => Known::from(&user),
+                Some(known) => known,
                 None => return Ok(None),
             }
         }
@@ -191,7 +185,7 @@ impl From<&User> for Known {
 /// held, and every change of a user row ([`delete`], the only one besides inserting a new
 /// name) forgets all entries inside its transaction, that is while holding the connection
 /// too. A lookup that finds nothing reads the pool, which then waits for that transaction.
-/// A new function changing user rows must call [`Credentials::forget_all`] the same way.
+/// A new function changing user rows must call `forget_all` the same way.
 #[derive(Debug, Default)]
 pub struct Credentials {
     users: Mutex<HashMap<String, Known>>,
@@ -205,16 +199,19 @@ impl Credentials {
         self.lock().get(name).cloned()
     }
 
-    fn put(&self, user: &User) {
+    /// Remembers `user`; what was remembered.
+    fn put(&self, user: &User) -> Known {
+        let known = Known::from(user);
         let mut users = self.lock();
         if users.len() >= CREDENTIALS_KEPT {
             users.clear();
         }
-        users.insert(user.name.clone(), Known::from(user));
+        users.insert(user.name.clone(), known.clone());
+        known
     }
 
     /// Forgets every user: call it inside the transaction that changes a user row.
-    pub fn forget_all(&self) {
+    fn forget_all(&self) {
         self.lock().clear();
     }
 

@@ -170,18 +170,21 @@ pub fn is_xml_char(c: char) -> bool {
 /// a C0 control other than TAB, LF and CR, U+FFFE or U+FFFF (valid UTF-8 holds no others).
 /// Scans bytes; the same answer as testing every character, much faster on long text.
 pub fn first_non_xml_char(s: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\t' | b'\n' | b'\r' => {}
-            0..0x20 => return Some(i),
-            0xEF if is_non_character(bytes, i) => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+    next_stop(s.as_bytes(), 0, false)
+}
+
+/// The index, from `from` on, of the first byte of `bytes` (valid UTF-8) that starts a
+/// character XML cannot carry (a C0 control other than TAB, LF and CR; `EF BF BE` or
+/// `EF BF BF`, U+FFFE and U+FFFF, the only such characters valid UTF-8 outside the C0 range
+/// can hold), or, with `markup`, one that text must escape (`&`, `<`, `>`, CR).
+fn next_stop(bytes: &[u8], from: usize, markup: bool) -> Option<usize> {
+    (from..bytes.len()).find(|&i| match bytes[i] {
+        b'&' | b'<' | b'>' | b'\r' => markup,
+        b'\t' | b'\n' => false,
+        0..0x20 => true,
+        0xEF => is_non_character(bytes, i),
+        _ => false,
+    })
 }
 
 /// Whether `bytes[i..]` starts with the encoding of U+FFFE or U+FFFF.
@@ -199,11 +202,11 @@ fn is_non_character(bytes: &[u8], i: usize) -> bool {
 /// a reference parser would reject the whole document otherwise. Quotes are left alone because
 /// the result is only ever used as element content.
 pub fn xml_escape(s: &str) -> Cow<'_, str> {
-    match next_special(s.as_bytes(), 0) {
+    match next_stop(s.as_bytes(), 0, true) {
         None => Cow::Borrowed(s),
-        Some(_) => {
+        Some(first) => {
             let mut out = String::with_capacity(s.len() + 16);
-            xml_escape_into(&mut out, s);
+            push_escaped(&mut out, s, first);
             Cow::Owned(out)
         }
     }
@@ -215,9 +218,18 @@ pub fn xml_escape(s: &str) -> Cow<'_, str> {
 /// copied in runs, which matters for the kilobytes of base64 and XML that results and
 /// XML-RPC responses carry.
 pub fn xml_escape_into(out: &mut String, s: &str) {
+    match next_stop(s.as_bytes(), 0, true) {
+        None => out.push_str(s),
+        Some(first) => push_escaped(out, s, first),
+    }
+}
+
+/// Appends `s` escaped, given `first`, the position of its first byte to escape.
+fn push_escaped(out: &mut String, s: &str, first: usize) {
     let bytes = s.as_bytes();
     let mut copied = 0;
-    while let Some(at) = next_special(bytes, copied) {
+    let mut next = Some(first);
+    while let Some(at) = next {
         out.push_str(&s[copied..at]);
         let (replacement, len) = match bytes[at] {
             b'&' => ("&amp;", 1),
@@ -226,32 +238,14 @@ pub fn xml_escape_into(out: &mut String, s: &str) {
             b'\r' => ("&#13;", 1),
             // U+FFFE and U+FFFF, three bytes each.
             0xEF => ("\u{FFFD}", 3),
-            // The other C0 controls (next_special never stops at TAB or LF).
+            // The other C0 controls (next_stop never stops at TAB or LF).
             _ => ("\u{FFFD}", 1),
         };
         out.push_str(replacement);
         copied = at + len;
+        next = next_stop(bytes, copied, true);
     }
     out.push_str(&s[copied..]);
-}
-
-/// The index, from `from` on, of the first byte of `bytes` (valid UTF-8) that starts something
-/// [`xml_escape`] changes: `&`, `<`, `>`, CR, a C0 control other than TAB and LF, or the
-/// encoding of U+FFFE or U+FFFF (`EF BF BE`, `EF BF BF`, the only non-characters that valid
-/// UTF-8 outside the C0 range can hold).
-fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'&' | b'<' | b'>' | b'\r' => return Some(i),
-            b'\t' | b'\n' => {}
-            0..0x20 => return Some(i),
-            0xEF if is_non_character(bytes, i) => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Checks that `xml` is a well-formed XML 1.0 document with exactly one root element: the test

@@ -92,10 +92,10 @@ const WRITER_BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// handler that retries every millisecond for up to [`WRITER_BUSY_LIMIT`].
 ///
 /// The restarting checkpoint holds the writer back for as long as its syncs take (tens of
-/// milliseconds on a loaded disk once the database file is synced ahead of it). SQLite's own busy timeout sleeps in growing steps of up to
-/// 100 ms, so the writer woke up to 100 ms after the lock was free, with every commit queued
-/// behind it; retrying each millisecond resumes it at once, and costs nothing while nobody
-/// holds the lock.
+/// milliseconds on a loaded disk once the database file is synced ahead of it). SQLite's own
+/// busy timeout sleeps in growing steps of up to 100 ms, so the writer woke up to 100 ms after
+/// the lock was free, with every commit queued behind it; retrying each millisecond resumes it
+/// at once, and costs nothing while nobody holds the lock.
 pub fn prepare_writer(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_handler(Some(writer_busy))?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
