@@ -125,8 +125,7 @@
 //! last results again, and oned-lite drops them by `EXECUTION_UID` (the reference oned, which
 //! keeps no uid, would record them twice: the price of one commit less per result).
 //! The WAL file (`<journal>-wal`) keeps the largest size it reached and is written again from its
-//! start after each complete checkpoint; a restarting checkpoint brings it back to its start
-//! once it passes 4 MiB (`one_wal::RESTART_BYTES`).
+//! start after each complete checkpoint; a restarting checkpoint keeps it below about 256 MiB.
 //! It is not truncated: on this kind of disk freeing tens of megabytes took 250 ms inside the
 //! commit that started the WAL over, and no event was published meanwhile.
 //!

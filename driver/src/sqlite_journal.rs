@@ -107,7 +107,7 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
         ));
     }
     // No `journal_size_limit`: the WAL file keeps its size when it starts over and is written
-    // again from its start (it stays within a few times `one_wal::RESTART_BYTES`). The truncation
+    // again from its start (it stays below about `one_wal::RESTART_BYTES`). The truncation
     // happens in the commit that starts the WAL over; freeing tens of megabytes of blocks took
     // 250 ms here, during which no event was published.
     conn.execute_batch(
