@@ -308,6 +308,16 @@ impl Stack {
         Ok(())
     }
 
+    /// Pid of the HEM this stack started, if any.
+    pub fn hem_pid(&self) -> Option<u32> {
+        self.hem.as_ref().map(Child::id)
+    }
+
+    /// Pid of oned-lite, if running.
+    pub fn oned_pid(&self) -> Option<u32> {
+        self.oned.as_ref().map(Child::id)
+    }
+
     /// Whether the HEM this stack started is still running (it never exits on its own).
     pub fn hem_alive(&mut self) -> bool {
         matches!(self.hem.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

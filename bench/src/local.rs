@@ -161,6 +161,8 @@ const WARM: usize = 3;
 struct FrontThroughput {
     rate: f64,
     xmlrpc_rate: f64,
+    /// CPU per event by process, as text.
+    cpu: String,
 }
 
 fn front_throughput(n: usize) -> Result<FrontThroughput> {
@@ -168,13 +170,36 @@ fn front_throughput(n: usize) -> Result<FrontThroughput> {
         &vm_hook("bench-true", "/bin/true", "PENDING", "LCM_INIT"),
         WARM,
     )?;
+    let pids = [
+        ("oned-lite", stack.oned_pid()),
+        ("the driver", stack.driver_pid()),
+        ("the HEM", stack.hem_pid()),
+    ];
+    let cpu = |pids: &[(&str, Option<u32>)]| -> Result<Vec<CpuTime>> {
+        pids.iter()
+            .map(|(name, pid)| cpu_time(pid.with_context(|| format!("{name} is not running"))?))
+            .collect()
+    };
+    let before = cpu(&pids)?;
     let start = Instant::now();
     let allocs = allocate_vms(&stack, n, 8, None)?;
     let last = wait_stored(&db, hook, (WARM + n) as u64, budget(n))?;
+    let after = cpu(&pids)?;
     check_front_records(&db, hook, &allocs)?;
+    let per = |secs: f64| secs * 1e6 / n as f64;
+    let mut parts: Vec<String> = pids
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|((name, _), (b, a))| format!("{name} {:.0} µs", per(a.own - b.own)))
+        .collect();
+    parts.push(format!(
+        "the hook process {:.0} µs",
+        per(after[2].children - before[2].children)
+    ));
     Ok(FrontThroughput {
         rate: n as f64 / (last - start).as_secs_f64(),
         xmlrpc_rate: n as f64 / allocs.calls.as_secs_f64(),
+        cpu: parts.join(", "),
     })
 }
 
@@ -547,13 +572,22 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     let n_front = scale.pick(3000, 300);
     let mut front = Vec::new();
     let mut xmlrpc = Vec::new();
+    let mut front_low = Percentiles::new();
     let mut front_paced = Percentiles::new();
     let mut front_offered = Vec::new();
     let mut front_sat = Percentiles::new();
+    let mut front_note = String::new();
     for _ in 0..runs {
         let t = front_throughput(n_front)?;
+        front_note = format!(
+            "Where the time goes on the front-end route (CPU per event, last run, besides the \
+             benchmark's own XML-RPC clients): {}.",
+            t.cpu
+        );
         front.push(t.rate);
         xmlrpc.push(t.xmlrpc_rate);
+        let (lat, _) = front_latency(n_low, 4, Some(low_rate))?;
+        front_low.push(&lat);
         let (lat, off) = front_latency(n_paced, 4, Some(rate))?;
         front_paced.push(&lat);
         front_offered.push(off);
@@ -602,6 +636,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     );
     report.goal(Goal::AtLeast(80.0));
     report.note(SECTION, &budget_note);
+    report.note(SECTION, &front_note);
     low.report(
         report,
         "HEM route: event to hook start at 50/s (light load),",
@@ -622,6 +657,12 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         "events/s",
         offered,
         "",
+    );
+    front_low.report(
+        report,
+        "front-end route: request sent to hook start at 50/s (light load),",
+        &format!("{n_low} calls at 50/s from 4 connections"),
+        None,
     );
     front_paced.report(
         report,
