@@ -173,8 +173,9 @@ impl Checkpointer {
         durability: Durability,
         restart_bytes: i64,
     ) -> Result<Checkpointer, StartError> {
-        prepare_checkpointer(&conn, durability)?;
+        // Read with the connection's usual busy timeout: the short one is for restarts.
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        prepare_checkpointer(&conn, durability)?;
         // Only a durable database has its file flushed ahead of a restart (see `flush_ahead`).
         let file = conn
             .path()
