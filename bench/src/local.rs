@@ -45,9 +45,11 @@ program); latency uses `one-bench-stamp` (section 1), whose printed start time c
 the result's STDOUT. Event time is, on the HEM route, the moment the line was written to the \
 driver's stdin (where oned hands an event over) and, on the front-end route, the moment the \
 XML-RPC request was sent (an upper bound: it includes the call itself). The paced runs offer \
-500 events/s from a schedule (event i at i/500 s); the saturation runs offer everything at \
-once, so their latency grows with the queue and depends on the count given in the note. Every \
-run also checks that each event produced exactly one successful result.";
+50 (light load) or 500 events/s from a schedule (event i at i/rate s); the saturation runs \
+offer everything at once, so their latency grows with the queue and depends on the count given \
+in the note. Every run also checks that each event produced exactly one successful result. \
+CPU per event is user+system time from /proc over the throughput run, per process (the hooks \
+as the HEM's waited-for children) and, on the HEM route, per thread.";
 
 /// Allocations made by [`allocate_vms`]: the VM id and the time each request was sent.
 pub struct Allocations {
