@@ -430,8 +430,8 @@ mod tests {
             "\u{E000}",
             "\u{7f}",
         ];
-        // Clean runs around each combination put it at every place relative to the 16-byte
-        // blocks of the scan, across block ends included.
+        // Clean runs around each combination put it at several places relative to the 16-byte
+        // blocks of the scan: in the first block, across a block end, in a later block.
         let pads = [(0, 0), (13, 17), (14, 2), (15, 16), (30, 1)];
         for a in pieces {
             for b in pieces {
