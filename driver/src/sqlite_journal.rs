@@ -416,15 +416,15 @@ impl EventLog for SqliteJournal {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, source FROM events WHERE source IS NOT NULL ORDER BY seq DESC LIMIT ?1",
+                "SELECT seq, source FROM events WHERE source IS NOT NULL ORDER BY seq DESC",
             )
             .map_err(err("read event ids"))?;
+        // Rows come newest first as they are read; see `SqliteReader::read` on `LIMIT ?`.
         let rows = stmt
-            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok((to_u64(r.get(0)?), to_u64(r.get(1)?)))
-            })
+            .query_map([], |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))))
             .map_err(err("read event ids"))?;
         let mut out = rows
+            .take(limit)
             .collect::<Result<Vec<_>, _>>()
             .map_err(err("read event ids"))?;
         out.reverse();
@@ -451,6 +451,8 @@ impl EventLog for SqliteJournal {
     }
 }
 
+const REPLAY_PAGE: &str = "SELECT seq, keys, content FROM events WHERE seq > ?1 ORDER BY seq";
+
 /// A replay reader on its own connection (WAL readers never block the writer).
 pub struct SqliteReader {
     conn: Connection,
@@ -476,12 +478,15 @@ impl SqliteReader {
         let oldest = oldest.map_or(head + 1, to_u64);
         let mut events = Vec::new();
         if max_events > 0 {
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, keys, content FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let mut rows = stmt.query(params![to_i64(after), i64::from(max_events)])?;
+            // No `LIMIT ?`: SQLite prepares a statement again at every run when its LIMIT is a
+            // bound parameter. Rows come in seq order as they are read, so stopping after
+            // `max_events` reads no more.
+            let mut stmt = tx.prepare_cached(REPLAY_PAGE)?;
+            let mut rows = stmt.query([to_i64(after)])?;
             let mut bytes = 0usize;
-            while let Some(row) = rows.next()? {
+            while events.len() < max_events as usize
+                && let Some(row) = rows.next()?
+            {
                 let content = match row.get_ref(2)? {
                     ValueRef::Blob(bytes) => b64_encode(bytes),
                     other => other.as_str()?.to_owned(),
@@ -810,5 +815,29 @@ mod tests {
         );
         let past = r.read_after(10, 5, 1 << 20).expect("read");
         assert!(past.events.is_empty());
+    }
+
+    /// A replay reads page after page with one prepared statement; SQLite prepared it again
+    /// at every page while its LIMIT was a bound parameter.
+    #[test]
+    fn replay_pages_reuse_the_prepared_statement() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let mut j = SqliteJournal::open(&path, options(None)).expect("open");
+        let mut batch = Batch {
+            events: (0..10).map(event).collect(),
+            ..Batch::default()
+        };
+        j.commit(&mut batch).expect("commit");
+        let mut r = SqliteReader {
+            conn: open_connection(&path).expect("reader"),
+        };
+        let mut after = 0;
+        while let Some(last) = r.read(after, 3, 1 << 20).expect("read").events.last() {
+            after = last.seq;
+        }
+        assert_eq!(after, 10);
+        let stmt = r.conn.prepare_cached(REPLAY_PAGE).expect("cached");
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }

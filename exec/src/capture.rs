@@ -47,7 +47,13 @@ pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
             let read = async {
                 let room = cap.saturating_sub(out.bytes.len());
                 if room > 0 {
-                    out.bytes.reserve(room.min(READ_SIZE));
+                    // Until a first byte arrives the buffer is what `read_buf` reserves by
+                    // itself (64 bytes): most hooks write nothing, and a large reservation
+                    // for each of their two pipes was a measurable share of the HEM's
+                    // allocator time.
+                    if !out.bytes.is_empty() {
+                        out.bytes.reserve(room.min(READ_SIZE));
+                    }
                     let limit = u64::try_from(room).unwrap_or(u64::MAX);
                     (&mut pipe).take(limit).read_buf(&mut out.bytes).await
                 } else {

@@ -1,8 +1,10 @@
 //! Spawning a hook process and supervising it to its end.
 
+use std::fs::File;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -115,7 +117,7 @@ impl Process {
     pub fn spawn(cmd: &mut Command, input: Option<Vec<u8>>) -> Result<Process, SpawnError> {
         let stdin = match input {
             Some(_) => Stdio::piped(),
-            None => Stdio::null(),
+            None => dev_null(),
         };
         cmd.process_group(0)
             .stdin(stdin)
@@ -194,6 +196,17 @@ impl Process {
             stderr,
         }
     }
+}
+
+/// `/dev/null` for a child's stdin: a copy of one descriptor opened once, which spares every
+/// spawn the path lookup of an `open` (a few percent of the spawning thread's time).
+fn dev_null() -> Stdio {
+    static DEV_NULL: OnceLock<Option<File>> = OnceLock::new();
+    DEV_NULL
+        .get_or_init(|| File::open("/dev/null").ok())
+        .as_ref()
+        .and_then(|f| f.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 /// Waits for the main process; on timeout or cancel, kills its group.

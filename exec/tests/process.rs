@@ -113,6 +113,12 @@ async fn output_past_the_cap_is_dropped_and_flagged() {
 
     let f = run(sh("echo x"), None, capped(0)).await;
     assert_eq!((f.stdout.bytes.len(), f.stdout.truncated), (0, true));
+
+    // Output of many reads under the cap is kept whole and in order.
+    let f = run(sh("seq 1 20000"), None, capped(1 << 20)).await;
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&f.stdout.bytes), expected);
+    assert!(!f.stdout.truncated);
 }
 
 #[tokio::test]

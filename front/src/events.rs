@@ -551,26 +551,26 @@ fn count(c: &Connection) -> rusqlite::Result<u64> {
     Ok(span.map_or(0, |(a, b)| u64::try_from(b - a + 1).unwrap_or(0)))
 }
 
+const FETCH: &str = "SELECT seq, kind, payload FROM event_outbox WHERE seq > ?1 ORDER BY seq";
+
 fn fetch(c: &Connection, after: i64, max: usize) -> rusqlite::Result<Vec<OutboxEntry>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT seq, kind, payload FROM event_outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(
-        params![after, i64::try_from(max).unwrap_or(i64::MAX)],
-        |r| {
-            let kind: i64 = r.get(1)?;
-            Ok(OutboxEntry {
-                seq: r.get(0)?,
-                kind: if kind == KIND_RETRY {
-                    EntryKind::Retry
-                } else {
-                    EntryKind::Execute
-                },
-                payload: r.get(2)?,
-            })
-        },
-    )?;
-    rows.collect()
+    // No `LIMIT ?`: SQLite prepares a statement again at every run when its LIMIT is a bound
+    // parameter. Rows come in rowid order as they are read, so taking `max` of them reads no
+    // more.
+    let mut stmt = c.prepare_cached(FETCH)?;
+    let rows = stmt.query_map([after], |r| {
+        let kind: i64 = r.get(1)?;
+        Ok(OutboxEntry {
+            seq: r.get(0)?,
+            kind: if kind == KIND_RETRY {
+                EntryKind::Retry
+            } else {
+                EntryKind::Execute
+            },
+            payload: r.get(2)?,
+        })
+    })?;
+    rows.take(max).collect()
 }
 
 #[cfg(test)]
@@ -628,6 +628,37 @@ mod tests {
         assert_eq!(bus.pending().unwrap(), 2);
         bus.remove_through(entries[0].seq).unwrap();
         assert_eq!(bus.fetch(0, 10).unwrap(), vec![entries[1].clone()]);
+    }
+
+    /// The outbox sender reads a batch for every few events; SQLite prepared that read again
+    /// at every run while its LIMIT was a bound parameter.
+    #[test]
+    fn batches_are_read_in_order_by_one_prepared_statement() {
+        let (_dir, bus) = bus();
+        for i in 0..7 {
+            bus.inner
+                .db
+                .write(|tx| bus.enqueue_state(tx, &state_event(i)))
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = bus.fetch(after, 3).unwrap();
+            assert!(batch.len() <= 3, "a batch holds at most what was asked");
+            let Some(last) = batch.last() else { break };
+            after = last.seq;
+            seen.extend(batch);
+        }
+        assert_eq!(seen.len(), 7);
+        assert!(seen.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert!(decode(&seen[6]).contains("<RESOURCE_ID>6</RESOURCE_ID>"));
+        let reprepared = bus.inner.db.committed(|c| {
+            c.prepare_cached(FETCH)
+                .unwrap()
+                .get_status(rusqlite::StatementStatus::RePrepare)
+        });
+        assert_eq!(reprepared, 0);
     }
 
     #[test]
