@@ -22,8 +22,9 @@ pub const FIGURE: &str = "fork/exec of /bin/true with pipes, 10 workers";
 const METHOD: &str = "Ten threads of one Rust process each spawn `/bin/true` with stdin from \
 /dev/null and stdout and stderr piped and read to the end (`Command::output`), as the HEM's \
 local executor does, until the fixed count is reached; the rate is the count over the wall \
-time. This is the physical limit for local hooks on this machine at this moment, and the \
-denominator of the local ratios in section 3. The stamp rows measure the latency method of \
+time. This is the physical limit for local hooks on this machine at this moment; section 3 \
+measures it again next to each of its throughput runs, the denominator of its ratios. The \
+stamp rows measure the latency method of \
 sections 3 and 7: `one-bench-stamp` prints the wall-clock time when its `main` starts; \
 spawned directly, one at a time, the gap between `spawn()` and that time is what the method \
 itself adds to every hook-start latency.";

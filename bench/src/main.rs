@@ -117,10 +117,6 @@ fn run(command: Command, scale: Scale) -> Result<bool> {
             println!("wrote {} and {}", out.display(), json.display());
         }
         Command::One(section) => {
-            if section == Section::Local {
-                // The local figures are ratios of the ceiling measured in the same run.
-                run_section(Section::Ceiling, &mut report, scale);
-            }
             run_section(section, &mut report, scale);
             print!("{}", report.markdown());
         }

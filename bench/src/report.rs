@@ -201,13 +201,6 @@ impl Report {
         self.notes.push((section.into(), text.into()));
     }
 
-    pub fn median_of(&self, section: &str, name: &str) -> Option<f64> {
-        self.figures
-            .iter()
-            .find(|f| f.section == section && f.name == name)
-            .map(|f| f.median)
-    }
-
     fn machine() -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
@@ -270,7 +263,7 @@ impl Report {
             out,
             "The machine is shared: load average {} at the start and {} at the end (1, 5 and \
              15 minutes). Absolute times drift with that load, which is why the local figures \
-             are also given as a ratio of the fork/exec ceiling measured in the same run.\n",
+             are also given as a ratio of the fork/exec ceiling measured just before each of them.\n",
             m.load_start, m.load_end
         );
         let _ = writeln!(
