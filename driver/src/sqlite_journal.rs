@@ -793,15 +793,22 @@ mod tests {
         assert_eq!((page.oldest, page.head), (11, 10));
     }
 
-    #[test]
-    fn replay_pages_are_bounded_by_count_and_bytes() {
+    /// A journal holding events 1 to 10, in a temporary directory.
+    fn ten_events() -> (tempfile::TempDir, PathBuf, SqliteJournal) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut j = SqliteJournal::open(&dir.path().join("j.db"), options(None)).expect("open");
+        let path = dir.path().join("j.db");
+        let mut j = SqliteJournal::open(&path, options(None)).expect("open");
         let mut batch = Batch {
             events: (0..10).map(event).collect(),
             ..Batch::default()
         };
         j.commit(&mut batch).expect("commit");
+        (dir, path, j)
+    }
+
+    #[test]
+    fn replay_pages_are_bounded_by_count_and_bytes() {
+        let (_dir, _, j) = ten_events();
         let mut r = j.reader().expect("reader");
         let page = r.read_after(3, 4, 1 << 20).expect("read");
         let seqs: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
@@ -821,14 +828,7 @@ mod tests {
     /// at every page while its LIMIT was a bound parameter.
     #[test]
     fn replay_pages_reuse_the_prepared_statement() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("j.db");
-        let mut j = SqliteJournal::open(&path, options(None)).expect("open");
-        let mut batch = Batch {
-            events: (0..10).map(event).collect(),
-            ..Batch::default()
-        };
-        j.commit(&mut batch).expect("commit");
+        let (_dir, path, _j) = ten_events();
         let mut r = SqliteReader {
             conn: open_connection(&path).expect("reader"),
         };
