@@ -9,6 +9,8 @@ use tokio::time::Instant;
 /// Largest single read: the kept bytes grow by at most this much per read, and this is the
 /// size of the buffer that bytes past the cap are read into and dropped.
 const READ_SIZE: usize = 16 * 1024;
+/// Room for the first read: a line or two, small enough for the allocator's per-thread cache.
+const FIRST_READ_SIZE: usize = 1024;
 
 /// What a process wrote on one pipe, up to the cap.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,13 +49,15 @@ pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
             let read = async {
                 let room = cap.saturating_sub(out.bytes.len());
                 if room > 0 {
-                    // Until a first byte arrives the buffer is what `read_buf` reserves by
-                    // itself (64 bytes): most hooks write nothing, and a large reservation
-                    // for each of their two pipes was a measurable share of the HEM's
-                    // allocator time.
-                    if !out.bytes.is_empty() {
-                        out.bytes.reserve(room.min(READ_SIZE));
-                    }
+                    // The first read gets a small room: most hooks write nothing or a line,
+                    // and a 16 KiB reservation for each of their two pipes was a measurable
+                    // share of the HEM's allocator time.
+                    let size = if out.bytes.is_empty() {
+                        FIRST_READ_SIZE
+                    } else {
+                        READ_SIZE
+                    };
+                    out.bytes.reserve(room.min(size));
                     let limit = u64::try_from(room).unwrap_or(u64::MAX);
                     (&mut pipe).take(limit).read_buf(&mut out.bytes).await
                 } else {
