@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use one_proto::event::{HookMessage, ParamDir};
+use one_proto::event::HookMessage;
 use one_proto::hook_log::ExecResult;
 use one_proto::keys::ruby_words;
 use one_proto::retry::RetryMessage;
@@ -270,34 +270,5 @@ pub fn remote_host(event: &HookMessage) -> Option<String> {
     match event {
         HookMessage::State(s) => s.remote_host.clone(),
         HookMessage::Api(_) => None,
-    }
-}
-
-/// The resource an event is about, `VM/12` or `vm/12` for an API call, `""` when unknown.
-/// API calls name their object in an integer IN parameter (the first one after the session);
-/// allocate calls in their OUT return value.
-pub fn resource(event: &HookMessage) -> String {
-    match event {
-        HookMessage::State(s) => format!("{}/{}", s.object.name(), s.resource_id),
-        HookMessage::Api(api) => {
-            let object = api.call.split('.').nth(1).unwrap_or("");
-            let allocated = if api.call.ends_with(".allocate") && api.success {
-                api.param(ParamDir::Out, 2)
-                    .filter(|v| v.trim().parse::<i64>().is_ok())
-            } else {
-                None
-            };
-            let id = allocated.or_else(|| {
-                api.params
-                    .iter()
-                    .filter(|p| p.dir == ParamDir::In && p.position >= 2)
-                    .map(|p| p.value.as_str())
-                    .find(|v| v.trim().parse::<i64>().is_ok())
-            });
-            match id {
-                Some(id) => format!("{object}/{}", id.trim()),
-                None => String::new(),
-            }
-        }
     }
 }

@@ -22,7 +22,7 @@ use one_proto::keys::{ParsedKey, RELOAD_CALLS, parse_key};
 use one_proto::retry::RetryMessage;
 
 use crate::config::ReplayFrom;
-use crate::execution::{Execution, HookPaths, Plan, resource};
+use crate::execution::{Execution, HookPaths, Plan};
 use crate::hook_map::{HookMap, HookSpec};
 use crate::journal::{BusMessage, Journal, JournalError};
 use crate::subscriber::EventStream;
@@ -605,7 +605,10 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
         let event = decode_event(&msg.content, seq);
         let event_key = reference_key(&msg.key, parsed).to_string();
-        let resource = event.as_ref().map(resource).unwrap_or_default();
+        let resource = event
+            .as_ref()
+            .map(HookMessage::resource)
+            .unwrap_or_default();
         for id in ids {
             let Some(hook) = self.hooks.get(id) else {
                 continue;

@@ -8,7 +8,7 @@ use one_proto::hook::HookType;
 use one_proto::hook_log::ExecResult;
 use one_proto::retry::RetryMessage;
 use onehem_server::exec::ExecOutcome;
-use onehem_server::execution::{Execution, HookPaths, Plan, Target, expand_arguments, resource};
+use onehem_server::execution::{Execution, HookPaths, Plan, Target, expand_arguments};
 use onehem_server::hook_map::HookSpec;
 
 const VM_BODY: &str = "<VM><ID>12</ID><NAME>test</NAME></VM>";
@@ -312,13 +312,13 @@ fn failure_texts_are_the_reference_ones() {
 
 #[test]
 fn resources_name_the_object() {
-    assert_eq!(resource(&vm_event(None)), "VM/12");
-    assert_eq!(resource(&api_event()), "vm/42");
+    assert_eq!(vm_event(None).resource(), "VM/12");
+    assert_eq!(api_event().resource(), "vm/42");
     let update = HookMessage::Api(ApiEvent::success(
         "one.vm.action",
         vec!["s".into(), "terminate".into(), "7".into()],
         "7",
         "",
     ));
-    assert_eq!(resource(&update), "vm/7");
+    assert_eq!(update.resource(), "vm/7");
 }

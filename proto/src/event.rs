@@ -300,6 +300,37 @@ impl HookMessage {
         }
     }
 
+    /// The resource the event is about: `VM/12` (the object's name and RESOURCE_ID) for a STATE
+    /// event, `vm/12` for an API call, `""` when the call names none. API calls name their object
+    /// in an integer IN parameter (the first one after the session); successful allocate calls
+    /// in their OUT return value. The HEM orders executions per hook and resource, and in NATS
+    /// mode the driver places events on partitions by it, so both read it here.
+    pub fn resource(&self) -> String {
+        match self {
+            HookMessage::State(s) => format!("{}/{}", s.object.name(), s.resource_id),
+            HookMessage::Api(api) => {
+                let object = api.call.split('.').nth(1).unwrap_or("");
+                let allocated = if api.call.ends_with(".allocate") && api.success {
+                    api.param(ParamDir::Out, 2)
+                        .filter(|v| v.trim().parse::<i64>().is_ok())
+                } else {
+                    None
+                };
+                let id = allocated.or_else(|| {
+                    api.params
+                        .iter()
+                        .filter(|p| p.dir == ParamDir::In && p.position >= 2)
+                        .map(|p| p.value.as_str())
+                        .find(|v| v.trim().parse::<i64>().is_ok())
+                });
+                match id {
+                    Some(id) => format!("{object}/{}", id.trim()),
+                    None => String::new(),
+                }
+            }
+        }
+    }
+
     /// The `$TEMPLATE` value (reference §8.2): strict base64 of the object element, "" for API
     /// events. The body is used as given (as received, for parsed events), without the
     /// reference's re-indentation.

@@ -13,6 +13,7 @@ pub mod mad;
 pub mod replay;
 pub mod retry;
 pub mod states;
+pub mod subjects;
 pub mod template;
 mod xml_read;
 pub mod xml_tree;
