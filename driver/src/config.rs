@@ -70,9 +70,86 @@ pub struct Cli {
     #[arg(long = "endpoints-file")]
     pub endpoints_file: Option<PathBuf>,
 
+    /// NATS servers (`nats://host:port` or `tls://host:port`, comma-separated). Selects the
+    /// NATS mode: events and results are journaled in JetStream streams instead of the SQLite
+    /// journal (ARCHITECTURE.md "Distributed mode").
+    #[arg(long = "nats", value_name = "URL[,URL...]")]
+    pub nats: Option<String>,
+
+    /// NATS user (with --nats-password).
+    #[arg(long = "nats-user")]
+    pub nats_user: Option<String>,
+
+    /// NATS password; better given in the environment than on the command line.
+    #[arg(
+        long = "nats-password",
+        env = "ONE_HM_NATS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub nats_password: Option<String>,
+
+    /// NATS credentials file (user JWT and nkey seed), instead of a user and password.
+    #[arg(long = "nats-creds")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// CA certificate the NATS servers' certificates are checked against (requires TLS).
+    #[arg(long = "nats-tls-ca")]
+    pub nats_tls_ca: Option<PathBuf>,
+
+    /// Client certificate for NATS (with --nats-tls-key).
+    #[arg(long = "nats-tls-cert")]
+    pub nats_tls_cert: Option<PathBuf>,
+
+    /// Key of the client certificate.
+    #[arg(long = "nats-tls-key")]
+    pub nats_tls_key: Option<PathBuf>,
+
+    /// Replicas of the events and results streams when the driver creates them (at most the
+    /// number of servers in the cluster).
+    #[arg(long = "nats-replicas", default_value_t = 1)]
+    pub nats_replicas: usize,
+
+    /// Partitions of the events stream: HEMs divide the work by partition, and the events of
+    /// one resource always go to the same one. Fixed for the life of the stream.
+    #[arg(long = "nats-partitions", default_value_t = 8)]
+    pub nats_partitions: u32,
+
+    /// Subject prefix of events and results.
+    #[arg(long = "nats-prefix", default_value = one_proto::subjects::DEFAULT_PREFIX)]
+    pub nats_prefix: String,
+
+    /// Name of the events stream.
+    #[arg(long = "nats-events-stream", default_value = "ONE_EVENTS")]
+    pub nats_events_stream: String,
+
+    /// Name of the results stream.
+    #[arg(long = "nats-results-stream", default_value = "ONE_RESULTS")]
+    pub nats_results_stream: String,
+
+    /// How long the streams remember message ids: an event or result sent again within this
+    /// time is stored once (`90s`, `10m`, `1h`).
+    #[arg(long = "nats-dedupe-window", default_value = "10m")]
+    pub nats_dedupe_window: String,
+
+    /// How long a result forwarded to oned may wait for oned's acknowledgement before JetStream
+    /// delivers it again (to this driver or the next one).
+    #[arg(long = "nats-result-ack-wait", default_value = "10s")]
+    pub nats_result_ack_wait: String,
+
     /// Print help.
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// The NATS mode's settings.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub bus: one_bus::Settings,
+    pub layout: one_bus::Layout,
+    pub replicas: usize,
+    pub partitions: u32,
+    pub dedupe_window: Duration,
+    pub result_ack_wait: Duration,
 }
 
 /// How many events and for how long the journal keeps them.
@@ -140,6 +217,8 @@ pub struct Config {
     pub key_style: KeyStyle,
     /// Where to write the bound endpoints.
     pub endpoints_file: Option<PathBuf>,
+    /// NATS mode; `None` journals in SQLite.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Config {
@@ -158,6 +237,7 @@ impl Config {
         if cli.hwm.is_some_and(|h| h < 0) {
             problems.push("--hwm: must not be negative".to_owned());
         }
+        let nats = nats_config(&cli, &mut problems);
         let (Some(retention), Some(sync), true) = (retention, sync, problems.is_empty()) else {
             return Err(problems);
         };
@@ -177,6 +257,7 @@ impl Config {
                 KeyStyle::WithSequence
             },
             endpoints_file: cli.endpoints_file,
+            nats,
         })
     }
 
@@ -205,6 +286,130 @@ pub fn split_single_argument(args: Vec<String>) -> Vec<String> {
             out
         }
         _ => args,
+    }
+}
+
+/// The NATS settings when `--nats` is given; other `--nats-*` flags without it are refused, as
+/// they would be silently ignored.
+fn nats_config(cli: &Cli, problems: &mut Vec<String>) -> Option<NatsConfig> {
+    let Some(servers) = &cli.nats else {
+        let stray = [
+            ("--nats-user", cli.nats_user.is_some()),
+            ("--nats-creds", cli.nats_creds.is_some()),
+            ("--nats-tls-ca", cli.nats_tls_ca.is_some()),
+            ("--nats-tls-cert", cli.nats_tls_cert.is_some()),
+            ("--nats-tls-key", cli.nats_tls_key.is_some()),
+        ];
+        for (flag, _) in stray.iter().filter(|(_, given)| *given) {
+            problems.push(format!("{flag}: only with --nats"));
+        }
+        return None;
+    };
+    let auth = match (&cli.nats_user, &cli.nats_password, &cli.nats_creds) {
+        (None, None, None) => one_bus::Auth::None,
+        (Some(user), Some(password), None) => one_bus::Auth::UserPassword {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        (None, None, Some(creds)) => one_bus::Auth::Creds(creds.clone()),
+        (Some(_), None, _) => {
+            problems.push("--nats-user: needs --nats-password (or ONE_HM_NATS_PASSWORD)".into());
+            one_bus::Auth::None
+        }
+        (None, Some(_), _) => {
+            problems.push("--nats-password: needs --nats-user".into());
+            one_bus::Auth::None
+        }
+        (_, _, Some(_)) => {
+            problems.push("--nats-creds: give either a credentials file or a user".into());
+            one_bus::Auth::None
+        }
+    };
+    let bus = one_bus::Settings {
+        servers: one_bus::Settings::split_servers(servers),
+        auth,
+        tls: one_bus::Tls {
+            ca: cli.nats_tls_ca.clone(),
+            cert: cli.nats_tls_cert.clone(),
+            key: cli.nats_tls_key.clone(),
+        },
+        name: format!("one_hm@{}", hostname()),
+    };
+    problems.extend(bus.problems(|name| match name {
+        "servers" => "--nats".to_string(),
+        other => format!("--nats-{}", other.replace('_', "-")),
+    }));
+    let layout = one_bus::Layout {
+        prefix: cli.nats_prefix.clone(),
+        events_stream: cli.nats_events_stream.clone(),
+        results_stream: cli.nats_results_stream.clone(),
+        ..one_bus::Layout::default()
+    };
+    if !one_proto::subjects::valid_prefix(&layout.prefix) {
+        problems.push(format!(
+            "--nats-prefix: {:?} is not a subject prefix (tokens of letters, digits, _ and -, \
+             separated by dots)",
+            layout.prefix
+        ));
+    }
+    for (flag, name) in [
+        ("--nats-events-stream", &layout.events_stream),
+        ("--nats-results-stream", &layout.results_stream),
+    ] {
+        if !valid_stream_name(name) {
+            problems.push(format!(
+                "{flag}: {name:?} is not a stream name (letters, digits, _ and -)"
+            ));
+        }
+    }
+    if layout.events_stream == layout.results_stream {
+        problems.push("--nats-results-stream: must differ from the events stream".into());
+    }
+    if !(1..=5).contains(&cli.nats_replicas) {
+        problems.push("--nats-replicas: must be from 1 to 5".into());
+    }
+    if !(1..=1024).contains(&cli.nats_partitions) {
+        problems.push("--nats-partitions: must be from 1 to 1024".into());
+    }
+    let dedupe_window = parse_age(&cli.nats_dedupe_window)
+        .map_err(|e| problems.push(format!("--nats-dedupe-window: {e}")))
+        .ok();
+    let result_ack_wait = parse_age(&cli.nats_result_ack_wait)
+        .map_err(|e| problems.push(format!("--nats-result-ack-wait: {e}")))
+        .ok();
+    Some(NatsConfig {
+        bus,
+        layout,
+        replicas: cli.nats_replicas,
+        partitions: cli.nats_partitions,
+        dedupe_window: dedupe_window.unwrap_or(Duration::from_secs(600)),
+        result_ack_wait: result_ack_wait.unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+fn valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// This machine's name, for the connection name the NATS monitoring shows.
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// An age with unit s, m, h or d (`90s`, `10m`).
+pub fn parse_age(spec: &str) -> Result<Duration, String> {
+    match parse_retention(spec)? {
+        Retention {
+            max_age: Some(age),
+            max_events: None,
+        } => Ok(age),
+        _ => Err(format!("{spec:?} is not an age such as 90s, 10m or 1h")),
     }
 }
 

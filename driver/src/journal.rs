@@ -19,6 +19,9 @@ pub struct JournalEvent {
     pub decoded: Option<Vec<u8>>,
     /// The front-end's event id, for delivery acknowledgement ([`one_proto::mad`]).
     pub source: Option<u64>,
+    /// The message id a journal that de-duplicates by id gave the event at its first commit
+    /// attempt, so that a retried commit repeats it.
+    pub msg_id: Option<String>,
 }
 
 impl JournalEvent {
@@ -30,6 +33,7 @@ impl JournalEvent {
             content,
             decoded: None,
             source: None,
+            msg_id: None,
         }
     }
 
@@ -158,6 +162,12 @@ pub trait EventLog: Send {
 
     /// A reader for another thread.
     fn reader(&self) -> Result<Box<dyn EventReader>, JournalError>;
+
+    /// Whether committed results reach oned through the log itself (a consumer of its own)
+    /// rather than from the commit: then the writer forwards none of the results it commits.
+    fn delivers_results(&self) -> bool {
+        false
+    }
 
     /// `(seq, source)` of the newest events that carry a front-end event id, at most `limit`,
     /// oldest first.

@@ -148,7 +148,12 @@ pub fn run(
             if let (Some(id), Some(l)) = (work.handled, &links) {
                 let _ = l.oned.send(ToOned::Journaled(id));
             }
-            deliver(work.batch, work.replies, links.as_ref());
+            deliver(
+                work.batch,
+                work.replies,
+                links.as_ref(),
+                journal.delivers_results(),
+            );
         }
         if work.finish {
             debug!("writer finishing: publisher and output released");
@@ -303,12 +308,19 @@ fn commit_with_retry(
     }
 }
 
-fn deliver(batch: Batch, replies: Vec<ResultReply>, links: Option<&WriterLinks>) {
+fn deliver(
+    batch: Batch,
+    replies: Vec<ResultReply>,
+    links: Option<&WriterLinks>,
+    log_delivers: bool,
+) {
     let mut stored = Vec::new();
     for (result, reply) in batch.results.into_iter().zip(replies) {
         let outcome = if result.duplicate {
             info!(hook_id = result.hook_id, uid = ?result.uid, "duplicate result acknowledged, not forwarded");
             ResultOutcome::Duplicate
+        } else if log_delivers {
+            ResultOutcome::Stored
         } else {
             stored.push(crate::journal::PendingResult {
                 id: result.id,

@@ -186,6 +186,7 @@ pub mod config;
 pub mod journal;
 pub mod journal_writer;
 pub mod logging;
+pub mod nats_journal;
 pub mod oned_input;
 pub mod oned_output;
 pub mod publisher;
@@ -208,6 +209,7 @@ use tracing::{error, info};
 use crate::config::Config;
 use crate::journal::EventLog;
 use crate::journal_writer::WriterMsg;
+use crate::nats_journal::NatsJournal;
 use crate::shutdown::{Shutdown, StopReason};
 use crate::sqlite_journal::{JournalOptions, SqliteJournal};
 
@@ -235,15 +237,28 @@ pub struct Endpoints {
 /// Runs the driver on the process's stdin and stdout until FINALIZE, end of stdin or `shutdown`.
 /// Returns an error when it cannot start (journal, sockets) or a thread failed fatally.
 pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let journal = SqliteJournal::open(
-        &config.journal,
-        JournalOptions {
-            retention: config.retention,
-            sync: config.sync,
-            dedupe_window: config.dedupe_window,
-        },
-    )
-    .with_context(|| format!("opening the journal {}", config.journal.display()))?;
+    let (journal, results_feed): (Box<dyn EventLog>, _) = match &config.nats {
+        None => (
+            Box::new(
+                SqliteJournal::open(
+                    &config.journal,
+                    JournalOptions {
+                        retention: config.retention,
+                        sync: config.sync,
+                        dedupe_window: config.dedupe_window,
+                    },
+                )
+                .with_context(|| format!("opening the journal {}", config.journal.display()))?,
+            ),
+            None,
+        ),
+        Some(nats) => {
+            let journal = NatsJournal::open(nats, config.retention)
+                .context("setting up the NATS JetStream journal")?;
+            let feed = journal.results_feed();
+            (Box::new(journal), Some(feed))
+        }
+    };
     let reader = journal.reader().context("opening a replay reader")?;
 
     let ctx = zmq::Context::new();
@@ -285,7 +300,7 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         publisher = %endpoints.publisher,
         logger = %endpoints.logger,
         replay = %endpoints.replay,
-        journal = %config.journal.display(),
+        journal = %journal_name(&config),
         head = journal.head(),
         "one_hm started"
     );
@@ -313,8 +328,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         publisher: publish_tx,
         oned: oned_tx.clone(),
     };
+    // Results from the NATS results stream go straight to the output thread.
+    let feed = results_feed.map(|feed| feed.start(oned_tx.clone()));
     let sd = shutdown.clone();
-    let journal: Box<dyn EventLog> = Box::new(journal);
     threads.spawn("journal-writer", &shutdown, move || {
         journal_writer::run(journal, writer_rx, links, sd)
     });
@@ -341,6 +357,8 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     info!(reason = ?reason, "shutting down");
     // Stop taking input first, then let the writer commit, publish and forward what is queued.
     front.join();
+    // The feed holds a sender of the output thread, which runs until every sender is gone.
+    drop(feed);
     let _ = writer_tx.send(WriterMsg::Finish);
     drop(writer_tx);
     threads.join();
@@ -349,6 +367,18 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     match reason {
         StopReason::Fatal(message) => Err(anyhow!(message)),
         _ => Ok(()),
+    }
+}
+
+/// The journal in logs: the SQLite file, or the events stream and its servers.
+fn journal_name(config: &Config) -> String {
+    match &config.nats {
+        None => config.journal.display().to_string(),
+        Some(nats) => format!(
+            "{} at {}",
+            nats.layout.events_stream,
+            nats.bus.server_list()
+        ),
     }
 }
 

@@ -13,8 +13,9 @@
 //! | `EVENT ` (a message with no known HOOK_TYPE) | `one.event.unknown.<p>` |
 //!
 //! `one` is the configurable prefix. A token holds only `A-Z a-z 0-9 _ -`; any other character
-//! (the dots of a call name among them) becomes `_`, an empty token `-`. The exact reference keys
-//! travel in the message's `One-Key` headers, one per key. `<p>` is the partition: the decimal
+//! (the dots of a call name among them) becomes `_`, an empty token `-`. The reference keys
+//! travel in the message's headers without their trailing blanks: the first in `One-Key`, the
+//! others in `One-Key-2` and `One-Key-3`. The content is frame 2, the base64 HOOK_MESSAGE. `<p>` is the partition: the decimal
 //! number [`partition_of`] gives for the event's resource, or `all` for the API calls that change
 //! hooks, which every partition's consumer reads (each HEM reloads its hook maps from them).
 //!
@@ -30,7 +31,7 @@ use crate::keys::{RELOAD_CALLS, RETRY_KEY};
 /// The default subject prefix.
 pub const DEFAULT_PREFIX: &str = "one";
 
-/// The header that carries each reference key of an event.
+/// The header that carries the first reference key of an event (`One-Key-2`… the others).
 pub const KEY_HEADER: &str = "One-Key";
 
 /// Stream metadata key holding the number of partitions the driver writes.
