@@ -15,25 +15,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use one_proto::encoding::b64_decode_lenient;
-use one_proto::event::{ApiEvent, HookMessage, ParamDir};
-use one_proto::hook::{Hook, HookType};
-use one_proto::keys::{ParsedKey, RELOAD_CALLS, parse_key};
-use one_proto::retry::RetryMessage;
+use one_proto::keys::{ParsedKey, parse_key};
 
 use crate::config::ReplayFrom;
-use crate::execution::{Execution, HookPaths, Plan};
-use crate::hook_map::{HookMap, HookSpec};
+use crate::execution::{Execution, HookPaths};
+use crate::hook_map::HookMap;
 use crate::journal::{BusMessage, Journal, JournalError};
+use crate::matcher::{Apply, Matcher, Uids, is_primary};
+pub use crate::matcher::{HookSource, Snapshot};
 use crate::subscriber::EventStream;
-
-/// Where the HEM gets hook definitions from (the front-end's XML-RPC API).
-pub trait HookSource: Send {
-    /// Every hook (`one.hookpool.info`).
-    fn pool(&self) -> Result<Vec<HookSpec>, String>;
-    /// One hook (`one.hook.info`); `Ok(None)` when it exists but cannot be used (unknown type).
-    fn hook(&self, id: i64) -> Result<Option<HookSpec>, String>;
-}
 
 /// Records accepted executions durably and hands them to the scheduler.
 pub trait Acceptor: Send {
@@ -47,9 +37,6 @@ pub trait Acceptor: Send {
 #[derive(Debug, Default)]
 pub struct IngestShared {
     pub stop: AtomicBool,
-    /// Incremented at every event-driven hook reload; a resync snapshot taken before a reload
-    /// is stale and is discarded.
-    pub generation: AtomicU64,
     /// The last processed sequence + 1 (0: none yet).
     pub processed_plus_one: AtomicU64,
     /// The hook map is loaded and the journal was caught up once.
@@ -68,12 +55,6 @@ impl IngestShared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
-}
-
-/// A full hook list fetched by the periodic resync, with the generation it was fetched at.
-pub struct Snapshot {
-    pub generation: u64,
-    pub hooks: Vec<HookSpec>,
 }
 
 /// Settings of the ingest loop.
@@ -103,21 +84,18 @@ const JOURNAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub struct Ingest<S: EventStream, J: Journal, H: HookSource, A: Acceptor> {
     stream: S,
     journal: Option<J>,
-    source: H,
+    matcher: Matcher<H>,
     acceptor: A,
     settings: IngestSettings,
     shared: Arc<IngestShared>,
     snapshots: Option<mpsc::Receiver<Snapshot>>,
     resync_now: Option<mpsc::Sender<()>>,
 
-    hooks: HookMap,
     processed: Option<u64>,
     written: Option<u64>,
     last_write: Instant,
     pending: Vec<Execution>,
-    counter: u64,
-    /// Bumped when the journal restarts numbering, so uids stay unique within this run.
-    epoch: u32,
+    uids: RunUids,
     journal_up: Option<bool>,
     /// After a failure, optional journal requests (start probe, idle poll, duplicate check)
     /// wait until then, so a driver without a replay endpoint costs no request timeouts on the
@@ -141,18 +119,21 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         Ingest {
             stream,
             journal,
-            source,
+            matcher: Matcher::new(source, settings.paths.clone()),
             acceptor,
             shared,
             snapshots: None,
             resync_now: None,
-            hooks: HookMap::new(),
             processed,
             written: processed,
             last_write: Instant::now(),
             pending: Vec::new(),
-            counter: 0,
-            epoch: 0,
+            uids: RunUids {
+                instance: settings.instance.clone(),
+                boot: settings.boot,
+                epoch: 0,
+                counter: 0,
+            },
             journal_up: None,
             journal_quiet_until: None,
             journal_backoff: JOURNAL_BACKOFF_MIN,
@@ -239,10 +220,11 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.source.pool() {
+            match self.matcher.source().pool() {
                 Ok(specs) => {
-                    self.replace_hooks(HookMap::from_specs(specs));
-                    tracing::info!(hooks = self.hooks.len(), "Hooks successfully loaded");
+                    self.matcher.replace(HookMap::from_specs(specs));
+                    self.count_hooks();
+                    tracing::info!(hooks = self.matcher.len(), "Hooks successfully loaded");
                     return true;
                 }
                 Err(e) => {
@@ -517,7 +499,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                     return replayed;
                 }
                 resets += 1;
-                self.epoch += 1;
+                self.uids.epoch += 1;
                 tracing::warn!(
                     head = h.head,
                     oldest = h.oldest,
@@ -585,134 +567,22 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
     }
 
     fn process(&mut self, seq: u64, parsed: &ParsedKey<'_>, msg: &BusMessage) {
-        tracing::debug!(key = %msg.key, seq, "New event receive");
-        match parsed.action {
-            "RETRY" => self.process_retry(seq, msg),
-            "EVENT" => self.process_event(seq, parsed, msg),
-            _ => {}
-        }
-    }
-
-    fn process_event(&mut self, seq: u64, parsed: &ParsedKey<'_>, msg: &BusMessage) {
-        let kind = parsed.kind.as_deref().and_then(HookType::from_name);
-        let (Some(kind), Some(key)) = (kind, parsed.key.as_deref()) else {
-            return;
-        };
-        let ids = self.hooks.lookup(kind, key).to_vec();
-        let reload = kind == HookType::Api && RELOAD_CALLS.contains(&key);
-        if ids.is_empty() && !reload {
-            return;
-        }
-        let event = decode_event(&msg.content, seq);
-        let event_key = reference_key(&msg.key, parsed).to_string();
-        let resource = event
-            .as_ref()
-            .map(HookMessage::resource)
-            .unwrap_or_default();
-        for id in ids {
-            let Some(hook) = self.hooks.get(id) else {
-                continue;
-            };
-            let plan = Plan::for_event(hook, event.as_ref(), &self.settings.paths);
-            let uid = self.uid(seq, id);
-            self.pending.push(Execution {
-                lane: format!("{id}|{resource}"),
-                uid,
-                seq,
-                hook_id: id,
-                resource: resource.clone(),
-                event_key: event_key.clone(),
-                plan,
-            });
-        }
-        if reload && let Some(HookMessage::Api(api)) = &event {
-            self.reload(api, seq);
-        }
-    }
-
-    fn process_retry(&mut self, seq: u64, msg: &BusMessage) {
-        let retry = match RetryMessage::from_content(msg.content.as_bytes()) {
-            Ok(r) => r,
-            Err(e) => {
-                // Without a hook id there is no hook log to write a record to.
-                tracing::error!(seq, error = %e, "cannot read a RETRY message; nothing to retry");
-                return;
-            }
-        };
-        let hook = self.hooks.get(retry.hook_id).cloned();
-        if hook.is_none() {
-            tracing::error!(
-                hook_id = retry.hook_id,
-                seq,
-                "RETRY for a hook the HEM does not know; recording a failure"
-            );
-        }
-        let plan = Plan::for_retry(retry.hook_id, hook.as_deref(), &retry, &self.settings.paths);
-        let uid = self.uid(seq, retry.hook_id);
-        self.pending.push(Execution {
-            lane: uid.clone(),
-            uid,
+        self.matcher.handle(
             seq,
-            hook_id: retry.hook_id,
-            resource: String::new(),
-            event_key: "RETRY".to_string(),
-            plan,
-        });
-    }
-
-    /// Reference §8.6, without its crash paths: the hook id comes from the event, a failed
-    /// lookup is logged and repaired by the next resync.
-    fn reload(&mut self, api: &ApiEvent, seq: u64) {
-        if !api.success {
-            return;
-        }
-        let allocate = api.call == "one.hook.allocate";
-        let raw = if allocate {
-            api.param(ParamDir::Out, 2)
-        } else {
-            api.param(ParamDir::In, 2)
-        };
-        let Some(id) = raw.and_then(|v| v.trim().parse::<i64>().ok()) else {
-            tracing::warn!(call = %api.call, seq, "hook event without a usable hook id; no reload");
-            return;
-        };
-        self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        if !allocate && self.hooks.remove(id) && api.call == "one.hook.delete" {
-            tracing::info!(hook_id = id, seq, "Hook ({id}) removed");
-        }
-        if api.call != "one.hook.delete" {
-            match self.source.hook(id) {
-                Ok(Some(spec)) => {
-                    self.hooks.insert(spec);
-                    tracing::info!(hook_id = id, seq, "Hook ({id}) successfully reloaded");
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // The allocate event carries the new hook in EXTRA: a front-end that is
-                    // unreachable, or a hook deleted since (its delete event follows), does
-                    // not leave the map behind the event stream.
-                    let from_event = allocate
-                        .then(|| Hook::from_xml(&api.extra).ok())
-                        .flatten()
-                        .filter(|h| h.id == id)
-                        .and_then(|h| HookSpec::from_hook(&h).ok());
-                    match from_event {
-                        Some(spec) => {
-                            tracing::warn!(hook_id = id, seq, error = %e,
-                                "cannot get hook {id}; using the definition carried by its allocate event");
-                            self.hooks.insert(spec);
-                        }
-                        None => {
-                            tracing::error!(hook_id = id, seq, error = %e, "Error getting hook {id}.");
-                            if let Some(tx) = &self.resync_now {
-                                let _ = tx.send(());
-                            }
-                        }
-                    }
-                }
+            parsed,
+            msg,
+            Apply::All,
+            &mut self.uids,
+            &mut self.pending,
+        );
+        if Matcher::<H>::may_reload(parsed) {
+            self.count_hooks();
+            if self.matcher.take_resync_wanted()
+                && let Some(tx) = &self.resync_now
+            {
+                let _ = tx.send(());
             }
         }
-        self.count_hooks();
     }
 
     fn apply_snapshot(&mut self) {
@@ -721,49 +591,17 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         while let Ok(s) = rx.try_recv() {
             latest = Some(s);
         }
-        let Some(snapshot) = latest else { return };
-        if snapshot.generation != self.shared.generation.load(Ordering::SeqCst) {
-            tracing::debug!("hook resync discarded: hooks were reloaded while it ran");
-            return;
+        if let Some(snapshot) = latest
+            && self.matcher.apply_snapshot(snapshot)
+        {
+            self.count_hooks();
         }
-        let fresh = HookMap::from_specs(snapshot.hooks);
-        if fresh.differs_from(&self.hooks) {
-            tracing::warn!(
-                before = self.hooks.len(),
-                after = fresh.len(),
-                "hook resync found hooks the events had not updated; map replaced"
-            );
-        }
-        self.replace_hooks(fresh);
-    }
-
-    /// Installs a whole new hook map. The old one may have been large: its memory goes back
-    /// to the system.
-    fn replace_hooks(&mut self, hooks: HookMap) {
-        self.hooks = hooks;
-        crate::memory::release_free_memory();
-        self.count_hooks();
     }
 
     fn count_hooks(&self) {
         self.shared
             .hooks
-            .store(self.hooks.len() as u64, Ordering::SeqCst);
-    }
-
-    fn uid(&mut self, seq: u64, hook_id: i64) -> String {
-        let s = &self.settings;
-        let epoch = if self.epoch > 0 {
-            format!("r{}", self.epoch)
-        } else {
-            String::new()
-        };
-        if seq > 0 {
-            format!("{}-{}{epoch}-{seq}-{hook_id}", s.instance, s.boot)
-        } else {
-            self.counter += 1;
-            format!("{}-{}-n{}-{hook_id}", s.instance, s.boot, self.counter)
-        }
+            .store(self.matcher.len() as u64, Ordering::SeqCst);
     }
 
     /// Commits the planned executions with the watermark. A watermark move alone is written at
@@ -794,36 +632,31 @@ enum Missed {
     Dropped,
 }
 
-/// Keys that carry an event for the HEM: API, STATE, RETRY and unknown-type events. The
-/// per-object keys (`EVENT VM …`) repeat a STATE event under the same sequence number.
-fn is_primary(parsed: &ParsedKey<'_>) -> bool {
-    match parsed.action {
-        "RETRY" => true,
-        "EVENT" => matches!(parsed.kind.as_deref(), None | Some("api") | Some("state")),
-        _ => false,
-    }
+/// Execution uids of the single-HEM mode: the state DB's instance, the start count, the
+/// journal epoch and the event's sequence number (a counter without one).
+struct RunUids {
+    instance: String,
+    boot: u64,
+    /// Bumped when the journal restarts numbering, so uids stay unique within this run.
+    epoch: u32,
+    counter: u64,
 }
 
-/// The key as the reference publishes it: without the sequence token `parse_key` found (its
-/// last word) and without trailing blanks.
-fn reference_key<'a>(key: &'a str, parsed: &ParsedKey<'_>) -> &'a str {
-    let key = key.trim_end();
-    match parsed.seq {
-        Some(_) => key
-            .rsplit_once(char::is_whitespace)
-            .map_or(key, |(head, _)| head.trim_end()),
-        None => key,
-    }
-}
-
-fn decode_event(content: &str, seq: u64) -> Option<HookMessage> {
-    let xml = b64_decode_lenient(content);
-    let xml = String::from_utf8_lossy(&xml);
-    match HookMessage::parse(&xml) {
-        Ok(ev) => Some(ev),
-        Err(e) => {
-            tracing::warn!(seq, error = %e, "cannot read the event; its hooks run with empty arguments");
-            None
+impl Uids for RunUids {
+    fn uid(&mut self, seq: u64, hook_id: i64) -> String {
+        let epoch = if self.epoch > 0 {
+            format!("r{}", self.epoch)
+        } else {
+            String::new()
+        };
+        if seq > 0 {
+            format!("{}-{}{epoch}-{seq}-{hook_id}", self.instance, self.boot)
+        } else {
+            self.counter += 1;
+            format!(
+                "{}-{}-n{}-{hook_id}",
+                self.instance, self.boot, self.counter
+            )
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod journal;
 pub mod local_exec;
 pub mod logging;
+pub mod matcher;
 pub mod memory;
 pub mod remote;
 pub mod result_sender;

@@ -281,12 +281,12 @@ fn resync_loop(
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let generation = shared.generation.load(Ordering::SeqCst);
+        let fetched_at = std::time::Instant::now();
         match source.pool() {
             Ok(hooks) => {
                 crate::memory::release_free_memory();
                 tracing::debug!(hooks = hooks.len(), "hook pool resync fetched");
-                if snapshots.send(Snapshot { generation, hooks }).is_err() {
+                if snapshots.send(Snapshot { fetched_at, hooks }).is_err() {
                     return;
                 }
             }

@@ -802,10 +802,10 @@ fn resync_snapshots_apply_unless_a_reload_happened_meanwhile() {
         }
     };
     wait("ready", &|| shared.ready.load(Ordering::SeqCst));
-    // A snapshot taken at the current generation replaces the map.
+    // A snapshot fetched after the last reload replaces the map.
     snap_tx
         .send(Snapshot {
-            generation: 0,
+            fetched_at: Instant::now(),
             hooks: vec![state_hook(5)],
         })
         .unwrap();
@@ -813,14 +813,15 @@ fn resync_snapshots_apply_unless_a_reload_happened_meanwhile() {
     for m in vm_pending(1, 1) {
         live.send(m).unwrap();
     }
-    // A reload happens (generation 1); a snapshot from generation 0 is stale and ignored.
+    // A reload happens; a snapshot whose fetch began before it is stale and ignored.
+    let before_reload = Instant::now();
     for m in hook_call(2, "one.hook.delete", 5, true) {
         live.send(m).unwrap();
     }
     wait("the delete", &|| shared.processed() == Some(2));
     snap_tx
         .send(Snapshot {
-            generation: 0,
+            fetched_at: before_reload,
             hooks: vec![state_hook(5)],
         })
         .unwrap();
