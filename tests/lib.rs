@@ -1,4 +1,5 @@
 //! Test fixtures: real daemons in temp dirs on their own loopback addresses.
 
+pub mod nats;
 pub mod sshd;
 pub mod stack;

@@ -47,8 +47,8 @@ pub fn bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The Python interpreter with the test peers (pyzmq, pyone): `$ONE_TEST_PYTHON`, else the
-/// workspace's `.venv`.
+/// The Python interpreter with the test peers (pyzmq, pyone, nats-py): `$ONE_TEST_PYTHON`, else
+/// the workspace's `.venv`.
 pub fn python() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("ONE_TEST_PYTHON") {
         return Ok(PathBuf::from(p));
@@ -57,7 +57,10 @@ pub fn python() -> Result<PathBuf> {
     if venv.is_file() {
         return Ok(venv);
     }
-    bail!("no Python test environment: run scripts/setup (creates .venv with pyzmq and pyone)")
+    bail!(
+        "no Python test environment: run scripts/setup (creates .venv with pyzmq, pyone and \
+         nats-py)"
+    )
 }
 
 /// A fresh loopback address for one stack: 127.77.<pid byte>.<counter>.

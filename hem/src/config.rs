@@ -67,6 +67,27 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The `remote` section (SSH and agent settings, host map), for the remote executor.
     pub remote: RemoteConfig,
+    /// The distributed mode (`nats_servers`); `None` reads the driver's ZeroMQ bus.
+    pub nats: Option<NatsSettings>,
+}
+
+/// The distributed mode's settings (ARCHITECTURE.md "Distributed mode").
+#[derive(Clone, Debug)]
+pub struct NatsSettings {
+    pub bus: one_bus::Settings,
+    pub layout: one_bus::Layout,
+    /// Replicas of the HEMs' key-value bucket and of the partition consumers.
+    pub replicas: usize,
+    /// How soon the work of a HEM that stopped is taken over by the others: its heartbeat, its
+    /// hold on a partition and its events' acknowledgement wait all expire within this time.
+    pub takeover: Duration,
+    /// Events delivered to a partition's holder and not yet finished, at most.
+    pub in_flight: usize,
+    /// This HEM's name among the members (unique per process).
+    pub member: String,
+    /// How long a start marker is kept after its execution ended (and refreshed while its
+    /// event is pending).
+    pub marker_ttl: Duration,
 }
 
 /// One problem with one key.
@@ -189,7 +210,9 @@ pub fn parse_with_location(
         kill_grace: fields.seconds("kill_grace", 2.0, 0.0, 3600.0),
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
         remote: RemoteConfig::default(),
+        nats: None,
     };
+    config.nats = fields.nats();
     let section = fields.section("remote");
     match RemoteConfig::from_yaml(section) {
         Ok(mut remote) => {
@@ -513,6 +536,126 @@ impl Fields {
         })
     }
 
+    /// `nats_servers` and the keys that go with it; without it, those keys are refused.
+    fn nats(&mut self) -> Option<NatsSettings> {
+        let servers = match self.take("nats_servers") {
+            None => {
+                for key in NATS_KEYS {
+                    if self.map.remove(*key).is_some() {
+                        self.fail(key, "only with nats_servers".into());
+                    }
+                }
+                return None;
+            }
+            Some(Value::String(s)) => one_bus::Settings::split_servers(&s),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.trim().to_string()),
+                    _ => None,
+                })
+                .collect(),
+            Some(other) => {
+                self.fail(
+                    "nats_servers",
+                    format!("must be a URL list (text or list), got {}", kind(&other)),
+                );
+                Vec::new()
+            }
+        };
+        let user = self.optional_string("nats_user");
+        let password = self.raw_string("nats_password");
+        let creds = self.optional_string("nats_creds").map(PathBuf::from);
+        let auth = match (user, password, creds) {
+            (None, None, None) => one_bus::Auth::None,
+            (Some(user), Some(password), None) => one_bus::Auth::UserPassword { user, password },
+            (None, None, Some(creds)) => one_bus::Auth::Creds(creds),
+            (Some(_), None, None) => {
+                self.fail("nats_user", "needs nats_password".into());
+                one_bus::Auth::None
+            }
+            (None, Some(_), None) => {
+                self.fail("nats_password", "needs nats_user".into());
+                one_bus::Auth::None
+            }
+            (_, _, Some(_)) => {
+                self.fail(
+                    "nats_creds",
+                    "give either a credentials file or a user".into(),
+                );
+                one_bus::Auth::None
+            }
+        };
+        let tls = one_bus::Tls {
+            ca: self.optional_string("nats_tls_ca").map(PathBuf::from),
+            cert: self.optional_string("nats_tls_cert").map(PathBuf::from),
+            key: self.optional_string("nats_tls_key").map(PathBuf::from),
+        };
+        let defaults = one_bus::Layout::default();
+        let layout = one_bus::Layout {
+            prefix: self.string("nats_prefix", &defaults.prefix),
+            events_stream: self.string("nats_events_stream", &defaults.events_stream),
+            results_stream: self.string("nats_results_stream", &defaults.results_stream),
+            bucket: self.string("nats_bucket", &defaults.bucket),
+        };
+        if !one_proto::subjects::valid_prefix(&layout.prefix) {
+            self.fail(
+                "nats_prefix",
+                format!("{:?} is not a subject prefix (tokens of letters, digits, _ and -, separated by dots)", layout.prefix),
+            );
+        }
+        for (key, name) in [
+            ("nats_events_stream", &layout.events_stream),
+            ("nats_results_stream", &layout.results_stream),
+            ("nats_bucket", &layout.bucket),
+        ] {
+            let valid = name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                self.fail(
+                    key,
+                    format!("{name:?} may hold only letters, digits, _ and -"),
+                );
+            }
+        }
+        let member = self
+            .optional_string("nats_name")
+            .unwrap_or_else(default_member);
+        if !member
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            self.fail(
+                "nats_name",
+                format!("{member:?} may hold only letters, digits, _ and -"),
+            );
+        }
+        let bus = one_bus::Settings {
+            servers,
+            auth,
+            tls,
+            name: format!("onehem-server {member}"),
+        };
+        for problem in bus.problems(|name| format!("nats_{name}")) {
+            let (key, reason) = problem
+                .split_once(": ")
+                .map_or(("nats_servers".to_string(), problem.clone()), |(k, r)| {
+                    (k.to_string(), r.to_string())
+                });
+            self.fail(&key, reason);
+        }
+        Some(NatsSettings {
+            bus,
+            layout,
+            replicas: self.uint("nats_replicas", 1, 1, 5) as usize,
+            takeover: self.seconds("nats_takeover", 5.0, 1.0, 600.0),
+            in_flight: self.uint("nats_in_flight", 1000, 1, 100_000) as usize,
+            member,
+            marker_ttl: self.seconds("nats_marker_ttl", 600.0, 60.0, 7.0 * 86_400.0),
+        })
+    }
+
     fn section(&mut self, key: &str) -> Value {
         match self.take(key) {
             None => Value::Null,
@@ -523,6 +666,44 @@ impl Fields {
             }
         }
     }
+}
+
+/// The keys that only mean something with `nats_servers`.
+const NATS_KEYS: &[&str] = &[
+    "nats_user",
+    "nats_password",
+    "nats_creds",
+    "nats_tls_ca",
+    "nats_tls_cert",
+    "nats_tls_key",
+    "nats_prefix",
+    "nats_events_stream",
+    "nats_results_stream",
+    "nats_bucket",
+    "nats_replicas",
+    "nats_takeover",
+    "nats_in_flight",
+    "nats_name",
+    "nats_marker_ttl",
+];
+
+/// `<host>-<pid>`: unique among the HEMs of one cloud while they run.
+fn default_member() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "hem".into());
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{host}-{}", std::process::id())
 }
 
 fn off(s: &str) -> bool {

@@ -241,6 +241,23 @@ impl Execution {
     }
 }
 
+impl Execution {
+    /// The failure record of an execution that another HEM started and stopped before reporting
+    /// (distributed mode). That HEM died or lost the bus; whether the hook itself ran to its end
+    /// is not known, and the record says so. It keeps the original arguments and host, so it can
+    /// be retried.
+    pub fn taken_over(&self, owner: &str) -> ExecResult {
+        ExecResult {
+            stderr: format!(
+                "Internal error interrupted: HEM {owner} started this hook and stopped before \
+                 reporting how it ended"
+            )
+            .into_bytes(),
+            ..self.interrupted()
+        }
+    }
+}
+
 fn truncation_marker(kept: usize) -> String {
     format!("\n[output truncated at {kept} bytes]")
 }

@@ -1,6 +1,7 @@
 //! onehem-server: the Hook Execution Manager. `main` parses flags and calls `run`.
 
 pub mod config;
+pub mod distributed;
 pub mod exec;
 pub mod execution;
 pub mod front_end;

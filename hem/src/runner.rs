@@ -1,6 +1,7 @@
-//! Runs one accepted execution through its life: marked started, executed locally or on its
-//! host, its result stored in the outbox and handed to the result sender.
+//! Runs one accepted execution through its life: its start recorded, executed locally or on its
+//! host, its result recorded and handed on for delivery, through a [`Ledger`].
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -17,19 +18,35 @@ use crate::result_sender::ResultQueue;
 use crate::scheduler::Runner;
 use crate::state_db::{OutboxEntry, StateDb};
 
+/// Where an execution's start and result are recorded: the state DB and the driver's result
+/// socket of the single-HEM mode ([`StateLedger`]), or JetStream in the distributed mode.
+pub trait Ledger: Send + Sync + 'static {
+    /// Called before the process exists, so that a crash can never make it run twice.
+    fn start(&self, exec: &Execution) -> impl Future<Output = Start> + Send;
+    /// Records the result and hands it on for delivery.
+    fn finish(&self, exec: &Execution, result: ExecResult) -> impl Future<Output = ()> + Send;
+}
+
+/// What [`Ledger::start`] decided.
+#[derive(Debug)]
+pub enum Start {
+    /// Run it.
+    Run,
+    /// Another HEM ran it and recorded its result: nothing to do.
+    Recorded,
+    /// Do not run it; this is its record (it was started by a HEM that stopped).
+    Report(ExecResult),
+}
+
 /// The scheduler's [`Runner`] for real executions.
-pub struct HemRunner {
-    pub db: StateDb,
-    pub results: ResultQueue,
+pub struct HemRunner<L: Ledger> {
+    pub ledger: L,
     pub local: LocalExecutor,
     pub remote: Arc<RemoteExecutor>,
     pub output_cap: usize,
-    /// Results waiting for the driver beyond which new executions wait: a driver that stops
-    /// acknowledging pushes back on the scheduler instead of growing memory.
-    pub result_backlog: usize,
 }
 
-impl Runner for HemRunner {
+impl<L: Ledger> Runner for HemRunner<L> {
     async fn run(&self, exec: Execution) {
         let span = tracing::info_span!("hook", hook_id = exec.hook_id, seq = exec.seq,
             resource = %exec.resource, uid = %exec.uid);
@@ -37,23 +54,12 @@ impl Runner for HemRunner {
     }
 }
 
-impl HemRunner {
+impl<L: Ledger> HemRunner<L> {
     async fn run_in_span(&self, exec: Execution) {
-        let mut warned = false;
-        while self.results.outstanding() > self.result_backlog {
-            if !warned {
-                tracing::warn!(
-                    backlog = self.results.outstanding(),
-                    "results are not being acknowledged; executions wait"
-                );
-                warned = true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        // Recorded before the process exists: after a crash this execution is reported as
-        // interrupted, never run a second time.
-        if let Err(e) = self.db.started(&exec.uid).await {
-            tracing::error!(error = %e, "cannot record the execution start; running it anyway");
+        match self.ledger.start(&exec).await {
+            Start::Run => {}
+            Start::Recorded => return,
+            Start::Report(result) => return self.ledger.finish(&exec, result).await,
         }
         if !exec.plan.retry {
             tracing::info!("Executing hook {} for {}", exec.hook_id, exec.event_key);
@@ -89,8 +95,43 @@ impl HemRunner {
                 exec.event_key
             );
         }
-        let result = exec.result(&outcome);
-        complete(&self.db, &self.results, &exec, &result);
+        self.ledger.finish(&exec, exec.result(&outcome)).await;
+    }
+}
+
+/// The single-HEM mode's ledger: start marks and results in the state DB, results to the
+/// driver's result socket.
+pub struct StateLedger {
+    pub db: StateDb,
+    pub results: ResultQueue,
+    /// Results waiting for the driver beyond which new executions wait: a driver that stops
+    /// acknowledging pushes back on the scheduler instead of growing memory.
+    pub result_backlog: usize,
+}
+
+impl Ledger for StateLedger {
+    async fn start(&self, exec: &Execution) -> Start {
+        let mut warned = false;
+        while self.results.outstanding() > self.result_backlog {
+            if !warned {
+                tracing::warn!(
+                    backlog = self.results.outstanding(),
+                    "results are not being acknowledged; executions wait"
+                );
+                warned = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Recorded before the process exists: after a crash this execution is reported as
+        // interrupted, never run a second time.
+        if let Err(e) = self.db.started(&exec.uid).await {
+            tracing::error!(error = %e, "cannot record the execution start; running it anyway");
+        }
+        Start::Run
+    }
+
+    async fn finish(&self, exec: &Execution, result: ExecResult) {
+        complete(&self.db, &self.results, exec, &result);
     }
 }
 

@@ -18,7 +18,7 @@ use crate::journal::ZmqJournal;
 use crate::local_exec::LocalExecutor;
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
-use crate::runner::{HemRunner, complete};
+use crate::runner::{HemRunner, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter, TrySubmit};
 use crate::state_db::StateDb;
 use crate::subscriber::ZmqSubscriber;
@@ -35,6 +35,9 @@ pub async fn run_with_status(
     shutdown: impl Future<Output = ()>,
     shared: Arc<IngestShared>,
 ) -> anyhow::Result<()> {
+    if let Some(nats) = config.nats.clone() {
+        return crate::distributed::run(config, nats, shutdown).await;
+    }
     let (db, db_thread, recovery) =
         StateDb::open(&config.state_db).context("cannot open the state DB")?;
     tracing::info!(
@@ -69,12 +72,14 @@ pub async fn run_with_status(
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
     let runner = Arc::new(HemRunner {
-        db: db.clone(),
-        results: results.clone(),
+        ledger: StateLedger {
+            db: db.clone(),
+            results: results.clone(),
+            result_backlog: config.max_pending,
+        },
         local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
         remote: remote.clone(),
         output_cap: config.output_cap,
-        result_backlog: config.max_pending,
     });
     let (submitter, scheduler_task) = scheduler::start(
         runner,
@@ -130,7 +135,15 @@ pub async fn run_with_status(
         let interval = config.resync_interval;
         std::thread::Builder::new()
             .name("hem-resync".into())
-            .spawn(move || resync_loop(source, shared, interval, resync_rx, snapshot_tx))
+            .spawn(move || {
+                resync_loop(
+                    source,
+                    interval,
+                    resync_rx,
+                    || shared.stop.load(Ordering::SeqCst),
+                    |s| snapshot_tx.send(s).is_ok(),
+                )
+            })
             .context("cannot start the resync thread")?
     };
 
@@ -260,13 +273,15 @@ impl Acceptor for DbAcceptor {
 }
 
 /// Reloads the whole hook pool every `interval` (or sooner on request) and hands it to the
-/// ingest loop, which applies it unless an event-driven reload happened meanwhile.
-fn resync_loop(
+/// event readers (`deliver` returns false once nobody listens), which apply it unless an
+/// event-driven reload happened meanwhile. Ends when every request sender is gone, `stopping`
+/// says so, or nobody listens.
+pub(crate) fn resync_loop(
     source: XmlRpcHookSource,
-    shared: Arc<IngestShared>,
     interval: Duration,
     requests: mpsc::Receiver<()>,
-    snapshots: mpsc::Sender<Snapshot>,
+    stopping: impl Fn() -> bool,
+    deliver: impl Fn(Snapshot) -> bool,
 ) {
     loop {
         match requests.recv_timeout(interval) {
@@ -278,7 +293,7 @@ fn resync_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        if shared.stop.load(Ordering::SeqCst) {
+        if stopping() {
             return;
         }
         let fetched_at = std::time::Instant::now();
@@ -286,7 +301,7 @@ fn resync_loop(
             Ok(hooks) => {
                 crate::memory::release_free_memory();
                 tracing::debug!(hooks = hooks.len(), "hook pool resync fetched");
-                if snapshots.send(Snapshot { fetched_at, hooks }).is_err() {
+                if !deliver(Snapshot { fetched_at, hooks }) {
                     return;
                 }
             }

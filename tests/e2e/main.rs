@@ -2,6 +2,7 @@
 
 mod execution;
 mod flood;
+mod nats_cluster;
 mod no_loss;
 mod remote;
 mod seed_examples;
