@@ -100,6 +100,65 @@ impl NatsUser {
     }
 }
 
+impl NatsUser {
+    /// The driver (`one_hm --nats`) with the least permissions it needs on the default layout
+    /// (ARCHITECTURE.md "Distributed mode", permissions).
+    pub fn driver(name: &str, password: &str) -> NatsUser {
+        NatsUser {
+            name: name.into(),
+            password: password.into(),
+            publish: [
+                "one.event.>",
+                "one.retry.>",
+                "one.result.>",
+                "$JS.API.STREAM.INFO.ONE_EVENTS",
+                "$JS.API.STREAM.CREATE.ONE_EVENTS",
+                "$JS.API.STREAM.UPDATE.ONE_EVENTS",
+                "$JS.API.STREAM.INFO.ONE_RESULTS",
+                "$JS.API.STREAM.CREATE.ONE_RESULTS",
+                "$JS.API.STREAM.UPDATE.ONE_RESULTS",
+                "$JS.API.DIRECT.GET.ONE_EVENTS",
+                "$JS.API.DIRECT.GET.ONE_EVENTS.>",
+                "$JS.API.CONSUMER.CREATE.ONE_RESULTS.one_hm",
+                "$JS.API.CONSUMER.INFO.ONE_RESULTS.one_hm",
+                "$JS.API.CONSUMER.MSG.NEXT.ONE_RESULTS.one_hm",
+                "$JS.ACK.ONE_RESULTS.one_hm.>",
+            ]
+            .map(String::from)
+            .to_vec(),
+            subscribe: vec!["_INBOX.>".into()],
+        }
+    }
+
+    /// A HEM (`onehem-server` with `nats_servers`) with the least permissions it needs on the
+    /// default layout.
+    pub fn hem(name: &str, password: &str) -> NatsUser {
+        NatsUser {
+            name: name.into(),
+            password: password.into(),
+            publish: [
+                "one.result.>",
+                "$JS.API.STREAM.INFO.ONE_EVENTS",
+                "$JS.API.CONSUMER.CREATE.ONE_EVENTS.>",
+                "$JS.API.CONSUMER.INFO.ONE_EVENTS.>",
+                "$JS.API.CONSUMER.MSG.NEXT.ONE_EVENTS.>",
+                "$JS.API.CONSUMER.UNPIN.ONE_EVENTS.>",
+                "$JS.ACK.ONE_EVENTS.>",
+                "$JS.API.STREAM.INFO.KV_ONE_HEM",
+                "$JS.API.STREAM.CREATE.KV_ONE_HEM",
+                "$JS.API.DIRECT.GET.KV_ONE_HEM.>",
+                "$JS.API.CONSUMER.CREATE.KV_ONE_HEM.>",
+                "$JS.API.CONSUMER.DELETE.KV_ONE_HEM.>",
+                "$JS.FC.KV_ONE_HEM.>",
+                "$KV.ONE_HEM.>",
+            ]
+            .map(String::from)
+            .to_vec(),
+            subscribe: vec!["_INBOX.>".into()],
+        }
+    }
+}
+
 /// How clients authenticate.
 #[derive(Clone, Debug, Default)]
 pub enum Auth {
@@ -285,6 +344,51 @@ impl NatsCluster {
     }
 
     /// Whether node `i`'s process is running.
+    /// How the stack's driver and HEMs reach this cluster: every node's URL, the CA when the
+    /// cluster uses TLS, and the given users' names and passwords (or `.creds` files in operator
+    /// mode); the streams and the bucket get one replica per node (at most 3).
+    pub fn access(
+        &self,
+        driver: Option<&NatsUser>,
+        hem: Option<&NatsUser>,
+    ) -> crate::stack::NatsAccess {
+        let urls = self.url_list();
+        let replicas = self.len().min(3);
+        let mut driver_args = format!("--nats {urls} --nats-replicas {replicas}");
+        let mut hem_keys = format!("nats_servers: {urls}\nnats_replicas: {replicas}\n");
+        if let Some(ca) = self.ca_file() {
+            driver_args.push_str(&format!(" --nats-tls-ca {}", ca.display()));
+            hem_keys.push_str(&format!("nats_tls_ca: {}\n", ca.display()));
+        }
+        let operator = matches!(self.options.auth, Auth::Operator(_));
+        if let Some(user) = driver {
+            match self.creds_file(&user.name) {
+                Ok(creds) if operator => {
+                    driver_args.push_str(&format!(" --nats-creds {}", creds.display()))
+                }
+                _ => driver_args.push_str(&format!(
+                    " --nats-user {} --nats-password {}",
+                    user.name, user.password
+                )),
+            }
+        }
+        if let Some(user) = hem {
+            match self.creds_file(&user.name) {
+                Ok(creds) if operator => {
+                    hem_keys.push_str(&format!("nats_creds: {}\n", creds.display()))
+                }
+                _ => hem_keys.push_str(&format!(
+                    "nats_user: {}\nnats_password: {}\n",
+                    user.name, user.password
+                )),
+            }
+        }
+        crate::stack::NatsAccess {
+            driver_args,
+            hem_keys,
+        }
+    }
+
     pub fn is_running(&mut self, i: usize) -> bool {
         match self.nodes.get_mut(i).and_then(|n| n.child.as_mut()) {
             Some(c) => matches!(c.try_wait(), Ok(None)),

@@ -108,6 +108,21 @@ pub struct StackOptions {
     /// The HEM's `debug_level` (reference scale: 0 ERROR … 3 DEBUG). Tests keep DEBUG so that
     /// a failure's log shows every event; benchmarks use the daemon's default, INFO.
     pub hem_debug_level: u8,
+    /// How many HEMs (each with its own config, state DB and log). More than one only makes
+    /// sense in the distributed mode.
+    pub hems: usize,
+    /// The distributed mode: the driver journals in NATS JetStream and the HEMs share its
+    /// streams.
+    pub nats: Option<NatsAccess>,
+}
+
+/// How the driver and the HEMs reach a NATS cluster.
+#[derive(Clone, Debug, Default)]
+pub struct NatsAccess {
+    /// Flags appended to the driver's ARGUMENTS (`--nats URL,… --nats-replicas 3 …`).
+    pub driver_args: String,
+    /// YAML lines appended to every HEM's config (`nats_servers: …`).
+    pub hem_keys: String,
 }
 
 impl Default for StackOptions {
@@ -120,6 +135,8 @@ impl Default for StackOptions {
             concurrency: 10,
             driver_extra: String::new(),
             hem_debug_level: 3,
+            hems: 1,
+            nats: None,
         }
     }
 }
@@ -137,7 +154,8 @@ pub struct Stack {
     pub session: String,
     pub options: StackOptions,
     oned: Option<Child>,
-    hem: Option<Child>,
+    /// The HEMs by index; `None` while one is not running.
+    hems: Vec<Option<Child>>,
 }
 
 impl Stack {
@@ -171,12 +189,15 @@ impl Stack {
             session: String::new(),
             options,
             oned: None,
-            hem: None,
+            hems: Vec::new(),
         };
+        stack.hems.resize_with(stack.options.hems.max(1), || None);
         stack.write_configs()?;
         stack.start_oned()?;
         if stack.options.hem {
-            stack.start_hem()?;
+            for i in 0..stack.hems.len() {
+                stack.start_hem_at(i)?;
+            }
         }
         Ok(stack)
     }
@@ -185,8 +206,31 @@ impl Stack {
         self.dir.path().join("oned.conf")
     }
 
+    /// The first HEM's config.
     pub fn hem_conf(&self) -> PathBuf {
-        self.dir.path().join("onehem-server.conf")
+        self.hem_conf_at(0)
+    }
+
+    /// HEM `i`'s config (`onehem-server.conf` for the first, `onehem-server-<i>.conf` after).
+    pub fn hem_conf_at(&self, i: usize) -> PathBuf {
+        match i {
+            0 => self.dir.path().join("onehem-server.conf"),
+            i => self.dir.path().join(format!("onehem-server-{i}.conf")),
+        }
+    }
+
+    /// The log name of HEM `i` (`hem`, `hem1`, …), for [`Stack::log_path`] and
+    /// [`Stack::tail_log`].
+    pub fn hem_log(i: usize) -> String {
+        match i {
+            0 => "hem".to_string(),
+            i => format!("hem{i}"),
+        }
+    }
+
+    /// How many HEMs the stack has (running or not).
+    pub fn hem_count(&self) -> usize {
+        self.hems.len()
     }
 
     pub fn log_path(&self, name: &str) -> PathBuf {
@@ -195,43 +239,52 @@ impl Stack {
 
     fn write_configs(&self) -> Result<()> {
         let ip = self.ip;
+        let nats = self.options.nats.clone().unwrap_or_default();
         let oned = format!(
             "PORT = {XMLRPC_PORT}\n\
              LISTEN_ADDRESS = \"{ip}\"\n\
              DB = [ BACKEND = \"sqlite\", FILE = \"{db}\" ]\n\
-             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra}\" ]\n\
+             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra} {nats_args}\" ]\n\
              HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{extra}\n",
             db = self.var_dir.join("one.db").display(),
             journal = self.var_dir.join("hm-journal.db").display(),
             retention = self.options.log_retention,
             driver_extra = self.options.driver_extra,
+            nats_args = nats.driver_args,
             extra = self.options.oned_extra,
         );
         fs::write(self.oned_conf(), oned)?;
-        let hem = format!(
-            ":debug_level: {debug}\n\
-             :hook_base_path: {hooks}\n\
-             :remote_hook_base_path: {remote}\n\
-             :subscriber_endpoint: tcp://{ip}:{PUBLISHER_PORT}\n\
-             :replier_endpoint: tcp://{ip}:{LOGGER_PORT}\n\
-             :concurrency: {conc}\n\
-             replay_endpoint: tcp://{ip}:{REPLAY_PORT}\n\
-             replay_from: oldest\n\
-             log_file: none\n\
-             log_stderr: true\n\
-             state_db: {state}\n\
-             one_xmlrpc: {endpoint}\n\
-             one_auth: {auth}\n{extra}\n",
-            hooks = self.hook_dir.display(),
-            remote = self.remote_hook_dir.display(),
-            conc = self.options.concurrency,
-            debug = self.options.hem_debug_level,
-            state = self.var_dir.join("hem-state.db").display(),
-            endpoint = self.endpoint,
-            auth = self.var_dir.join("one_auth").display(),
-            extra = self.options.hem_extra,
-        );
-        fs::write(self.hem_conf(), hem)?;
+        for i in 0..self.hems.len() {
+            let state = match i {
+                0 => self.var_dir.join("hem-state.db"),
+                i => self.var_dir.join(format!("hem-state-{i}.db")),
+            };
+            let hem = format!(
+                ":debug_level: {debug}\n\
+                 :hook_base_path: {hooks}\n\
+                 :remote_hook_base_path: {remote}\n\
+                 :subscriber_endpoint: tcp://{ip}:{PUBLISHER_PORT}\n\
+                 :replier_endpoint: tcp://{ip}:{LOGGER_PORT}\n\
+                 :concurrency: {conc}\n\
+                 replay_endpoint: tcp://{ip}:{REPLAY_PORT}\n\
+                 replay_from: oldest\n\
+                 log_file: none\n\
+                 log_stderr: true\n\
+                 state_db: {state}\n\
+                 one_xmlrpc: {endpoint}\n\
+                 one_auth: {auth}\n{nats_keys}\n{extra}\n",
+                hooks = self.hook_dir.display(),
+                remote = self.remote_hook_dir.display(),
+                conc = self.options.concurrency,
+                debug = self.options.hem_debug_level,
+                state = state.display(),
+                endpoint = self.endpoint,
+                auth = self.var_dir.join("one_auth").display(),
+                nats_keys = nats.hem_keys,
+                extra = self.options.hem_extra,
+            );
+            fs::write(self.hem_conf_at(i), hem)?;
+        }
         Ok(())
     }
 
@@ -279,20 +332,45 @@ impl Stack {
         Ok(())
     }
 
-    /// Starts (or restarts) onehem-server.
+    /// Starts (or restarts) the first HEM.
     pub fn start_hem(&mut self) -> Result<()> {
+        self.start_hem_at(0)
+    }
+
+    /// Starts (or restarts) HEM `i`.
+    pub fn start_hem_at(&mut self, i: usize) -> Result<()> {
+        let slot = self.hems.get(i).context("no such HEM")?;
+        if slot.is_some() {
+            bail!("HEM {i} is running");
+        }
         let mut cmd = Command::new(bin("onehem-server")?);
-        cmd.arg("--config").arg(self.hem_conf()).envs(self.env());
-        let child = self.spawn_logged("hem", &mut cmd)?;
-        self.hem = Some(child);
+        cmd.arg("--config")
+            .arg(self.hem_conf_at(i))
+            .envs(self.env());
+        let child = self.spawn_logged(&Self::hem_log(i), &mut cmd)?;
+        self.hems[i] = Some(child);
         Ok(())
     }
 
-    /// SIGKILLs the HEM (crash simulation).
+    /// SIGKILLs the first HEM (crash simulation).
     pub fn kill_hem(&mut self) -> Result<()> {
-        if let Some(mut child) = self.hem.take() {
+        self.kill_hem_at(0)
+    }
+
+    /// SIGKILLs HEM `i`.
+    pub fn kill_hem_at(&mut self, i: usize) -> Result<()> {
+        if let Some(mut child) = self.hems.get_mut(i).and_then(Option::take) {
             child.kill()?;
             child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Stops HEM `i` cleanly (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_hem_at(&mut self, i: usize) -> Result<()> {
+        if let Some(mut child) = self.hems.get_mut(i).and_then(Option::take) {
+            let _ = nix_term(&child);
+            wait_or_kill(&mut child);
         }
         Ok(())
     }
@@ -300,7 +378,7 @@ impl Stack {
     /// Sends `signal` (e.g. "STOP", "CONT") to the HEM: a stopped HEM is a subscriber that
     /// stays connected but reads nothing, the slowest possible consumer.
     pub fn signal_hem(&self, signal: &str) -> Result<()> {
-        let pid = self.hem.as_ref().context("the HEM is not running")?.id();
+        let pid = self.hem_pid().context("the HEM is not running")?;
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(pid.to_string())
@@ -311,9 +389,14 @@ impl Stack {
         Ok(())
     }
 
-    /// Pid of the HEM this stack started, if any.
+    /// Pid of the first HEM, if running.
     pub fn hem_pid(&self) -> Option<u32> {
-        self.hem.as_ref().map(Child::id)
+        self.hem_pid_at(0)
+    }
+
+    /// Pid of HEM `i`, if running.
+    pub fn hem_pid_at(&self, i: usize) -> Option<u32> {
+        self.hems.get(i)?.as_ref().map(Child::id)
     }
 
     /// Pid of oned-lite, if running.
@@ -321,9 +404,15 @@ impl Stack {
         self.oned.as_ref().map(Child::id)
     }
 
-    /// Whether the HEM this stack started is still running (it never exits on its own).
+    /// Whether the first HEM is still running (it never exits on its own).
     pub fn hem_alive(&mut self) -> bool {
-        matches!(self.hem.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        matches!(
+            self.hems
+                .first_mut()
+                .and_then(Option::as_mut)
+                .map(|c| c.try_wait()),
+            Some(Ok(None))
+        )
     }
 
     /// SIGKILLs oned-lite (its driver sees stdin EOF and exits).
@@ -448,9 +537,13 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        if let Some(mut hem) = self.hem.take() {
-            let _ = nix_term(&hem);
-            wait_or_kill(&mut hem);
+        // SIGTERM to every HEM first, so they stop side by side.
+        let mut hems: Vec<Child> = self.hems.iter_mut().filter_map(Option::take).collect();
+        for hem in &hems {
+            let _ = nix_term(hem);
+        }
+        for hem in &mut hems {
+            wait_or_kill(hem);
         }
         if let Some(mut oned) = self.oned.take() {
             let _ = nix_term(&oned);

@@ -649,7 +649,7 @@ impl Fields {
             bus,
             layout,
             replicas: self.uint("nats_replicas", 1, 1, 5) as usize,
-            takeover: self.seconds("nats_takeover", 5.0, 1.0, 600.0),
+            takeover: self.seconds("nats_takeover", 4.0, 1.0, 600.0),
             in_flight: self.uint("nats_in_flight", 1000, 1, 100_000) as usize,
             member,
             marker_ttl: self.seconds("nats_marker_ttl", 600.0, 60.0, 7.0 * 86_400.0),

@@ -242,15 +242,16 @@ impl Execution {
 }
 
 impl Execution {
-    /// The failure record of an execution that another HEM started and stopped before reporting
-    /// (distributed mode). That HEM died or lost the bus; whether the hook itself ran to its end
-    /// is not known, and the record says so. It keeps the original arguments and host, so it can
+    /// The failure record of an execution that another HEM claimed and stopped before reporting
+    /// (distributed mode). That HEM died or lost the bus, after it marked the execution started:
+    /// whether the hook was spawned, and whether it ran to its end, is not known, and the record
+    /// says so. It keeps the original arguments and host, so it can
     /// be retried.
     pub fn taken_over(&self, owner: &str) -> ExecResult {
         ExecResult {
             stderr: format!(
-                "Internal error interrupted: HEM {owner} started this hook and stopped before \
-                 reporting how it ended"
+                "Internal error interrupted: HEM {owner} stopped while starting or running \
+                 this hook, before reporting how it ended"
             )
             .into_bytes(),
             ..self.interrupted()

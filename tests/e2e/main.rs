@@ -1,5 +1,7 @@
 //! End-to-end tests: the real oned-lite, one_hm and onehem-server, driven over XML-RPC.
 
+mod chaos;
+mod distributed;
 mod execution;
 mod flood;
 mod nats_cluster;

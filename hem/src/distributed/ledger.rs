@@ -11,7 +11,7 @@ use one_bus::MSG_ID;
 use one_proto::hook_log::ExecResult;
 use one_proto::subjects::result_subject;
 
-use super::markers::{Created, Marker, MarkerError, Markers};
+use super::markers::{Created, Marker, MarkerError, Markers, State};
 use super::tickets::Tickets;
 use crate::execution::Execution;
 use crate::runner::{Ledger, Start, outbox_entry};
@@ -23,9 +23,10 @@ pub struct BusLedger {
     pub js: jetstream::Context,
     pub markers: Markers,
     pub tickets: Arc<Tickets>,
-    /// This HEM's member name, written into the markers it creates.
-    pub member: String,
     pub prefix: String,
+    /// How long a start marker of another HEM must stay unchanged before it is taken for
+    /// abandoned.
+    pub takeover: Duration,
 }
 
 impl Ledger for BusLedger {
@@ -33,29 +34,57 @@ impl Ledger for BusLedger {
         let key = Markers::key(&exec.uid);
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.markers.create_started(&key, &self.member).await {
-                Ok(Created::Mine(revision)) => {
-                    let marker = Marker::Started {
-                        owner: self.member.clone(),
-                    };
+            match self.markers.create_started(&key).await {
+                Ok(Created::Mine(marker, revision)) => {
                     self.tickets.note_marker(&exec.uid, &key, revision, marker);
                     return Start::Run;
                 }
-                Ok(Created::Taken(Marker::Done { owner, outcome }, _)) => {
+                Ok(Created::Taken(
+                    Marker {
+                        owner,
+                        state: State::Done(outcome),
+                        ..
+                    },
+                    _,
+                )) => {
                     tracing::info!(owner = %owner, outcome = %outcome,
-                        "already recorded by another HEM; not run again");
+                        "already recorded; not run again");
                     self.tickets.recorded(&exec.uid).await;
                     return Start::Recorded;
                 }
-                Ok(Created::Taken(Marker::Started { owner }, revision)) => {
-                    // The event came back: the HEM that started this hook stopped holding it
-                    // (it died, or lost the bus for longer than the take-over time).
-                    let marker = Marker::Done {
-                        owner: self.member.clone(),
-                        outcome: format!("interrupted-{owner}"),
-                    };
-                    match self.markers.set(&key, &marker, revision).await {
-                        Ok(revision) => {
+                Ok(Created::Taken(
+                    Marker {
+                        owner,
+                        state: State::Started,
+                        ..
+                    },
+                    revision,
+                )) => {
+                    // The event came back: the HEM that started this hook stopped holding it.
+                    // It died, or it lost the bus for a while and still runs the hook, renewing
+                    // the marker: only a marker left unchanged for the take-over time is
+                    // claimed.
+                    tokio::time::sleep(self.takeover).await;
+                    match self.markers.read(&key).await {
+                        Ok(Some((
+                            Marker {
+                                state: State::Started,
+                                ..
+                            },
+                            now,
+                        ))) if now == revision => {}
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read a start marker; retrying");
+                            continue;
+                        }
+                    }
+                    match self
+                        .markers
+                        .finish(&key, format!("interrupted-{owner}"), revision)
+                        .await
+                    {
+                        Ok((marker, revision)) => {
                             tracing::warn!(owner = %owner,
                                 "started by a HEM that stopped before reporting; recorded as interrupted (retryable)");
                             self.tickets.note_marker(&exec.uid, &key, revision, marker);
@@ -82,21 +111,39 @@ impl Ledger for BusLedger {
     async fn finish(&self, exec: &Execution, result: ExecResult) {
         self.publish(exec, &result).await;
         let key = Markers::key(&exec.uid);
-        if let Some((revision, Marker::Started { .. })) = self.tickets.marker_of(&exec.uid, &key) {
-            let done = Marker::Done {
-                owner: self.member.clone(),
-                outcome: result.code.to_string(),
-            };
-            match self.markers.set(&key, &done, revision).await {
-                Ok(revision) => self.tickets.note_marker(&exec.uid, &key, revision, done),
-                Err(MarkerError::Conflict) => tracing::warn!(
-                    "another HEM took this execution over while it ran; the first record stored wins"
-                ),
-                // The event stays held until acknowledged; delivered again, the marker still
-                // says started and the next holder reports it, and the result stream keeps the
-                // record already published (same message id).
-                Err(MarkerError::Bus(e)) => {
-                    tracing::warn!(error = %e, "cannot mark the execution done")
+        if let Some((
+            revision,
+            Marker {
+                state: State::Started,
+                ..
+            },
+        )) = self.tickets.marker_of(&exec.uid, &key)
+        {
+            let mut delay = Duration::from_millis(50);
+            for _ in 0..5 {
+                match self
+                    .markers
+                    .finish(&key, result.code.to_string(), revision)
+                    .await
+                {
+                    Ok((marker, revision)) => {
+                        self.tickets.note_marker(&exec.uid, &key, revision, marker);
+                        break;
+                    }
+                    Err(MarkerError::Conflict) => {
+                        tracing::warn!(
+                            "another HEM took this execution over while it ran; the first record stored wins"
+                        );
+                        break;
+                    }
+                    // Left as started, a delivery of the event again would report the
+                    // execution as interrupted under its uid, which the results stream drops
+                    // as a duplicate of the record already published.
+                    Err(MarkerError::Bus(e)) => {
+                        tracing::warn!(error = %e, "cannot mark the execution done; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(RETRY_MAX);
+                    }
                 }
             }
         }

@@ -2,15 +2,20 @@
 //!
 //! A start marker (`x.<uid>`) is created, if absent, right before a hook is spawned: whoever
 //! creates it runs the hook, and a HEM that finds it already there does not. Its value says who
-//! started it and whether it ended (`started <member>`, `done <member> <outcome>`); every change
-//! is a compare-and-set on the revision the writer last saw, so of two HEMs that both think an
-//! execution is theirs (one was taken for dead), only one records its end. Markers carry a
+//! started it and whether it ended (`started <member> <write>`, `done <member> <write>
+//! <outcome>`); every change is a compare-and-set on the revision the writer last saw, so of two
+//! HEMs that both think an execution is theirs (one was taken for dead), only one records its
+//! end. `<write>` numbers the writes of one HEM: a write whose acknowledgement was lost (a NATS
+//! node died) and that was sent again finds itself there and counts as done, not as a marker
+//! somebody else wrote. Markers carry a
 //! time to live (JetStream per-message TTL): they matter only while their event may still be
 //! delivered again, and the HEM holding an event renews them while it is pending.
 //!
 //! A member's heartbeat (`m.<member>`) lives for the take-over time unless renewed; when it
 //! expires the server leaves a delete marker, which is how the others learn that it stopped.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -25,34 +30,46 @@ use one_bus::BusError;
 /// How long the server keeps the delete marker of an expired key (members see the expiry).
 const DELETE_MARKER_TTL: Duration = Duration::from_secs(60);
 
-/// The state a start marker records.
+/// What a start marker records: who wrote it, with which write (so that a writer whose
+/// acknowledgement was lost recognises its own write), and whether the execution ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Marker {
-    Started { owner: String },
-    Done { owner: String, outcome: String },
+pub struct Marker {
+    pub owner: String,
+    /// Unique per write of this owner.
+    pub write: u64,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Started,
+    /// Ended; the outcome is the exit code, or `interrupted-<owner>` for an execution another
+    /// HEM had started.
+    Done(String),
 }
 
 impl Marker {
     fn to_bytes(&self) -> Bytes {
-        Bytes::from(match self {
-            Marker::Started { owner } => format!("started {owner}"),
-            Marker::Done { owner, outcome } => format!("done {owner} {outcome}"),
+        Bytes::from(match &self.state {
+            State::Started => format!("started {} {}", self.owner, self.write),
+            State::Done(outcome) => format!("done {} {} {outcome}", self.owner, self.write),
         })
     }
 
     fn parse(value: &[u8]) -> Option<Marker> {
         let text = std::str::from_utf8(value).ok()?;
-        let mut words = text.splitn(3, ' ');
-        match (words.next()?, words.next()?) {
-            ("started", owner) => Some(Marker::Started {
-                owner: owner.to_string(),
-            }),
-            ("done", owner) => Some(Marker::Done {
-                owner: owner.to_string(),
-                outcome: words.next().unwrap_or("").to_string(),
-            }),
-            _ => None,
-        }
+        let mut words = text.splitn(4, ' ');
+        let (kind, owner, write) = (words.next()?, words.next()?, words.next()?);
+        let state = match kind {
+            "started" => State::Started,
+            "done" => State::Done(words.next().unwrap_or("").to_string()),
+            _ => return None,
+        };
+        Some(Marker {
+            owner: owner.to_string(),
+            write: write.parse().ok()?,
+            state,
+        })
     }
 }
 
@@ -60,8 +77,8 @@ impl Marker {
 #[derive(Debug)]
 pub enum Created {
     /// Ours, at this revision.
-    Mine(u64),
-    /// Somebody's, at this revision.
+    Mine(Marker, u64),
+    /// Somebody's (or an earlier write of ours), at this revision.
     Taken(Marker, u64),
 }
 
@@ -82,6 +99,9 @@ pub struct Markers {
     /// `$KV.<bucket>.`
     subject_prefix: String,
     ttl: Duration,
+    /// This HEM's member name, the owner of what it writes.
+    owner: String,
+    writes: Arc<AtomicU64>,
 }
 
 impl Markers {
@@ -91,6 +111,7 @@ impl Markers {
         bucket: &str,
         replicas: usize,
         ttl: Duration,
+        owner: &str,
     ) -> Result<Markers, BusError> {
         let kv = match js.get_key_value(bucket).await {
             Ok(kv) => kv,
@@ -130,6 +151,8 @@ impl Markers {
             kv,
             subject_prefix: format!("$KV.{bucket}."),
             ttl,
+            owner: owner.to_string(),
+            writes: Arc::default(),
         })
     }
 
@@ -178,29 +201,49 @@ impl Markers {
         }
     }
 
-    /// Creates `key` as started by `owner`, unless it exists (an expired or deleted key counts
-    /// as absent).
-    pub async fn create_started(&self, key: &str, owner: &str) -> Result<Created, MarkerError> {
-        let value = Marker::Started {
-            owner: owner.to_string(),
+    /// A marker of this HEM, new write.
+    fn mine(&self, state: State) -> Marker {
+        Marker {
+            owner: self.owner.clone(),
+            write: self.writes.fetch_add(1, Ordering::Relaxed),
+            state,
         }
-        .to_bytes();
+    }
+
+    /// Writes `marker` over `expected`; a conflict that turns out to be this very write (its
+    /// acknowledgement was lost and it was sent again) is a success.
+    async fn put(&self, key: &str, marker: &Marker, expected: u64) -> Result<u64, MarkerError> {
+        let value = marker.to_bytes();
+        match self
+            .write(key, value.clone(), Some(expected), self.ttl)
+            .await
+        {
+            Err(MarkerError::Conflict) => match self.kv.entry(key).await {
+                Ok(Some(e)) if e.operation == Operation::Put && e.value == value => Ok(e.revision),
+                Ok(_) => Err(MarkerError::Conflict),
+                Err(e) => Err(MarkerError::Bus(e.to_string())),
+            },
+            other => other,
+        }
+    }
+
+    /// Creates `key` as started by this HEM, unless it exists (an expired or deleted key counts
+    /// as absent).
+    pub async fn create_started(&self, key: &str) -> Result<Created, MarkerError> {
+        let marker = self.mine(State::Started);
         for _ in 0..3 {
-            match self.write(key, value.clone(), Some(0), self.ttl).await {
-                Ok(revision) => return Ok(Created::Mine(revision)),
+            match self.put(key, &marker, 0).await {
+                Ok(revision) => return Ok(Created::Mine(marker, revision)),
                 Err(MarkerError::Conflict) => {}
                 Err(e) => return Err(e),
             }
             match self.read(key).await? {
-                Some((marker, revision)) => return Ok(Created::Taken(marker, revision)),
+                Some((found, revision)) => return Ok(Created::Taken(found, revision)),
                 None => {
                     // Only a delete marker is there: take its place.
                     let revision = self.last_revision(key).await?;
-                    match self
-                        .write(key, value.clone(), Some(revision), self.ttl)
-                        .await
-                    {
-                        Ok(revision) => return Ok(Created::Mine(revision)),
+                    match self.put(key, &marker, revision).await {
+                        Ok(revision) => return Ok(Created::Mine(marker, revision)),
                         Err(MarkerError::Conflict) => continue,
                         Err(e) => return Err(e),
                     }
@@ -212,10 +255,26 @@ impl Markers {
         )))
     }
 
-    /// Replaces the marker at `revision` with `marker`; returns the new revision.
-    pub async fn set(&self, key: &str, marker: &Marker, revision: u64) -> Result<u64, MarkerError> {
-        self.write(key, marker.to_bytes(), Some(revision), self.ttl)
-            .await
+    /// Marks `key` (at `revision`) ended by this HEM with `outcome`.
+    pub async fn finish(
+        &self,
+        key: &str,
+        outcome: String,
+        revision: u64,
+    ) -> Result<(Marker, u64), MarkerError> {
+        let marker = self.mine(State::Done(outcome));
+        let revision = self.put(key, &marker, revision).await?;
+        Ok((marker, revision))
+    }
+
+    /// Writes `marker` again (at `revision`), renewing its time to live.
+    pub async fn renew(
+        &self,
+        key: &str,
+        marker: &Marker,
+        revision: u64,
+    ) -> Result<u64, MarkerError> {
+        self.put(key, marker, revision).await
     }
 
     /// The marker under `key` and its revision; `None` when absent, deleted or expired.
@@ -270,21 +329,26 @@ mod tests {
     #[test]
     fn markers_read_back_what_they_write() {
         for m in [
-            Marker::Started {
+            Marker {
                 owner: "host-1".into(),
+                write: 7,
+                state: State::Started,
             },
-            Marker::Done {
+            Marker {
                 owner: "host-2".into(),
-                outcome: "interrupted".into(),
+                write: 0,
+                state: State::Done("interrupted-host-1".into()),
             },
-            Marker::Done {
+            Marker {
                 owner: "h".into(),
-                outcome: "".into(),
+                write: 3,
+                state: State::Done("".into()),
             },
         ] {
             assert_eq!(Marker::parse(&m.to_bytes()), Some(m));
         }
         assert_eq!(Marker::parse(b"garbage"), None);
+        assert_eq!(Marker::parse(b"started h x"), None);
         assert_eq!(Marker::parse(b"\xff\xfe"), None);
     }
 }

@@ -73,9 +73,15 @@ pub async fn run(
         )
     })?;
     let tag = stream_tag(&info);
-    let markers = Markers::open(&js, &nats.layout.bucket, nats.replicas, nats.marker_ttl)
-        .await
-        .context("cannot open the HEMs' key-value bucket")?;
+    let markers = Markers::open(
+        &js,
+        &nats.layout.bucket,
+        nats.replicas,
+        nats.marker_ttl,
+        &nats.member,
+    )
+    .await
+    .context("cannot open the HEMs' key-value bucket")?;
     let tickets = Arc::new(Tickets::default());
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
@@ -84,8 +90,8 @@ pub async fn run(
             js: js.clone(),
             markers: markers.clone(),
             tickets: tickets.clone(),
-            member: nats.member.clone(),
             prefix: nats.layout.prefix.clone(),
+            takeover: nats.takeover,
         },
         local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
         remote: remote.clone(),

@@ -6,11 +6,11 @@
 //! the partition up) the pin moves to the next puller after the consumer's pin timeout.
 //!
 //! A new holder may not run anything yet: the previous holder's unacknowledged events come back
-//! to it only after their acknowledgement wait, and a previous holder that is alive (it gave the
-//! partition up) still runs hooks of events it took. So right after it gets the pin, a holder
-//! handles only events delivered again (the previous holder's) and keeps first deliveries aside,
-//! until the consumer holds no unacknowledged event that is not its own. Then it handles them
-//! in order. The hooks of one resource thus keep their event order across holders.
+//! to it only after their acknowledgement wait (in no particular order), and a previous holder
+//! that is alive (it gave the partition up) still runs hooks of events it took. So right after it
+//! gets the pin, a holder keeps every delivery aside until the consumer holds no unacknowledged
+//! event that is not among them or its own, then handles them in stream order. The hooks of one
+//! resource thus keep their event order across holders.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -237,13 +237,17 @@ impl PartitionWorker {
         if self.shared.tickets.redelivered(self.n, seq, &message) {
             return;
         }
-        if self.holding.is_some() && delivered <= 1 {
+        if self.holding.is_some() {
+            // Deliveries of the previous holder's events come back in the order their
+            // acknowledgement waits ran out, which is not their event order: all wait, and go in
+            // stream order once the previous holder's events are all here or settled.
             self.held_back.push(message);
             if self.held_back.len() == 1 {
                 self.check_hold().await;
             }
             return;
         }
+        let _ = delivered;
         self.handle(message, seq).await;
     }
 
@@ -271,15 +275,21 @@ impl PartitionWorker {
             return;
         }
         self.holding = None;
-        let waited = std::mem::take(&mut self.held_back);
+        let mut waited: Vec<(u64, jetstream::Message)> = std::mem::take(&mut self.held_back)
+            .into_iter()
+            .map(|m| (m.info().map(|i| i.stream_sequence).unwrap_or(0), m))
+            .collect();
+        waited.sort_by_key(|(seq, _)| *seq);
         tracing::debug!(
             partition = self.n,
             waited = waited.len(),
             waited_ms = since.elapsed().as_millis() as u64,
             "previous holder's events settled"
         );
-        for message in waited {
-            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        for (seq, message) in waited {
+            if self.shared.tickets.redelivered(self.n, seq, &message) {
+                continue;
+            }
             self.handle(message, seq).await;
         }
     }

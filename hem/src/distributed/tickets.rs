@@ -3,10 +3,12 @@
 //! An event is acknowledged once every execution it triggered has its record (a result
 //! published, or a marker that says another HEM recorded it). Until then it must not be
 //! delivered to another HEM, however long its hooks run: the HEM tells JetStream it is still
-//! working on it (an in-progress acknowledgement) several times per acknowledgement wait, and
-//! renews the start markers of its executions before their time to live runs out. A HEM that
-//! stops doing both, because it died, lets JetStream deliver the event to the partition's next
-//! holder, which finds the markers and reports what was started as interrupted.
+//! working on it (an in-progress acknowledgement) several times per acknowledgement wait. It
+//! also rewrites the start markers of its running executions as often, which is how another
+//! HEM that gets the event anyway (this one lost the bus for a while) sees that they still run
+//! here, and the ended ones before their time to live runs out. A HEM that stops doing both,
+//! because it died, lets JetStream deliver the event to the partition's next holder, which
+//! finds the markers unchanged and reports what was started as interrupted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 
-use super::markers::{Marker, Markers};
+use super::markers::{Marker, Markers, State};
 
 /// Attempts at a confirmed acknowledgement before the event is left to be delivered again
 /// (its markers then say what was done).
@@ -183,19 +185,25 @@ impl Tickets {
             {
                 tracing::debug!(error = %e, seq = ticket.seq, "in-progress acknowledgement failed");
             }
+            // Started markers every round: they are the proof that their hook still runs
+            // here. Ended ones only before their time to live runs out.
             let due: Vec<(String, u64, Marker)> = match ticket.state.lock() {
-                Ok(mut state) if state.renewed.elapsed() >= renew_after => {
-                    state.renewed = Instant::now();
+                Ok(mut state) => {
+                    let all = state.renewed.elapsed() >= renew_after;
+                    if all {
+                        state.renewed = Instant::now();
+                    }
                     state
                         .markers
                         .iter()
+                        .filter(|(_, (_, m))| all || m.state == State::Started)
                         .map(|(k, (r, m))| (k.clone(), *r, m.clone()))
                         .collect()
                 }
-                _ => Vec::new(),
+                Err(_) => Vec::new(),
             };
             for (key, revision, marker) in due {
-                match markers.set(&key, &marker, revision).await {
+                match markers.renew(&key, &marker, revision).await {
                     Ok(new) => {
                         if let Ok(mut state) = ticket.state.lock()
                             && let Some(entry) = state.markers.get_mut(&key)

@@ -1,0 +1,395 @@
+//! The distributed mode against a real three-node NATS JetStream cluster: several HEMs share
+//! the events, each event ends as exactly one record per hook whatever dies, no hook starts
+//! twice, a VM's hooks keep their event order across HEMs, long hooks stay with their HEM, and
+//! hook changes reach every partition.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use one_e2e::nats::{ClusterOptions, NatsCluster};
+use one_e2e::stack::{Stack, StackOptions, wait_for};
+use one_proto::hook_log::ExecutionRecord;
+use one_proto::xmlrpc::Value;
+
+use crate::flood::{Flood, allocate_vms, record_vm_id};
+
+/// A stack in the distributed mode. The stack is dropped before the cluster, so the daemons
+/// stop while the bus is still there.
+pub struct Distributed {
+    pub stack: Stack,
+    pub nats: NatsCluster,
+}
+
+/// The line every test hook appends per run: `start|end <HEM pid> <what>`.
+pub fn runs_file(stack: &Stack) -> PathBuf {
+    stack.dir.path().join("runs.log")
+}
+
+/// Starts a three-node cluster and a stack with `hems` HEMs whose partitions move to another
+/// HEM within `takeover_s` seconds. `hem_extra` is added to every HEM's config.
+pub fn start(hems: usize, takeover_s: u32, hem_extra: &str) -> Result<Distributed> {
+    let nats = NatsCluster::start(ClusterOptions::default())?;
+    let mut access = nats.access(None, None);
+    access.driver_args.push_str(" --nats-partitions 8");
+    access
+        .hem_keys
+        .push_str(&format!("nats_takeover: {takeover_s}\n"));
+    let stack = Stack::start_with(StackOptions {
+        hems,
+        log_retention: 1_000_000,
+        nats: Some(access),
+        hem_extra: hem_extra.to_string(),
+        ..Default::default()
+    })?;
+    Ok(Distributed { stack, nats })
+}
+
+/// A hook script that logs its start and end with its HEM's pid and the VM of its
+/// `$TEMPLATE`, sleeping `sleep` seconds in between.
+pub fn write_vm_hook(stack: &Stack, name: &str, sleep: &str) -> Result<()> {
+    let runs = runs_file(stack);
+    stack.write_hook(
+        name,
+        &format!(
+            "#!/bin/sh\n\
+             id=$(printf %s \"$1\" | base64 -d 2>/dev/null | head -c 64 | sed -n 's|^<VM><ID>\\([0-9]*\\)</ID>.*|\\1|p')\n\
+             echo \"start $PPID $id\" >> {runs}\n\
+             sleep {sleep}\n\
+             echo \"end $PPID $id\" >> {runs}\n",
+            runs = runs.display()
+        ),
+    )?;
+    Ok(())
+}
+
+/// A state hook on VMs entering PENDING, running `command` with the VM's template.
+pub fn pending_hook(stack: &Stack, name: &str, command: &str) -> Result<i64> {
+    Ok(stack.client().hook_allocate(&format!(
+        "NAME = {name}\nCOMMAND = \"{command}\"\nTYPE = state\nON = CUSTOM\nRESOURCE = VM\n\
+         STATE = PENDING\nLCM_STATE = LCM_INIT\nARGUMENTS = $TEMPLATE\n"
+    ))?)
+}
+
+/// One line of the runs file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub start: bool,
+    pub hem: u32,
+    pub what: String,
+}
+
+pub fn read_runs(stack: &Stack) -> Result<Vec<Run>> {
+    let text = std::fs::read_to_string(runs_file(stack)).unwrap_or_default();
+    text.lines()
+        .map(|line| {
+            let mut w = line.split_whitespace();
+            let start = match w.next() {
+                Some("start") => true,
+                Some("end") => false,
+                other => bail!("bad run line {line:?} ({other:?})"),
+            };
+            let hem = w.next().context("no pid")?.parse()?;
+            let what = w.collect::<Vec<_>>().join(" ");
+            Ok(Run { start, hem, what })
+        })
+        .collect()
+}
+
+/// What the records and the runs of a VM hook say, checked: every VM in `vms` has exactly one
+/// record and its hook started at most once; a record is a success (its hook started once), or
+/// says it was interrupted, in which case its hook started at most once, on a HEM in `killed`.
+pub struct Tally {
+    pub records: usize,
+    pub interrupted: usize,
+    pub per_hem: BTreeMap<u32, usize>,
+}
+
+pub fn check_exactly_once(
+    stack: &Stack,
+    hook: i64,
+    vms: &BTreeSet<i64>,
+    killed: &[u32],
+) -> Result<Tally> {
+    let records = stack.wait_records(hook, vms.len(), Duration::from_secs(300))?;
+    let mut by_vm: BTreeMap<i64, Vec<&ExecutionRecord>> = BTreeMap::new();
+    for r in &records {
+        by_vm.entry(record_vm_id(r)?).or_default().push(r);
+    }
+    let twice: Vec<i64> = by_vm
+        .iter()
+        .filter(|(_, r)| r.len() > 1)
+        .map(|(v, _)| *v)
+        .collect();
+    ensure!(twice.is_empty(), "VMs with more than one record: {twice:?}");
+    let missing: Vec<&i64> = vms.iter().filter(|v| !by_vm.contains_key(v)).collect();
+    ensure!(missing.is_empty(), "VMs without a record: {missing:?}");
+    ensure!(
+        records.len() == vms.len(),
+        "{} records for {} events",
+        records.len(),
+        vms.len()
+    );
+    // Give hooks still running (their record was written by a HEM that took them over) a
+    // moment to log their end; only starts are counted.
+    let runs = read_runs(stack)?;
+    let mut started: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for run in runs.iter().filter(|r| r.start) {
+        let vm: i64 = run.what.parse().with_context(|| format!("run {run:?}"))?;
+        started.entry(vm).or_default().push(run.hem);
+    }
+    let doubles: Vec<(&i64, &Vec<u32>)> = started.iter().filter(|(_, h)| h.len() > 1).collect();
+    ensure!(
+        doubles.is_empty(),
+        "hooks started more than once: {doubles:?}"
+    );
+    let mut interrupted = 0;
+    let mut per_hem: BTreeMap<u32, usize> = BTreeMap::new();
+    for (vm, recs) in &by_vm {
+        let result = recs[0].result.as_ref().context("record without result")?;
+        let hems = started.get(vm).cloned().unwrap_or_default();
+        if result.code == 0 {
+            ensure!(
+                hems.len() == 1,
+                "VM {vm}: success record but {} runs",
+                hems.len()
+            );
+            *per_hem.entry(hems[0]).or_default() += 1;
+            continue;
+        }
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        ensure!(
+            stderr.contains("interrupted"),
+            "VM {vm}: unexpected failure {}: {stderr}",
+            result.code
+        );
+        // True: a killed HEM claimed the start and never reported; the hook started at most
+        // once (a HEM killed between the claim and the spawn never started it), and there.
+        // A hook that a killed HEM spawned right before it died may find itself reparented
+        // (its $PPID is 1) by the time it logs.
+        ensure!(
+            hems.iter().all(|h| killed.contains(h) || *h == 1),
+            "VM {vm}: interrupted record, but its hook started on {hems:?} (killed: {killed:?})"
+        );
+        interrupted += 1;
+    }
+    ensure!(
+        interrupted == 0 || !killed.is_empty(),
+        "{interrupted} records say interrupted, but no HEM was killed"
+    );
+    let unrecorded: Vec<&i64> = started.keys().filter(|v| !by_vm.contains_key(v)).collect();
+    ensure!(
+        unrecorded.is_empty(),
+        "hooks ran for VMs without a record: {unrecorded:?}"
+    );
+    Ok(Tally {
+        records: records.len(),
+        interrupted,
+        per_hem,
+    })
+}
+
+/// VM ids `first..first + count`.
+pub fn vm_range(first: i64, count: usize) -> BTreeSet<i64> {
+    (first..first + count as i64).collect()
+}
+
+fn hem_pids(stack: &Stack) -> Vec<u32> {
+    (0..stack.hem_count())
+        .filter_map(|i| stack.hem_pid_at(i))
+        .collect()
+}
+
+#[test]
+fn hems_divide_the_work_and_run_each_hook_once() -> Result<()> {
+    let d = start(3, 3, "")?;
+    let stack = &d.stack;
+    write_vm_hook(stack, "vm.sh", "0.01")?;
+    let hook = pending_hook(stack, "vm", "vm.sh")?;
+    let count = 400;
+    allocate_vms(stack, count, 4)?;
+    let tally = check_exactly_once(stack, hook, &vm_range(0, count), &[])?;
+    let pids = hem_pids(stack);
+    println!("runs per HEM: {:?}", tally.per_hem);
+    ensure!(tally.interrupted == 0);
+    ensure!(
+        tally.per_hem.keys().all(|p| pids.contains(p)),
+        "a hook ran under a process that is not one of the HEMs {pids:?}: {:?}",
+        tally.per_hem
+    );
+    ensure!(
+        tally.per_hem.len() >= 2,
+        "one HEM ran everything: {:?}",
+        tally.per_hem
+    );
+    Ok(())
+}
+
+#[test]
+fn a_killed_hems_work_is_taken_over_without_running_anything_twice() -> Result<()> {
+    let mut d = start(3, 2, "")?;
+    write_vm_hook(&d.stack, "vm.sh", "0.1")?;
+    let hook = pending_hook(&d.stack, "vm", "vm.sh")?;
+    let count = 600;
+    let victim = d.stack.hem_pid_at(0).context("HEM 0")?;
+    let flood = Flood::of(&d.stack);
+    let killed_at = std::thread::scope(|s| -> Result<Instant> {
+        let flood = s.spawn(|| flood.allocate_vms(count, 4));
+        wait_for("the victim to run hooks", Duration::from_secs(120), || {
+            let runs = read_runs(&d.stack).ok()?;
+            (runs.iter().filter(|r| r.start && r.hem == victim).count() >= 20).then_some(())
+        })?;
+        d.stack.kill_hem_at(0)?;
+        let killed_at = Instant::now();
+        flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        Ok(killed_at)
+    })?;
+    let tally = check_exactly_once(&d.stack, hook, &vm_range(0, count), &[victim])?;
+    println!(
+        "{} records, {} interrupted, runs per HEM {:?}, all recorded {:.1} s after the kill",
+        tally.records,
+        tally.interrupted,
+        tally.per_hem,
+        killed_at.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_hook_that_runs_longer_than_the_takeover_time_stays_with_its_hem() -> Result<()> {
+    let d = start(2, 1, "")?;
+    write_vm_hook(&d.stack, "long.sh", "5")?;
+    let hook = pending_hook(&d.stack, "long", "long.sh")?;
+    allocate_vms(&d.stack, 6, 2)?;
+    let tally = check_exactly_once(&d.stack, hook, &vm_range(0, 6), &[])?;
+    ensure!(tally.interrupted == 0);
+    // Give a wrongly redelivered event the time to start a second run.
+    std::thread::sleep(Duration::from_secs(2));
+    let starts = read_runs(&d.stack)?.iter().filter(|r| r.start).count();
+    ensure!(starts == 6, "{starts} runs for 6 events");
+    Ok(())
+}
+
+/// `one.vm.update` of VM `vm` with `C=<vm>-<round>`.
+fn update(client: &one_client::Client, vm: i64, round: usize) -> Result<()> {
+    client.call(
+        "one.vm.update",
+        vec![
+            Value::Int(vm as i32),
+            Value::String(format!("C=\"{vm}-{round}\"")),
+            Value::Int(1),
+        ],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn a_vms_hooks_keep_their_order_while_hems_come_and_go() -> Result<()> {
+    let mut d = start(3, 2, "")?;
+    // Only the first HEM runs at first; the others join mid-stream, then the first is killed.
+    d.stack.stop_hem_at(1)?;
+    d.stack.stop_hem_at(2)?;
+    let runs = runs_file(&d.stack);
+    d.stack.write_hook(
+        "ordered.sh",
+        &format!(
+            "#!/bin/sh\n\
+             c=$(printf %s \"$1\" | base64 -d 2>/dev/null | grep -o 'C=[^<]*' | head -1 | tr -dc '0-9-')\n\
+             echo \"start $PPID $c\" >> {runs}\n\
+             sleep 0.02\n\
+             echo \"end $PPID $c\" >> {runs}\n",
+            runs = runs.display()
+        ),
+    )?;
+    let hook = d.stack.client().hook_allocate(
+        "NAME = ordered\nTYPE = api\nCALL = \"one.vm.update\"\nCOMMAND = ordered.sh\nARGUMENTS = $API\n",
+    )?;
+    let (vms, rounds, writers) = (24usize, 20usize, 4usize);
+    let mut ids = Vec::new();
+    for _ in 0..vms {
+        ids.push(d.stack.vm_allocate("NAME = o\nCPU = 1\nMEMORY = 2\n")?);
+    }
+    let victim = d.stack.hem_pid_at(0).context("HEM 0")?;
+    let (endpoint, session) = (d.stack.endpoint.clone(), d.stack.session.clone());
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..writers)
+            .map(|w| {
+                let (endpoint, session, ids) = (&endpoint, &session, &ids);
+                s.spawn(move || -> Result<()> {
+                    let client = one_client::Client::new(endpoint, session);
+                    for round in 0..rounds {
+                        for vm in ids.iter().skip(w).step_by(writers) {
+                            update(&client, *vm, round)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        d.stack.start_hem_at(1)?;
+        d.stack.start_hem_at(2)?;
+        let joined = [d.stack.hem_pid_at(1), d.stack.hem_pid_at(2)];
+        wait_for(
+            "a joining HEM to run hooks",
+            Duration::from_secs(60),
+            || {
+                let runs = read_runs(&d.stack).ok()?;
+                runs.iter()
+                    .any(|r| joined.contains(&Some(r.hem)))
+                    .then_some(())
+            },
+        )?;
+        d.stack.kill_hem_at(0)?;
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    let total = vms * rounds;
+    let records = d
+        .stack
+        .wait_records(hook, total, Duration::from_secs(300))?;
+    ensure!(
+        records.len() == total,
+        "{} records for {total} calls",
+        records.len()
+    );
+    // Per VM, the runs start in round order, each after the previous one ended.
+    let mut last: BTreeMap<i64, (usize, bool)> = BTreeMap::new();
+    let mut per_hem: BTreeMap<u32, usize> = BTreeMap::new();
+    for run in read_runs(&d.stack)? {
+        let (vm, round) = run
+            .what
+            .split_once('-')
+            .and_then(|(v, r)| Some((v.parse::<i64>().ok()?, r.parse::<usize>().ok()?)))
+            .with_context(|| format!("run {run:?}"))?;
+        let entry = last.get(&vm).copied();
+        if run.start {
+            *per_hem.entry(run.hem).or_default() += 1;
+            if let Some((prev, ended)) = entry {
+                ensure!(
+                    round > prev,
+                    "VM {vm}: round {round} started after round {prev}"
+                );
+                ensure!(
+                    ended,
+                    "VM {vm}: round {round} started while round {prev} still ran"
+                );
+            }
+            last.insert(vm, (round, false));
+        } else {
+            ensure!(
+                entry == Some((round, false)),
+                "VM {vm}: round {round} ended out of turn ({entry:?})"
+            );
+            last.insert(vm, (round, true));
+        }
+    }
+    println!("runs per HEM (HEM 0 = {victim} was killed): {per_hem:?}");
+    ensure!(per_hem.len() >= 2, "only one HEM ran hooks: {per_hem:?}");
+    Ok(())
+}
