@@ -138,6 +138,7 @@ impl NatsUser {
             password: password.into(),
             publish: [
                 "one.result.>",
+                "$JS.API.INFO",
                 "$JS.API.STREAM.INFO.ONE_EVENTS",
                 "$JS.API.CONSUMER.CREATE.ONE_EVENTS.>",
                 "$JS.API.CONSUMER.INFO.ONE_EVENTS.>",
@@ -147,6 +148,7 @@ impl NatsUser {
                 "$JS.API.STREAM.INFO.KV_ONE_HEM",
                 "$JS.API.STREAM.CREATE.KV_ONE_HEM",
                 "$JS.API.DIRECT.GET.KV_ONE_HEM.>",
+                "$JS.API.CONSUMER.CREATE.KV_ONE_HEM",
                 "$JS.API.CONSUMER.CREATE.KV_ONE_HEM.>",
                 "$JS.API.CONSUMER.DELETE.KV_ONE_HEM.>",
                 "$JS.FC.KV_ONE_HEM.>",

@@ -343,6 +343,7 @@ impl HookSource {
             one_xmlrpc: self.stack.endpoint.clone(),
             one_auth: self.stack.var_dir.join("one_auth"),
             concurrency: ceiling::CONCURRENCY as u32,
+            extra_config: String::new(),
         })?;
         let hooks_loaded = hem.wait_ready(Duration::from_secs(120))?;
         for i in 0..WARM {
@@ -406,34 +407,15 @@ pub struct Throughput {
 /// Writes `n` PENDING events (VM ids 0..n) at once; returns events per second until the last
 /// result line, and the CPU the HEM, its hooks and the driver spent meanwhile.
 pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<Throughput> {
-    let mut lines = Vec::new();
-    for i in 0..n {
-        lines.extend_from_slice(vm_state_line(i as i64, "PENDING", "LCM_INIT").as_bytes());
-    }
     let (hem_pid, driver_pid) = (p.hem.pid(), p.driver.pid());
     let (hem0, drv0) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
     let (hem_t0, drv_t0) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
-    let start = Instant::now();
-    p.driver.stdin()?.write_all(&lines)?;
-    p.driver
-        .output
-        .wait(p.warm + n, budget(n))
-        .with_context(|| p.hem.log_tail())?;
-    let lines = p.driver.output.take();
-    let last = lines.iter().map(|l| l.at).max().context("no result")?;
-    let r = results_by_vm(&lines, hook);
-    let doubled = r.by_vm.values().filter(|v| v.len() > 1).count();
-    if r.by_vm.len() != n || r.failures > 0 || doubled > 0 {
-        bail!(
-            "{} of {n} events have a result, {doubled} more than one, {} failed",
-            r.by_vm.len(),
-            r.failures
-        );
-    }
+    let hem = &p.hem;
+    let rate = route_throughput(&mut p.driver, p.warm, hook, n, || hem.log_tail())?;
     let (hem1, drv1) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
     let (hem_t1, drv_t1) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
     Ok(Throughput {
-        rate: n as f64 / (last - start).as_secs_f64(),
+        rate,
         hem: hem1 - hem0,
         driver: drv1 - drv0,
         threads: format!(
@@ -444,6 +426,42 @@ pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<Throughpu
     })
 }
 
+/// The HEM route's throughput run, whatever runs behind the driver: writes `n` PENDING events
+/// (VM ids 0..n) at once to the driver's stdin, waits until `warm + n` result lines have
+/// arrived in all, checks that each event has exactly one successful result of `hook`, and
+/// returns events per second from the first byte written to the last result line. `context`
+/// explains a timeout (the HEMs' log tails).
+pub fn route_throughput(
+    driver: &mut Driver,
+    warm: usize,
+    hook: i64,
+    n: usize,
+    context: impl Fn() -> String,
+) -> Result<f64> {
+    let mut lines = Vec::new();
+    for i in 0..n {
+        lines.extend_from_slice(vm_state_line(i as i64, "PENDING", "LCM_INIT").as_bytes());
+    }
+    let start = Instant::now();
+    driver.stdin()?.write_all(&lines)?;
+    driver
+        .output
+        .wait(warm + n, budget(n))
+        .with_context(context)?;
+    let lines = driver.output.take();
+    let last = lines.iter().map(|l| l.at).max().context("no result")?;
+    let r = results_by_vm(&lines, hook);
+    let doubled = r.by_vm.values().filter(|v| v.len() > 1).count();
+    if r.by_vm.len() != n || r.failures > 0 || doubled > 0 {
+        bail!(
+            "{} of {n} events have a result, {doubled} more than one, {} failed",
+            r.by_vm.len(),
+            r.failures
+        );
+    }
+    Ok(n as f64 / (last - start).as_secs_f64())
+}
+
 /// Writes `n` ACTIVE/BOOT events (stamp hook), paced at `rate` or all at once; returns the
 /// hook-start latencies (ms, sorted) and the rate actually offered.
 fn hem_latency(
@@ -452,11 +470,27 @@ fn hem_latency(
     n: usize,
     rate: Option<f64>,
 ) -> Result<(Vec<f64>, f64)> {
+    let hem = &p.hem;
+    route_latency(&mut p.driver, &mut p.warm, hook, n, rate, || hem.log_tail())
+}
+
+/// The HEM route's latency run, whatever runs behind the driver: writes `n` ACTIVE/BOOT events
+/// (VM ids 0..n, `hook` being the stamp hook), paced at `rate` or all at once, waits until
+/// `*warm + n` result lines have arrived in all and adds `n` to `*warm`; returns the
+/// hook-start latencies (ms, sorted) and the rate actually offered.
+pub fn route_latency(
+    driver: &mut Driver,
+    warm: &mut usize,
+    hook: i64,
+    n: usize,
+    rate: Option<f64>,
+    context: impl Fn() -> String,
+) -> Result<(Vec<f64>, f64)> {
     let lines: Vec<String> = (0..n)
         .map(|i| vm_state_line(i as i64, "ACTIVE", "BOOT"))
         .collect();
     let mut sent = Vec::with_capacity(n);
-    let stdin = p.driver.stdin()?;
+    let stdin = driver.stdin()?;
     let start = Instant::now();
     for (i, line) in lines.iter().enumerate() {
         if let Some(r) = rate {
@@ -466,11 +500,11 @@ fn hem_latency(
         stdin.write_all(line.as_bytes())?;
     }
     let offered = n as f64 / start.elapsed().as_secs_f64();
-    p.driver
+    driver
         .output
-        .wait(p.warm + n, budget(n))
-        .with_context(|| p.hem.log_tail())?;
-    let r = results_by_vm(&p.driver.output.take(), hook);
+        .wait(*warm + n, budget(n))
+        .with_context(context)?;
+    let r = results_by_vm(&driver.output.take(), hook);
     if r.failures > 0 || r.by_vm.len() != n {
         bail!(
             "{} of {n} events have a result, {} failed",
@@ -489,7 +523,7 @@ fn hem_latency(
     }
     lat.sort_by(f64::total_cmp);
     // The pipeline's counter includes these results from now on.
-    p.warm += n;
+    *warm += n;
     Ok((lat, offered))
 }
 

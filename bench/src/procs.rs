@@ -232,6 +232,8 @@ pub struct HemSettings {
     pub one_xmlrpc: String,
     pub one_auth: PathBuf,
     pub concurrency: u32,
+    /// YAML lines appended to the configuration (the distributed mode's `nats_*` keys).
+    pub extra_config: String,
 }
 
 /// An `onehem-server` with its configuration, state DB and log in a temporary directory.
@@ -266,7 +268,8 @@ impl Hem {
                  log_stderr: false\n\
                  state_db: {state}\n\
                  one_xmlrpc: {xmlrpc}\n\
-                 one_auth: {auth}\n",
+                 one_auth: {auth}\n\
+                 {extra}\n",
                 hooks = hooks.display(),
                 sub = s.subscriber,
                 rep = s.replier,
@@ -276,6 +279,7 @@ impl Hem {
                 state = dir.path().join("hem-state.db").display(),
                 xmlrpc = s.one_xmlrpc,
                 auth = s.one_auth.display(),
+                extra = s.extra_config,
             ),
         )?;
         let err = fs::File::create(dir.path().join("stderr.log"))?;
@@ -325,6 +329,23 @@ impl Hem {
         }
     }
 
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILLs the HEM (a crash: no clean shutdown) and reaps it.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill().context("kill -9 of onehem-server")?;
+        self.child.wait().context("reaping onehem-server")?;
+        Ok(())
+    }
+
     pub fn log_tail(&self) -> String {
         format!(
             "{}\n{}",
@@ -342,6 +363,10 @@ impl Drop for Hem {
 
 /// Sends `signal` (if any), waits up to ten seconds, then kills.
 fn stop_child(child: &mut Child, signal: Option<Signal>) {
+    // Already reaped (killed on purpose): its pid may belong to another process by now.
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     if let (Some(sig), Ok(pid)) = (signal, i32::try_from(child.id())) {
         let _ = kill(Pid::from_raw(pid), sig);
     }

@@ -17,6 +17,8 @@ pub enum Goal {
     AtLeast(f64),
     /// The median must be below this.
     Below(f64),
+    /// The median must be at most this.
+    AtMost(f64),
     /// The median must be exactly this.
     Exactly(f64),
 }
@@ -26,6 +28,7 @@ impl Goal {
         match self {
             Goal::AtLeast(t) => v >= t,
             Goal::Below(t) => v < t,
+            Goal::AtMost(t) => v <= t,
             Goal::Exactly(t) => v == t,
         }
     }
@@ -34,6 +37,7 @@ impl Goal {
         match self {
             Goal::AtLeast(t) => format!("≥ {}", fmt(t)),
             Goal::Below(t) => format!("< {}", fmt(t)),
+            Goal::AtMost(t) => format!("≤ {}", fmt(t)),
             Goal::Exactly(t) => format!("= {}", fmt(t)),
         }
     }

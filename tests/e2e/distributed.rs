@@ -393,3 +393,147 @@ fn a_vms_hooks_keep_their_order_while_hems_come_and_go() -> Result<()> {
     ensure!(per_hem.len() >= 2, "only one HEM ran hooks: {per_hem:?}");
     Ok(())
 }
+
+/// Runs of the script that logged `what`.
+fn runs_of(stack: &Stack, what: &str) -> Result<usize> {
+    Ok(read_runs(stack)?
+        .iter()
+        .filter(|r| r.start && r.what == what)
+        .count())
+}
+
+#[test]
+fn hook_changes_reach_every_partition_and_the_resync_repairs_what_events_missed() -> Result<()> {
+    let d = start(2, 3, "resync_interval: 1\n")?;
+    let stack = &d.stack;
+    let runs = runs_file(stack);
+    for name in ["first", "second"] {
+        stack.write_hook(
+            &format!("{name}.sh"),
+            &format!(
+                "#!/bin/sh\necho \"start $PPID {name}\" >> {}\n",
+                runs.display()
+            ),
+        )?;
+    }
+    let batch = 40;
+    let mut total = 0;
+    let mut round = |expect_first: usize, expect_second: usize| -> Result<()> {
+        allocate_vms(stack, batch, 4)?;
+        total += batch;
+        wait_for(
+            &format!("{expect_first} runs of first.sh and {expect_second} of second.sh"),
+            Duration::from_secs(120),
+            || {
+                let first = runs_of(stack, "first").ok()?;
+                let second = runs_of(stack, "second").ok()?;
+                (first >= expect_first && second >= expect_second).then_some(())
+            },
+        )
+        .with_context(|| stack.tail_log("hem"))?;
+        Ok(())
+    };
+    // Created after the HEMs started: its allocate event reaches every partition.
+    let hook = pending_hook(stack, "changing", "first.sh")?;
+    round(batch, 0)?;
+    // Changed through the API: the update event reaches every partition.
+    stack.client().hook_update(
+        hook,
+        "COMMAND = \"second.sh\"",
+        one_client::UpdateMode::Merge,
+    )?;
+    round(batch, batch)?;
+    // Changed behind the API's back, so that no event says so: only the periodic resync
+    // (every second here) can see it, in every partition.
+    let sql = format!(
+        "import sqlite3, sys\n\
+         db = sqlite3.connect(sys.argv[1], timeout=10)\n\
+         n = db.execute(\"UPDATE hook_pool SET body = replace(body, 'second.sh', 'first.sh') WHERE oid = {hook}\").rowcount\n\
+         db.commit()\n\
+         assert n == 1, n\n"
+    );
+    let out = std::process::Command::new(one_e2e::stack::python()?)
+        .arg("-c")
+        .arg(sql)
+        .arg(stack.var_dir.join("one.db"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    round(2 * batch, batch)?;
+    // Deleted: no partition runs it any more.
+    stack.client().hook_delete(hook)?;
+    allocate_vms(stack, batch, 4)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (first, second) = (runs_of(stack, "first")?, runs_of(stack, "second")?);
+    ensure!(
+        (first, second) == (2 * batch, batch),
+        "after the delete: {first} runs of first.sh, {second} of second.sh ({total} VMs)"
+    );
+    Ok(())
+}
+
+#[test]
+fn reference_subscribers_still_get_the_zeromq_frames_numbered_like_the_stream() -> Result<()> {
+    let d = start(1, 3, "")?;
+    let stack = &d.stack;
+    let endpoint = format!("tcp://{}:{}", stack.ip, one_e2e::stack::PUBLISHER_PORT);
+    // pyzmq subscribes like a reference subscriber (prefix filter), then nats-py reads the
+    // stream message under the sequence number each frame carries.
+    let script = "import asyncio, sys, zmq, nats, base64\n\
+        ctx = zmq.Context()\n\
+        sub = ctx.socket(zmq.SUB)\n\
+        sub.setsockopt(zmq.RCVTIMEO, 20000)\n\
+        sub.setsockopt(zmq.SUBSCRIBE, b'EVENT STATE VM/PENDING/')\n\
+        sub.connect(sys.argv[1])\n\
+        print('subscribed', flush=True)\n\
+        frames = [sub.recv_multipart() for _ in range(int(sys.argv[3]))]\n\
+        async def main():\n\
+        \x20   nc = await nats.connect(sys.argv[2].split(','))\n\
+        \x20   js = nc.jetstream()\n\
+        \x20   for key, content in frames:\n\
+        \x20       seq = int(key.split()[-1].lstrip(b'#'))\n\
+        \x20       msg = await js.get_msg('ONE_EVENTS', seq)\n\
+        \x20       assert msg.data == content, (seq, msg.data[:40], content[:40])\n\
+        \x20       print(key.decode(), msg.subject)\n\
+        \x20   await nc.close()\n\
+        asyncio.run(main())\n";
+    let child = std::process::Command::new(one_e2e::stack::python()?)
+        .arg("-c")
+        .arg(script)
+        .arg(&endpoint)
+        .arg(d.nats.url_list())
+        .arg("5")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // The SUB socket needs a moment after connecting before it receives anything.
+    std::thread::sleep(Duration::from_millis(1500));
+    allocate_vms(stack, 5, 1)?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "subscriber failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("EVENT")).collect();
+    ensure!(lines.len() == 5, "{text}");
+    for line in lines {
+        // `EVENT STATE VM/PENDING/LCM_INIT/<id> #<seq> one.event.state.VM.PENDING.LCM_INIT.<id>.<p>`
+        let (key, subject) = line.rsplit_once(' ').context(line.to_string())?;
+        let id = key
+            .split('/')
+            .nth(3)
+            .and_then(|t| t.split_whitespace().next())
+            .context(line.to_string())?;
+        ensure!(
+            subject.starts_with(&format!("one.event.state.VM.PENDING.LCM_INIT.{id}.")),
+            "{line}"
+        );
+    }
+    Ok(())
+}

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real oned-lite, one_hm and onehem-server, driven over XML-RPC.
 
+mod bus_security;
 mod chaos;
 mod distributed;
 mod execution;

@@ -113,23 +113,35 @@ impl Markers {
         ttl: Duration,
         owner: &str,
     ) -> Result<Markers, BusError> {
-        let kv = match js.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(e) if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
-                tracing::info!(bucket, replicas, "creating the HEMs' key-value bucket");
-                js.create_key_value(kv::Config {
-                    bucket: bucket.to_string(),
-                    description: "onehem-server: start markers and members".to_string(),
-                    history: 1,
-                    num_replicas: replicas.max(1),
-                    storage: stream::StorageType::File,
-                    limit_markers: Some(DELETE_MARKER_TTL),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| BusError::jetstream(format!("bucket {bucket} create"), e))?
+        // Several HEMs starting together may each find no bucket; all but one then fail to
+        // create it and find it on the next attempt.
+        let mut attempt = 0;
+        let kv = loop {
+            attempt += 1;
+            let created = match js.get_key_value(bucket).await {
+                Ok(kv) => break kv,
+                Err(e) if e.kind() == jetstream::context::KeyValueErrorKind::GetBucket => {
+                    tracing::info!(bucket, replicas, "creating the HEMs' key-value bucket");
+                    js.create_key_value(kv::Config {
+                        bucket: bucket.to_string(),
+                        description: "onehem-server: start markers and members".to_string(),
+                        history: 1,
+                        num_replicas: replicas.max(1),
+                        storage: stream::StorageType::File,
+                        limit_markers: Some(DELETE_MARKER_TTL),
+                        ..Default::default()
+                    })
+                    .await
+                }
+                Err(e) => return Err(BusError::jetstream(format!("bucket {bucket}"), e)),
+            };
+            match created {
+                Ok(kv) => break kv,
+                Err(e) if attempt >= 3 => {
+                    return Err(BusError::jetstream(format!("bucket {bucket} create"), e));
+                }
+                Err(e) => tracing::debug!(error = %e, "bucket create failed; looking again"),
             }
-            Err(e) => return Err(BusError::jetstream(format!("bucket {bucket}"), e)),
         };
         let mut stream = js
             .get_stream(format!("KV_{bucket}"))
