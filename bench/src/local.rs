@@ -411,7 +411,7 @@ pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<Throughpu
     let (hem0, drv0) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
     let (hem_t0, drv_t0) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
     let hem = &p.hem;
-    let rate = route_throughput(&mut p.driver, p.warm, hook, n, || hem.log_tail())?;
+    let rate = route_throughput(&mut p.driver, &mut p.warm, hook, n, || hem.log_tail())?;
     let (hem1, drv1) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
     let (hem_t1, drv_t1) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
     Ok(Throughput {
@@ -427,13 +427,13 @@ pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<Throughpu
 }
 
 /// The HEM route's throughput run, whatever runs behind the driver: writes `n` PENDING events
-/// (VM ids 0..n) at once to the driver's stdin, waits until `warm + n` result lines have
-/// arrived in all, checks that each event has exactly one successful result of `hook`, and
-/// returns events per second from the first byte written to the last result line. `context`
-/// explains a timeout (the HEMs' log tails).
+/// (VM ids 0..n) at once to the driver's stdin, waits until `*warm + n` result lines have
+/// arrived in all and adds `n` to `*warm`, checks that each event has exactly one successful
+/// result of `hook`, and returns events per second from the first byte written to the last
+/// result line. `context` explains a timeout (the HEMs' log tails).
 pub fn route_throughput(
     driver: &mut Driver,
-    warm: usize,
+    warm: &mut usize,
     hook: i64,
     n: usize,
     context: impl Fn() -> String,
@@ -446,8 +446,9 @@ pub fn route_throughput(
     driver.stdin()?.write_all(&lines)?;
     driver
         .output
-        .wait(warm + n, budget(n))
+        .wait(*warm + n, budget(n))
         .with_context(context)?;
+    *warm += n;
     let lines = driver.output.take();
     let last = lines.iter().map(|l| l.at).max().context("no result")?;
     let r = results_by_vm(&lines, hook);

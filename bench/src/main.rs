@@ -8,6 +8,7 @@ mod footprint;
 mod front;
 mod hook_log_db;
 mod local;
+mod nats;
 mod procs;
 mod remote;
 mod report;
@@ -51,6 +52,8 @@ enum Section {
     Footprint,
     /// 7. 10,000 events in about one second: every one must end as a record.
     Burst,
+    /// 8. Distributed mode over NATS JetStream: 1-3 HEMs against the ZeroMQ route, failover.
+    Nats,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +112,7 @@ fn run(command: Command, scale: Scale) -> Result<bool> {
                 Section::Front,
                 Section::Footprint,
                 Section::Burst,
+                Section::Nats,
             ];
             for section in all {
                 run_section(section, &mut report, scale);
@@ -134,6 +138,7 @@ fn run_section(section: Section, report: &mut Report, scale: Scale) {
         Section::Front => (front::SECTION, front::run(report, scale)),
         Section::Footprint => (footprint::SECTION, footprint::run(report, scale)),
         Section::Burst => (burst::SECTION, burst::run(report, scale)),
+        Section::Nats => (nats::SECTION, nats::run(report, scale)),
     };
     if let Err(e) = result {
         report.failed(name, &e);

@@ -205,12 +205,11 @@ impl NatsPipeline {
 
     /// The HEMs' and the driver's log tails, for errors.
     fn context(&self) -> String {
-        let mut text = String::new();
-        for (i, h) in self.hems.iter().enumerate() {
-            text.push_str(&format!("\nHEM {i}: {}", h.log_tail()));
-        }
-        text.push_str(&format!("\ndriver: {}", self.driver.log_tail()));
-        text
+        format!(
+            "{}\ndriver: {}",
+            hems_context(&self.hems),
+            self.driver.log_tail()
+        )
     }
 
     /// CPU seconds so far: the HEMs (own, and their hooks as children), the driver, the
@@ -228,6 +227,15 @@ impl NatsPipeline {
         }
         Ok([hems, cpu_time(self.driver.pid())?, servers])
     }
+}
+
+/// The HEMs' log tails, for errors.
+fn hems_context(hems: &[Hem]) -> String {
+    let mut text = String::new();
+    for (i, h) in hems.iter().enumerate() {
+        text.push_str(&format!("\nHEM {i}: {}", h.log_tail()));
+    }
+    text
 }
 
 /// What a HEM's log says last about its view: the member count and the partitions it holds
@@ -389,7 +397,11 @@ fn failover_round(
                             resumed.entry(part).or_insert(r.at);
                         }
                     }
-                    (resumed.len() == held.len()).then(|| *resumed.values().max()?)?
+                    if resumed.len() == held.len() {
+                        resumed.values().max().copied()
+                    } else {
+                        None
+                    }
                 },
             )?;
             let first = *resumed.values().min().context("no partition resumed")?;
@@ -548,11 +560,14 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             let ceiling = ceiling::spawn_rate(n_ceiling, ceiling::CONCURRENCY)?;
             ceilings.push(ceiling);
             let before = p.cpu()?;
-            let ctx = p.context();
-            let r = route_throughput(&mut p.driver, p.warm, source.true_hook, n_tput, || {
-                format!("{ctx}\n(log tails from before the run)")
-            })
-            .with_context(|| p.context())?;
+            let hems = &p.hems;
+            let r = route_throughput(
+                &mut p.driver,
+                &mut p.warm,
+                source.true_hook,
+                n_tput,
+                || hems_context(hems),
+            )?;
             let after = p.cpu()?;
             let spent = [
                 after[0] - before[0],
@@ -568,18 +583,16 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             e.0.push(r);
             e.1.push(r / zmq_rate * 100.0);
             e.2.push(r / ceiling * 100.0);
-            p.warm += n_tput;
             if latency_counts.contains(&k) {
-                let ctx = p.context();
+                let hems = &p.hems;
                 let (lat, off) = route_latency(
                     &mut p.driver,
                     &mut p.warm,
                     source.stamp_hook,
                     n_paced,
                     Some(rate),
-                    || ctx.clone(),
-                )
-                .with_context(|| p.context())?;
+                    || hems_context(hems),
+                )?;
                 nats_lat.entry(k).or_insert_with(Latency::new).push(&lat);
                 offered.push(off);
             }

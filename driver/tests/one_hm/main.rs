@@ -3,6 +3,7 @@
 
 mod fixture;
 mod journal;
+mod nats;
 mod oned_lines;
 mod results;
 mod subscribers;
