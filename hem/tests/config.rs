@@ -175,3 +175,63 @@ fn the_shipped_file_is_valid() {
     assert_eq!(c.log_file, None);
     assert!(c.log_stderr);
 }
+
+#[test]
+fn the_distributed_mode_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "x").unwrap();
+    let c = parse(&format!(
+        ":nats_servers: nats://127.0.0.1:4222, tls://127.0.0.2:4222\n\
+         :nats_user: hem\n:nats_password: secret\n:nats_tls_ca: {}\n\
+         nats_replicas: 3\nnats_takeover: 2.5\nnats_name: hem-a\n",
+        ca.display()
+    ))
+    .unwrap();
+    let nats = c.nats.expect("distributed mode");
+    assert_eq!(
+        nats.bus.servers,
+        ["nats://127.0.0.1:4222", "tls://127.0.0.2:4222"]
+    );
+    assert_eq!(
+        nats.bus.auth,
+        one_bus::Auth::UserPassword {
+            user: "hem".into(),
+            password: "secret".into()
+        }
+    );
+    assert_eq!(nats.bus.tls.ca.as_deref(), Some(ca.as_path()));
+    assert_eq!(nats.replicas, 3);
+    assert_eq!(nats.takeover, Duration::from_millis(2500));
+    assert_eq!(nats.member, "hem-a");
+    assert_eq!(nats.layout, one_bus::Layout::default());
+    // A list works as well as a comma-separated text; without the key there is no NATS mode.
+    let listed = parse("nats_servers:\n  - nats://a:1\n  - nats://b:2\n").unwrap();
+    assert_eq!(listed.nats.unwrap().bus.servers, ["nats://a:1", "nats://b:2"]);
+    assert!(parse("concurrency: 3\n").unwrap().nats.is_none());
+}
+
+#[test]
+fn distributed_mode_mistakes_are_reported_at_once() {
+    let err = parse(
+        "nats_servers: http://x:1\nnats_user: hem\nnats_creds: /nonexistent.creds\n\
+         nats_tls_cert: /nonexistent.pem\nnats_prefix: 'a..b'\nnats_bucket: 'x y'\n\
+         nats_takeover: 0\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.key_errors().iter().map(|e| e.key.as_str()).collect();
+    for key in [
+        "nats_servers",
+        "nats_creds",
+        "nats_tls_cert",
+        "nats_prefix",
+        "nats_bucket",
+        "nats_takeover",
+    ] {
+        assert!(keys.contains(&key), "{key} not reported: {err}");
+    }
+    // Keys of the mode without the mode are refused, not ignored.
+    let err = parse("nats_user: hem\nnats_takeover: 3\n").unwrap_err();
+    let keys: Vec<&str> = err.key_errors().iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["nats_user", "nats_takeover"], "{err}");
+}
