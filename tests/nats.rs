@@ -101,62 +101,50 @@ impl NatsUser {
 }
 
 impl NatsUser {
-    /// The driver (`one_hm --nats`) with the least permissions it needs on the default layout
-    /// (ARCHITECTURE.md "Distributed mode", permissions).
+    /// The driver (`one_hm --nats`) with the permissions the sample `etc/nats-server.conf`
+    /// gives it (the least it needs on the default layout), so the tests prove them enough.
     pub fn driver(name: &str, password: &str) -> NatsUser {
-        NatsUser {
-            name: name.into(),
-            password: password.into(),
-            publish: [
-                "one.event.>",
-                "one.retry.>",
-                "one.result.>",
-                "$JS.API.STREAM.INFO.ONE_EVENTS",
-                "$JS.API.STREAM.CREATE.ONE_EVENTS",
-                "$JS.API.STREAM.UPDATE.ONE_EVENTS",
-                "$JS.API.STREAM.INFO.ONE_RESULTS",
-                "$JS.API.STREAM.CREATE.ONE_RESULTS",
-                "$JS.API.STREAM.UPDATE.ONE_RESULTS",
-                "$JS.API.DIRECT.GET.ONE_EVENTS",
-                "$JS.API.DIRECT.GET.ONE_EVENTS.>",
-                "$JS.API.CONSUMER.CREATE.ONE_RESULTS.one_hm",
-                "$JS.API.CONSUMER.INFO.ONE_RESULTS.one_hm",
-                "$JS.API.CONSUMER.MSG.NEXT.ONE_RESULTS.one_hm",
-                "$JS.ACK.ONE_RESULTS.one_hm.>",
-            ]
-            .map(String::from)
-            .to_vec(),
-            subscribe: vec!["_INBOX.>".into()],
-        }
+        Self::from_sample("driver", name, password)
     }
 
-    /// A HEM (`onehem-server` with `nats_servers`) with the least permissions it needs on the
-    /// default layout.
+    /// A HEM (`onehem-server` with `nats_servers`) with the permissions the sample gives it.
     pub fn hem(name: &str, password: &str) -> NatsUser {
+        Self::from_sample("hem", name, password)
+    }
+
+    /// A user named `name` with the permissions of the sample's user `role`. An unreadable
+    /// sample gives no permissions at all, so the tests using it fail and say why in the
+    /// servers' logs.
+    fn from_sample(role: &str, name: &str, password: &str) -> NatsUser {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/nats-server.conf");
+        let text = fs::read_to_string(path).unwrap_or_default();
+        // The user's block: from its `user: <role>` line to the next user's.
+        let wanted = format!("user: {role}");
+        let block: String = text
+            .lines()
+            .skip_while(|l| l.trim() != wanted)
+            .skip(1)
+            .take_while(|l| !l.trim().starts_with("user: "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let allowed = |direction: &str| -> Vec<String> {
+            block
+                .split_once(&format!("{direction}: {{ allow: ["))
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(list, _)| {
+                    list.split('"')
+                        .skip(1)
+                        .step_by(2)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_else(|| vec!["nothing.allowed".to_string()])
+        };
         NatsUser {
             name: name.into(),
             password: password.into(),
-            publish: [
-                "one.result.>",
-                "$JS.API.INFO",
-                "$JS.API.STREAM.INFO.ONE_EVENTS",
-                "$JS.API.CONSUMER.CREATE.ONE_EVENTS.>",
-                "$JS.API.CONSUMER.INFO.ONE_EVENTS.>",
-                "$JS.API.CONSUMER.MSG.NEXT.ONE_EVENTS.>",
-                "$JS.API.CONSUMER.UNPIN.ONE_EVENTS.>",
-                "$JS.ACK.ONE_EVENTS.>",
-                "$JS.API.STREAM.INFO.KV_ONE_HEM",
-                "$JS.API.STREAM.CREATE.KV_ONE_HEM",
-                "$JS.API.DIRECT.GET.KV_ONE_HEM.>",
-                "$JS.API.CONSUMER.CREATE.KV_ONE_HEM",
-                "$JS.API.CONSUMER.CREATE.KV_ONE_HEM.>",
-                "$JS.API.CONSUMER.DELETE.KV_ONE_HEM.>",
-                "$JS.FC.KV_ONE_HEM.>",
-                "$KV.ONE_HEM.>",
-            ]
-            .map(String::from)
-            .to_vec(),
-            subscribe: vec!["_INBOX.>".into()],
+            publish: allowed("publish"),
+            subscribe: allowed("subscribe"),
         }
     }
 }

@@ -308,7 +308,10 @@ fn seen_lines(output: &DriverOutput, hook: i64, into: &mut Vec<Seen>) {
         let Some(vm) = vm_id_of(&r.result.arguments) else {
             continue;
         };
-        let hem = String::from_utf8_lossy(&r.result.stdout).trim().parse().ok();
+        let hem = String::from_utf8_lossy(&r.result.stdout)
+            .trim()
+            .parse()
+            .ok();
         into.push(Seen {
             at: l.at,
             vm,
@@ -353,21 +356,25 @@ fn failover_round(
             // Before: results of every partition and from every HEM within the last second.
             let start = Instant::now();
             let window = Duration::from_secs(1);
-            poll("results of every partition from every HEM", Duration::from_secs(60), || {
-                seen_lines(&output, hook, &mut seen);
-                let now = Instant::now();
-                if now - start < warm_up {
-                    return None;
-                }
-                let recent = seen.iter().filter(|r| now - r.at <= window);
-                let (mut parts, mut by) = (BTreeSet::new(), BTreeSet::new());
-                for r in recent {
-                    parts.insert(vm_partition(r.vm));
-                    by.extend(r.hem);
-                }
-                (parts.len() == PARTITIONS as usize && pids.iter().all(|p| by.contains(p)))
-                    .then_some(())
-            })?;
+            poll(
+                "results of every partition from every HEM",
+                Duration::from_secs(60),
+                || {
+                    seen_lines(&output, hook, &mut seen);
+                    let now = Instant::now();
+                    if now - start < warm_up {
+                        return None;
+                    }
+                    let recent = seen.iter().filter(|r| now - r.at <= window);
+                    let (mut parts, mut by) = (BTreeSet::new(), BTreeSet::new());
+                    for r in recent {
+                        parts.insert(vm_partition(r.vm));
+                        by.extend(r.hem);
+                    }
+                    (parts.len() == PARTITIONS as usize && pids.iter().all(|p| by.contains(p)))
+                        .then_some(())
+                },
+            )?;
             // The partitions the victim held: those whose latest result is its own.
             let mut latest: BTreeMap<u32, Option<u32>> = BTreeMap::new();
             for r in &seen {
@@ -561,13 +568,9 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             ceilings.push(ceiling);
             let before = p.cpu()?;
             let hems = &p.hems;
-            let r = route_throughput(
-                &mut p.driver,
-                &mut p.warm,
-                source.true_hook,
-                n_tput,
-                || hems_context(hems),
-            )?;
+            let r = route_throughput(&mut p.driver, &mut p.warm, source.true_hook, n_tput, || {
+                hems_context(hems)
+            })?;
             let after = p.cpu()?;
             let spent = [
                 after[0] - before[0],

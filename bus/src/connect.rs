@@ -165,7 +165,9 @@ pub async fn connect(settings: &Settings) -> Result<async_nats::Client, BusError
                     tracing::warn!("NATS disconnected; reconnecting")
                 }
                 // Permission violations among them: the user lacks a permission it needs.
-                async_nats::Event::ServerError(e) => tracing::error!(error = %e, "NATS server error"),
+                async_nats::Event::ServerError(e) => {
+                    tracing::error!(error = %e, "NATS server error")
+                }
                 other => tracing::debug!(event = %other, "NATS event"),
             }
         });

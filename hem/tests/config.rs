@@ -207,7 +207,10 @@ fn the_distributed_mode_keys() {
     assert_eq!(nats.layout, one_bus::Layout::default());
     // A list works as well as a comma-separated text; without the key there is no NATS mode.
     let listed = parse("nats_servers:\n  - nats://a:1\n  - nats://b:2\n").unwrap();
-    assert_eq!(listed.nats.unwrap().bus.servers, ["nats://a:1", "nats://b:2"]);
+    assert_eq!(
+        listed.nats.unwrap().bus.servers,
+        ["nats://a:1", "nats://b:2"]
+    );
     assert!(parse("concurrency: 3\n").unwrap().nats.is_none());
 }
 

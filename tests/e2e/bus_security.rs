@@ -9,9 +9,7 @@ use anyhow::{Result, ensure};
 use one_e2e::nats::{Auth, ClusterOptions, NatsCluster, NatsUser};
 use one_e2e::stack::{Stack, StackOptions, python};
 
-use crate::distributed::{
-    Distributed, check_exactly_once, pending_hook, vm_range, write_vm_hook,
-};
+use crate::distributed::{Distributed, check_exactly_once, pending_hook, vm_range, write_vm_hook};
 use crate::flood::allocate_vms;
 
 fn users() -> Vec<NatsUser> {
@@ -142,8 +140,14 @@ fn least_permissions_over_tls_suffice_and_outsiders_get_nothing() -> Result<()> 
     ensure!(hem.contains("result published"), "the HEM's user: {hem}");
     // The driver's user publishes events and results but cannot touch the HEMs' markers.
     let driver = nats_py(&d.nats, PROBE, &["driver", "driver-secret", "ca"])?;
-    ensure!(driver.contains("event published"), "the driver's user: {driver}");
-    ensure!(driver.contains("marker refused"), "the driver's user: {driver}");
+    ensure!(
+        driver.contains("event published"),
+        "the driver's user: {driver}"
+    );
+    ensure!(
+        driver.contains("marker refused"),
+        "the driver's user: {driver}"
+    );
     println!("hem user:\n{hem}driver user:\n{driver}");
     // The stack still works after the probes.
     std::thread::sleep(Duration::from_millis(200));
@@ -154,4 +158,25 @@ fn least_permissions_over_tls_suffice_and_outsiders_get_nothing() -> Result<()> 
 fn credentials_files_of_an_operator_mode_cluster_work() -> Result<()> {
     let d = secured(Auth::Operator(users()))?;
     run_hooks(&d)
+}
+
+#[test]
+fn the_sample_server_config_gives_each_component_its_own_part() {
+    let driver = NatsUser::driver("d", "p");
+    let hem = NatsUser::hem("h", "p");
+    assert!(
+        driver.publish.iter().any(|s| s == "one.event.>"),
+        "{driver:?}"
+    );
+    assert!(
+        !driver.publish.iter().any(|s| s.starts_with("$KV.")),
+        "{driver:?}"
+    );
+    assert!(hem.publish.iter().any(|s| s == "$KV.ONE_HEM.>"), "{hem:?}");
+    assert!(
+        !hem.publish.iter().any(|s| s.starts_with("one.event")),
+        "{hem:?}"
+    );
+    assert_eq!(driver.subscribe, ["_INBOX.>"]);
+    assert_eq!(hem.subscribe, ["_INBOX.>"]);
 }

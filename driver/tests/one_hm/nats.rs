@@ -137,7 +137,10 @@ fn a_result_stays_in_the_stream_until_oned_stored_it() {
     driver.send("STORED  1 -");
     let deadline = Instant::now() + Duration::from_secs(30);
     while ack_floor() != "1" {
-        assert!(Instant::now() < deadline, "the result was never acknowledged");
+        assert!(
+            Instant::now() < deadline,
+            "the result was never acknowledged"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
