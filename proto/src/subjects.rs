@@ -15,13 +15,15 @@
 //! `one` is the configurable prefix. A token holds only `A-Z a-z 0-9 _ -`; any other character
 //! (the dots of a call name among them) becomes `_`, an empty token `-`. The reference keys
 //! travel in the message's headers without their trailing blanks: the first in `One-Key`, the
-//! others in `One-Key-2` and `One-Key-3`. The content is frame 2, the base64 HOOK_MESSAGE. `<p>` is the partition: the decimal
-//! number [`partition_of`] gives for the event's resource, or `all` for the API calls that change
-//! hooks, which every partition's consumer reads (each HEM reloads its hook maps from them).
+//! others in `One-Key-2` and `One-Key-3`. The content is frame 2, the base64 HOOK_MESSAGE.
+//! `<p>` is the partition: the decimal number [`partition_of`] gives for the event's resource,
+//! or `all` for the API calls that change hooks, which every partition's consumer reads (each
+//! HEM reloads its hook maps from them).
 //!
 //! Filters that match the reference prefixes: `EVENT API one.vm.allocate` is
-//! `one.event.api.one_vm_allocate.>`, `EVENT STATE VM/RUNNING/` is `one.event.state.VM.RUNNING.>`,
-//! `EVENT VM 42/` is `one.event.state.VM.*.*.42.*`, `EVENT` is `one.event.>`.
+//! `one.event.api.one_vm_allocate.>`, `EVENT STATE VM/ACTIVE/` is
+//! `one.event.state.VM.ACTIVE.>`, `EVENT VM 42/` is `one.event.state.VM.*.*.42.*`, `EVENT` is
+//! `one.event.>`.
 //!
 //! Results go to `one.result.<hook_id>`, one message per execution, whose payload is the frame
 //! the ZeroMQ result socket takes (`<rc> <hook_id> <base64 body>`).
