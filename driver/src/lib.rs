@@ -11,6 +11,10 @@
 //! one_hm [-p PORT] [-l PORT] [-h HWM] [-b ADDR] [-t N] [--replay-port PORT]
 //!        [--journal PATH] [--journal-retention SPEC] [--journal-sync off|normal|full]
 //!        [--dedupe-window N] [--no-sequence] [--endpoints-file PATH]
+//!        [--nats URL[,URL...] [--nats-user U --nats-password P | --nats-creds FILE]
+//!         [--nats-tls-ca FILE] [--nats-tls-cert FILE --nats-tls-key FILE] [--nats-replicas N]
+//!         [--nats-partitions N] [--nats-prefix P] [--nats-events-stream NAME]
+//!         [--nats-results-stream NAME] [--nats-dedupe-window AGE] [--nats-result-ack-wait AGE]]
 //! ```
 //!
 //! | flag | default | meaning |
@@ -27,6 +31,15 @@
 //! | `--dedupe-window` | 100000 | results remembered for EXECUTION_UID duplicate detection |
 //! | `--no-sequence` | off | publish bare reference keys without the `#<seq>` token |
 //! | `--endpoints-file` | — | after binding, write `publisher=…`, `logger=…` and `replay=…` lines (useful with port 0) |
+//! | `--nats` | — | NATS servers: the NATS mode (below) instead of the SQLite journal |
+//! | `--nats-user`, `--nats-password` | — | NATS user and password (the password also from `ONE_HM_NATS_PASSWORD`) |
+//! | `--nats-creds` | — | a `.creds` file (user JWT and nkey seed) instead |
+//! | `--nats-tls-ca`, `--nats-tls-cert`, `--nats-tls-key` | — | the servers' CA (TLS required), a client certificate |
+//! | `--nats-replicas` | 1 | replicas of the streams the driver creates |
+//! | `--nats-partitions` | 8 | partitions of the events stream (fixed for the stream's life) |
+//! | `--nats-prefix`, `--nats-events-stream`, `--nats-results-stream` | `one`, `ONE_EVENTS`, `ONE_RESULTS` | names |
+//! | `--nats-dedupe-window` | `10m` | how long the streams remember message ids |
+//! | `--nats-result-ack-wait` | `10s` | how long a forwarded result waits for oned's `STORED` before it is delivered again |
 //! | `--help`, `--version` | | |
 //!
 //! As in the reference, the first three port flags may be given without a value, which means port
@@ -181,6 +194,18 @@
 //!
 //! The journal sits behind the [`journal::EventLog`] and [`journal::EventReader`] traits, so that
 //! another durable log can be added beside [`sqlite_journal::SqliteJournal`].
+//!
+//! # NATS mode (`--nats`)
+//!
+//! Events and results are journaled in NATS JetStream ([`nats_journal`]; ARCHITECTURE.md
+//! "Distributed mode"), where several HEMs share them. `JOURNALED` is answered once the events
+//! stream acknowledged every event up to that line; an event sent again (same front-end id and
+//! content) is stored once. The ZeroMQ PUB frames carry the stream's sequence numbers, the replay
+//! endpoint reads the stream, and results sent to the ZeroMQ result socket go to the results
+//! stream like the HEMs' own. Results reach oned from the results stream and are acknowledged
+//! there once oned stored them. The driver connects (and creates or checks the streams) within
+//! 30 seconds at start or exits with 255; later outages hold the events (no `JOURNALED`) until
+//! the bus is back. `--journal`, `--journal-sync` and `--dedupe-window` do not apply.
 
 pub mod config;
 pub mod journal;
