@@ -95,7 +95,7 @@ pub struct NatsJournal {
 }
 
 impl NatsJournal {
-    /// Connects and creates (or checks) the two streams, within [`START_DEADLINE`].
+    /// Connects and creates (or checks) the two streams, retrying for up to 30 seconds.
     pub fn open(config: &NatsConfig, retention: Retention) -> anyhow::Result<NatsJournal> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -222,7 +222,7 @@ impl PartitionWorker {
         let Ok(info) = message.info() else {
             return;
         };
-        let (seq, delivered) = (info.stream_sequence, info.delivered);
+        let seq = info.stream_sequence;
         let pin = message
             .headers
             .as_ref()
@@ -247,7 +247,6 @@ impl PartitionWorker {
             }
             return;
         }
-        let _ = delivered;
         self.handle(message, seq).await;
     }
 
