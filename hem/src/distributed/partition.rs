@@ -161,6 +161,7 @@ impl PartitionWorker {
         let n = self.n;
         let mut delay = Duration::from_millis(200);
         let expires = (self.shared.takeover / 3).max(Duration::from_millis(500));
+        let mut resyncing = true;
         'pull: loop {
             let messages = self
                 .consumer
@@ -189,11 +190,13 @@ impl PartitionWorker {
                 tokio::select! {
                     biased;
                     _ = stop.changed() => break 'pull,
-                    snapshot = self.snapshots.recv() => {
-                        if let Ok(snapshot) = snapshot {
+                    snapshot = self.snapshots.recv(), if resyncing => match snapshot {
+                        Ok(snapshot) => {
                             self.matcher.apply_snapshot(snapshot);
                         }
-                    }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => resyncing = false,
+                    },
                     _ = check.tick(), if self.holding.is_some() => self.check_hold().await,
                     message = messages.next() => match message {
                         Some(Ok(message)) => self.on_message(message).await,
