@@ -12,15 +12,15 @@
 //! stream the same way.
 //!
 //! Results reach oned from the results stream only ([`ResultsFeed`]): a durable consumer reads
-//! them, the output thread writes them as MAD lines, and the consumer acknowledges them (all up
-//! to one, `AckPolicy::All`) when the forwarding watermark passes them, that is once oned-lite
-//! answered `STORED` (or, for the reference oned, once written). A driver that dies before that
-//! leaves them unacknowledged, and JetStream delivers them to the next driver.
+//! them, the output thread writes them as MAD lines under forwarding ids of this driver's own,
+//! and each is acknowledged in the stream when the forwarding watermark passes its id, that is
+//! once oned-lite answered `STORED` (or, for the reference oned, once written). A driver that
+//! dies before that leaves them unacknowledged, and JetStream delivers them to the next driver.
 //!
 //! The ZeroMQ replay socket reads the events stream ([`NatsReader`]), so a ZeroMQ-mode HEM works
 //! against a NATS-mode driver.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,24 +59,49 @@ const MAX_RESULTS_PENDING: i64 = 10_000;
 /// Results stream retention: long enough for any driver outage worth surviving.
 const RESULTS_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 
-/// Results forwarded to oned and not yet acknowledged, by stream sequence.
+/// Results forwarded to oned and not yet acknowledged.
+///
+/// oned acknowledges results cumulatively (`STORED <id>` covers every id up to it), while
+/// JetStream delivers results again in any order (a result a dead driver had forwarded comes
+/// back after newer ones). So results get ids of this driver's own, rising in the order they are
+/// forwarded, and each is acknowledged in the stream on its own once oned's mark passes its id.
 #[derive(Default)]
 struct Forwarded {
-    messages: BTreeMap<u64, jetstream::Message>,
+    last_id: u64,
+    /// Forwarding id -> (stream sequence, newest delivery).
+    by_id: BTreeMap<u64, (u64, jetstream::Message)>,
+    /// Stream sequence -> forwarding id, for the deliveries again of a result still pending.
+    id_of: HashMap<u64, u64>,
 }
 
 impl Forwarded {
-    /// Takes the newest message at or below `through`, dropping the older ones, which acknowledging
-    /// it covers (`AckPolicy::All`).
-    fn take_through(&mut self, through: u64) -> Option<jetstream::Message> {
-        let mut newest = None;
-        while let Some(entry) = self.messages.first_entry() {
+    /// The forwarding id of a new result, or `None` when it is pending already (its newest
+    /// delivery replaces the one kept).
+    fn accept(&mut self, seq: u64, message: jetstream::Message) -> Option<u64> {
+        if let Some(id) = self.id_of.get(&seq) {
+            if let Some(entry) = self.by_id.get_mut(id) {
+                entry.1 = message;
+            }
+            return None;
+        }
+        self.last_id += 1;
+        self.id_of.insert(seq, self.last_id);
+        self.by_id.insert(self.last_id, (seq, message));
+        Some(self.last_id)
+    }
+
+    /// Takes the results with forwarding ids up to `through`.
+    fn take_through(&mut self, through: u64) -> Vec<jetstream::Message> {
+        let mut taken = Vec::new();
+        while let Some(entry) = self.by_id.first_entry() {
             if *entry.key() > through {
                 break;
             }
-            newest = Some(entry.remove());
+            let (seq, message) = entry.remove();
+            self.id_of.remove(&seq);
+            taken.push(message);
         }
-        newest
+        taken
     }
 }
 
@@ -269,15 +294,16 @@ impl NatsJournal {
     }
 
     async fn acknowledge_forwarded(&self, through: u64) {
-        let newest = match self.forwarded.lock() {
+        let stored = match self.forwarded.lock() {
             Ok(mut f) => f.take_through(through),
-            Err(_) => None,
+            Err(_) => Vec::new(),
         };
-        if let Some(message) = newest
-            && let Err(e) = message.ack().await
-        {
-            // Unacknowledged results come again after the ack wait; oned-lite drops them by uid.
-            warn!(error = %e, through, "cannot acknowledge delivered results");
+        for message in stored {
+            if let Err(e) = message.ack().await {
+                // Unacknowledged results come again after the ack wait; oned-lite drops them
+                // by uid.
+                warn!(error = %e, through, "cannot acknowledge a delivered result");
+            }
         }
     }
 }
@@ -519,7 +545,7 @@ impl ResultsFeed {
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(RESULTS_CONSUMER.to_string()),
                 description: Some("one_hm: results to oned".to_string()),
-                ack_policy: consumer::AckPolicy::All,
+                ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: self.ack_wait,
                 max_ack_pending: MAX_RESULTS_PENDING,
                 deliver_policy: consumer::DeliverPolicy::All,
@@ -560,13 +586,9 @@ impl ResultsFeed {
                 return None;
             }
         };
-        let mut forwarded = self.forwarded.lock().ok()?;
-        let again = forwarded.messages.insert(seq, message).is_some();
-        if again {
-            return None;
-        }
+        let id = self.forwarded.lock().ok()?.accept(seq, message)?;
         Some(PendingResult {
-            id: seq,
+            id,
             hook_id: frame.hook_id,
             rc: frame.rc,
             body: frame.body,

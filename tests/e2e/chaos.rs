@@ -52,7 +52,7 @@ fn flood_and_strike(
 
 #[test]
 fn chaos_a_hem_killed_during_a_flood() -> Result<()> {
-    let mut d = start(3, 3, "")?;
+    let mut d = start(3, 4, "")?;
     let tally = flood_and_strike(&mut d, "a: one HEM of three killed", 600, |d| {
         let pid = d.stack.hem_pid_at(1).context("HEM 1")?;
         d.stack.kill_hem_at(1)?;
@@ -64,7 +64,7 @@ fn chaos_a_hem_killed_during_a_flood() -> Result<()> {
 
 #[test]
 fn chaos_b_nats_node_killed_during_a_flood() -> Result<()> {
-    let mut d = start(3, 3, "")?;
+    let mut d = start(3, 5, "")?;
     flood_and_strike(
         &mut d,
         "b: the events stream's leader node killed",
@@ -84,7 +84,7 @@ fn chaos_b_nats_node_killed_during_a_flood() -> Result<()> {
 
 #[test]
 fn chaos_c_driver_killed_during_a_flood() -> Result<()> {
-    let mut d = start(3, 3, "")?;
+    let mut d = start(3, 5, "")?;
     flood_and_strike(&mut d, "c: the driver killed", 600, |d| {
         let pid = d.stack.driver_pid().context("no driver running")?;
         nix::sys::signal::kill(

@@ -203,7 +203,7 @@ fn hem_pids(stack: &Stack) -> Vec<u32> {
 
 #[test]
 fn hems_divide_the_work_and_run_each_hook_once() -> Result<()> {
-    let d = start(3, 3, "")?;
+    let d = start(3, 5, "")?;
     let stack = &d.stack;
     write_vm_hook(stack, "vm.sh", "0.01")?;
     let hook = pending_hook(stack, "vm", "vm.sh")?;
@@ -228,7 +228,7 @@ fn hems_divide_the_work_and_run_each_hook_once() -> Result<()> {
 
 #[test]
 fn a_killed_hems_work_is_taken_over_without_running_anything_twice() -> Result<()> {
-    let mut d = start(3, 2, "")?;
+    let mut d = start(3, 4, "")?;
     write_vm_hook(&d.stack, "vm.sh", "0.1")?;
     let hook = pending_hook(&d.stack, "vm", "vm.sh")?;
     let count = 600;
@@ -255,13 +255,39 @@ fn a_killed_hems_work_is_taken_over_without_running_anything_twice() -> Result<(
         tally.per_hem,
         killed_at.elapsed().as_secs_f64()
     );
+    // The HEM comes back and gets a share of the work again; nothing else is restarted.
+    d.stack.start_hem_at(0)?;
+    let back = d.stack.hem_pid_at(0).context("HEM 0")?;
+    wait_for(
+        "the HEM back to hold partitions",
+        Duration::from_secs(60),
+        || {
+            // The log goes on from the killed HEM's: look after the new start.
+            let log = std::fs::read_to_string(d.stack.log_path("hem")).ok()?;
+            let restart = log.rfind("HEM starting")?;
+            log[restart..]
+                .lines()
+                .filter(|l| l.contains("partitions held"))
+                .last()
+                .filter(|l| !l.contains("partitions=[]"))
+                .map(|_| ())
+        },
+    )?;
+    let more = 200;
+    allocate_vms(&d.stack, more, 4)?;
+    let tally = check_exactly_once(&d.stack, hook, &vm_range(0, count + more), &[victim])?;
+    ensure!(
+        tally.per_hem.get(&back).copied().unwrap_or(0) > 0,
+        "the HEM that came back ran nothing: {:?}",
+        tally.per_hem
+    );
     Ok(())
 }
 
 #[test]
 fn a_hook_that_runs_longer_than_the_takeover_time_stays_with_its_hem() -> Result<()> {
-    let d = start(2, 1, "")?;
-    write_vm_hook(&d.stack, "long.sh", "5")?;
+    let d = start(2, 2, "")?;
+    write_vm_hook(&d.stack, "long.sh", "7")?;
     let hook = pending_hook(&d.stack, "long", "long.sh")?;
     allocate_vms(&d.stack, 6, 2)?;
     let tally = check_exactly_once(&d.stack, hook, &vm_range(0, 6), &[])?;
@@ -288,7 +314,7 @@ fn update(client: &one_client::Client, vm: i64, round: usize) -> Result<()> {
 
 #[test]
 fn a_vms_hooks_keep_their_order_while_hems_come_and_go() -> Result<()> {
-    let mut d = start(3, 2, "")?;
+    let mut d = start(3, 4, "")?;
     // Only the first HEM runs at first; the others join mid-stream, then the first is killed.
     d.stack.stop_hem_at(1)?;
     d.stack.stop_hem_at(2)?;
@@ -404,7 +430,7 @@ fn runs_of(stack: &Stack, what: &str) -> Result<usize> {
 
 #[test]
 fn hook_changes_reach_every_partition_and_the_resync_repairs_what_events_missed() -> Result<()> {
-    let d = start(2, 3, "resync_interval: 1\n")?;
+    let d = start(2, 5, "resync_interval: 1\n")?;
     let stack = &d.stack;
     let runs = runs_file(stack);
     for name in ["first", "second"] {
@@ -478,7 +504,7 @@ fn hook_changes_reach_every_partition_and_the_resync_repairs_what_events_missed(
 
 #[test]
 fn reference_subscribers_still_get_the_zeromq_frames_numbered_like_the_stream() -> Result<()> {
-    let d = start(1, 3, "")?;
+    let d = start(1, 5, "")?;
     let stack = &d.stack;
     let endpoint = format!("tcp://{}:{}", stack.ip, one_e2e::stack::PUBLISHER_PORT);
     // pyzmq subscribes like a reference subscriber (prefix filter), then nats-py reads the
@@ -501,7 +527,7 @@ fn reference_subscribers_still_get_the_zeromq_frames_numbered_like_the_stream() 
         \x20       print(key.decode(), msg.subject)\n\
         \x20   await nc.close()\n\
         asyncio.run(main())\n";
-    let child = std::process::Command::new(one_e2e::stack::python()?)
+    let mut child = std::process::Command::new(one_e2e::stack::python()?)
         .arg("-c")
         .arg(script)
         .arg(&endpoint)
@@ -510,11 +536,16 @@ fn reference_subscribers_still_get_the_zeromq_frames_numbered_like_the_stream() 
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    // The SUB socket needs a moment after connecting before it receives anything.
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().context("stdout")?);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first)?;
+    ensure!(first.trim() == "subscribed", "subscriber said {first:?}");
+    // The subscription reaches the PUB socket a moment after the connection.
+    std::thread::sleep(Duration::from_millis(500));
     allocate_vms(stack, 5, 1)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text)?;
     let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
     ensure!(
         out.status.success(),
         "subscriber failed: {}\n{text}",

@@ -32,79 +32,35 @@ pub struct BusLedger {
 impl Ledger for BusLedger {
     async fn start(&self, exec: &Execution) -> Start {
         let key = Markers::key(&exec.uid);
+        // One identity per write, kept across retries: a write whose acknowledgement was lost
+        // is found there afterwards and recognised as ours.
+        let started = self.markers.mine(State::Started);
+        let mut claim: Option<(Marker, String)> = None;
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.markers.create_started(&key).await {
+            let outcome = match self.markers.create(&key, &started).await {
                 Ok(Created::Mine(marker, revision)) => {
                     self.tickets.note_marker(&exec.uid, &key, revision, marker);
                     return Start::Run;
                 }
-                Ok(Created::Taken(
-                    Marker {
-                        owner,
-                        state: State::Done(outcome),
-                        ..
-                    },
-                    _,
-                )) => {
-                    tracing::info!(owner = %owner, outcome = %outcome,
-                        "already recorded; not run again");
-                    self.tickets.recorded(&exec.uid).await;
-                    return Start::Recorded;
-                }
-                Ok(Created::Taken(
-                    Marker {
-                        owner,
-                        state: State::Started,
-                        ..
-                    },
-                    revision,
-                )) => {
-                    // The event came back: the HEM that started this hook stopped holding it.
-                    // It died, or it lost the bus for a while and still runs the hook, renewing
-                    // the marker: only a marker left unchanged for the take-over time is
-                    // claimed.
-                    tokio::time::sleep(self.takeover).await;
-                    match self.markers.read(&key).await {
-                        Ok(Some((
-                            Marker {
-                                state: State::Started,
-                                ..
-                            },
-                            now,
-                        ))) if now == revision => {}
-                        Ok(_) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot read a start marker; retrying");
-                            continue;
-                        }
+                Ok(Created::Taken(found, revision)) => match &claim {
+                    Some((ours, owner)) if *ours == found => {
+                        return self.report(exec, &key, found, revision, owner.clone());
                     }
-                    match self
-                        .markers
-                        .finish(&key, format!("interrupted-{owner}"), revision)
-                        .await
-                    {
-                        Ok((marker, revision)) => {
-                            tracing::warn!(owner = %owner,
-                                "started by a HEM that stopped before reporting; recorded as interrupted (retryable)");
-                            self.tickets.note_marker(&exec.uid, &key, revision, marker);
-                            return Start::Report(exec.taken_over(&owner));
-                        }
-                        // Someone else settled it meanwhile: read it again.
-                        Err(MarkerError::Conflict) => continue,
-                        Err(MarkerError::Bus(e)) => {
-                            tracing::warn!(error = %e, "cannot claim an interrupted execution; retrying");
-                        }
-                    }
-                }
+                    _ => self.taken(exec, &key, found, revision, &mut claim).await,
+                },
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(start) => return start,
                 Err(MarkerError::Conflict) => continue,
                 Err(MarkerError::Bus(e)) => {
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
-                        "cannot write the start marker; the hook waits");
+                        "cannot settle the start marker; the hook waits");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
                 }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RETRY_MAX);
         }
     }
 
@@ -112,30 +68,31 @@ impl Ledger for BusLedger {
         self.publish(exec, &result).await;
         let key = Markers::key(&exec.uid);
         if let Some((
-            revision,
-            Marker {
+            mut revision,
+            started @ Marker {
                 state: State::Started,
                 ..
             },
         )) = self.tickets.marker_of(&exec.uid, &key)
         {
+            let done = self.markers.mine(State::Done(result.code.to_string()));
             let mut delay = Duration::from_millis(50);
             for _ in 0..5 {
-                match self
-                    .markers
-                    .finish(&key, result.code.to_string(), revision)
-                    .await
-                {
-                    Ok((marker, revision)) => {
-                        self.tickets.note_marker(&exec.uid, &key, revision, marker);
+                match self.markers.set(&key, &done, revision).await {
+                    Ok(revision) => {
+                        self.tickets.note_marker(&exec.uid, &key, revision, done);
                         break;
                     }
-                    Err(MarkerError::Conflict) => {
-                        tracing::warn!(
-                            "another HEM took this execution over while it ran; the first record stored wins"
-                        );
-                        break;
-                    }
+                    Err(MarkerError::Conflict) => match self.markers.read(&key).await {
+                        // Our own renewal got there first: end it at its new revision.
+                        Ok(Some((found, now))) if found == started => revision = now,
+                        _ => {
+                            tracing::warn!(
+                                "another HEM took this execution over while it ran; the first record stored wins"
+                            );
+                            break;
+                        }
+                    },
                     // Left as started, a delivery of the event again would report the
                     // execution as interrupted under its uid, which the results stream drops
                     // as a duplicate of the record already published.
@@ -152,6 +109,64 @@ impl Ledger for BusLedger {
 }
 
 impl BusLedger {
+    /// What to do with an execution whose marker somebody else wrote.
+    async fn taken(
+        &self,
+        exec: &Execution,
+        key: &str,
+        found: Marker,
+        revision: u64,
+        claim: &mut Option<(Marker, String)>,
+    ) -> Result<Start, MarkerError> {
+        let owner = match found.state {
+            State::Done(outcome) => {
+                tracing::info!(owner = %found.owner, outcome = %outcome,
+                    "already recorded; not run again");
+                self.tickets.recorded(&exec.uid).await;
+                return Ok(Start::Recorded);
+            }
+            State::Started => found.owner,
+        };
+        // The event came back: the HEM that started this hook stopped holding it. It died, or
+        // it lost the bus for a while and still runs the hook, renewing the marker: only a
+        // marker left unchanged for the take-over time is claimed.
+        tokio::time::sleep(self.takeover).await;
+        match self.markers.read(key).await? {
+            Some((
+                Marker {
+                    state: State::Started,
+                    ..
+                },
+                now,
+            )) if now == revision => {}
+            _ => return Err(MarkerError::Conflict),
+        }
+        let (ours, _) = claim.get_or_insert_with(|| {
+            let marker = self
+                .markers
+                .mine(State::Done(format!("interrupted-{owner}")));
+            (marker, owner.clone())
+        });
+        let ours = ours.clone();
+        let revision = self.markers.set(key, &ours, revision).await?;
+        Ok(self.report(exec, key, ours, revision, owner))
+    }
+
+    /// Our claim on an execution another HEM started is in place: report it interrupted.
+    fn report(
+        &self,
+        exec: &Execution,
+        key: &str,
+        claim: Marker,
+        revision: u64,
+        owner: String,
+    ) -> Start {
+        tracing::warn!(owner = %owner,
+            "started by a HEM that stopped before reporting; recorded as interrupted (retryable)");
+        self.tickets.note_marker(&exec.uid, key, revision, claim);
+        Start::Report(exec.taken_over(&owner))
+    }
+
     /// Publishes the result until the results stream has it. The execution uid is the message
     /// id, so a result published twice (a retry, or a HEM that took over) is stored once.
     async fn publish(&self, exec: &Execution, result: &ExecResult) {

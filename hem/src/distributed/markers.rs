@@ -208,13 +208,15 @@ impl Markers {
             .await;
         match ack {
             Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(MarkerError::Conflict),
+            Err(e) if wrong_last_sequence(&e) => Err(MarkerError::Conflict),
             Err(e) => Err(MarkerError::Bus(e.to_string())),
         }
     }
 
-    /// A marker of this HEM, new write.
-    fn mine(&self, state: State) -> Marker {
+    /// A marker of this HEM with a write number of its own. A caller that retries a write
+    /// (its acknowledgement was lost) retries with the same marker, so that finding it there
+    /// counts as success.
+    pub fn mine(&self, state: State) -> Marker {
         Marker {
             owner: self.owner.clone(),
             write: self.writes.fetch_add(1, Ordering::Relaxed),
@@ -222,9 +224,9 @@ impl Markers {
         }
     }
 
-    /// Writes `marker` over `expected`; a conflict that turns out to be this very write (its
-    /// acknowledgement was lost and it was sent again) is a success.
-    async fn put(&self, key: &str, marker: &Marker, expected: u64) -> Result<u64, MarkerError> {
+    /// Writes `marker` over `expected` (0: absent); a conflict that turns out to be this very
+    /// marker (written by an earlier attempt whose acknowledgement was lost) is a success.
+    pub async fn set(&self, key: &str, marker: &Marker, expected: u64) -> Result<u64, MarkerError> {
         let value = marker.to_bytes();
         match self
             .write(key, value.clone(), Some(expected), self.ttl)
@@ -239,13 +241,12 @@ impl Markers {
         }
     }
 
-    /// Creates `key` as started by this HEM, unless it exists (an expired or deleted key counts
-    /// as absent).
-    pub async fn create_started(&self, key: &str) -> Result<Created, MarkerError> {
-        let marker = self.mine(State::Started);
+    /// Creates `key` holding `marker` unless it exists (an expired or deleted key counts as
+    /// absent); returns what is there otherwise.
+    pub async fn create(&self, key: &str, marker: &Marker) -> Result<Created, MarkerError> {
         for _ in 0..3 {
-            match self.put(key, &marker, 0).await {
-                Ok(revision) => return Ok(Created::Mine(marker, revision)),
+            match self.set(key, marker, 0).await {
+                Ok(revision) => return Ok(Created::Mine(marker.clone(), revision)),
                 Err(MarkerError::Conflict) => {}
                 Err(e) => return Err(e),
             }
@@ -254,8 +255,8 @@ impl Markers {
                 None => {
                     // Only a delete marker is there: take its place.
                     let revision = self.last_revision(key).await?;
-                    match self.put(key, &marker, revision).await {
-                        Ok(revision) => return Ok(Created::Mine(marker, revision)),
+                    match self.set(key, marker, revision).await {
+                        Ok(revision) => return Ok(Created::Mine(marker.clone(), revision)),
                         Err(MarkerError::Conflict) => continue,
                         Err(e) => return Err(e),
                     }
@@ -265,28 +266,6 @@ impl Markers {
         Err(MarkerError::Bus(format!(
             "marker {key} kept changing while it was created"
         )))
-    }
-
-    /// Marks `key` (at `revision`) ended by this HEM with `outcome`.
-    pub async fn finish(
-        &self,
-        key: &str,
-        outcome: String,
-        revision: u64,
-    ) -> Result<(Marker, u64), MarkerError> {
-        let marker = self.mine(State::Done(outcome));
-        let revision = self.put(key, &marker, revision).await?;
-        Ok((marker, revision))
-    }
-
-    /// Writes `marker` again (at `revision`), renewing its time to live.
-    pub async fn renew(
-        &self,
-        key: &str,
-        marker: &Marker,
-        revision: u64,
-    ) -> Result<u64, MarkerError> {
-        self.put(key, marker, revision).await
     }
 
     /// The marker under `key` and its revision; `None` when absent, deleted or expired.
@@ -332,6 +311,23 @@ impl Markers {
             .await
             .map_err(|e| MarkerError::Bus(e.to_string()))
     }
+}
+
+/// Whether a publish was refused because the key changed since the expected revision. The
+/// server answers with one of two codes (10071, or 10164 when the expected revision is
+/// checked before the message is stored); the client names only the first.
+fn wrong_last_sequence(e: &jetstream::context::PublishError) -> bool {
+    if e.kind() == PublishErrorKind::WrongLastSequence {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(js) = inner.downcast_ref::<jetstream::Error>() {
+            return js.error_code() == jetstream::ErrorCode(10164);
+        }
+        source = inner.source();
+    }
+    false
 }
 
 #[cfg(test)]

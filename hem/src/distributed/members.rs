@@ -83,7 +83,11 @@ pub async fn watch_members(
             }
         };
         delay = Duration::from_millis(100);
+        // The view is published once the watch has replayed every current key, and then at
+        // every change; a watch opened again rebuilds it in private first, so the others never
+        // see a partial view (in which this HEM would take every partition, then give them back).
         let mut members = View::new();
+        let mut complete = false;
         loop {
             let entry = tokio::select! {
                 entry = watch.next() => entry,
@@ -104,7 +108,10 @@ pub async fn watch_members(
                 Operation::Put => members.insert(name.to_string()),
                 Operation::Delete | Operation::Purge => members.remove(name),
             };
-            if changed {
+            if entry.seen_current || entry.delta == 0 {
+                complete = true;
+            }
+            if complete && (changed || *view.borrow() != members) {
                 view.send_replace(members.clone());
             }
         }

@@ -63,7 +63,7 @@ pub async fn run(
         ready = connect(&nats) => Some(ready),
         _ = &mut shutdown => None,
     };
-    let Some((js, stream, info)) = ready else {
+    let Some((js, stream, info, markers)) = ready else {
         return Ok(());
     };
     let partitions = partitions_of(&info).with_context(|| {
@@ -73,15 +73,6 @@ pub async fn run(
         )
     })?;
     let tag = stream_tag(&info);
-    let markers = Markers::open(
-        &js,
-        &nats.layout.bucket,
-        nats.replicas,
-        nats.marker_ttl,
-        &nats.member,
-    )
-    .await
-    .context("cannot open the HEMs' key-value bucket")?;
     let tickets = Arc::new(Tickets::default());
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
@@ -156,12 +147,14 @@ pub async fn run(
     let keep_alive = {
         let tickets = tickets.clone();
         let markers = markers.clone();
-        let period = nats.takeover / 4;
+        let (period, ack_wait) = (nats.takeover / 4, nats.takeover);
         let renew_after = nats.marker_ttl / 2;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(period) => tickets.keep_alive(&markers, renew_after).await,
+                    _ = tokio::time::sleep(period) => {
+                        tickets.keep_alive(&markers, ack_wait, renew_after).await
+                    }
                     _ = keep_stopped.changed() => return,
                 }
             }
@@ -192,6 +185,9 @@ pub async fn run(
     // holder of the partition has already consumed.
     let mut pool = Some(pool);
     let mut stopping = false;
+    // Partitions assigned here whose consumer could not be set up (the bus was failing over)
+    // are tried again every second.
+    let mut unheld = false;
     while !stopping {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -200,6 +196,7 @@ pub async fn run(
                     anyhow::bail!("the member watch stopped");
                 }
             }
+            _ = tokio::time::sleep(Duration::from_secs(1)), if unheld => {}
         }
         let members = view.borrow_and_update().clone();
         let mine = assigned(&nats.member, &members, partitions);
@@ -246,6 +243,7 @@ pub async fn run(
         if stopping {
             break;
         }
+        unheld = mine.iter().any(|&n| !running.holds(n));
         if !announced && members.contains(&nats.member) {
             announced = true;
             tracing::info!("HEM ready");
@@ -292,14 +290,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Connects and finds the events stream, retrying until both work: the bus may start after
-/// the HEM, and the stream is the driver's to create.
+/// Connects, finds the events stream and opens the HEMs' bucket, retrying until all of it
+/// works: the bus may start after the HEM (or be electing leaders), and the stream is the
+/// driver's to create.
 async fn connect(
     nats: &NatsSettings,
 ) -> (
     jetstream::Context,
     jetstream::stream::Stream,
     jetstream::stream::Info,
+    Markers,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -324,7 +324,15 @@ async fn connect(
                 .await
                 .map_err(|e| one_bus::BusError::jetstream("stream info", e))?
                 .clone();
-            Ok::<_, one_bus::BusError>((js, stream, info))
+            let markers = Markers::open(
+                &js,
+                &nats.layout.bucket,
+                nats.replicas,
+                nats.marker_ttl,
+                &nats.member,
+            )
+            .await?;
+            Ok::<_, one_bus::BusError>((js, stream, info, markers))
         };
         match attempt.await {
             Ok(ready) => return ready,

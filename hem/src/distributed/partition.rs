@@ -12,13 +12,13 @@
 //! event that is not among them or its own, then handles them in stream order. The hooks of one
 //! resource thus keep their event order across holders.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use async_nats::header::NATS_PIN_ID;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt as _;
 use one_proto::encoding::b64_decode_lenient;
 use one_proto::event::HookMessage;
@@ -128,7 +128,10 @@ pub struct PartitionWorker {
     /// Since when first deliveries wait for the previous holder's events to settle.
     holding: Option<Instant>,
     warned_hold: bool,
-    held_back: Vec<jetstream::Message>,
+    /// Deliveries kept aside while holding, by stream sequence (a delivery again replaces the
+    /// one kept), and when they were last kept from coming back.
+    held_back: BTreeMap<u64, jetstream::Message>,
+    held_back_alive: Instant,
 }
 
 impl PartitionWorker {
@@ -152,7 +155,8 @@ impl PartitionWorker {
             pin: None,
             holding: None,
             warned_hold: false,
-            held_back: Vec::new(),
+            held_back: BTreeMap::new(),
+            held_back_alive: Instant::now(),
         }
     }
 
@@ -244,8 +248,9 @@ impl PartitionWorker {
             // Deliveries of the previous holder's events come back in the order their
             // acknowledgement waits ran out, which is not their event order: all wait, and go in
             // stream order once the previous holder's events are all here or settled.
-            self.held_back.push(message);
-            if self.held_back.len() == 1 {
+            let first = self.held_back.is_empty();
+            self.held_back.insert(seq, message);
+            if first {
                 self.check_hold().await;
             }
             return;
@@ -265,6 +270,13 @@ impl PartitionWorker {
         };
         let own = self.shared.tickets.held(self.n) + self.held_back.len();
         if pending > own {
+            // What waits here is this HEM's now: keep it from being delivered again meanwhile.
+            if self.held_back_alive.elapsed() >= self.shared.takeover / 4 {
+                self.held_back_alive = Instant::now();
+                for message in self.held_back.values() {
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            }
             if !self.warned_hold && since.elapsed() > self.shared.takeover * 3 {
                 tracing::warn!(
                     partition = self.n,
@@ -277,11 +289,7 @@ impl PartitionWorker {
             return;
         }
         self.holding = None;
-        let mut waited: Vec<(u64, jetstream::Message)> = std::mem::take(&mut self.held_back)
-            .into_iter()
-            .map(|m| (m.info().map(|i| i.stream_sequence).unwrap_or(0), m))
-            .collect();
-        waited.sort_by_key(|(seq, _)| *seq);
+        let waited = std::mem::take(&mut self.held_back);
         tracing::debug!(
             partition = self.n,
             waited = waited.len(),

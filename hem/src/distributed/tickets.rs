@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 
-use super::markers::{Marker, Markers, State};
+use super::markers::{Marker, MarkerError, Markers, State};
 
 /// Attempts at a confirmed acknowledgement before the event is left to be delivered again
 /// (its markers then say what was done).
@@ -36,7 +36,10 @@ struct TicketState {
     remaining: usize,
     /// The start markers of its executions: key, revision, marker.
     markers: HashMap<String, (u64, Marker)>,
+    /// When the ended markers were last written again.
     renewed: Instant,
+    /// When the event was last kept from being delivered again (delivery, in-progress ack).
+    kept: Instant,
 }
 
 impl Ticket {
@@ -95,6 +98,7 @@ impl Tickets {
                 remaining: uids.len(),
                 markers: HashMap::new(),
                 renewed: Instant::now(),
+                kept: Instant::now(),
             }),
         });
         if let Ok(mut inner) = self.inner.lock() {
@@ -172,50 +176,73 @@ impl Tickets {
         }
     }
 
-    /// Keeps every held event from being delivered elsewhere: an in-progress acknowledgement for
-    /// each, and the markers of those held longer than half the markers' life renewed.
-    pub async fn keep_alive(&self, markers: &Markers, renew_after: Duration) {
+    /// Keeps every held event from being delivered elsewhere. First the start markers of
+    /// running executions, the proof that their hooks still run here, every round; then an
+    /// in-progress acknowledgement for each event not kept alive for half the acknowledgement
+    /// wait; then the ended markers of events held longer than half the markers' life.
+    pub async fn keep_alive(&self, markers: &Markers, ack_wait: Duration, renew_after: Duration) {
         let held: Vec<Arc<Ticket>> = match self.inner.lock() {
             Ok(inner) => inner.by_seq.values().cloned().collect(),
             Err(_) => return,
         };
-        for ticket in held {
-            if let Some(message) = ticket.message()
+        for ticket in &held {
+            renew(ticket, markers, |m| m.state == State::Started).await;
+        }
+        for ticket in &held {
+            let due = match ticket.state.lock() {
+                Ok(mut state) if state.kept.elapsed() >= ack_wait / 2 => {
+                    state.kept = Instant::now();
+                    true
+                }
+                _ => false,
+            };
+            if due
+                && let Some(message) = ticket.message()
                 && let Err(e) = message.ack_with(AckKind::Progress).await
             {
                 tracing::debug!(error = %e, seq = ticket.seq, "in-progress acknowledgement failed");
             }
-            // Started markers every round: they are the proof that their hook still runs
-            // here. Ended ones only before their time to live runs out.
-            let due: Vec<(String, u64, Marker)> = match ticket.state.lock() {
-                Ok(mut state) => {
-                    let all = state.renewed.elapsed() >= renew_after;
-                    if all {
-                        state.renewed = Instant::now();
-                    }
-                    state
-                        .markers
-                        .iter()
-                        .filter(|(_, (_, m))| all || m.state == State::Started)
-                        .map(|(k, (r, m))| (k.clone(), *r, m.clone()))
-                        .collect()
+        }
+        for ticket in &held {
+            let due = match ticket.state.lock() {
+                Ok(mut state) if state.renewed.elapsed() >= renew_after => {
+                    state.renewed = Instant::now();
+                    true
                 }
-                Err(_) => Vec::new(),
+                _ => false,
             };
-            for (key, revision, marker) in due {
-                match markers.renew(&key, &marker, revision).await {
-                    Ok(new) => {
-                        if let Ok(mut state) = ticket.state.lock()
-                            && let Some(entry) = state.markers.get_mut(&key)
-                            && entry.0 == revision
-                        {
-                            entry.0 = new;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(key, error = %e, "cannot renew a start marker");
-                    }
+            if due {
+                renew(ticket, markers, |m| m.state != State::Started).await;
+            }
+        }
+    }
+}
+
+/// Writes the markers of `ticket` that `which` selects again, renewing their time to live.
+async fn renew(ticket: &Ticket, markers: &Markers, which: impl Fn(&Marker) -> bool) {
+    let due: Vec<(String, u64, Marker)> = match ticket.state.lock() {
+        Ok(state) => state
+            .markers
+            .iter()
+            .filter(|(_, (_, m))| which(m))
+            .map(|(k, (r, m))| (k.clone(), *r, m.clone()))
+            .collect(),
+        Err(_) => return,
+    };
+    for (key, revision, marker) in due {
+        match markers.set(&key, &marker, revision).await {
+            Ok(new) => {
+                if let Ok(mut state) = ticket.state.lock()
+                    && let Some(entry) = state.markers.get_mut(&key)
+                    && entry.0 == revision
+                {
+                    entry.0 = new;
                 }
+            }
+            // Ended meanwhile (or claimed by another HEM): nothing left to renew.
+            Err(MarkerError::Conflict) => {}
+            Err(e) => {
+                tracing::warn!(key, error = %e, "cannot renew a start marker");
             }
         }
     }
