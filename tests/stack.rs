@@ -50,17 +50,27 @@ pub fn bin(name: &str) -> Result<PathBuf> {
 /// The Python interpreter with the test peers (pyzmq, pyone, nats-py): `$ONE_TEST_PYTHON`, else
 /// the workspace's `.venv`.
 pub fn python() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ONE_TEST_PYTHON") {
+    venv_tool(
+        "ONE_TEST_PYTHON",
+        "python",
+        "no Python test environment: run scripts/setup (creates .venv with pyzmq, pyone and \
+         nats-py)",
+    )
+}
+
+/// A program `scripts/setup` installs into the workspace's `.venv`: `$<variable>` if set,
+/// else `.venv/bin/<name>`; `missing` says what to do when neither is there.
+pub fn venv_tool(variable: &str, name: &str, missing: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(variable) {
         return Ok(PathBuf::from(p));
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.venv/bin")
+        .join(name);
     if venv.is_file() {
         return Ok(venv);
     }
-    bail!(
-        "no Python test environment: run scripts/setup (creates .venv with pyzmq, pyone and \
-         nats-py)"
-    )
+    bail!("{missing}")
 }
 
 /// A fresh loopback address for one stack: 127.77.<pid byte>.<counter>.

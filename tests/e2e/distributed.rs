@@ -267,8 +267,7 @@ fn a_killed_hems_work_is_taken_over_without_running_anything_twice() -> Result<(
             let restart = log.rfind("HEM starting")?;
             log[restart..]
                 .lines()
-                .filter(|l| l.contains("partitions held"))
-                .last()
+                .rfind(|l| l.contains("partitions held"))
                 .filter(|l| !l.contains("partitions=[]"))
                 .map(|_| ())
         },
