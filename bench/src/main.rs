@@ -26,12 +26,19 @@ use report::Report;
 #[derive(Parser)]
 #[command(about = "Benchmarks of the hook subsystem, run against the real processes")]
 struct Cli {
-    /// Smaller workloads and one run per figure (a smoke test of the suite, under a minute).
+    /// Smaller workloads and one run per figure (a smoke test of the suite, about a minute).
     #[arg(long, global = true)]
     quick: bool,
     /// Runs per figure (the median is reported with the min-max).
     #[arg(long, global = true)]
     runs: Option<usize>,
+    /// The Markdown report (`all`: BENCHMARKS.md unless given; one section: printed, and
+    /// written here too if given).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// The report's JSON twin (`all`: benchmarks.json unless given).
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,12 +66,7 @@ enum Section {
 #[derive(Subcommand)]
 enum Command {
     /// Every benchmark; writes the Markdown report and its JSON twin.
-    All {
-        #[arg(long, default_value = "BENCHMARKS.md")]
-        out: PathBuf,
-        #[arg(long, default_value = "benchmarks.json")]
-        json: PathBuf,
-    },
+    All,
     #[command(flatten)]
     One(Section),
 }
@@ -89,7 +91,7 @@ fn main() -> ExitCode {
         quick: cli.quick,
         runs: cli.runs.unwrap_or(if cli.quick { 1 } else { 3 }).max(1),
     };
-    match run(cli.command, scale) {
+    match run(cli.command, scale, cli.out, cli.json) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -100,10 +102,17 @@ fn main() -> ExitCode {
 }
 
 /// Runs the benchmarks; `Ok(false)` when a section could not complete (the report says which).
-fn run(command: Command, scale: Scale) -> Result<bool> {
+fn run(
+    command: Command,
+    scale: Scale,
+    out: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> Result<bool> {
     let mut report = Report::new(scale);
     match command {
-        Command::All { out, json } => {
+        Command::All => {
+            let out = out.unwrap_or_else(|| PathBuf::from("BENCHMARKS.md"));
+            let json = json.unwrap_or_else(|| PathBuf::from("benchmarks.json"));
             let all = [
                 Section::Ceiling,
                 Section::Driver,
@@ -123,9 +132,24 @@ fn run(command: Command, scale: Scale) -> Result<bool> {
         Command::One(section) => {
             run_section(section, &mut report, scale);
             print!("{}", report.markdown());
+            match (out, json) {
+                (None, None) => {}
+                (out, json) => {
+                    let out = out.unwrap_or_else(|| sibling(json.as_deref(), "md"));
+                    let json = json.unwrap_or_else(|| sibling(Some(&out), "json"));
+                    report.write(&out, &json)?;
+                    println!("wrote {} and {}", out.display(), json.display());
+                }
+            }
         }
     }
     Ok(!report.has_failures())
+}
+
+/// `path` with the extension `ext` (the other file of a report given only one).
+fn sibling(path: Option<&std::path::Path>, ext: &str) -> PathBuf {
+    path.map(|p| p.with_extension(ext))
+        .unwrap_or_else(|| PathBuf::from(format!("one-bench.{ext}")))
 }
 
 fn run_section(section: Section, report: &mut Report, scale: Scale) {

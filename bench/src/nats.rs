@@ -26,34 +26,41 @@ use crate::workload::{parse_result_line, vm_hook, vm_id_of, vm_state_line};
 pub const SECTION: &str = "8. Distributed mode over NATS JetStream";
 
 const METHOD: &str = "A three-node NATS JetStream cluster of real `nats-server` processes \
-(`scripts/setup` installs the binary into `.venv`), each node on its own loopback address, \
-all on the same two cores as everything else; a fresh cluster for every driver and set of \
-HEMs measured, so that no stream, consumer or bucket of an earlier measurement is left. The \
-benchmark starts `one_hm --nats <the three nodes> --nats-replicas 3` (8 partitions, the \
-default) and holds its stdin and stdout as in section 3; every HEM is an `onehem-server` with \
-`nats_servers` (the three nodes), `nats_replicas: 3` and the default `nats_takeover` (4 s), \
-concurrency 10, INFO log, hooks loaded from the same oned-lite as section 3's. **Throughput** \
-is section 3's HEM route, same code: the same hook (`/bin/true` with `$TEMPLATE bench` on VM \
-PENDING/LCM_INIT), the same events written at once to the driver's stdin, the same completion \
-(every event's successful result line on the driver's stdout, each exactly once), measured \
-in the same run with the ZeroMQ route (the driver's default flags and one HEM) and, before \
-each of them, the fork/exec ceiling (section 1's method): the NATS route's ratio to the \
-ZeroMQ route divides the two rates of one run. With two or three HEMs each runs 10 hooks at \
-once, so together they may exceed the ceiling's 10 workers. **Latency**: section 3's method \
-(`one-bench-stamp` on VM ACTIVE/BOOT, events at 500/s from a schedule, from the moment an \
-event line is written to the driver's stdin to the hook's own clock reading). **Failover**: \
-three HEMs and a hook that prints its parent's pid (so a result names the HEM that ran it); \
-VM ACTIVE/PROLOG events, each of a new VM, are written at 100/s throughout. Once every \
-partition has results and every HEM has run hooks, the HEM that last produced the results of \
-some partitions is killed with SIGKILL; the failover time runs from just before the signal to \
-the first result line, produced by another HEM, of an event of one of those partitions (an \
-*interrupted* record written by the HEM that took over counts: it is a record of the killed \
-HEM's work). The stream goes on for one more second after every partition of the killed HEM \
-has such a result, then every event written in that round must have its result: an event \
-without one is lost. The killed HEM is then started again and, once all three share the \
-partitions again, the next round kills the next HEM. CPU per event is user+system time from \
-/proc over the throughput run: the HEMs, the hooks (their waited-for children), the driver \
-and the three `nats-server` processes.";
+(`scripts/setup` installs the binary into `.venv`), each node on its own loopback address, on \
+the same two cores as everything else, so every replicated write costs the machine three \
+times; a fresh cluster for every driver and set of HEMs measured, so that no stream, consumer \
+or bucket of an earlier measurement is left. The benchmark starts `one_hm --nats <the three \
+nodes> --nats-replicas 3` (8 partitions, the default) and holds its stdin and stdout as in \
+section 3; every HEM is an `onehem-server` with `nats_servers` (the three nodes), \
+`nats_replicas: 3` and the default `nats_takeover` (4 s), concurrency 10, INFO log, hooks \
+loaded from the same oned-lite as section 3's; the first HEM is started alone and the others \
+once it is ready, and a measurement begins once every HEM counts all of them as members, they \
+hold the 8 partitions between them, and an event of every partition has gone round. \
+**Throughput** is section 3's HEM route, same code: the same hook (`/bin/true` with \
+`$TEMPLATE bench` on VM PENDING/LCM_INIT), the same events written at once to the driver's \
+stdin, the same completion (every event's successful result line on the driver's stdout, \
+each exactly once), measured in the same run with the ZeroMQ route (section 3's pipeline: the \
+driver's default flags and one HEM) and, before each of them, the fork/exec ceiling (section \
+1's method); the NATS route's ratio to the ZeroMQ route divides two rates of the same run. \
+With two or three HEMs each runs 10 hooks at once, so together they may exceed the ceiling's \
+10 workers. **Latency**: section 3's method (`one-bench-stamp` on VM ACTIVE/BOOT, events from \
+a schedule at 50/s, then 500/s on the same driver and HEMs, from the moment an event line is \
+written to the driver's stdin to the hook's own clock reading); where a route cannot take \
+500 events/s its latency at that rate is the queue's and grows with the count in the note. \
+**Failover**: the last run's driver and HEMs of the largest count (three; two with \
+`--quick`) and a hook that prints its parent's pid, so that a result names the HEM that ran \
+it; VM ACTIVE/PROLOG events, each of a new VM, are written at 100/s throughout a round. Once \
+every partition has results and every HEM has run hooks, one HEM is killed with SIGKILL; the \
+partitions it held are those whose latest result it produced. The failover time runs from \
+just before the signal to the first result line, produced by another HEM, of an event of \
+one of those partitions (an *interrupted* record written by the HEM that took over counts: \
+it is a record of the killed HEM's work); the stream goes on a little after every one of \
+those partitions has such a result, then every event written in the round must get its \
+result: an event without one is lost. The killed HEM is then started again and, once the \
+HEMs share the partitions again, the next round kills the next HEM. CPU per event is \
+user+system time from /proc over the throughput run: the HEMs, the hooks (their waited-for \
+children), the driver and the three `nats-server` processes; messages per event are the \
+servers' `in_msgs` (`/varz`) over the same run.";
 
 /// Partitions of the events stream (`one_hm`'s default).
 const PARTITIONS: u32 = 8;
@@ -120,14 +127,31 @@ struct NatsPipeline {
     hems: Vec<Hem>,
     driver: Driver,
     cluster: NatsCluster,
+    /// What the pipeline is for, in log summaries.
+    label: String,
+    /// Bytes of each log already looked at by [`NatsPipeline::problems`], by log (a server's
+    /// from the moment the cluster was ready: what comes before is the cluster forming).
+    log_read: HashMap<String, usize>,
     settings: HemSettings,
     /// Result lines already received (warm-up, earlier runs).
     warm: usize,
 }
 
+impl Drop for NatsPipeline {
+    fn drop(&mut self) {
+        // The HEMs stop together; the fields then drop in order (HEMs, driver, cluster).
+        for hem in &mut self.hems {
+            hem.terminate();
+        }
+    }
+}
+
 impl NatsPipeline {
     fn start(source: &HookSource, hems: usize) -> Result<NatsPipeline> {
         let cluster = NatsCluster::start(ClusterOptions::default())?;
+        let log_read = (0..cluster.len())
+            .map(|i| (format!("n{i}"), server_log(&cluster, i).len()))
+            .collect();
         let urls = cluster.url_list();
         let driver = Driver::start(&["--nats", &urls, "--nats-replicas", "3"])
             .with_context(|| cluster.logs())?;
@@ -144,10 +168,23 @@ impl NatsPipeline {
             hems: Vec::new(),
             driver,
             cluster,
+            label: format!("NATS, {}", hems_name(hems)),
+            log_read,
             settings,
             warm: 0,
         };
-        for _ in 0..hems {
+        // The first HEM alone until it is ready, then the others: HEMs started together on a
+        // fresh cluster race to create their bucket, and a loser may exit ("cannot open the
+        // HEMs' key-value bucket: … stream not found").
+        p.hems.push(Hem::start(&p.settings)?);
+        let first = &p.hems[0];
+        poll(
+            "the first HEM to be ready",
+            Duration::from_secs(120),
+            || first.log_text().contains("HEM ready").then_some(()),
+        )
+        .with_context(|| p.context())?;
+        for _ in 1..hems {
             p.hems.push(Hem::start(&p.settings)?);
         }
         p.wait_shared(Duration::from_secs(120))?;
@@ -206,10 +243,67 @@ impl NatsPipeline {
     /// The HEMs' and the driver's log tails, for errors.
     fn context(&self) -> String {
         format!(
-            "{}\ndriver: {}",
+            "{}\ndriver: {}\nservers: {}",
             hems_context(&self.hems),
-            self.driver.log_tail()
+            self.driver.log_tail(),
+            self.cluster.logs()
         )
+    }
+
+    /// Log lines at warning level or above since the last call: the HEMs', the driver's and
+    /// the servers' (after the cluster formed).
+    fn problems(&mut self, into: &mut Vec<String>) {
+        let label = self.label.clone();
+        let mut logs: Vec<(String, String, String)> = self
+            .hems
+            .iter()
+            .map(|h| {
+                (
+                    format!("hem-{}", h.pid()),
+                    format!("{label}: HEM"),
+                    h.log_text(),
+                )
+            })
+            .collect();
+        logs.push((
+            "one_hm".into(),
+            format!("{label}: one_hm"),
+            fs::read_to_string(self.driver.dir.path().join("one_hm.log")).unwrap_or_default(),
+        ));
+        for i in 0..self.cluster.len() {
+            logs.push((
+                format!("n{i}"),
+                format!("{label}: nats-server"),
+                server_log(&self.cluster, i),
+            ));
+        }
+        for (key, who, text) in logs {
+            let from = self.log_read.get(&key).copied().unwrap_or(0);
+            for line in text.get(from..).unwrap_or_default().lines() {
+                let bad = [" WARN ", " ERROR ", "[WRN]", "[ERR]", "[FTL]", "panicked"]
+                    .iter()
+                    .any(|m| line.contains(m));
+                if bad {
+                    into.push(format!("{who}: {line}"));
+                }
+            }
+            self.log_read.insert(key, text.len());
+        }
+    }
+
+    /// Messages into the three servers so far (`in_msgs` of `/varz`, summed): clients' and
+    /// the routes' between the nodes.
+    fn server_messages(&self) -> Option<f64> {
+        let mut total = 0.0;
+        for i in 0..self.cluster.len() {
+            let (status, body) = self.cluster.monitor_get(i, "/varz").ok()?;
+            if status != 200 {
+                return None;
+            }
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            total += v.get("in_msgs")?.as_f64()?;
+        }
+        Some(total)
     }
 
     /// CPU seconds so far: the HEMs (own, and their hooks as children), the driver, the
@@ -227,6 +321,11 @@ impl NatsPipeline {
         }
         Ok([hems, cpu_time(self.driver.pid())?, servers])
     }
+}
+
+/// Node `i`'s log so far.
+fn server_log(cluster: &NatsCluster, i: usize) -> String {
+    fs::read_to_string(cluster.dir().join(format!("n{}.log", i + 1))).unwrap_or_default()
 }
 
 /// The HEMs' log tails, for errors.
@@ -330,6 +429,7 @@ fn failover_round(
     victim: usize,
     first: i64,
     warm_up: Duration,
+    tail: Duration,
 ) -> Result<Round> {
     let pids = p.pids();
     let victim_pid = pids[victim];
@@ -353,9 +453,9 @@ fn failover_round(
             Ok(i)
         });
         let observed = (|| -> Result<(Instant, Instant, Instant, usize)> {
-            // Before: results of every partition and from every HEM within the last second.
+            // Before: results of every partition and from every HEM within the last window.
             let start = Instant::now();
-            let window = Duration::from_secs(1);
+            let window = warm_up.min(Duration::from_secs(1));
             poll(
                 "results of every partition from every HEM",
                 Duration::from_secs(60),
@@ -412,8 +512,8 @@ fn failover_round(
                 },
             )?;
             let first = *resumed.values().min().context("no partition resumed")?;
-            // One more second of events on the new holders.
-            let more = Instant::now() + Duration::from_secs(1);
+            // More events on the new holders.
+            let more = Instant::now() + tail;
             while Instant::now() < more {
                 seen_lines(&output, hook, &mut seen);
                 std::thread::sleep(Duration::from_millis(5));
@@ -436,7 +536,7 @@ fn failover_round(
         let with: BTreeSet<i64> = seen.iter().map(|r| r.vm).collect();
         ids.clone().all(|id| with.contains(&id)).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(tail / 2);
     seen_lines(&output, hook, &mut seen);
     let mut by_vm: HashMap<i64, usize> = HashMap::new();
     for r in &seen {
@@ -489,6 +589,16 @@ impl Latency {
     }
 }
 
+/// Throughput runs of the NATS route with one HEM count.
+#[derive(Default)]
+struct NatsRates {
+    rates: Vec<f64>,
+    /// Each over the ZeroMQ route's rate of the same run, %.
+    vs_zmq: Vec<f64>,
+    /// Each over the ceiling measured just before it, %.
+    share: Vec<f64>,
+}
+
 fn hems_name(k: usize) -> String {
     if k == 1 {
         "1 HEM".into()
@@ -497,9 +607,60 @@ fn hems_name(k: usize) -> String {
     }
 }
 
+/// Latency runs of one route: light load, then 500/s, on the same pipeline.
+struct LatencyRuns {
+    low: Latency,
+    paced: Latency,
+}
+
+impl LatencyRuns {
+    fn new() -> LatencyRuns {
+        LatencyRuns {
+            low: Latency::new(),
+            paced: Latency::new(),
+        }
+    }
+}
+
+/// Sizes of the runs.
+struct Sizes {
+    n_ceiling: usize,
+    n_tput: usize,
+    n_low: usize,
+    n_paced: usize,
+}
+
+const LOW_RATE: f64 = 50.0;
+const RATE: f64 = 500.0;
+
+/// The light-load and 500/s latency runs on `driver`; returns the rate offered at 500/s.
+fn latencies(
+    driver: &mut Driver,
+    warm: &mut usize,
+    hook: i64,
+    sizes: &Sizes,
+    into: &mut LatencyRuns,
+    context: impl Fn() -> String,
+) -> Result<f64> {
+    if sizes.n_low > 0 {
+        let (lat, _) = route_latency(driver, warm, hook, sizes.n_low, Some(LOW_RATE), &context)?;
+        into.low.push(&lat);
+    }
+    let (lat, offered) = route_latency(driver, warm, hook, sizes.n_paced, Some(RATE), &context)?;
+    into.paced.push(&lat);
+    Ok(offered)
+}
+
 pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.section(SECTION, METHOD);
-    if let Err(e) = one_e2e::nats::nats_server() {
+    let server = one_e2e::nats::nats_server().and_then(|p| {
+        if p.is_file() {
+            Ok(p)
+        } else {
+            bail!("{} (ONE_TEST_NATS_SERVER) is not a file", p.display())
+        }
+    });
+    if let Err(e) = server {
         let text = format!(
             "**Skipped:** this section needs the `nats-server` binary and none was found \
              ({e:#})."
@@ -509,12 +670,17 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         return Ok(());
     }
     let runs = scale.runs;
-    let n_ceiling = scale.pick(3000, 500);
-    let n_tput = scale.pick(4000, 300);
-    let n_paced = scale.pick(1500, 150);
-    let rate = 500.0;
+    let sizes = Sizes {
+        n_ceiling: scale.pick(3000, 500),
+        n_tput: scale.pick(2000, 200),
+        n_low: scale.pick(150, 10),
+        n_paced: scale.pick(1000, 100),
+    };
+    let n_tput = sizes.n_tput;
     let hem_counts: &[usize] = if scale.quick { &[1, 2] } else { &[1, 2, 3] };
     let latency_counts: &[usize] = if scale.quick { &[1] } else { &[1, 3] };
+    // The failover rounds run on the last run's pipeline of this many HEMs.
+    let failover_hems = scale.pick(3, 2);
     let kills = scale.pick(5, 1);
 
     let source = HookSource::start(0)?;
@@ -531,16 +697,18 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     let mut ceilings = Vec::new();
     let mut zmq = Vec::new();
     let mut zmq_share = Vec::new();
-    let mut zmq_lat = Latency::new();
-    let mut nats: BTreeMap<usize, (Vec<f64>, Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    let mut nats_lat: BTreeMap<usize, Latency> = BTreeMap::new();
+    let mut zmq_lat = LatencyRuns::new();
+    let mut nats: BTreeMap<usize, NatsRates> = BTreeMap::new();
+    let mut nats_lat: BTreeMap<usize, LatencyRuns> = BTreeMap::new();
     let mut offered = Vec::new();
     let mut cpu_notes: Vec<String> = Vec::new();
-    for _ in 0..runs {
+    let mut problems: Vec<String> = Vec::new();
+    let mut kept: Option<NatsPipeline> = None;
+    for run in 0..runs {
         cpu_notes.clear();
         // The ZeroMQ route: section 3's pipeline (driver default flags, one HEM).
         let mut p = source.pipeline(&[])?;
-        let ceiling = ceiling::spawn_rate(n_ceiling, ceiling::CONCURRENCY)?;
+        let ceiling = ceiling::spawn_rate(sizes.n_ceiling, ceiling::CONCURRENCY)?;
         ceilings.push(ceiling);
         let t = crate::local::hem_throughput(&mut p, source.true_hook, n_tput)?;
         zmq.push(t.rate);
@@ -551,66 +719,76 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             cpu_text(&[t.hem, t.driver, CpuTime::default()], n_tput, false)
         ));
         let hem = &p.hem;
-        let (lat, off) = route_latency(
+        offered.push(latencies(
             &mut p.driver,
             &mut p.warm,
             source.stamp_hook,
-            n_paced,
-            Some(rate),
+            &sizes,
+            &mut zmq_lat,
             || hem.log_tail(),
-        )?;
-        zmq_lat.push(&lat);
-        offered.push(off);
+        )?);
         drop(p);
         for &k in hem_counts {
             let mut p = NatsPipeline::start(&source, k)?;
-            let ceiling = ceiling::spawn_rate(n_ceiling, ceiling::CONCURRENCY)?;
+            let ceiling = ceiling::spawn_rate(sizes.n_ceiling, ceiling::CONCURRENCY)?;
             ceilings.push(ceiling);
-            let before = p.cpu()?;
-            let hems = &p.hems;
+            let (before, msgs_before) = (p.cpu()?, p.server_messages());
+            let (hems, cluster) = (&p.hems, &p.cluster);
             let r = route_throughput(&mut p.driver, &mut p.warm, source.true_hook, n_tput, || {
-                hems_context(hems)
+                format!("{}\nservers: {}", hems_context(hems), cluster.logs())
             })?;
-            let after = p.cpu()?;
+            let (after, msgs_after) = (p.cpu()?, p.server_messages());
             let spent = [
                 after[0] - before[0],
                 after[1] - before[1],
                 after[2] - before[2],
             ];
-            cpu_notes.push(format!(
-                "NATS, {}: {}",
-                hems_name(k),
-                cpu_text(&spent, n_tput, true)
-            ));
+            let mut text = format!("NATS, {}: {}", hems_name(k), cpu_text(&spent, n_tput, true));
+            if let (Some(a), Some(b)) = (msgs_after, msgs_before) {
+                text.push_str(&format!(
+                    " ({:.0} messages into the servers per event, routes included)",
+                    (a - b) / n_tput as f64
+                ));
+            }
+            cpu_notes.push(text);
             let e = nats.entry(k).or_default();
-            e.0.push(r);
-            e.1.push(r / zmq_rate * 100.0);
-            e.2.push(r / ceiling * 100.0);
+            e.rates.push(r);
+            e.vs_zmq.push(r / zmq_rate * 100.0);
+            e.share.push(r / ceiling * 100.0);
             if latency_counts.contains(&k) {
-                let hems = &p.hems;
-                let (lat, off) = route_latency(
+                let (hems, cluster) = (&p.hems, &p.cluster);
+                offered.push(latencies(
                     &mut p.driver,
                     &mut p.warm,
                     source.stamp_hook,
-                    n_paced,
-                    Some(rate),
-                    || hems_context(hems),
-                )?;
-                nats_lat.entry(k).or_insert_with(Latency::new).push(&lat);
-                offered.push(off);
+                    &sizes,
+                    nats_lat.entry(k).or_insert_with(LatencyRuns::new),
+                    || format!("{}\nservers: {}", hems_context(hems), cluster.logs()),
+                )?);
+            }
+            if run + 1 == runs && k == failover_hems {
+                kept = Some(p);
+            } else {
+                p.problems(&mut problems);
             }
         }
     }
 
-    // Failover: one pipeline of three HEMs, a killed HEM started again between rounds.
+    // Failover: kill -9 of one HEM per round, started again between rounds.
     let mut rounds = Vec::new();
     {
-        let mut p = NatsPipeline::start(&source, 3)?;
-        let warm_up = Duration::from_secs(scale.pick(2, 1) as u64);
+        let mut p = match kept.take() {
+            Some(p) => p,
+            None => NatsPipeline::start(&source, failover_hems)?,
+        };
+        p.problems(&mut problems);
+        p.label.push_str(", failover rounds");
+        let warm_up = Duration::from_millis(scale.pick(2000, 500) as u64);
+        let tail = Duration::from_millis(scale.pick(1000, 300) as u64);
         for k in 0..kills {
-            let victim = k % 3;
+            let victim = k % failover_hems;
             let first = 100_000_000 * (k as i64 + 1);
-            let round = failover_round(&mut p, ppid, victim, first, warm_up)?;
+            let round = failover_round(&mut p, ppid, victim, first, warm_up, tail)?;
             println!(
                 "    kill {}: HEM {victim} held {} partition(s); first result by another HEM \
                  after {:.2} s, all its partitions after {:.2} s; {} events, {} lost, {} \
@@ -626,10 +804,13 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             );
             rounds.push(round);
             if k + 1 < kills {
+                // The killed HEM's log goes with its replacement.
+                p.problems(&mut problems);
                 p.hems[victim] = Hem::start(&p.settings)?;
                 p.wait_shared(Duration::from_secs(120))?;
             }
         }
+        p.problems(&mut problems);
     }
 
     report.add(
@@ -637,7 +818,10 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         "ceiling next to the throughput runs",
         "spawns/s",
         ceilings,
-        &format!("{n_ceiling} spawns before each throughput run, section 1's method"),
+        &format!(
+            "{} spawns before each throughput run, section 1's method",
+            sizes.n_ceiling
+        ),
     );
     let tput_note = format!("{n_tput} PENDING events written at once, /bin/true");
     report.add(
@@ -654,20 +838,20 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         zmq_share,
         "each run over the ceiling measured just before it",
     );
-    for (k, (rates, vs_zmq, share)) in nats {
+    for (k, r) in nats {
         let name = hems_name(k);
         report.add(
             SECTION,
             &format!("NATS, {name}: driver stdin to driver result line"),
             "events/s",
-            rates,
+            r.rates,
             &tput_note,
         );
         report.add(
             SECTION,
             &format!("NATS, {name} / ZeroMQ route"),
             "%",
-            vs_zmq,
+            r.vs_zmq,
             "each run over the ZeroMQ route's rate in the same run",
         );
         if k == 1 {
@@ -677,21 +861,36 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             SECTION,
             &format!("NATS, {name} as a share of the ceiling"),
             "%",
-            share,
+            r.share,
             "each run over the ceiling measured just before it",
         );
     }
-    let lat_note = format!("{n_paced} events at 500/s, one-bench-stamp");
-    zmq_lat.report(
-        report,
-        "ZeroMQ route: event to hook start at 500/s",
-        &lat_note,
+    let low_note = format!("{} events at 50/s, one-bench-stamp", sizes.n_low);
+    let paced_note = format!("{} events at 500/s, one-bench-stamp", sizes.n_paced);
+    let mut routes = vec![("ZeroMQ route".to_string(), zmq_lat)];
+    routes.extend(
+        nats_lat
+            .into_iter()
+            .map(|(k, l)| (format!("NATS, {}", hems_name(k)), l)),
     );
-    for (k, lat) in nats_lat {
-        lat.report(
+    let mut paced = Vec::new();
+    for (name, l) in routes {
+        if sizes.n_low == 0 {
+            paced.push((name, l.paced));
+            continue;
+        }
+        l.low.report(
             report,
-            &format!("NATS, {}: event to hook start at 500/s", hems_name(k)),
-            &lat_note,
+            &format!("{name}: event to hook start at 50/s (light load)"),
+            &low_note,
+        );
+        paced.push((name, l.paced));
+    }
+    for (name, l) in paced {
+        l.report(
+            report,
+            &format!("{name}: event to hook start at 500/s"),
+            &paced_note,
         );
     }
     report.add(
@@ -702,8 +901,8 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         "",
     );
     let kill_note = format!(
-        "3 HEMs, {} kill(s), events at {STREAM_RATE:.0}/s; median = p50 over the kills, \
-         the max is the right end of min-max",
+        "{failover_hems} HEMs, {} kill(s), events at {STREAM_RATE:.0}/s; median = p50 over the \
+         kills, the max is the right end of min-max",
         rounds.len()
     );
     report.add(
@@ -764,5 +963,76 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             cpu_notes.join("; ")
         ),
     );
+    report.note(SECTION, &problems_note(&problems));
     Ok(())
+}
+
+/// The warnings and errors of the section's logs, by kind, for the report.
+fn problems_note(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "No log line at warning level or above from the HEMs, the NATS-mode drivers or \
+                the servers during this section."
+            .into();
+    }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for l in lines {
+        *kinds.entry(kind_of(l)).or_default() += 1;
+    }
+    let mut kinds: Vec<(String, usize)> = kinds.into_iter().collect();
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+    for (k, n) in &kinds {
+        println!("    log: {n} × {k}");
+        if let Some(example) = lines.iter().find(|l| kind_of(l) == *k) {
+            println!("         e.g. {example}");
+        }
+    }
+    let list: Vec<String> = kinds
+        .iter()
+        .take(8)
+        .map(|(k, n)| format!("{n} × `{}`", k.replace('`', "'")))
+        .collect();
+    format!(
+        "Log lines at warning level or above during this section (HEMs, NATS-mode drivers, \
+         servers; {} in all, by kind): {}.",
+        lines.len(),
+        list.join("; ")
+    )
+}
+
+/// A log line without its time stamp, span fields and numbers, to group lines of one kind.
+fn kind_of(line: &str) -> String {
+    // `<pipeline>: <process>: <line>`
+    let mut parts = line.splitn(3, ": ");
+    let (pipeline, process, rest) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(c)) => (a, b, c),
+        _ => ("", "", line),
+    };
+    // tracing: `<time>  WARN span{fields}: message fields`; nats-server:
+    // `[pid] <date> <time> [WRN] message`.
+    let text = match ["[WRN]", "[ERR]", "[FTL]"]
+        .iter()
+        .find_map(|m| rest.find(m))
+    {
+        Some(i) => &rest[i..],
+        None => rest
+            .split_once(' ')
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or(rest),
+    };
+    let text = match (text.find('{'), text.find("}: ")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b + 1..]),
+        _ => text.to_string(),
+    };
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .map(|w| {
+            if w.bytes().any(|b| b.is_ascii_digit()) {
+                "#"
+            } else {
+                w
+            }
+        })
+        .collect();
+    let text: String = words.join(" ").chars().take(140).collect();
+    format!("{pipeline}: {process}: {text}")
 }

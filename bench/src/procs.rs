@@ -93,7 +93,7 @@ impl Driver {
     /// Starts the driver with `extra` flags, answers nothing but INIT, and waits until its
     /// sockets are bound.
     pub fn start(extra: &[&str]) -> Result<Driver> {
-        let dir = tempfile::Builder::new().prefix("one-bench-hm-").tempdir()?;
+        let dir = keep_if_asked(tempfile::Builder::new().prefix("one-bench-hm-").tempdir()?);
         let endpoints = dir.path().join("endpoints");
         let log = fs::File::create(dir.path().join("one_hm.log"))?;
         let mut child = Command::new(bin("one_hm")?)
@@ -246,9 +246,11 @@ pub struct Hem {
 impl Hem {
     /// Starts the HEM at the reference's default log level (INFO, two lines per execution).
     pub fn start(s: &HemSettings) -> Result<Hem> {
-        let dir = tempfile::Builder::new()
-            .prefix("one-bench-hem-")
-            .tempdir()?;
+        let dir = keep_if_asked(
+            tempfile::Builder::new()
+                .prefix("one-bench-hem-")
+                .tempdir()?,
+        );
         let log = dir.path().join("onehem.log");
         let hooks = dir.path().join("hooks");
         fs::create_dir_all(&hooks)?;
@@ -339,6 +341,14 @@ impl Hem {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends SIGTERM without waiting (dropping the HEM then waits for it), so that several
+    /// HEMs stop at once.
+    pub fn terminate(&mut self) {
+        if let (Ok(None), Ok(pid)) = (self.child.try_wait(), i32::try_from(self.child.id())) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+
     /// SIGKILLs the HEM (a crash: no clean shutdown) and reaps it.
     pub fn kill(&mut self) -> Result<()> {
         self.child.kill().context("kill -9 of onehem-server")?;
@@ -359,6 +369,16 @@ impl Drop for Hem {
     fn drop(&mut self) {
         stop_child(&mut self.child, Some(Signal::SIGTERM));
     }
+}
+
+/// With ONE_E2E_KEEP set (as for the end-to-end tests), a daemon's directory (configuration,
+/// logs, databases) is kept for a post mortem.
+fn keep_if_asked(mut dir: tempfile::TempDir) -> tempfile::TempDir {
+    if std::env::var_os("ONE_E2E_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
+    dir
 }
 
 /// Sends `signal` (if any), waits up to ten seconds, then kills.

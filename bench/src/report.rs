@@ -272,8 +272,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Reproduce with `scripts/bench` (under ten minutes; `--quick` for a smoke run), \
-             or one section with `target/release/one-bench <section>`.\n"
+            "Reproduce with `scripts/bench` (about a quarter of an hour; `--quick` for a smoke \
+             run), or one section with `target/release/one-bench <section>`.\n"
         );
         if !self.failures.is_empty() {
             let _ = writeln!(out, "**Sections that could not complete:**\n");
