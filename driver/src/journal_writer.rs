@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
-use crate::journal::{Batch, EventLog, JournalEvent, JournalResult};
-use crate::oned_output::ToOned;
+use crate::journal::{Batch, EventLog, JournalEvent};
+use crate::messages::{ResultOutcome, ResultReply, ToOned, WriterMsg};
 use crate::redelivery::Redelivery;
-use crate::result_server::ResultReply;
 use crate::shutdown::Shutdown;
 
 /// Most events in one commit.
@@ -31,46 +30,6 @@ const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Attempts at a failing commit once shutdown has begun, before its events are given up.
 const FINAL_ATTEMPTS: u32 = 3;
-
-/// Messages to the writer.
-#[derive(Debug)]
-pub enum WriterMsg {
-    /// New events from oned, in order, and the event id of the last line they were read up to
-    /// (for delivery acknowledgement), if it had one.
-    Events {
-        /// The events to journal.
-        events: Vec<JournalEvent>,
-        /// Every line up to the one with this event id is handled once these are committed.
-        handled: Option<u64>,
-    },
-    /// A result to store before it is acknowledged.
-    Result(AcceptedResult),
-    /// Results up to this id were delivered to oned: written, or acknowledged with a `STORED`
-    /// line by a front-end that acknowledges results.
-    Forwarded(u64),
-    /// Shutdown: commit what is queued, then stop publishing and forwarding.
-    Finish,
-}
-
-/// A well-formed result waiting for its commit.
-#[derive(Debug)]
-pub struct AcceptedResult {
-    /// The result.
-    pub result: JournalResult,
-    /// Where the outcome goes (the results thread waits on it).
-    pub reply: ResultReply,
-}
-
-/// What became of a result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResultOutcome {
-    /// Stored; it will be forwarded.
-    Stored,
-    /// A result with the same EXECUTION_UID was stored before; not forwarded again.
-    Duplicate,
-    /// Not stored.
-    Failed(String),
-}
 
 /// Where committed work goes.
 pub struct WriterLinks {
@@ -349,7 +308,8 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::journal::{EventReader, JournalError, PendingResult, Trimmed};
+    use crate::journal::{EventReader, JournalError, JournalResult, PendingResult, Trimmed};
+    use crate::messages::AcceptedResult;
 
     /// A journal that refuses the first `failures` commits.
     struct Flaky {
@@ -412,7 +372,7 @@ mod tests {
             oned: oned_tx,
         };
         let writer = std::thread::spawn(move || run(journal, rx, links, Shutdown::new()));
-        let (bell, _bell_read) = crate::result_server::doorbell().expect("pipe");
+        let (bell, _bell_read) = crate::messages::doorbell().expect("pipe");
         let (reply, outcome) = ResultReply::channel(bell);
         tx.send(WriterMsg::Result(AcceptedResult {
             result: JournalResult {

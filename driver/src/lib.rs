@@ -211,6 +211,7 @@ pub mod config;
 pub mod journal;
 pub mod journal_writer;
 pub mod logging;
+pub mod messages;
 pub mod nats_journal;
 pub mod oned_input;
 pub mod oned_output;
@@ -233,7 +234,7 @@ use tracing::{error, info};
 
 use crate::config::Config;
 use crate::journal::EventLog;
-use crate::journal_writer::WriterMsg;
+use crate::messages::WriterMsg;
 use crate::nats_journal::NatsJournal;
 use crate::shutdown::{Shutdown, StopReason};
 use crate::sqlite_journal::{JournalOptions, SqliteJournal};
@@ -360,7 +361,7 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         journal_writer::run(journal, writer_rx, links, sd)
     });
     let mut front = Threads::default();
-    let (bell, bell_read) = result_server::doorbell().context("creating the results doorbell")?;
+    let (bell, bell_read) = messages::doorbell().context("creating the results doorbell")?;
     let (tx, sd) = (writer_tx.clone(), shutdown.clone());
     front.spawn("results", &shutdown, move || {
         result_server::run(results, bell_read, bell, tx, sd)

@@ -46,7 +46,7 @@ use crate::config::{NatsConfig, Retention};
 use crate::journal::{
     Batch, EventLog, EventReader, JournalError, JournalEvent, PendingResult, ReplayPage, Trimmed,
 };
-use crate::oned_output::ToOned;
+use crate::messages::ToOned;
 
 /// How long the first connection and the stream set-up may take at start.
 const START_DEADLINE: Duration = Duration::from_secs(30);

@@ -18,8 +18,7 @@ use one_proto::mad::{OnedLine, parse_oned_line};
 use tracing::{debug, info, warn};
 
 use crate::journal::JournalEvent;
-use crate::journal_writer::WriterMsg;
-use crate::oned_output::ToOned;
+use crate::messages::{ToOned, WriterMsg};
 use crate::shutdown::{Shutdown, StopReason};
 
 /// Longest line accepted from oned; a longer one is dropped with an error.

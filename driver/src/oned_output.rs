@@ -16,29 +16,11 @@ use std::time::{Duration, Instant};
 use one_proto::mad::{DriverLine, forwarded_line, journaled_line};
 use tracing::{debug, error};
 
-use crate::journal::PendingResult;
-use crate::journal_writer::WriterMsg;
+use crate::messages::{ToOned, WriterMsg};
 use crate::shutdown::{Shutdown, StopReason};
 
 /// Quiet time after the INIT reply, so that oned's 31-byte read of the reply catches nothing else.
 pub const INIT_GRACE: Duration = Duration::from_millis(200);
-
-/// What the output thread writes.
-#[derive(Debug)]
-pub enum ToOned {
-    /// Answer INIT.
-    InitReply,
-    /// `LOG E 0 <text>`.
-    Log(String),
-    /// Stored results to forward, in id order.
-    Results(Vec<PendingResult>),
-    /// `JOURNALED SUCCESS <id> -` (delivery acknowledgement, [`one_proto::mad`]).
-    Journaled(u64),
-    /// The front-end acknowledges results (`STORED` lines, [`one_proto::mad`]): result lines
-    /// are followed by a `FORWARDED` marker, and writing one no longer counts as delivering
-    /// it.
-    AckingFront,
-}
 
 struct Line {
     result_id: Option<u64>,

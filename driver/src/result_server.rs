@@ -12,72 +12,22 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 
-use nix::fcntl::OFlag;
 use one_proto::mad::ResultFrame;
 use one_proto::replay::err_frame;
 use tracing::{debug, warn};
 
 use crate::journal::JournalResult;
-use crate::journal_writer::{AcceptedResult, ResultOutcome, WriterMsg};
+use crate::messages::{AcceptedResult, Doorbell, ResultOutcome, ResultReply, WriterMsg};
 use crate::shutdown::Shutdown;
 
 /// How often a quiet socket is checked against the shutdown switch.
 const POLL_MS: i64 = 100;
 /// Requests read in one go before pending replies are looked at again.
 const READ_BURST: usize = 256;
-
-/// Wakes the results thread when the writer has decided on a result (a non-blocking pipe the
-/// thread polls next to its socket).
-#[derive(Clone, Debug)]
-pub struct Doorbell {
-    write: Arc<File>,
-}
-
-impl Doorbell {
-    fn ring(&self) {
-        // A full pipe already means "wake up"; nothing else can go wrong that matters here.
-        let _ = (&*self.write).write(&[1]);
-    }
-}
-
-/// Where the writer sends the outcome of one result.
-#[derive(Debug)]
-pub struct ResultReply {
-    tx: SyncSender<ResultOutcome>,
-    bell: Doorbell,
-}
-
-impl ResultReply {
-    /// Hands the outcome to the waiting request and wakes the results thread.
-    pub fn send(self, outcome: ResultOutcome) {
-        if self.tx.send(outcome).is_ok() {
-            self.bell.ring();
-        }
-    }
-
-    /// A reply handle and the receiving end, for callers that wait themselves.
-    pub fn channel(bell: Doorbell) -> (ResultReply, Receiver<ResultOutcome>) {
-        let (tx, rx) = mpsc::sync_channel(1);
-        (ResultReply { tx, bell }, rx)
-    }
-}
-
-/// A pipe pair: the doorbell and the end the results thread polls.
-pub fn doorbell() -> std::io::Result<(Doorbell, File)> {
-    let (read, write) =
-        nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-    Ok((
-        Doorbell {
-            write: Arc::new(File::from(write)),
-        },
-        File::from(read),
-    ))
-}
 
 /// A request waiting for the journal.
 struct Waiting {

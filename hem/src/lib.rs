@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod memory;
 pub mod remote;
 pub mod result_sender;
+pub mod resync;
 pub mod runner;
 pub mod scheduler;
 pub mod server;

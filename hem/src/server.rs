@@ -13,11 +13,13 @@ use crate::config::Config;
 use crate::execution::{Execution, HookPaths};
 use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
-use crate::ingest::{Acceptor, HookSource, Ingest, IngestSettings, IngestShared, Snapshot};
+use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared};
 use crate::journal::ZmqJournal;
 use crate::local_exec::LocalExecutor;
+use crate::matcher::Snapshot;
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
+use crate::resync::resync_loop;
 use crate::runner::{HemRunner, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter, TrySubmit};
 use crate::state_db::StateDb;
@@ -269,43 +271,5 @@ impl Acceptor for DbAcceptor {
             }
         }
         true
-    }
-}
-
-/// Reloads the whole hook pool every `interval` (or sooner on request) and hands it to the
-/// event readers (`deliver` returns false once nobody listens), which apply it unless an
-/// event-driven reload happened meanwhile. Ends when every request sender is gone, `stopping`
-/// says so, or nobody listens.
-pub(crate) fn resync_loop(
-    source: XmlRpcHookSource,
-    interval: Duration,
-    requests: mpsc::Receiver<()>,
-    stopping: impl Fn() -> bool,
-    deliver: impl Fn(Snapshot) -> bool,
-) {
-    loop {
-        match requests.recv_timeout(interval) {
-            Ok(()) => {
-                // Let a burst of failures settle before asking the front-end again.
-                std::thread::sleep(Duration::from_secs(2));
-                while requests.try_recv().is_ok() {}
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-        if stopping() {
-            return;
-        }
-        let fetched_at = std::time::Instant::now();
-        match source.pool() {
-            Ok(hooks) => {
-                crate::memory::release_free_memory();
-                tracing::debug!(hooks = hooks.len(), "hook pool resync fetched");
-                if !deliver(Snapshot { fetched_at, hooks }) {
-                    return;
-                }
-            }
-            Err(e) => tracing::error!("Cannot get hook information: {e}"),
-        }
     }
 }

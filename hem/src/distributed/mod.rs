@@ -118,7 +118,7 @@ pub async fn run(
         std::thread::Builder::new()
             .name("hem-resync".into())
             .spawn(move || {
-                crate::server::resync_loop(
+                crate::resync::resync_loop(
                     source,
                     interval,
                     resync_requests,
