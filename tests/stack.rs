@@ -537,6 +537,25 @@ impl Stack {
     }
 
     /// The last lines of a process log, for error messages.
+    /// What HEM `i` in the distributed mode last said it holds: the members it sees and its
+    /// partitions (its log's last `partitions held` line), if it said anything yet.
+    pub fn partitions_held_at(&self, i: usize) -> Option<(usize, Vec<u32>)> {
+        let text = fs::read_to_string(self.log_path(&Self::hem_log(i))).ok()?;
+        let line = text.lines().rev().find(|l| l.contains("partitions held"))?;
+        let field = |name: &str| {
+            let start = line.find(&format!(" {name}="))? + name.len() + 2;
+            Some(&line[start..])
+        };
+        let members = field("members")?.split(' ').next()?.parse().ok()?;
+        let list = field("partitions")?.strip_prefix('[')?.split(']').next()?;
+        let partitions = list
+            .split(", ")
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().ok())
+            .collect::<Option<Vec<u32>>>()?;
+        Some((members, partitions))
+    }
+
     pub fn tail_log(&self, name: &str) -> String {
         let text = fs::read_to_string(self.log_path(name)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -43,7 +43,38 @@ pub fn start(hems: usize, takeover_s: u32, hem_extra: &str) -> Result<Distribute
         hem_extra: hem_extra.to_string(),
         ..Default::default()
     })?;
-    Ok(Distributed { stack, nats })
+    let d = Distributed { stack, nats };
+    d.wait_settled(&(0..hems).collect::<Vec<_>>())?;
+    Ok(d)
+}
+
+impl Distributed {
+    /// Waits until the running HEMs `running` see each other as the members and hold the
+    /// stream's eight partitions between them: work published after this goes to them.
+    pub fn wait_settled(&self, running: &[usize]) -> Result<()> {
+        wait_for(
+            "the HEMs to share the partitions",
+            Duration::from_secs(60),
+            || {
+                let mut held = BTreeSet::new();
+                for &i in running {
+                    let (members, partitions) = self.stack.partitions_held_at(i)?;
+                    if members != running.len() {
+                        return None;
+                    }
+                    held.extend(partitions);
+                }
+                (held == (0..8).collect::<BTreeSet<u32>>()).then_some(())
+            },
+        )
+        .with_context(|| {
+            running
+                .iter()
+                .map(|&i| self.stack.tail_log(&Stack::hem_log(i)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
 }
 
 /// A hook script that logs its start and end with its HEM's pid and the VM of its
@@ -317,6 +348,7 @@ fn a_vms_hooks_keep_their_order_while_hems_come_and_go() -> Result<()> {
     // Only the first HEM runs at first; the others join mid-stream, then the first is killed.
     d.stack.stop_hem_at(1)?;
     d.stack.stop_hem_at(2)?;
+    d.wait_settled(&[0])?;
     let runs = runs_file(&d.stack);
     d.stack.write_hook(
         "ordered.sh",
