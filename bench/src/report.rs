@@ -114,6 +114,17 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The heading of the report's hand-written last section, which runs keep.
+pub const KEPT_HEADING: &str = "## Design measurements";
+
+/// The hand-written last section of a report, from its heading on, if it has one.
+fn kept_tail(report: &str) -> Option<&str> {
+    report
+        .match_indices(&format!("\n{KEPT_HEADING}\n"))
+        .next()
+        .map(|(at, _)| &report[at + 1..])
+}
+
 impl Report {
     pub fn new(scale: Scale) -> Report {
         Report {
@@ -356,7 +367,16 @@ impl Report {
                 fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
         }
-        fs::write(md, self.markdown()).with_context(|| format!("writing {}", md.display()))?;
+        // The hand-written part at the end (design measurements: figures behind choices made
+        // in the code) is not produced by a run, so a run keeps it.
+        let kept = fs::read_to_string(md)
+            .ok()
+            .and_then(|old| kept_tail(&old).map(str::to_string));
+        let mut text = self.markdown();
+        if let Some(tail) = kept {
+            text.push_str(&tail);
+        }
+        fs::write(md, text).with_context(|| format!("writing {}", md.display()))?;
         let mut machine = Self::machine();
         machine.load_start = self.load_start.clone();
         let doc = serde_json::json!({
@@ -411,4 +431,23 @@ fn group(n: i64) -> String {
         out.push(c);
     }
     if n < 0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_written_section_is_found_only_under_its_own_heading() {
+        let report = "# Benchmarks\n\n## 1. Ceiling\n\nx\n\n## Design measurements\n\nmimalloc\n";
+        assert_eq!(
+            kept_tail(report),
+            Some("## Design measurements\n\nmimalloc\n")
+        );
+        assert_eq!(
+            kept_tail("# Benchmarks\n\n## Design measurements are\n"),
+            None
+        );
+        assert_eq!(kept_tail(""), None);
+    }
 }

@@ -178,19 +178,10 @@
 //! for the disk, so the rate is bound by CPU; with `full`, by one fsync per batch. The target is
 //! 100,000 events per second from MAD line to PUB frame on two cores with the journal on.
 //!
-//! Measured on the project's 2-core VM (release build, journal on with `normal`, no subscriber,
-//! input redirected from a file, rate up to the last event committed and handed to the publisher),
-//! while other work kept the load average between 5 and 6, so the rates are pessimistic:
-//!
-//! | events | CPU per event (all threads) | rate under that load |
-//! |---|---|---|
-//! | API, 880-byte line, 1 key | 6.8 µs | 102,000/s (300,000 events) |
-//! | VM state, 1.9 KB line, 3 keys | 12 µs | 49,000/s (200,000 events) |
-//! | VM state, 5.5 KB line, 3 keys | 31 µs | about 21,000/s (100,000 events) |
-//!
 //! The cost grows with the size of the message (base64 decoding, and the bytes the journal
 //! writes twice, to the WAL and at checkpoint), so events with multi-kilobyte bodies stay below
-//! the target on this machine; events of the API size meet it.
+//! the target on a two-core machine while events of the API size meet it (BENCHMARKS.md,
+//! section 2 and the design measurements).
 //!
 //! The journal sits behind the [`journal::EventLog`] and [`journal::EventReader`] traits, so that
 //! another durable log can be added beside [`sqlite_journal::SqliteJournal`].

@@ -11,10 +11,8 @@ use tracing::error;
 
 /// mimalloc instead of glibc's allocator: the driver allocates and frees a few kilobytes per
 /// event on several threads, and glibc returned that memory to the kernel and faulted it back
-/// in (page faults in the profile). Measured on the driver benchmark (section 2): 16.5 -> 14.6 us
-/// of CPU per API event, 94,000 -> 103,000 events/s. The price is resident memory: about 20 MiB
-/// idle instead of 10 (section 6). The HEM keeps glibc's allocator: mimalloc took it from
-/// 16 to 83 MiB with 10,000 hooks loaded, past its 30 MB budget.
+/// in. It costs resident memory, which the driver can spare and the HEM cannot, so the HEM keeps
+/// glibc's allocator (BENCHMARKS.md, design measurements).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

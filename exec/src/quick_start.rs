@@ -2,8 +2,8 @@
 //!
 //! A new process waits for a CPU like any other task; on a busy machine it lands behind a task
 //! that still has most of its slice (1.4 ms here) to run, and the spawning thread, blocked until
-//! the child has called `exec`, waits with it: measured on the HEM route at 500 hooks/s, the
-//! spawn itself took 3-17 ms in the slowest cases. Linux (6.12 and later) lets a fair task ask
+//! the child has called `exec`, waits with it, which made the slowest spawns on a busy HEM
+//! route take several milliseconds (BENCHMARKS.md, design measurements). Linux (6.12 and later) lets a fair task ask
 //! for a shorter slice, which also lets it preempt a task with a longer one when it wakes up;
 //! a child inherits its parent's slice. So the spawning thread takes the shortest slice just
 //! for the spawn ([`QuickStart::enter`]), and once the child has called `exec` it gets the

@@ -24,8 +24,7 @@ const STATEMENT_CACHE: usize = 256;
 /// Statements through the connection's cache of compiled statements.
 ///
 /// The front-end runs a few dozen fixed statement texts thousands of times per second;
-/// compiling one costs more than running it (a profile of the API put about a sixth of
-/// oned-lite's CPU in SQLite's parser before these). Implemented for [`Connection`], and so
+/// compiling one costs more than running it (BENCHMARKS.md, design measurements). Implemented for [`Connection`], and so
 /// usable on a [`Transaction`] too.
 pub trait Cached {
     /// Runs a statement that returns no rows; the number of rows changed.

@@ -36,7 +36,7 @@ impl LocalExecutor {
     /// Variables every hook gets on top of the HEM's environment (replacing any of the same
     /// name). Those the HEM's environment already holds with the same value are left out: a
     /// command with any environment change rebuilds the whole environment at every spawn
-    /// (about 40 µs of the HEM's CPU per hook), so the daemon exports its hook variables into
+    /// (CPU on every hook), so the daemon exports its hook variables into
     /// its own environment at start and spawns without changes.
     pub fn with_env(mut self, mut env: Vec<(String, OsString)>) -> LocalExecutor {
         env.retain(|(name, value)| std::env::var_os(name).as_ref() != Some(value));

@@ -15,11 +15,10 @@
 //! round: a long read (a whole hook log, say) delays the restart, never the writer.
 //!
 //! The restart size is large on purpose. Restarting every few megabytes keeps commits from
-//! appending to a growing file, which makes each commit cheaper on its own (measured here:
-//! ~20 % less CPU per commit for one database alone), but the syncs it takes several times a
-//! second, with three daemons doing it on one disk, cost the whole front-end route a fifth of
-//! its throughput in A/B runs. Once the WAL has grown to its size it is written over from its
-//! start anyway.
+//! appending to a growing file, which makes each commit cheaper on its own, but the syncs it
+//! takes several times a second, with three daemons doing it on one disk, cost the whole
+//! front-end route more than that saves (BENCHMARKS.md, design measurements). Once the WAL has
+//! grown to its size it is written over from its start anyway.
 //!
 //! The other fsync of `synchronous=NORMAL` is the writer's own: when a checkpoint has copied
 //! the whole WAL, the next commit starts the WAL over and fsyncs its new header before going
@@ -254,8 +253,8 @@ fn run(
 /// Under a steady flow of commits a passive checkpoint never gets there (frames keep arriving
 /// while it copies), so every page they copy stays dirty in the page cache until the kernel's
 /// writeback gets to it, and the restarting checkpoint, which does copy everything, then syncs
-/// seconds of copies while it holds the writer back: 230-350 ms measured on the driver's journal
-/// at 500 events/s. Likewise the frames committed since the passive checkpoint synced the WAL
+/// seconds of copies while it holds the writer back (BENCHMARKS.md, design measurements).
+/// Likewise the frames committed since the passive checkpoint synced the WAL
 /// (the writer itself never syncs at normal durability). Syncing both files first, on this
 /// thread and without any SQLite lock, leaves the restart's syncs only the last few pages. A
 /// failure here is only logged: the restarting checkpoint syncs both files anyway.
