@@ -12,6 +12,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::bell::Bell;
+use crate::stop::Stop;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -33,10 +36,10 @@ pub trait Acceptor: Send {
     fn accept(&mut self, execs: Vec<Execution>, watermark: Option<u64>) -> bool;
 }
 
-/// State shared with the rest of the HEM: stop flag, hook map generation, progress.
-#[derive(Debug, Default)]
+/// State shared with the rest of the HEM: the stop switch, hook count, progress.
+#[derive(Debug)]
 pub struct IngestShared {
-    pub stop: AtomicBool,
+    pub stop: Stop,
     /// The last processed sequence + 1 (0: none yet).
     pub processed_plus_one: AtomicU64,
     /// The hook map is loaded and the journal was caught up once.
@@ -46,6 +49,17 @@ pub struct IngestShared {
 }
 
 impl IngestShared {
+    /// Nothing processed yet, not ready, not stopping (fails only if the system refuses the
+    /// stop switch's pipe).
+    pub fn new() -> std::io::Result<IngestShared> {
+        Ok(IngestShared {
+            stop: Stop::new()?,
+            processed_plus_one: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            hooks: AtomicU64::new(0),
+        })
+    }
+
     pub fn processed(&self) -> Option<u64> {
         self.processed_plus_one
             .load(Ordering::SeqCst)
@@ -53,7 +67,7 @@ impl IngestShared {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.stop.is_requested()
     }
 }
 
@@ -70,12 +84,47 @@ pub struct IngestSettings {
     pub watermark: Option<u64>,
 }
 
+/// The resync's end of the snapshot hand-off: every snapshot wakes the ingest loop.
+pub struct SnapshotSender {
+    tx: mpsc::Sender<Snapshot>,
+    bell: Bell,
+}
+
+impl SnapshotSender {
+    /// Hands a snapshot over; false once the ingest loop is gone.
+    pub fn send(&self, snapshot: Snapshot) -> bool {
+        let sent = self.tx.send(snapshot).is_ok();
+        self.bell.ring();
+        sent
+    }
+}
+
+/// The ingest loop's end of the snapshot hand-off.
+pub struct SnapshotReceiver {
+    rx: mpsc::Receiver<Snapshot>,
+    bell: Bell,
+}
+
+/// A snapshot hand-off from the resync thread to the ingest loop (fails only if the system
+/// refuses a pipe).
+pub fn snapshot_channel() -> std::io::Result<(SnapshotSender, SnapshotReceiver)> {
+    let (tx, rx) = mpsc::channel();
+    let bell = Bell::new()?;
+    Ok((
+        SnapshotSender {
+            tx,
+            bell: bell.clone(),
+        },
+        SnapshotReceiver { rx, bell },
+    ))
+}
+
 /// Messages handled per wake-up before the accepted executions are committed.
 const BURST: usize = 512;
 /// How often the watermark of events that matched nothing is written.
 const WATERMARK_PERIOD: Duration = Duration::from_millis(500);
-/// The longest wait of the ingest loop, so that it notices a stop request.
-const TICK: Duration = Duration::from_millis(100);
+/// Pause after the subscriber socket failed, so that a broken socket does not spin.
+const SOCKET_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Pause of optional journal requests after a failure, doubled up to the maximum.
 const JOURNAL_BACKOFF_MIN: Duration = Duration::from_secs(2);
 const JOURNAL_BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -88,7 +137,7 @@ pub struct Ingest<S: EventStream, J: Journal, H: HookSource, A: Acceptor> {
     acceptor: A,
     settings: IngestSettings,
     shared: Arc<IngestShared>,
-    snapshots: Option<mpsc::Receiver<Snapshot>>,
+    snapshots: Option<SnapshotReceiver>,
     resync_now: Option<mpsc::Sender<()>>,
 
     processed: Option<u64>,
@@ -146,7 +195,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
     /// Connects the periodic resync: snapshots in, early-resync requests out.
     pub fn with_resync(
         mut self,
-        snapshots: mpsc::Receiver<Snapshot>,
+        snapshots: SnapshotReceiver,
         resync_now: mpsc::Sender<()>,
     ) -> Self {
         self.snapshots = Some(snapshots);
@@ -154,7 +203,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         self
     }
 
-    /// Runs until the stop flag is set.
+    /// Runs until the stop is requested.
     pub fn run(mut self) {
         // The start position of a first start is taken before anything slow (the hook pool
         // load can take seconds), so that events published meanwhile are replayed.
@@ -177,9 +226,17 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         let mut last_poll = Instant::now();
         while !self.shared.stopping() {
             self.apply_snapshot();
-            let wait = TICK.min(self.settings.poll_interval);
-            match self.stream.recv(wait) {
+            let stop = self.shared.stop.clone();
+            let mut wake = vec![stop.fd()];
+            if let Some(snapshots) = &self.snapshots {
+                wake.push(snapshots.bell.fd());
+            }
+            let received = self.stream.recv_or_wake(self.settings.poll_interval, &wake);
+            drop(wake);
+            match received {
                 Ok(Some(msg)) => {
+                    // A snapshot that arrived during the wait applies before this event.
+                    self.apply_snapshot();
                     self.on_live(msg);
                     for _ in 0..BURST {
                         match self.stream.try_recv() {
@@ -193,7 +250,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read events from the subscriber socket");
-                    std::thread::sleep(TICK);
+                    self.shared.stop.sleep(SOCKET_ERROR_PAUSE);
                 }
             }
             let now = Instant::now();
@@ -242,16 +299,9 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
     }
 
-    /// Sleeps in ticks; false when the HEM is stopping.
+    /// Sleeps unless the HEM stops first; false when it is stopping.
     fn sleep(&self, total: Duration) -> bool {
-        let end = Instant::now() + total;
-        while Instant::now() < end {
-            if self.shared.stopping() {
-                return false;
-            }
-            std::thread::sleep(TICK.min(end.saturating_duration_since(Instant::now())));
-        }
-        !self.shared.stopping()
+        self.shared.stop.sleep(total)
     }
 
     /// On a first start, picks the sequence to start after from the journal (`replay_from`).
@@ -586,9 +636,13 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
     }
 
     fn apply_snapshot(&mut self) {
-        let Some(rx) = &self.snapshots else { return };
+        let Some(snapshots) = &self.snapshots else {
+            return;
+        };
+        // Drained before reading, so that a ring after this read wakes the next wait.
+        snapshots.bell.drain();
         let mut latest = None;
-        while let Ok(s) = rx.try_recv() {
+        while let Ok(s) = snapshots.rx.try_recv() {
             latest = Some(s);
         }
         if let Some(snapshot) = latest
@@ -615,7 +669,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
         let execs = std::mem::take(&mut self.pending);
         if !self.acceptor.accept(execs, self.processed) {
-            self.shared.stop.store(true, Ordering::SeqCst);
+            self.shared.stop.request();
         }
         self.written = self.processed;
         self.last_write = Instant::now();

@@ -1,5 +1,6 @@
 //! onehem-server: the Hook Execution Manager. `main` parses flags and calls `run`.
 
+pub mod bell;
 pub mod config;
 pub mod distributed;
 pub mod exec;
@@ -20,6 +21,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod server;
 pub mod state_db;
+pub mod stop;
 pub mod subscriber;
 pub mod sync_command;
 

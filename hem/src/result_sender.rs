@@ -4,13 +4,16 @@
 //! execution uid in the body lets the driver drop the duplicate if the first one did arrive.
 //! No lock is held across a network wait, and a slow or lost ACK only delays its own result.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use crate::state_db::OutboxEntry;
+use crate::stop::Stop;
 
 /// Called with the uid of every result the driver acknowledged (or refused: a refusal will not
 /// improve by resending, so it leaves the outbox too).
@@ -27,46 +30,115 @@ pub struct SenderConfig {
 /// The sender pool. Cloneable handles to it are [`ResultQueue`]s.
 pub struct ResultSender {
     queue: ResultQueue,
-    stopping: Arc<AtomicBool>,
+    stop: Stop,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// What the sender threads take off the queue.
+enum Job {
+    Deliver(OutboxEntry),
+    /// One per thread at stop, after everything queued before it.
+    Exit,
 }
 
 /// Where results are handed to the pool.
 #[derive(Clone)]
 pub struct ResultQueue {
-    tx: mpsc::Sender<OutboxEntry>,
-    queued: Arc<AtomicUsize>,
+    tx: mpsc::Sender<Job>,
+    backlog: Arc<Backlog>,
 }
 
 impl ResultQueue {
     /// Queues a result; it is sent as soon as a socket is free.
     pub fn send(&self, entry: OutboxEntry) {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(entry).is_err() {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.backlog.add();
+        if self.tx.send(Job::Deliver(entry)).is_err() {
+            self.backlog.done();
         }
     }
 
     /// Results queued or in flight.
     pub fn outstanding(&self) -> usize {
-        self.queued.load(Ordering::SeqCst)
+        *self.backlog.watch.borrow()
+    }
+
+    /// Completes once at most `limit` results are queued or in flight.
+    pub async fn at_most(&self, limit: usize) {
+        let mut rx = self.backlog.watch.subscribe();
+        // The sender lives in `backlog`, which this queue keeps alive: the wait cannot fail.
+        let _ = rx.wait_for(|n| *n <= limit).await;
+    }
+}
+
+/// Results queued or in flight, with waits for the number to fall: async ones (executions
+/// waiting for a driver that acknowledges again) and a blocking one (the stop's grace).
+struct Backlog {
+    watch: watch::Sender<usize>,
+    empty: (Mutex<()>, Condvar),
+}
+
+impl Backlog {
+    fn add(&self) {
+        self.watch.send_modify(|n| *n += 1);
+    }
+
+    fn done(&self) {
+        let mut now = 0;
+        self.watch.send_modify(|n| {
+            *n = n.saturating_sub(1);
+            now = *n;
+        });
+        if now == 0 {
+            // Taking the lock orders this wake-up after a waiter's check of the count.
+            let _guard = self.empty.0.lock();
+            self.empty.1.notify_all();
+        }
+    }
+
+    /// Waits until nothing is outstanding or `deadline` passes; true if nothing is.
+    fn wait_empty(&self, deadline: Instant) -> bool {
+        let (lock, cond) = &self.empty;
+        let Ok(mut guard) = lock.lock() else {
+            return *self.watch.borrow() == 0;
+        };
+        loop {
+            if *self.watch.borrow() == 0 {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = match cond.wait_timeout(guard, left) {
+                Ok((g, _)) => g,
+                Err(_) => return *self.watch.borrow() == 0,
+            };
+        }
     }
 }
 
 impl ResultSender {
-    pub fn start(ctx: zmq::Context, config: SenderConfig, on_ack: AckHook) -> ResultSender {
-        let (tx, rx) = mpsc::channel::<OutboxEntry>();
+    /// Starts the pool (fails only if the system refuses the pipe of its stop switch).
+    pub fn start(
+        ctx: zmq::Context,
+        config: SenderConfig,
+        on_ack: AckHook,
+    ) -> std::io::Result<ResultSender> {
+        let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let stopping = Arc::new(AtomicBool::new(false));
+        let backlog = Arc::new(Backlog {
+            watch: watch::Sender::new(0),
+            empty: (Mutex::new(()), Condvar::new()),
+        });
+        let stop = Stop::new()?;
         let mut threads = Vec::new();
         for n in 0..config.sockets.max(1) {
             let worker = Worker {
                 ctx: ctx.clone(),
                 config: config.clone(),
                 rx: rx.clone(),
-                queued: queued.clone(),
-                stopping: stopping.clone(),
+                backlog: backlog.clone(),
+                stop: stop.clone(),
                 on_ack: on_ack.clone(),
                 socket: None,
             };
@@ -78,11 +150,11 @@ impl ResultSender {
                 Err(e) => tracing::error!(error = %e, "cannot start a result sender thread"),
             }
         }
-        ResultSender {
-            queue: ResultQueue { tx, queued },
-            stopping,
+        Ok(ResultSender {
+            queue: ResultQueue { tx, backlog },
+            stop,
             threads,
-        }
+        })
     }
 
     pub fn queue(&self) -> ResultQueue {
@@ -92,12 +164,11 @@ impl ResultSender {
     /// Waits up to `grace` for queued results to be acknowledged, then stops the threads. What
     /// is still unacknowledged stays in the state DB's outbox and is sent at the next start.
     pub fn stop(self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        while self.queue.outstanding() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+        self.queue.backlog.wait_empty(Instant::now() + grace);
+        self.stop.request();
+        for _ in &self.threads {
+            let _ = self.queue.tx.send(Job::Exit);
         }
-        self.stopping.store(true, Ordering::SeqCst);
-        drop(self.queue);
         for t in self.threads {
             let _ = t.join();
         }
@@ -107,31 +178,28 @@ impl ResultSender {
 struct Worker {
     ctx: zmq::Context,
     config: SenderConfig,
-    rx: Arc<Mutex<mpsc::Receiver<OutboxEntry>>>,
-    queued: Arc<AtomicUsize>,
-    stopping: Arc<AtomicBool>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    backlog: Arc<Backlog>,
+    stop: Stop,
     on_ack: AckHook,
     socket: Option<zmq::Socket>,
 }
 
-/// How often a waiting thread looks at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
-
 impl Worker {
     fn run(mut self) {
-        while !self.stopping.load(Ordering::SeqCst) {
-            // The lock only covers taking the next job off the queue, never a network wait.
+        loop {
+            // The lock only covers taking the next job off the queue, never a network wait:
+            // the other threads wait for the lock while this one waits for a job.
             let next = match self.rx.lock() {
-                Ok(rx) => rx.recv_timeout(POLL),
+                Ok(rx) => rx.recv(),
                 Err(_) => return,
             };
             match next {
-                Ok(entry) => {
+                Ok(Job::Deliver(entry)) => {
                     self.deliver(&entry);
-                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    self.backlog.done();
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Job::Exit) | Err(_) => return,
             }
         }
     }
@@ -139,7 +207,7 @@ impl Worker {
     /// Sends one frame until it is acknowledged or the pool stops.
     fn deliver(&mut self, entry: &OutboxEntry) {
         let mut attempt = 0u32;
-        while !self.stopping.load(Ordering::SeqCst) {
+        while !self.stop.is_requested() {
             attempt += 1;
             match self.try_once(entry) {
                 Ok(reply) => {
@@ -154,7 +222,7 @@ impl Worker {
                 Err(e) => {
                     // A REQ socket that missed its reply cannot send again; start afresh.
                     self.socket = None;
-                    if self.stopping.load(Ordering::SeqCst) {
+                    if self.stop.is_requested() {
                         // Left in the outbox; the next start sends it.
                         return;
                     }
@@ -162,7 +230,8 @@ impl Worker {
                         endpoint = %self.config.endpoint, "no ACK for a result; reconnecting and resending");
                     if attempt > 1 {
                         // The timeout already spaced the attempts; a failing connect must not spin.
-                        std::thread::sleep(Duration::from_millis(200).min(self.config.ack_timeout));
+                        self.stop
+                            .sleep(Duration::from_millis(200).min(self.config.ack_timeout));
                     }
                 }
             }
@@ -177,9 +246,10 @@ impl Worker {
         socket
             .send(entry.frame.as_bytes(), 0)
             .map_err(|e| format!("send: {e}"))?;
+        let stop_fd = self.stop.fd().as_raw_fd();
         let deadline = Instant::now() + self.config.ack_timeout;
         loop {
-            if self.stopping.load(Ordering::SeqCst) {
+            if self.stop.is_requested() {
                 return Err("stopping".into());
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -189,11 +259,17 @@ impl Worker {
                     self.config.ack_timeout.as_secs_f64()
                 ));
             }
-            let wait = left.min(POLL);
-            let ready = socket
-                .poll(zmq::POLLIN, wait.as_millis().max(1) as i64)
-                .map_err(|e| format!("poll: {e}"))?;
-            if ready > 0 {
+            // The reply or the stop, whichever comes first.
+            let ready = {
+                let mut items = [
+                    socket.as_poll_item(zmq::POLLIN),
+                    zmq::PollItem::from_fd(stop_fd, zmq::POLLIN),
+                ];
+                zmq::poll(&mut items, left.as_millis().max(1) as i64)
+                    .map_err(|e| format!("poll: {e}"))?;
+                items[0].is_readable()
+            };
+            if ready {
                 let reply = socket.recv_bytes(0).map_err(|e| format!("recv: {e}"))?;
                 self.socket = Some(socket);
                 return Ok(String::from_utf8_lossy(&reply).into_owned());

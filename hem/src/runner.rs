@@ -111,16 +111,12 @@ pub struct StateLedger {
 
 impl Ledger for StateLedger {
     async fn start(&self, exec: &Execution) -> Start {
-        let mut warned = false;
-        while self.results.outstanding() > self.result_backlog {
-            if !warned {
-                tracing::warn!(
-                    backlog = self.results.outstanding(),
-                    "results are not being acknowledged; executions wait"
-                );
-                warned = true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if self.results.outstanding() > self.result_backlog {
+            tracing::warn!(
+                backlog = self.results.outstanding(),
+                "results are not being acknowledged; executions wait"
+            );
+            self.results.at_most(self.result_backlog).await;
         }
         // Recorded before the process exists: after a crash this execution is reported as
         // interrupted, never run a second time.

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::execution::Execution;
+use crate::stop::Stop;
 
 /// Runs one execution to its end (result recorded and queued for delivery).
 pub trait Runner: Send + Sync + 'static {
@@ -38,13 +39,22 @@ impl Submitter {
         self.tx.send(exec).await.map_err(|_| SchedulerClosed)
     }
 
-    /// Submits without waiting.
-    pub fn try_submit(&self, exec: Execution) -> TrySubmit {
-        match self.tx.try_send(exec) {
-            Ok(()) => TrySubmit::Accepted,
-            Err(mpsc::error::TrySendError::Full(e)) => TrySubmit::Full(Box::new(e)),
-            Err(mpsc::error::TrySendError::Closed(_)) => TrySubmit::Closed,
-        }
+    /// Submits from an OS thread outside the runtime, waiting while the scheduler is full,
+    /// until it is taken or `stop` is requested (then the execution is dropped here; the
+    /// caller has recorded it, and the next start runs it).
+    pub fn submit_blocking(
+        &self,
+        exec: Execution,
+        runtime: &tokio::runtime::Handle,
+        stop: &Stop,
+    ) -> Result<(), NotSubmitted> {
+        runtime.block_on(async {
+            tokio::select! {
+                biased;
+                sent = self.tx.send(exec) => sent.map_err(|_| NotSubmitted::Closed),
+                _ = stop.requested() => Err(NotSubmitted::Stopping),
+            }
+        })
     }
 }
 
@@ -53,12 +63,11 @@ impl Submitter {
 #[error("the scheduler has stopped")]
 pub struct SchedulerClosed;
 
-/// What [`Submitter::try_submit`] did.
-#[derive(Debug)]
-pub enum TrySubmit {
-    Accepted,
-    /// The scheduler is full; the execution is given back.
-    Full(Box<Execution>),
+/// Why [`Submitter::submit_blocking`] did not hand an execution over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSubmitted {
+    /// The HEM is stopping.
+    Stopping,
     /// The scheduler is gone.
     Closed,
 }

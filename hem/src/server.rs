@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,21 +12,21 @@ use crate::config::Config;
 use crate::execution::{Execution, HookPaths};
 use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
-use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared};
+use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
 use crate::journal::ZmqJournal;
 use crate::local_exec::LocalExecutor;
-use crate::matcher::Snapshot;
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
 use crate::resync::resync_loop;
 use crate::runner::{HemRunner, StateLedger, complete};
-use crate::scheduler::{self, Limits, Submitter, TrySubmit};
+use crate::scheduler::{self, Limits, Submitter};
 use crate::state_db::StateDb;
 use crate::subscriber::ZmqSubscriber;
 
 /// Runs the HEM until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    run_with_status(config, shutdown, Arc::new(IngestShared::default())).await
+    let shared = IngestShared::new().context("cannot create the HEM's stop switch")?;
+    run_with_status(config, shutdown, Arc::new(shared)).await
 }
 
 /// As [`run`], sharing the ingest progress (`ready`, watermark, hook count) with the caller,
@@ -69,7 +68,8 @@ pub async fn run_with_status(
             ack_timeout: config.result_timeout,
         },
         Arc::new(move |entry| ack_db.acked(&entry.uid)),
-    );
+    )
+    .context("cannot start the result senders")?;
     let results = sender.queue();
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
@@ -129,7 +129,8 @@ pub async fn run_with_status(
         );
     }
 
-    let (snapshot_tx, snapshot_rx) = mpsc::channel::<Snapshot>();
+    let (snapshot_tx, snapshot_rx) =
+        snapshot_channel().context("cannot set up the resync hand-off")?;
     let (resync_tx, resync_rx) = mpsc::channel::<()>();
     let resync = {
         let source = source.clone();
@@ -142,8 +143,8 @@ pub async fn run_with_status(
                     source,
                     interval,
                     resync_rx,
-                    || shared.stop.load(Ordering::SeqCst),
-                    |s| snapshot_tx.send(s).is_ok(),
+                    || shared.stop.is_requested(),
+                    |s| snapshot_tx.send(s),
                 )
             })
             .context("cannot start the resync thread")?
@@ -165,6 +166,7 @@ pub async fn run_with_status(
         db: db.clone(),
         submitter: submitter.clone(),
         shared: shared.clone(),
+        runtime: tokio::runtime::Handle::current(),
     };
     drop(submitter);
     let (ingest_done_tx, ingest_done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -186,15 +188,15 @@ pub async fn run_with_status(
         _ = shutdown => false,
         _ = &mut ingest_done_rx => true,
     };
-    let unexpected = ingest_failed && !shared.stop.load(Ordering::SeqCst);
+    let unexpected = ingest_failed && !shared.stop.is_requested();
     if unexpected {
         tracing::error!("the event reader stopped unexpectedly; shutting down");
     }
     tracing::info!("HEM stopping");
-    shared.stop.store(true, Ordering::SeqCst);
+    shared.stop.request();
 
-    // The ingest thread notices the flag within a tick unless it is inside a front-end call,
-    // which its client timeout bounds.
+    // The ingest thread wakes at once unless it is inside a front-end call, which its client
+    // timeout bounds.
     let _ = tokio::time::timeout(Duration::from_secs(60), ingest_done_rx).await;
     if ingest.is_finished() {
         let _ = ingest.join();
@@ -236,6 +238,7 @@ struct DbAcceptor {
     db: StateDb,
     submitter: Submitter,
     shared: Arc<IngestShared>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Acceptor for DbAcceptor {
@@ -254,20 +257,14 @@ impl Acceptor for DbAcceptor {
             tracing::error!(error = %e, executions = execs.len(),
                 "cannot record accepted executions; running them without crash protection");
         }
-        for mut exec in execs {
-            loop {
-                match self.submitter.try_submit(exec) {
-                    TrySubmit::Accepted => break,
-                    TrySubmit::Full(back) => {
-                        if self.shared.stop.load(Ordering::SeqCst) {
-                            // Recorded as pending: the next start runs it.
-                            return false;
-                        }
-                        exec = *back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    TrySubmit::Closed => return false,
-                }
+        for exec in execs {
+            // Not handed over: recorded as pending, so the next start runs it.
+            if self
+                .submitter
+                .submit_blocking(exec, &self.runtime, &self.shared.stop)
+                .is_err()
+            {
+                return false;
             }
         }
         true

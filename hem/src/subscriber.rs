@@ -5,8 +5,10 @@
 //! therefore never touch socket subscriptions, and every sequence number of the stream reaches
 //! the HEM exactly once, so a gap in the numbers is a lost event, not a filter effect.
 
-use std::time::Duration;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
 
+use crate::bell::readable;
 use crate::journal::BusMessage;
 
 /// The prefixes the HEM subscribes to. `EVENT VM`, `EVENT HOST`, … repeat an event already
@@ -19,7 +21,30 @@ pub trait EventStream: Send {
     fn recv(&mut self, timeout: Duration) -> Result<Option<BusMessage>, String>;
     /// The next message if one is already waiting.
     fn try_recv(&mut self) -> Result<Option<BusMessage>, String>;
+
+    /// The next message, waiting at most `timeout`, or nothing as soon as one of `wake` is
+    /// readable (the stop, a doorbell). This default looks at `wake` between slices of
+    /// [`WAKE_SLICE`]; a stream with a socket polls them beside it instead.
+    fn recv_or_wake(
+        &mut self,
+        timeout: Duration,
+        wake: &[BorrowedFd<'_>],
+    ) -> Result<Option<BusMessage>, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || readable(wake) {
+                return Ok(None);
+            }
+            if let Some(msg) = self.recv(left.min(WAKE_SLICE))? {
+                return Ok(Some(msg));
+            }
+        }
+    }
 }
+
+/// How often [`EventStream::recv_or_wake`]'s default looks at its wake-up descriptors.
+pub const WAKE_SLICE: Duration = Duration::from_millis(100);
 
 /// The SUB socket.
 pub struct ZmqSubscriber {
@@ -82,5 +107,25 @@ impl EventStream for ZmqSubscriber {
 
     fn try_recv(&mut self) -> Result<Option<BusMessage>, String> {
         self.read(zmq::DONTWAIT)
+    }
+
+    fn recv_or_wake(
+        &mut self,
+        timeout: Duration,
+        wake: &[BorrowedFd<'_>],
+    ) -> Result<Option<BusMessage>, String> {
+        let polled = {
+            let mut items = vec![self.socket.as_poll_item(zmq::POLLIN)];
+            items.extend(
+                wake.iter()
+                    .map(|fd| zmq::PollItem::from_fd(fd.as_raw_fd(), zmq::POLLIN)),
+            );
+            zmq::poll(&mut items, timeout.as_millis().max(1) as i64).map(|_| items[0].is_readable())
+        };
+        match polled {
+            Ok(true) => self.read(zmq::DONTWAIT),
+            Ok(false) | Err(zmq::Error::EINTR) => Ok(None),
+            Err(e) => Err(format!("{}: {e}", self.endpoint)),
+        }
     }
 }

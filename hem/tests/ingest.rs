@@ -259,7 +259,7 @@ fn settings(watermark: Option<u64>, from: ReplayFrom, poll: Duration) -> IngestS
 fn start(journal: Option<FakeJournal>, source: FakeSource, settings: IngestSettings) -> Harness {
     let (live, rx) = mpsc::channel();
     let acceptor = FakeAcceptor::default();
-    let shared = Arc::new(IngestShared::default());
+    let shared = Arc::new(IngestShared::new().unwrap());
     let ingest = Ingest::new(
         FakeStream(rx),
         journal,
@@ -322,7 +322,7 @@ impl Harness {
         self.wait("the watermark", |h| {
             h.shared.processed().is_some_and(|p| p >= seq)
         });
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.request();
         self.thread.take().unwrap().join().unwrap();
         (self.acceptor.clone(), self.logs.clone())
     }
@@ -613,7 +613,7 @@ fn without_sequence_tokens_the_hem_runs_live_only() {
     let uids: Vec<String> = h.acceptor.execs().iter().map(|e| e.uid.clone()).collect();
     assert_eq!(uids, vec!["inst-1-n1-3", "inst-1-n2-3", "inst-1-n3-3"]);
     assert_eq!(h.shared.processed(), None);
-    h.shared.stop.store(true, Ordering::SeqCst);
+    h.shared.stop.request();
 }
 
 #[test]
@@ -751,7 +751,7 @@ fn the_hook_pool_load_is_retried_until_it_works() {
     };
     let (live, rx) = mpsc::channel();
     let acceptor = FakeAcceptor::default();
-    let shared = Arc::new(IngestShared::default());
+    let shared = Arc::new(IngestShared::new().unwrap());
     let ingest = Ingest::new(
         FakeStream(rx),
         Some(FakeJournal::default()),
@@ -772,7 +772,7 @@ fn the_hook_pool_load_is_retried_until_it_works() {
     }
     assert_eq!(*source.failures.lock().unwrap(), 0);
     assert_eq!(acceptor.execs().len(), 1);
-    shared.stop.store(true, Ordering::SeqCst);
+    shared.stop.request();
     thread.join().unwrap();
 }
 
@@ -781,8 +781,8 @@ fn resync_snapshots_apply_unless_a_reload_happened_meanwhile() {
     use onehem_server::ingest::Snapshot;
     let (live, rx) = mpsc::channel();
     let acceptor = FakeAcceptor::default();
-    let shared = Arc::new(IngestShared::default());
-    let (snap_tx, snap_rx) = mpsc::channel();
+    let shared = Arc::new(IngestShared::new().unwrap());
+    let (snap_tx, snap_rx) = onehem_server::ingest::snapshot_channel().unwrap();
     let (resync_tx, _resync_rx) = mpsc::channel();
     let ingest = Ingest::new(
         FakeStream(rx),
@@ -803,12 +803,10 @@ fn resync_snapshots_apply_unless_a_reload_happened_meanwhile() {
     };
     wait("ready", &|| shared.ready.load(Ordering::SeqCst));
     // A snapshot fetched after the last reload replaces the map.
-    snap_tx
-        .send(Snapshot {
-            fetched_at: Instant::now(),
-            hooks: vec![state_hook(5)],
-        })
-        .unwrap();
+    assert!(snap_tx.send(Snapshot {
+        fetched_at: Instant::now(),
+        hooks: vec![state_hook(5)],
+    }));
     wait("the snapshot", &|| shared.hooks.load(Ordering::SeqCst) == 1);
     for m in vm_pending(1, 1) {
         live.send(m).unwrap();
@@ -819,17 +817,15 @@ fn resync_snapshots_apply_unless_a_reload_happened_meanwhile() {
         live.send(m).unwrap();
     }
     wait("the delete", &|| shared.processed() == Some(2));
-    snap_tx
-        .send(Snapshot {
-            fetched_at: before_reload,
-            hooks: vec![state_hook(5)],
-        })
-        .unwrap();
+    assert!(snap_tx.send(Snapshot {
+        fetched_at: before_reload,
+        hooks: vec![state_hook(5)],
+    }));
     for m in vm_pending(3, 1) {
         live.send(m).unwrap();
     }
     wait("event 3", &|| shared.processed() == Some(3));
-    shared.stop.store(true, Ordering::SeqCst);
+    shared.stop.request();
     thread.join().unwrap();
     assert_eq!(
         acceptor

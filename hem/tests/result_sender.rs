@@ -40,7 +40,8 @@ fn every_result_is_acknowledged_on_a_healthy_driver() {
             ack_timeout: Duration::from_secs(5),
         },
         Arc::new(move |e: &OutboxEntry| a.lock().unwrap().push(e.uid.clone())),
-    );
+    )
+    .expect("result senders");
     let queue = sender.queue();
     for n in 0..50 {
         queue.send(entry(n));
@@ -82,7 +83,8 @@ fn a_lost_ack_reconnects_resends_and_does_not_block_later_results() {
             ack_timeout: Duration::from_millis(300),
         },
         Arc::new(move |e: &OutboxEntry| a.lock().unwrap().push(e.uid.clone())),
-    );
+    )
+    .expect("result senders");
     let queue = sender.queue();
     for n in 0..20 {
         queue.send(entry(n));
@@ -142,7 +144,8 @@ fn results_wait_for_a_driver_that_is_not_there_yet() {
             ack_timeout: Duration::from_millis(200),
         },
         Arc::new(move |_: &OutboxEntry| *a.lock().unwrap() += 1),
-    );
+    )
+    .expect("result senders");
     sender.queue().send(entry(1));
     // Let several timeouts and reconnects happen before the first answer.
     std::thread::sleep(Duration::from_millis(700));

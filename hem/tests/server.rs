@@ -30,7 +30,7 @@ fn start_hem(config: &Path) -> Hem {
         .enable_all()
         .build()
         .unwrap();
-    let shared = Arc::new(IngestShared::default());
+    let shared = Arc::new(IngestShared::new().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = rt.spawn(onehem_server::run_with_status(
         config,
