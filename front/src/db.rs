@@ -9,6 +9,7 @@
 //! together or not at all. Inside it, [`Db::write`] becomes a savepoint of that transaction
 //! and [`Db::read`] reads through it; the code in between does not change.
 
+use crate::schema::MIGRATIONS;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -53,50 +54,6 @@ impl Cached for Connection {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 }
-
-/// Hooks, hook log, id counters, users and groups.
-const CORE_SCHEMA: &str = "
-CREATE TABLE pool_control (
-    tablename TEXT PRIMARY KEY,
-    last_oid  INTEGER NOT NULL
-);
-CREATE TABLE hook_pool (
-    oid  INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    type INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE hook_log (
-    hkid      INTEGER NOT NULL,
-    exeid     INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL,
-    rc        INTEGER NOT NULL,
-    body      TEXT NOT NULL,
-    exec_uid  TEXT,
-    PRIMARY KEY (hkid, exeid)
-) WITHOUT ROWID;
-CREATE INDEX hook_log_timestamp ON hook_log (timestamp);
-CREATE UNIQUE INDEX hook_log_exec_uid ON hook_log (hkid, exec_uid) WHERE exec_uid IS NOT NULL;
-CREATE TABLE group_pool (
-    oid  INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
-);
-INSERT INTO group_pool (oid, name) VALUES (0, 'oneadmin'), (1, 'users');
-INSERT INTO pool_control (tablename, last_oid) VALUES ('group_pool', 99);
-CREATE TABLE user_pool (
-    oid         INTEGER PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    gid         INTEGER NOT NULL,
-    password    TEXT NOT NULL,
-    auth_driver TEXT NOT NULL,
-    enabled     INTEGER NOT NULL,
-    template    TEXT NOT NULL
-);
-";
-
-/// The ordered schema migrations; entry `i` moves the database to version `i + 1`.
-/// Entries are never edited once released, only appended.
-pub const MIGRATIONS: [&str; 3] = [CORE_SCHEMA, crate::cloud::SCHEMA, crate::events::SCHEMA];
 
 /// Errors of opening and migrating the database.
 #[derive(Debug, thiserror::Error)]

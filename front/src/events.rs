@@ -44,16 +44,6 @@ use tokio::time::Instant;
 
 use crate::db::{Cached, Db};
 
-/// Tables of the event outbox, applied by `db` in its migration list.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS event_outbox (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind    INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    created INTEGER NOT NULL
-);
-";
-
 /// How many events the outbox keeps when the configuration does not say.
 pub const DEFAULT_OUTBOX_LIMIT: u64 = 100_000;
 

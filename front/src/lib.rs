@@ -1,6 +1,7 @@
 //! oned-lite: the front-end. `main` parses flags and calls [`run`].
 
 pub mod api;
+pub mod call;
 pub mod cloud;
 pub mod config;
 pub mod db;
@@ -8,6 +9,7 @@ pub mod driver_link;
 pub mod events;
 pub mod hook_log;
 pub mod hook_pool;
+pub mod schema;
 pub mod server;
 pub mod users;
 

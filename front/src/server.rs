@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use one_proto::xmlrpc::{self, Response as RpcResponse};
 
 use crate::AppState;
-use crate::api;
+use crate::{api, call};
 
 /// The path of the XML-RPC endpoint.
 pub const RPC_PATH: &str = "/RPC2";
@@ -164,7 +164,7 @@ async fn handle(
         Err(e) => {
             tracing::info!(error = %e, "malformed XML-RPC request");
             return Ok(xml_reply(xmlrpc::format_fault(
-                api::FAULT_PARSE,
+                call::FAULT_PARSE,
                 &format!("Invalid XML-RPC call: {e}"),
             )));
         }
@@ -176,7 +176,7 @@ async fn handle(
         Ok(RpcResponse::Fault { code, message }) => xmlrpc::format_fault(code, &message),
         Err(e) => {
             tracing::error!(method = %method, error = %e, "call handler failed");
-            xmlrpc::format_fault(api::FAULT_INTERNAL, "Internal error")
+            xmlrpc::format_fault(call::FAULT_INTERNAL, "Internal error")
         }
     };
     Ok(xml_reply(text))

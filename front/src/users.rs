@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
-use crate::api::Caller;
+use crate::call::Caller;
 use crate::db::{Cached, Db};
 
 pub const ONEADMIN_UID: i64 = 0;

@@ -2,6 +2,7 @@
 
 pub mod bell;
 pub mod config;
+pub mod daemon;
 pub mod distributed;
 pub mod exec;
 pub mod execution;
@@ -19,10 +20,9 @@ pub mod result_sender;
 pub mod resync;
 pub mod runner;
 pub mod scheduler;
-pub mod server;
 pub mod state_db;
 pub mod stop;
 pub mod subscriber;
 pub mod sync_command;
 
-pub use server::{run, run_with_status};
+pub use daemon::{run, run_with_status};

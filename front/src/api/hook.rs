@@ -9,8 +9,8 @@ use one_proto::retry::RetryMessage;
 use one_proto::template::Template;
 use one_proto::xmlrpc::Value;
 
-use super::{ApiError, ApiOk, CallResult, Caller, ErrorCode, Params};
 use crate::AppState;
+use crate::call::{ApiError, ApiOk, CallResult, Caller, ErrorCode, Params};
 use crate::hook_log::{self, LogFilter};
 use crate::hook_pool::{self, HookPoolError};
 

@@ -2,8 +2,8 @@
 
 use one_proto::xmlrpc::Value;
 
-use super::{ApiError, ApiOk, CallResult, Caller, Params};
 use crate::AppState;
+use crate::call::{ApiError, ApiOk, CallResult, Caller, Params};
 
 /// The OpenNebula version whose API this front-end follows.
 pub const ONE_VERSION: &str = "7.5.80";

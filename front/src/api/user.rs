@@ -3,8 +3,8 @@
 
 use one_proto::xmlrpc::Value;
 
-use super::{ApiError, ApiOk, CallResult, Caller, ErrorCode, Params};
 use crate::AppState;
+use crate::call::{ApiError, ApiOk, CallResult, Caller, ErrorCode, Params};
 use crate::users::{self, CORE_DRIVER, USERS_GID};
 
 const OBJECT: &str = "user";

@@ -35,7 +35,7 @@ use super::lifecycle::{self, Actor, LcError, Placement, VmAction};
 use super::vm::{self, HistoryDump, NO_HOST, Vm};
 use super::{Inner, OpError, check_name, next_oid};
 use crate::AppState;
-use crate::api::{ApiError, ApiOk, CallError, CallResult, Caller, ErrorCode, Params, int_value};
+use crate::call::{ApiError, ApiOk, CallError, CallResult, Caller, ErrorCode, Params, int_value};
 
 /// The longest simulated reboot accepted (one hour).
 const MAX_REBOOT_MS: i64 = 3_600_000;

@@ -53,7 +53,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::AppState;
-use crate::api::{ApiError, CallResult, Caller, Params};
+use crate::call::{ApiError, CallResult, Caller, Params};
 use crate::config::Config;
 use crate::db::{Cached, Db};
 use crate::events::EventBus;
@@ -65,96 +65,6 @@ use image::Image;
 use lifecycle::{Actor, Persist, Placement};
 use timers::{ObjKey, Timers};
 use vm::{HistoryDump, Vm};
-
-/// Tables of the simulated cloud, applied by `db` in its migration list. Ids come from
-/// `pool_control` (rows `host_pool`, `vm_pool`, `image_pool`), so they are never reused.
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS host_pool (
-    oid            INTEGER PRIMARY KEY,
-    name           TEXT NOT NULL UNIQUE,
-    state          INTEGER NOT NULL,
-    prev_state     INTEGER NOT NULL,
-    im_mad         TEXT NOT NULL,
-    vm_mad         TEXT NOT NULL,
-    cluster_id     INTEGER NOT NULL,
-    template       TEXT NOT NULL,
-    failed         INTEGER NOT NULL,
-    total_cpu      INTEGER NOT NULL,
-    total_mem      INTEGER NOT NULL,
-    monitor_due_ms INTEGER,
-    recover_due_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS vm_pool (
-    oid            INTEGER PRIMARY KEY,
-    uid            INTEGER NOT NULL,
-    gid            INTEGER NOT NULL,
-    uname          TEXT NOT NULL,
-    gname          TEXT NOT NULL,
-    name           TEXT NOT NULL,
-    state          INTEGER NOT NULL,
-    lcm_state      INTEGER NOT NULL,
-    prev_state     INTEGER NOT NULL,
-    prev_lcm_state INTEGER NOT NULL,
-    resched        INTEGER NOT NULL,
-    stime          INTEGER NOT NULL,
-    etime          INTEGER NOT NULL,
-    deploy_id      TEXT NOT NULL,
-    template       TEXT NOT NULL,
-    user_template  TEXT NOT NULL,
-    hid            INTEGER NOT NULL,
-    due_ms         INTEGER,
-    sched_hid      INTEGER,
-    cpu            REAL NOT NULL,
-    memory         INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS vm_pool_hid ON vm_pool (hid);
-CREATE INDEX IF NOT EXISTS vm_pool_uid ON vm_pool (uid);
-CREATE TABLE IF NOT EXISTS vm_history (
-    vid        INTEGER NOT NULL,
-    seq        INTEGER NOT NULL,
-    hostname   TEXT NOT NULL,
-    hid        INTEGER NOT NULL,
-    cid        INTEGER NOT NULL,
-    stime      INTEGER NOT NULL,
-    etime      INTEGER NOT NULL,
-    vm_mad     TEXT NOT NULL,
-    tm_mad     TEXT NOT NULL,
-    ds_id      INTEGER NOT NULL,
-    pstime     INTEGER NOT NULL,
-    petime     INTEGER NOT NULL,
-    rstime     INTEGER NOT NULL,
-    retime     INTEGER NOT NULL,
-    estime     INTEGER NOT NULL,
-    eetime     INTEGER NOT NULL,
-    action     INTEGER NOT NULL,
-    uid        INTEGER NOT NULL,
-    gid        INTEGER NOT NULL,
-    req_id     INTEGER NOT NULL,
-    PRIMARY KEY (vid, seq)
-);
-CREATE TABLE IF NOT EXISTS image_pool (
-    oid        INTEGER PRIMARY KEY,
-    uid        INTEGER NOT NULL,
-    gid        INTEGER NOT NULL,
-    uname      TEXT NOT NULL,
-    gname      TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    type       INTEGER NOT NULL,
-    persistent INTEGER NOT NULL,
-    regtime    INTEGER NOT NULL,
-    source     TEXT NOT NULL,
-    path       TEXT NOT NULL,
-    format     TEXT NOT NULL,
-    fs         TEXT NOT NULL,
-    size_mb    INTEGER NOT NULL,
-    state      INTEGER NOT NULL,
-    prev_state INTEGER NOT NULL,
-    ds_id      INTEGER NOT NULL,
-    template   TEXT NOT NULL,
-    due_ms     INTEGER
-);
-CREATE UNIQUE INDEX IF NOT EXISTS image_pool_owner_name ON image_pool (uid, name);
-";
 
 /// Steps applied in one transaction at most.
 const STEP_BATCH: usize = 256;

@@ -1,5 +1,8 @@
-//! `run`: wires the state DB, result sender, scheduler, executors, hook source and ingest loop
-//! together, recovers what a previous run left, and shuts everything down in order.
+//! The daemon's wiring: [`run`] picks the mode (the distributed one lives in
+//! [`crate::distributed`]); in the single-HEM mode it opens the state DB, starts the result
+//! senders, the scheduler and the executors, settles what a previous run left, starts the
+//! resync and ingest threads, and at the end stops everything in order. Each step is a function
+//! below, in the order they run.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,11 +19,11 @@ use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_cha
 use crate::journal::ZmqJournal;
 use crate::local_exec::LocalExecutor;
 use crate::remote::RemoteExecutor;
-use crate::result_sender::{ResultSender, SenderConfig};
+use crate::result_sender::{ResultQueue, ResultSender, SenderConfig};
 use crate::resync::resync_loop;
 use crate::runner::{HemRunner, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter};
-use crate::state_db::StateDb;
+use crate::state_db::{OutboxEntry, StateDb, StateDbThread};
 use crate::subscriber::ZmqSubscriber;
 
 /// Runs the HEM until `shutdown` completes.
@@ -51,14 +54,85 @@ pub async fn run_with_status(
         unacknowledged = recovery.outbox.len(),
         "HEM starting"
     );
+    let (access, source) = front_end(&config)?;
+    let ctx = zmq::Context::new();
+    let work = start_work(&config, &ctx, &db, &access)?;
+    recover(
+        &db,
+        &work,
+        recovery.outbox,
+        recovery.interrupted,
+        recovery.pending,
+    )
+    .await?;
+    let settings = IngestSettings {
+        paths: HookPaths {
+            local: config.hook_base_path.display().to_string(),
+            remote: config.remote_hook_base_path.clone(),
+        },
+        replay_from: config.replay_from,
+        replay_batch: config.replay_batch,
+        poll_interval: config.replay_poll_interval,
+        instance: recovery.instance.clone(),
+        boot: recovery.boot,
+        watermark: recovery.watermark,
+    };
+    let readers = start_readers(&config, &ctx, source, &db, &work, settings, &shared)?;
+    let Work {
+        sender,
+        submitter,
+        scheduler_task,
+        remote,
+        ..
+    } = work;
+    // The ingest thread's acceptor holds the only submitter left: when it ends, the scheduler
+    // finishes what it has and stops.
+    drop(submitter);
+
+    let unexpected = wait_for_the_end(shutdown, &shared, readers.ingest_done).await;
+    stop_in_order(
+        &config,
+        readers.ingest,
+        readers.resync,
+        scheduler_task,
+        remote,
+        sender,
+        db_thread,
+    )
+    .await?;
+    if unexpected {
+        anyhow::bail!("the event reader stopped unexpectedly");
+    }
+    Ok(())
+}
+
+/// The front-end's endpoint and credentials, and the hook source reading it.
+fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
     const FRONT_END: &str =
         "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)";
     let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
         .context(FRONT_END)?;
     let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;
     tracing::info!(endpoint = %access.endpoint, auth = %access.auth_file.display(), "front-end endpoint");
+    Ok((access, source))
+}
 
-    let ctx = zmq::Context::new();
+/// What runs the hooks and carries their results: the result senders, the scheduler and the
+/// executors behind it.
+struct Work {
+    sender: ResultSender,
+    results: ResultQueue,
+    submitter: Submitter,
+    scheduler_task: tokio::task::JoinHandle<()>,
+    remote: Arc<RemoteExecutor>,
+}
+
+fn start_work(
+    config: &Config,
+    ctx: &zmq::Context,
+    db: &StateDb,
+    access: &FrontEndAccess,
+) -> anyhow::Result<Work> {
     let ack_db = db.clone();
     let sender = ResultSender::start(
         ctx.clone(),
@@ -71,7 +145,6 @@ pub async fn run_with_status(
     )
     .context("cannot start the result senders")?;
     let results = sender.queue();
-
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
     let runner = Arc::new(HemRunner {
         ledger: StateLedger {
@@ -91,33 +164,66 @@ pub async fn run_with_status(
             max_pending: config.max_pending,
         },
     );
+    Ok(Work {
+        sender,
+        results,
+        submitter,
+        scheduler_task,
+        remote,
+    })
+}
 
-    // What the previous run left: unacknowledged results first, then the executions that were
-    // running (reported, not re-run), then the accepted ones that never started (run now,
-    // before any new event so that their lanes keep event order).
-    for entry in recovery.outbox {
+/// What the previous run left: unacknowledged results first, then the executions that were
+/// running (reported, not re-run), then the accepted ones that never started (run now, before
+/// any new event so that their lanes keep event order).
+async fn recover(
+    db: &StateDb,
+    work: &Work,
+    outbox: Vec<OutboxEntry>,
+    interrupted: Vec<Execution>,
+    pending: Vec<Execution>,
+) -> anyhow::Result<()> {
+    for entry in outbox {
         tracing::info!(uid = %entry.uid, hook_id = entry.hook_id, "resending a result the driver never acknowledged");
-        results.send(entry);
+        work.results.send(entry);
     }
-    for exec in &recovery.interrupted {
+    for exec in &interrupted {
         tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
             "execution interrupted by a HEM restart; reported as failed (retryable)");
-        complete(&db, &results, exec, &exec.interrupted());
+        complete(db, &work.results, exec, &exec.interrupted());
     }
-    let pending = recovery.pending.len();
-    for exec in recovery.pending {
-        if submitter.submit(exec).await.is_err() {
+    let count = pending.len();
+    for exec in pending {
+        if work.submitter.submit(exec).await.is_err() {
             anyhow::bail!("the scheduler stopped during recovery");
         }
     }
-    if pending > 0 {
+    if count > 0 {
         tracing::info!(
-            executions = pending,
+            executions = count,
             "running executions accepted before the restart"
         );
     }
+    Ok(())
+}
 
-    let subscriber = ZmqSubscriber::connect(&ctx, &config.subscriber_endpoint)
+/// The threads that read: the ingest loop (events in, executions out) and the periodic resync.
+struct Readers {
+    ingest: std::thread::JoinHandle<()>,
+    ingest_done: tokio::sync::oneshot::Receiver<()>,
+    resync: std::thread::JoinHandle<()>,
+}
+
+fn start_readers(
+    config: &Config,
+    ctx: &zmq::Context,
+    source: XmlRpcHookSource,
+    db: &StateDb,
+    work: &Work,
+    settings: IngestSettings,
+    shared: &Arc<IngestShared>,
+) -> anyhow::Result<Readers> {
+    let subscriber = ZmqSubscriber::connect(ctx, &config.subscriber_endpoint)
         .with_context(|| format!("cannot connect to {}", config.subscriber_endpoint))?;
     let journal = config
         .replay_endpoint
@@ -150,26 +256,13 @@ pub async fn run_with_status(
             .context("cannot start the resync thread")?
     };
 
-    let settings = IngestSettings {
-        paths: HookPaths {
-            local: config.hook_base_path.display().to_string(),
-            remote: config.remote_hook_base_path.clone(),
-        },
-        replay_from: config.replay_from,
-        replay_batch: config.replay_batch,
-        poll_interval: config.replay_poll_interval,
-        instance: recovery.instance.clone(),
-        boot: recovery.boot,
-        watermark: recovery.watermark,
-    };
     let acceptor = DbAcceptor {
         db: db.clone(),
-        submitter: submitter.clone(),
+        submitter: work.submitter.clone(),
         shared: shared.clone(),
         runtime: tokio::runtime::Handle::current(),
     };
-    drop(submitter);
-    let (ingest_done_tx, ingest_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ingest_done_tx, ingest_done) = tokio::sync::oneshot::channel::<()>();
     let ingest = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -182,11 +275,23 @@ pub async fn run_with_status(
             })
             .context("cannot start the ingest thread")?
     };
+    Ok(Readers {
+        ingest,
+        ingest_done,
+        resync,
+    })
+}
 
-    let mut ingest_done_rx = ingest_done_rx;
+/// Waits for `shutdown` or the end of the ingest thread, then requests the stop; true if the
+/// ingest thread ended on its own.
+async fn wait_for_the_end(
+    shutdown: impl Future<Output = ()>,
+    shared: &IngestShared,
+    mut ingest_done: tokio::sync::oneshot::Receiver<()>,
+) -> bool {
     let ingest_failed = tokio::select! {
         _ = shutdown => false,
-        _ = &mut ingest_done_rx => true,
+        _ = &mut ingest_done => true,
     };
     let unexpected = ingest_failed && !shared.stop.is_requested();
     if unexpected {
@@ -194,17 +299,28 @@ pub async fn run_with_status(
     }
     tracing::info!("HEM stopping");
     shared.stop.request();
-
     // The ingest thread wakes at once unless it is inside a front-end call, which its client
     // timeout bounds.
-    let _ = tokio::time::timeout(Duration::from_secs(60), ingest_done_rx).await;
+    let _ = tokio::time::timeout(Duration::from_secs(60), ingest_done).await;
+    unexpected
+}
+
+/// Stops what is left, readers first: running executions get the grace period, then the
+/// executors, the result senders (their own grace for acknowledgements) and the state DB.
+async fn stop_in_order(
+    config: &Config,
+    ingest: std::thread::JoinHandle<()>,
+    resync: std::thread::JoinHandle<()>,
+    mut scheduler_task: tokio::task::JoinHandle<()>,
+    remote: Arc<RemoteExecutor>,
+    sender: ResultSender,
+    db_thread: StateDbThread,
+) -> anyhow::Result<()> {
     if ingest.is_finished() {
         let _ = ingest.join();
     }
-
-    // Running executions get the grace period; the ones still running after it are killed
-    // (their process groups with them) and reported as interrupted at the next start.
-    let mut scheduler_task = scheduler_task;
+    // The executions still running after the grace period are killed (their process groups
+    // with them) and reported as interrupted at the next start.
     if tokio::time::timeout(config.shutdown_grace, &mut scheduler_task)
         .await
         .is_err()
@@ -226,9 +342,6 @@ pub async fn run_with_status(
     .await
     .context("shutdown task failed")?;
     tracing::info!("HEM stopped");
-    if unexpected {
-        anyhow::bail!("the event reader stopped unexpectedly");
-    }
     Ok(())
 }
 
