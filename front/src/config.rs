@@ -6,8 +6,12 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use one_proto::template::Template;
+
+use crate::events::{DEFAULT_ACK_TIMEOUT, DEFAULT_OUTBOX_LIMIT};
+use crate::sim_config::SimConfig;
 
 /// Default XML-RPC port (oned's `PORT`).
 pub const DEFAULT_PORT: u16 = 2633;
@@ -28,8 +32,30 @@ pub struct Config {
     pub db_file: PathBuf,
     /// `API_LIST_ORDER`: pools are listed by descending id unless it is set to something else than `DESC`.
     pub api_list_order_desc: bool,
-    /// The whole parsed file, for keys other modules read themselves.
-    pub raw: Template,
+    /// `SIM = [ … ]`: the simulated cloud's delays.
+    pub sim: SimConfig,
+    /// `EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ]`.
+    pub event_outbox: EventOutbox,
+    /// The file as read, for `one.system.config` only: every key is read into a field above.
+    pub as_read: Template,
+}
+
+/// `EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ]`: how many events the outbox keeps, and how
+/// long a driver has to acknowledge the first events written to it before it is taken for one
+/// that never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventOutbox {
+    pub limit: u64,
+    pub ack_timeout: Duration,
+}
+
+impl Default for EventOutbox {
+    fn default() -> Self {
+        EventOutbox {
+            limit: DEFAULT_OUTBOX_LIMIT,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+        }
+    }
 }
 
 /// `HM_MAD = [ EXECUTABLE = …, ARGUMENTS = … ]`.
@@ -87,7 +113,9 @@ impl Default for Config {
             log_retention: DEFAULT_LOG_RETENTION,
             db_file: PathBuf::from(DEFAULT_DB_FILE),
             api_list_order_desc: true,
-            raw: Template::new(),
+            sim: SimConfig::default(),
+            event_outbox: EventOutbox::default(),
+            as_read: Template::new(),
         }
     }
 }
@@ -188,6 +216,35 @@ impl Config {
         if let Some(v) = single(&raw, "API_LIST_ORDER", &mut problems) {
             config.api_list_order_desc = v.eq_ignore_ascii_case("DESC");
         }
+        match SimConfig::from_template(&raw) {
+            Ok(sim) => config.sim = sim,
+            Err(errors) => problems.extend(errors.into_iter().map(|e| ConfigProblem {
+                key: e.key,
+                message: e.message,
+            })),
+        }
+        if let Some(pairs) = vector(&raw, "EVENT_OUTBOX", &mut problems) {
+            let mut positive = |name: &str| {
+                let v = lookup(pairs, name)?;
+                match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        problem(
+                            &mut problems,
+                            &format!("EVENT_OUTBOX/{name}"),
+                            format!("not a positive integer: {v:?}"),
+                        );
+                        None
+                    }
+                }
+            };
+            if let Some(n) = positive("LIMIT") {
+                config.event_outbox.limit = n;
+            }
+            if let Some(s) = positive("ACK_TIMEOUT") {
+                config.event_outbox.ack_timeout = Duration::from_secs(s);
+            }
+        }
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -195,7 +252,7 @@ impl Config {
                 problems,
             });
         }
-        config.raw = raw;
+        config.as_read = raw;
         Ok(config)
     }
 
@@ -315,7 +372,7 @@ mod tests {
         assert_eq!(c.log_retention, 20);
         assert_eq!(c.db_path(Path::new("/v")), PathBuf::from("/tmp/x.db"));
         assert!(!c.api_list_order_desc);
-        assert_eq!(c.raw.get("SIM_SPEED"), Some("3"));
+        assert_eq!(c.as_read.get("SIM_SPEED"), Some("3"));
     }
 
     #[test]
@@ -341,6 +398,52 @@ mod tests {
         );
         let text = err.to_string();
         assert!(text.contains("PORT: not a TCP port number"), "{text}");
+    }
+
+    #[test]
+    fn the_event_outbox_and_the_simulation_are_read_and_checked_with_the_rest() {
+        let c = parse("").unwrap();
+        assert_eq!(c.event_outbox, EventOutbox::default());
+        assert_eq!(c.event_outbox.limit, DEFAULT_OUTBOX_LIMIT);
+        let c = parse("EVENT_OUTBOX = [ LIMIT = 50 ]\nSIM = [ BOOT_DELAY_MS = 7 ]\n").unwrap();
+        assert_eq!(c.event_outbox.limit, 50);
+        assert_eq!(c.event_outbox.ack_timeout, DEFAULT_ACK_TIMEOUT);
+        assert_eq!(c.sim.boot, Duration::from_millis(7));
+        let c = parse("EVENT_OUTBOX = [ ACK_TIMEOUT = 2 ]").unwrap();
+        assert_eq!(c.event_outbox.ack_timeout, Duration::from_secs(2));
+        for (bad, key) in [
+            ("EVENT_OUTBOX = [ LIMIT = 0 ]", "EVENT_OUTBOX/LIMIT"),
+            ("EVENT_OUTBOX = [ LIMIT = x ]", "EVENT_OUTBOX/LIMIT"),
+            ("EVENT_OUTBOX = 5", "EVENT_OUTBOX"),
+            (
+                "EVENT_OUTBOX = [ ACK_TIMEOUT = -1 ]",
+                "EVENT_OUTBOX/ACK_TIMEOUT",
+            ),
+            ("SIM = 5", "SIM"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            let ConfigError::Invalid { problems, .. } = &err else {
+                panic!("unexpected {err}");
+            };
+            assert_eq!(problems.len(), 1, "{bad}: {err}");
+            assert_eq!(problems[0].key, key, "{bad}: {err}");
+        }
+        // Every problem of the file at once, the simulation's and the outbox's among them.
+        let err = parse("PORT = x\nSIM = 5\nEVENT_OUTBOX = [ LIMIT = 0, ACK_TIMEOUT = y ]\n")
+            .unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("unexpected {err}");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "PORT",
+                "SIM",
+                "EVENT_OUTBOX/LIMIT",
+                "EVENT_OUTBOX/ACK_TIMEOUT"
+            ]
+        );
     }
 
     #[test]

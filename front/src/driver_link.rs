@@ -25,10 +25,9 @@
 //! - on [`DriverLink::stop`], sends `FINALIZE`, closes stdin, waits up to 10 s for the driver to
 //!   exit and kills it after that.
 //!
-//! `EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ]` in oned.conf bounds the outbox (default
-//! [`crate::events::DEFAULT_OUTBOX_LIMIT`] events) and sets how many seconds a driver has to
-//! acknowledge the first events written to it before it is taken for one that never does
-//! (default [`crate::events::DEFAULT_ACK_TIMEOUT`]).
+//! `EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ]` in oned.conf ([`crate::config::EventOutbox`])
+//! bounds the outbox and sets how long a driver has to acknowledge the first events written to
+//! it before it is taken for one that never does.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -74,8 +73,6 @@ pub enum DriverLinkError {
     NotFound { name: String, searched: String },
     #[error("HM_MAD executable {} is not an executable file", path.display())]
     NotExecutable { path: PathBuf },
-    #[error("configuration key {key}: {message}")]
-    Config { key: String, message: String },
 }
 
 /// The running link; [`DriverLink::stop`] finalizes the driver. Dropping it asks the
@@ -119,7 +116,7 @@ struct Spec {
     retention: u32,
 }
 
-/// Reads the outbox limit, checks the driver executable and starts supervising it. Must be
+/// Applies the outbox settings, checks the driver executable and starts supervising it. Must be
 /// called inside a tokio runtime. Without HM_MAD, nothing is started and events stay in the
 /// outbox.
 pub fn start(
@@ -129,8 +126,8 @@ pub fn start(
     bus: EventBus,
     retention: u32,
 ) -> Result<DriverLink, DriverLinkError> {
-    bus.set_limit(outbox_limit(config)?);
-    bus.set_ack_timeout(ack_timeout(config)?);
+    bus.set_limit(config.event_outbox.limit);
+    bus.set_ack_timeout(config.event_outbox.ack_timeout);
     let (stop, stop_rx) = watch::channel(false);
     let Some(hm) = &config.hm_mad else {
         tracing::warn!(
@@ -155,43 +152,6 @@ pub fn start(
         stop,
         task: Some(task),
     })
-}
-
-/// `EVENT_OUTBOX = [ LIMIT = n ]`, n ≥ 1.
-pub fn outbox_limit(config: &Config) -> Result<u64, DriverLinkError> {
-    Ok(outbox_setting(config, "LIMIT")?.unwrap_or(crate::events::DEFAULT_OUTBOX_LIMIT))
-}
-
-/// `EVENT_OUTBOX = [ ACK_TIMEOUT = s ]`, s ≥ 1 seconds.
-pub fn ack_timeout(config: &Config) -> Result<Duration, DriverLinkError> {
-    Ok(outbox_setting(config, "ACK_TIMEOUT")?
-        .map_or(crate::events::DEFAULT_ACK_TIMEOUT, Duration::from_secs))
-}
-
-/// A positive integer of the `EVENT_OUTBOX` vector, `None` when absent.
-fn outbox_setting(config: &Config, name: &str) -> Result<Option<u64>, DriverLinkError> {
-    let key = "EVENT_OUTBOX";
-    let present = config.raw.attributes().iter().any(|a| a.name == key);
-    if !present {
-        return Ok(None);
-    }
-    let Some(pairs) = config.raw.get_vector(key) else {
-        return Err(DriverLinkError::Config {
-            key: key.to_string(),
-            message: "must be a vector attribute ( EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ] )"
-                .to_string(),
-        });
-    };
-    match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
-        None => Ok(None),
-        Some((_, v)) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(DriverLinkError::Config {
-                key: format!("{key}/{name}"),
-                message: format!("not a positive integer: {v:?}"),
-            }),
-        },
-    }
 }
 
 /// Finds the driver: an absolute path as is; a relative one next to the running binary first,
@@ -871,37 +831,6 @@ mod tests {
             Level::DEBUG
         );
         assert_eq!(stderr_level("plain text"), Level::INFO);
-    }
-
-    #[test]
-    fn outbox_limit_is_read_and_checked() {
-        let cfg = |text: &str| Config::from_text(text, Path::new("oned.conf")).unwrap();
-        assert_eq!(
-            outbox_limit(&cfg("")).unwrap(),
-            crate::events::DEFAULT_OUTBOX_LIMIT
-        );
-        assert_eq!(
-            outbox_limit(&cfg("EVENT_OUTBOX = [ LIMIT = 50 ]")).unwrap(),
-            50
-        );
-        for bad in [
-            "EVENT_OUTBOX = [ LIMIT = 0 ]",
-            "EVENT_OUTBOX = [ LIMIT = x ]",
-            "EVENT_OUTBOX = 5",
-        ] {
-            let e = outbox_limit(&cfg(bad)).unwrap_err();
-            assert!(e.to_string().contains("EVENT_OUTBOX"), "{e}");
-        }
-        assert_eq!(
-            ack_timeout(&cfg("EVENT_OUTBOX = [ LIMIT = 50 ]")).unwrap(),
-            crate::events::DEFAULT_ACK_TIMEOUT
-        );
-        assert_eq!(
-            ack_timeout(&cfg("EVENT_OUTBOX = [ ACK_TIMEOUT = 2 ]")).unwrap(),
-            Duration::from_secs(2)
-        );
-        let e = ack_timeout(&cfg("EVENT_OUTBOX = [ ACK_TIMEOUT = -1 ]")).unwrap_err();
-        assert!(e.to_string().contains("EVENT_OUTBOX/ACK_TIMEOUT"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod hook_log;
 pub mod hook_pool;
 pub mod schema;
 pub mod server;
+pub mod sim_config;
 pub mod users;
 
 use std::future::Future;
@@ -75,7 +76,7 @@ pub async fn run(
 
     let bus = events::EventBus::new(db.clone());
     let cloud = cloud::Cloud::new(db.clone(), bus.clone(), &config)
-        .context("invalid simulated cloud configuration")?;
+        .context("cannot load the simulated cloud")?;
     let driver = driver_link::start(
         &config,
         &var_dir,

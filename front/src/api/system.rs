@@ -22,7 +22,7 @@ pub fn config(state: &AppState, caller: &Caller, _params: &Params<'_>) -> CallRe
     }
     let xml = state
         .config
-        .raw
+        .as_read
         .to_xml_named("OPENNEBULA_CONFIGURATION")
         .map_err(|_| ApiError::internal("Error transforming the configuration to XML.", -1))?;
     Ok(ApiOk::new(Value::String(xml)))

@@ -29,8 +29,8 @@ use std::time::Duration;
 use one_proto::states::{LcmState, VmState};
 
 use super::OpError;
-use super::sim_config::SimConfig;
 use super::vm::{History, NO_HOST, Vm, action};
+use crate::sim_config::SimConfig;
 
 /// Stores a VM; emits its STATE event when (STATE, LCM_STATE) differs from the last stored pair.
 pub(crate) trait Persist {

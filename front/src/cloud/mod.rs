@@ -4,7 +4,7 @@
 //! SQLite; every state change is stored in one transaction together with its STATE event in the
 //! outbox ([`crate::events`]). The simulated drivers are timers: a transient state (PROLOG,
 //! BOOT, SHUTDOWN, EPILOG, SAVE_*, host INIT, image LOCKED, …) ends after the delay configured
-//! in `SIM = [ … ]` (see [`SimConfig`]), each step its own transaction and event.
+//! in `SIM = [ … ]` (see [`crate::sim_config::SimConfig`]), each step its own transaction and event.
 //!
 //! The VM life cycle is described in `lifecycle.rs`. Hosts: `one.host.allocate` gives INIT, then
 //! MONITORED after `MONITOR_DELAY_MS`; `one.host.status` 0 enables (INIT then MONITORED, or
@@ -38,7 +38,6 @@ mod host;
 mod image;
 mod lifecycle;
 mod methods;
-mod sim_config;
 mod timers;
 mod vm;
 mod xml;
@@ -58,7 +57,7 @@ use crate::config::Config;
 use crate::db::{Cached, Db};
 use crate::events::EventBus;
 
-pub use sim_config::{SimConfig, SimConfigError};
+use crate::sim_config::SimConfig;
 
 use host::Host;
 use image::Image;
@@ -74,18 +73,8 @@ const STEP_RETRY: Duration = Duration::from_secs(1);
 /// Why the cloud cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
-    #[error("{}", join(.0))]
-    Config(Vec<SimConfigError>),
     #[error("cannot load the pending transitions of the simulated cloud: {0}")]
     Load(#[source] rusqlite::Error),
-}
-
-fn join(problems: &[SimConfigError]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A failed operation: an API error for the caller, or a database error.
@@ -131,11 +120,10 @@ pub(crate) struct Inner {
 }
 
 impl Cloud {
-    /// Reads `SIM` from the configuration and loads the pending transitions from the
-    /// database. Call [`Cloud::start`] to run them.
+    /// Takes the delays of `SIM` from the configuration and loads the pending transitions from
+    /// the database. Call [`Cloud::start`] to run them.
     pub fn new(db: Db, bus: EventBus, config: &Config) -> Result<Cloud, CloudError> {
-        let sim = SimConfig::from_template(&config.raw).map_err(CloudError::Config)?;
-        Cloud::with_sim(db, bus, sim, config.api_list_order_desc)
+        Cloud::with_sim(db, bus, config.sim, config.api_list_order_desc)
     }
 
     /// [`Cloud::new`] with explicit delays and pool order.
