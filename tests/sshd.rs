@@ -23,6 +23,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
+use crate::stack::bin_dir;
+
 /// How long an sshd may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -337,17 +339,6 @@ fn descendants(root: i32) -> Vec<i32> {
     }
     found.remove(0);
     found
-}
-
-/// The directory holding the workspace's built binaries (`target/<profile>`), derived from
-/// the running test executable (`target/<profile>/deps/<test>`).
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir
 }
 
 /// The built `onehem-agent` binary, which the fake hosts run; fails with a clear message when

@@ -36,16 +36,15 @@ fn tool(stack: &Stack, name: &str, args: &[&str]) -> Run {
 
 /// Polls like `wait_until`, but a timeout shows the daemons' logs.
 fn wait_for(stack: &Stack, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !f() {
-        if std::time::Instant::now() > deadline {
-            panic!(
-                "timed out waiting for {what}\n{}\n{}",
-                stack.tail_log("oned"),
-                stack.tail_log("hem")
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    let waited = one_e2e::stack::wait_for(what, std::time::Duration::from_secs(30), || {
+        f().then_some(())
+    });
+    if let Err(e) = waited {
+        panic!(
+            "{e:#}\n{}\n{}",
+            stack.tail_log("oned"),
+            stack.tail_log("hem")
+        );
     }
 }
 

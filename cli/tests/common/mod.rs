@@ -41,16 +41,7 @@ pub struct Oned {
     child: Child,
 }
 
-/// The directory of the workspace's built binaries: `target/<profile>`, above this test's
-/// `deps` directory.
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let mut dir = exe.parent().expect("deps directory").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir
-}
+pub use one_e2e::stack::bin_dir;
 
 fn tool_path(tool: &str) -> PathBuf {
     match tool {

@@ -234,18 +234,10 @@ fn wait_endpoints(path: &Path, child: &mut Child) -> Endpoints {
     }
 }
 
-/// The interpreter with pyzmq: `$ONE_TEST_PYTHON`, else the workspace's `.venv`.
+/// The interpreter with pyzmq (`one_e2e::stack::python`); a test without it fails saying how
+/// to get it.
 pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ONE_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with pyzmq at {}: run scripts/setup (or set ONE_TEST_PYTHON)",
-        venv.display()
-    );
-    venv
+    one_e2e::stack::python().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// A running Python peer from `driver/tests/py/`.

@@ -114,18 +114,10 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `$ONE_TEST_PYTHON`, else the workspace venv; fails when neither exists.
+/// The interpreter with pyone (`one_e2e::stack::python`); a test without it fails saying how
+/// to get it.
 pub fn python() -> PathBuf {
-    let p = match std::env::var_os("ONE_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace_root().join(".venv/bin/python"),
-    };
-    assert!(
-        p.exists(),
-        "Python interpreter {} not found: run scripts/setup (it creates .venv with pyone) or set ONE_TEST_PYTHON",
-        p.display()
-    );
-    p
+    one_e2e::stack::python().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Runs `front/tests/py/<script>` against `front` and returns its stdout; fails the test with

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{HookMessage, ObjectKind, StateEvent};
@@ -47,11 +47,8 @@ pub fn vm_state(vm: i64, state: &str, lcm: &str, host: Option<&str>) -> String {
 
 /// Waits (bounded) until `cond` holds.
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    one_e2e::stack::wait_for(what, limit, || cond().then_some(()))
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 // ------------------------------------------------------------------ front-end
