@@ -14,10 +14,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
 
-use crate::xml_read::{self, Shape};
-
-pub use crate::xml_read::XmlError;
-
 /// Why a string is not strict base64.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -274,18 +270,6 @@ fn push_escaped(out: &mut String, s: &str, first: usize) {
         next = next_stop(bytes, copied, true);
     }
     out.push_str(&s[copied..]);
-}
-
-/// Checks that `xml` is a well-formed XML 1.0 document with exactly one root element: the test
-/// oned (libxml2) applies to a hook-log record before storing it.
-pub fn check_xml_document(xml: &str) -> Result<(), XmlError> {
-    xml_read::check(xml, Shape::Document)
-}
-
-/// Checks that `xml` is well-formed element content (any mix of text, elements, CDATA and
-/// references), i.e. that it can be embedded in an element as is.
-pub fn check_xml_fragment(xml: &str) -> Result<(), XmlError> {
-    xml_read::check(xml, Shape::Fragment)
 }
 
 #[cfg(test)]

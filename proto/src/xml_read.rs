@@ -16,6 +16,18 @@ use quick_xml::events::{BytesStart, Event};
 
 use crate::encoding::{first_non_xml_char, is_xml_char};
 
+/// Checks that `xml` is a well-formed XML 1.0 document with exactly one root element: the test
+/// oned (libxml2) applies to a hook-log record before storing it.
+pub fn check_xml_document(xml: &str) -> Result<(), XmlError> {
+    check(xml, Shape::Document)
+}
+
+/// Checks that `xml` is well-formed element content (any mix of text, elements, CDATA and
+/// references), i.e. that it can be embedded in an element as is.
+pub fn check_xml_fragment(xml: &str) -> Result<(), XmlError> {
+    check(xml, Shape::Fragment)
+}
+
 /// Whether the input must be a whole document or may be element content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {

@@ -7,9 +7,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use one_proto::encoding::{
-    b64_decode_lenient, b64_encode, b64_mime, check_xml_document, is_xml_char, xml_escape,
-};
+use one_proto::check_xml_document;
+use one_proto::encoding::{b64_decode_lenient, b64_encode, b64_mime, is_xml_char, xml_escape};
 use one_proto::event::{ApiEvent, HookMessage};
 use one_proto::hook_log::{ExecResult, record_xml};
 

@@ -2,14 +2,15 @@
 //! no reader panics on any input.
 
 use one_proto::encoding::{
-    b64_decode_lenient, b64_decode_strict, b64_encode, b64_mime, b64_mime_decode,
-    check_xml_document, check_xml_fragment, is_xml_char, xml_escape,
+    b64_decode_lenient, b64_decode_strict, b64_encode, b64_mime, b64_mime_decode, is_xml_char,
+    xml_escape,
 };
 use one_proto::event::{
     ApiEvent, ApiParam, HookMessage, ObjectKind, ParamDir, StateEvent, hidden_param,
 };
 use one_proto::hook_log::{ExecResult, ExecutionRecord, hooklog_xml, parse_hooklog, record_xml};
 use one_proto::retry::RetryMessage;
+use one_proto::{check_xml_document, check_xml_fragment};
 use proptest::prelude::*;
 
 /// Pieces that stress escaping and the lenient readers' raw rules.
