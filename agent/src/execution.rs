@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use one_exec::{Limits, Process, SpawnError};
-use one_proto::agent::{ExecResult, Execute, MAX_OUTPUT_CAP};
+use one_proto::agent::{Execute, Executed, MAX_OUTPUT_CAP};
 use tokio::process::Command;
 use tokio::sync::oneshot;
 
@@ -23,14 +23,14 @@ pub async fn execute(
     settings: ExecSettings,
     cancel: oneshot::Receiver<()>,
     pgid: Arc<AtomicI32>,
-) -> ExecResult {
+) -> Executed {
     let started_wall = SystemTime::now();
     let started = Instant::now();
-    let mut result = ExecResult {
+    let mut result = Executed {
         id: req.id,
         code: FAILURE_CODE,
         started_unix_ms: unix_ms(started_wall),
-        ..ExecResult::default()
+        ..Executed::default()
     };
     let Some(command) = req.argv.first() else {
         result.start_error = Some("empty argv".to_string());

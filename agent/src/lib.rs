@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use one_proto::agent::{ExecResult, Execute, FrameBuffer, PROTOCOL_VERSION, Reply, Request};
+use one_proto::agent::{Execute, Executed, FrameBuffer, PROTOCOL_VERSION, Reply, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -193,11 +193,11 @@ fn start_execution(
             None
         };
         if let Some(message) = refusal {
-            let _ = tx.send(Reply::Result(ExecResult {
+            let _ = tx.send(Reply::Result(Executed {
                 id,
                 code: execution::FAILURE_CODE,
                 start_error: Some(message),
-                ..ExecResult::default()
+                ..Executed::default()
             }));
             return;
         }
@@ -243,7 +243,7 @@ fn encode_reply(reply: Reply) -> Vec<u8> {
         Err(e) => {
             // Only an oversized frame can fail; say so instead of losing the answer.
             let fallback = match reply {
-                Reply::Result(r) => Reply::Result(ExecResult {
+                Reply::Result(r) => Reply::Result(Executed {
                     stdout: Vec::new(),
                     stderr: Vec::new(),
                     stdout_truncated: true,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use one_proto::agent::{ExecResult, Execute, FrameBuffer, PROTOCOL_VERSION, Reply, Request};
+use one_proto::agent::{Execute, Executed, FrameBuffer, PROTOCOL_VERSION, Reply, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -99,7 +99,7 @@ impl Agent {
         }
     }
 
-    async fn exec(&mut self, e: Execute) -> ExecResult {
+    async fn exec(&mut self, e: Execute) -> Executed {
         let id = e.id;
         self.send(Request::Execute(e)).await;
         match self.reply_for(id).await {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use one_client::Client;
 use one_e2e::stack::{LOGGER_PORT, Stack, StackOptions};
 use one_proto::encoding::b64_encode;
-use one_proto::hook_log::{ExecResult, record_xml};
+use one_proto::hook_log::{ExecutionResult, record_xml};
 use one_proto::mad::ResultFrame;
 use rusqlite::{Connection, params};
 
@@ -68,7 +68,7 @@ fn request_rate(
 
 /// A result body as the HEM sends it.
 fn result_body(hook: i64, uid: &str) -> String {
-    ExecResult {
+    ExecutionResult {
         arguments: b64_encode(format!("<VM><ID>{hook}</ID></VM>").as_bytes()),
         command: "/var/lib/one/remotes/hooks/autostart/vm".into(),
         stdout: b"VM 12 resumed\n".to_vec(),

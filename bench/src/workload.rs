@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, HookMessage, ObjectKind, StateEvent};
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::mad::oned_execute_line;
 
 /// A running VM's body as oned sends it in STATE events (about 1.5 KB): template with a disk
@@ -106,7 +106,7 @@ pub fn wall_ns(t: SystemTime) -> i128 {
 pub struct ResultLine {
     pub hook_id: i64,
     pub rc: i64,
-    pub result: ExecResult,
+    pub result: ExecutionResult,
 }
 
 pub fn parse_result_line(line: &str) -> Option<ResultLine> {
@@ -118,7 +118,7 @@ pub fn parse_result_line(line: &str) -> Option<ResultLine> {
     let hook_id = words.next()?.parse().ok()?;
     let rc = words.next()?.parse().ok()?;
     let body = b64_decode_strict(words.next()?).ok()?;
-    let result = ExecResult::parse(&String::from_utf8(body).ok()?).ok()?;
+    let result = ExecutionResult::parse(&String::from_utf8(body).ok()?).ok()?;
     Some(ResultLine {
         hook_id,
         rc,

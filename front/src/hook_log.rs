@@ -9,7 +9,7 @@ use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::db::Cached;
-use one_proto::hook_log::{ExecResult, record_xml};
+use one_proto::hook_log::{ExecutionResult, record_xml};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookLogError {
@@ -44,7 +44,7 @@ pub fn add_result(
     let exec_uid = if body.is_empty() {
         None
     } else {
-        ExecResult::parse(&body)
+        ExecutionResult::parse(&body)
             .ok()
             .and_then(|r| r.execution_uid)
             .filter(|u| !u.is_empty())
@@ -171,7 +171,7 @@ mod tests {
     }
 
     fn body(args: &str, code: i32, uid: Option<&str>) -> String {
-        let r = ExecResult {
+        let r = ExecutionResult {
             arguments: args.into(),
             command: "/bin/true".into(),
             stdout: b"out".to_vec(),

@@ -12,7 +12,7 @@ use api_common::Front;
 use cloud_common::*;
 use one_proto::encoding::b64_encode;
 use one_proto::event::HookMessage;
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use oned_lite::db::Db;
 use oned_lite::events::EventBus;
 
@@ -157,7 +157,7 @@ fn a_driver_that_never_acknowledges_gets_delete_on_write() {
 }
 
 fn result_line(hook: i64, uid: &str) -> String {
-    let body = ExecResult {
+    let body = ExecutionResult {
         arguments: uid.into(),
         command: "/bin/true".into(),
         stdout: Vec::new(),

@@ -6,12 +6,12 @@ mod api_common;
 use api_common::Front;
 use base64::Engine as _;
 use one_client::ClientError;
-use one_proto::hook_log::{ExecResult, parse_hooklog};
+use one_proto::hook_log::{ExecutionResult, parse_hooklog};
 use oned_lite::db::Db;
 use oned_lite::hook_log::add_result;
 
 fn body(args: &str, code: i32, uid: &str) -> String {
-    let r = ExecResult {
+    let r = ExecutionResult {
         arguments: args.into(),
         command: format!("/bin/hook {args}"),
         stdout: b"out\n".to_vec(),

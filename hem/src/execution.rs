@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use one_proto::event::HookMessage;
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::keys::ruby_words;
 use one_proto::retry::RetryMessage;
 
@@ -192,7 +192,7 @@ impl Plan {
 impl Execution {
     /// The record body for an outcome. Timeouts and start failures get the reference's stderr
     /// texts; truncated output gets a marker.
-    pub fn result(&self, outcome: &ExecOutcome) -> ExecResult {
+    pub fn result(&self, outcome: &ExecOutcome) -> ExecutionResult {
         let command = self.plan.command_line();
         let mut stdout = outcome.stdout.clone();
         if outcome.stdout_truncated {
@@ -209,7 +209,7 @@ impl Execution {
             }
             e
         };
-        ExecResult {
+        ExecutionResult {
             arguments: self.plan.arguments.clone(),
             command,
             stdout,
@@ -227,8 +227,8 @@ impl Execution {
 
     /// The failure record of an execution that was running when the HEM stopped. It keeps the
     /// original arguments and host, so it can be retried.
-    pub fn interrupted(&self) -> ExecResult {
-        ExecResult {
+    pub fn interrupted(&self) -> ExecutionResult {
+        ExecutionResult {
             arguments: self.plan.arguments.clone(),
             command: self.plan.command_line(),
             stdout: Vec::new(),
@@ -247,8 +247,8 @@ impl Execution {
     /// whether the hook was spawned, and whether it ran to its end, is not known, and the record
     /// says so. It keeps the original arguments and host, so it can
     /// be retried.
-    pub fn taken_over(&self, owner: &str) -> ExecResult {
-        ExecResult {
+    pub fn taken_over(&self, owner: &str) -> ExecutionResult {
+        ExecutionResult {
             stderr: format!(
                 "Internal error interrupted: HEM {owner} stopped while starting or running \
                  this hook, before reporting how it ended"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use one_proto::encoding::b64_encode;
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::mad::ResultFrame;
 
 use crate::exec::ExecOutcome;
@@ -24,7 +24,7 @@ pub trait Ledger: Send + Sync + 'static {
     /// Called before the process exists, so that a crash can never make it run twice.
     fn start(&self, exec: &Execution) -> impl Future<Output = Start> + Send;
     /// Records the result and hands it on for delivery.
-    fn finish(&self, exec: &Execution, result: ExecResult) -> impl Future<Output = ()> + Send;
+    fn finish(&self, exec: &Execution, result: ExecutionResult) -> impl Future<Output = ()> + Send;
 }
 
 /// What [`Ledger::start`] decided.
@@ -35,7 +35,7 @@ pub enum Start {
     /// Another HEM ran it and recorded its result: nothing to do.
     Recorded,
     /// Do not run it; this is its record (it was started by a HEM that stopped).
-    Report(ExecResult),
+    Report(ExecutionResult),
 }
 
 /// The scheduler's [`Runner`] for real executions.
@@ -126,13 +126,13 @@ impl Ledger for StateLedger {
         Start::Run
     }
 
-    async fn finish(&self, exec: &Execution, result: ExecResult) {
+    async fn finish(&self, exec: &Execution, result: ExecutionResult) {
         complete(&self.db, &self.results, exec, &result);
     }
 }
 
 /// The outbox entry of a result: the frame `<rc> <hook_id> <base64 body>`.
-pub fn outbox_entry(exec: &Execution, result: &ExecResult) -> OutboxEntry {
+pub fn outbox_entry(exec: &Execution, result: &ExecutionResult) -> OutboxEntry {
     let frame = ResultFrame {
         rc: i64::from(result.code),
         hook_id: exec.hook_id,
@@ -147,7 +147,7 @@ pub fn outbox_entry(exec: &Execution, result: &ExecResult) -> OutboxEntry {
 
 /// Stores a result in the outbox (replacing the execution) and queues it for delivery. The
 /// store is queued before the result, so the writer always sees it before the result's ACK.
-pub fn complete(db: &StateDb, results: &ResultQueue, exec: &Execution, result: &ExecResult) {
+pub fn complete(db: &StateDb, results: &ResultQueue, exec: &Execution, result: &ExecutionResult) {
     let entry = outbox_entry(exec, result);
     if let Err(e) = db.finished(entry.clone()) {
         tracing::error!(hook_id = exec.hook_id, uid = %exec.uid, error = %e,

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, HookMessage, ObjectKind, StateEvent};
 use one_proto::hook::HookType;
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::retry::RetryMessage;
 use onehem_server::exec::ExecOutcome;
 use onehem_server::execution::{Execution, HookPaths, Plan, Target, expand_arguments};
@@ -258,7 +258,7 @@ fn result_bodies_are_well_formed_and_carry_the_uid() {
         xml.contains("<EXECUTION_UID>abc-1-17-3</EXECUTION_UID>"),
         "{xml}"
     );
-    let back = ExecResult::parse(&xml).unwrap();
+    let back = ExecutionResult::parse(&xml).unwrap();
     assert_eq!(back.arguments, "a<b & c");
     assert_eq!(back.stdout, b"Executed!\n");
     assert_eq!(back.code, 0);

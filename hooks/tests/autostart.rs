@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use one_client::Value;
 use one_e2e::stack::{Stack, StackOptions, wait_for};
 use one_hooks::VmFacts;
-use one_proto::hook_log::{ExecResult, ExecutionRecord};
+use one_proto::hook_log::{ExecutionRecord, ExecutionResult};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -142,7 +142,7 @@ fn records(stack: &Stack, hook: i64, count: usize) -> Result<Vec<ExecutionRecord
     Ok(all)
 }
 
-fn result(record: &ExecutionRecord) -> &ExecResult {
+fn result(record: &ExecutionRecord) -> &ExecutionResult {
     match &record.result {
         Some(r) => r,
         None => panic!("record without a result: {record:?}"),

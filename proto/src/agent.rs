@@ -113,7 +113,7 @@ pub struct Execute {
 
 /// What one execution produced on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ExecResult {
+pub struct Executed {
     /// The id of the [`Execute`] request.
     pub id: u64,
     /// Exit code; 255 on timeout, signal or start failure.
@@ -194,7 +194,7 @@ pub enum Reply {
         pid: u32,
     },
     /// The end of an execution.
-    Result(ExecResult),
+    Result(Executed),
     /// Answer to [`Request::ListHooks`].
     HookList {
         /// Request id.
@@ -417,7 +417,7 @@ impl Reply {
                 let timed_out = r.bool("timed out")?;
                 let start_error = r.opt("start error", |r| r.string("start error"))?;
                 r.finish("result")?;
-                Reply::Result(ExecResult {
+                Reply::Result(Executed {
                     id,
                     code,
                     signal,

@@ -66,7 +66,7 @@ impl From<EventError> for LogError {
 
 /// The outcome of one hook execution, as the HEM reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ExecResult {
+pub struct ExecutionResult {
     /// The expanded argument string (`$API`/`$TEMPLATE` already replaced by base64 words).
     pub arguments: String,
     /// The command line run (for remote hooks, without the `ssh host` part).
@@ -83,7 +83,7 @@ pub struct ExecResult {
     pub execution_uid: Option<String>,
 }
 
-impl ExecResult {
+impl ExecutionResult {
     /// The body in the reference's layout, without a root element:
     /// `<ARGUMENTS>…</ARGUMENTS><EXECUTION_RESULT><COMMAND>…</COMMAND><STDOUT>…</STDOUT>
     /// <STDERR>…</STDERR><CODE>n</CODE></EXECUTION_RESULT>[<REMOTE_HOST>…][<RETRY>yes</RETRY>]
@@ -124,7 +124,7 @@ impl ExecResult {
 
     /// Reads a result body, ours or the reference's (whose ARGUMENTS and COMMAND may hold raw
     /// `<` and `&`).
-    pub fn parse(body_xml: &str) -> Result<ExecResult, LogError> {
+    pub fn parse(body_xml: &str) -> Result<ExecutionResult, LogError> {
         let roots = xml_read::parse_lenient(body_xml, &BODY_RULES);
         let fields = Fields::from_nodes(&roots);
         fields.exec_result()?.ok_or(LogError::Missing {
@@ -192,7 +192,7 @@ impl<'n, 'a> Fields<'n, 'a> {
 
     /// `None` when there is no EXECUTION_RESULT (oned stores such records when the body was not
     /// strict base64).
-    fn exec_result(&self) -> Result<Option<ExecResult>, LogError> {
+    fn exec_result(&self) -> Result<Option<ExecutionResult>, LogError> {
         let Some(result) = self.result else {
             return Ok(None);
         };
@@ -214,7 +214,7 @@ impl<'n, 'a> Fields<'n, 'a> {
                 .map(|n| b64_mime_decode(&n.text))
                 .unwrap_or_default()
         };
-        Ok(Some(ExecResult {
+        Ok(Some(ExecutionResult {
             arguments: self.arguments.map(Node::value).unwrap_or_default(),
             command: result.child("COMMAND").map(Node::value).unwrap_or_default(),
             stdout: stream("STDOUT"),
@@ -238,7 +238,7 @@ pub struct ExecutionRecord {
     /// Epoch seconds when the front-end stored the record.
     pub timestamp: i64,
     /// `None` for a record whose body could not be decoded (only the three ids are stored).
-    pub result: Option<ExecResult>,
+    pub result: Option<ExecutionResult>,
 }
 
 impl ExecutionRecord {

@@ -2,7 +2,7 @@
 //! byte sequence makes the decoders panic.
 
 use one_proto::agent::{
-    ExecResult, Execute, FrameBuffer, FrameError, HookEntry, MAX_FRAME_LEN, Reply, Request,
+    Execute, Executed, FrameBuffer, FrameError, HookEntry, MAX_FRAME_LEN, Reply, Request,
 };
 use proptest::prelude::*;
 
@@ -66,7 +66,7 @@ fn reply() -> impl Strategy<Value = Reply> {
                 flags,
                 start_error,
             )| {
-                Reply::Result(ExecResult {
+                Reply::Result(Executed {
                     id,
                     code,
                     signal,

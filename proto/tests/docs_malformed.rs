@@ -5,7 +5,7 @@
 
 use one_proto::encoding::b64_decode_strict;
 use one_proto::event::{EventError, HookMessage, ParamDir};
-use one_proto::hook_log::{ExecResult, ExecutionRecord, LogError, record_xml};
+use one_proto::hook_log::{ExecutionRecord, ExecutionResult, LogError, record_xml};
 
 fn api(xml: &str) -> one_proto::event::ApiEvent {
     match HookMessage::parse(xml) {
@@ -265,7 +265,7 @@ const REFERENCE_RAW_BODY: &str = "<ARGUMENTS>a & b <c> d</ARGUMENTS><EXECUTION_R
 
 #[test]
 fn reference_unescaped_result_body_is_read_but_not_recorded() {
-    let result = ExecResult::parse(REFERENCE_RAW_BODY).unwrap();
+    let result = ExecutionResult::parse(REFERENCE_RAW_BODY).unwrap();
     assert_eq!(result.arguments, "a & b <c> d");
     assert_eq!(
         result.command,
@@ -340,7 +340,7 @@ fn bad_records_get_errors() {
         })
     ));
     assert!(matches!(
-        ExecResult::parse("<ARGUMENTS>x</ARGUMENTS>"),
+        ExecutionResult::parse("<ARGUMENTS>x</ARGUMENTS>"),
         Err(LogError::Missing {
             element: "EXECUTION_RESULT"
         })

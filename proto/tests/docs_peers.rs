@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use one_proto::check_xml_document;
 use one_proto::encoding::{b64_decode_lenient, b64_encode, b64_mime, is_xml_char, xml_escape};
 use one_proto::event::{ApiEvent, HookMessage};
-use one_proto::hook_log::{ExecResult, record_xml};
+use one_proto::hook_log::{ExecutionResult, record_xml};
 
 /// A small deterministic generator, so that a failure names a reproducible case.
 struct Rng(u64);
@@ -203,12 +203,12 @@ fn expat_reads_our_documents() {
     for _ in 0..200 {
         let arguments = tricky_text(&mut rng);
         let command = tricky_text(&mut rng);
-        let result = ExecResult {
+        let result = ExecutionResult {
             arguments: arguments.clone(),
             command: command.clone(),
             stdout: tricky_text(&mut rng).into_bytes(),
             code: rng.below(256) as i32,
-            ..ExecResult::default()
+            ..ExecutionResult::default()
         };
         docs.push(record_xml(1, 2, 3, &result.to_xml()).unwrap());
         expected.push((

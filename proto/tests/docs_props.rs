@@ -8,7 +8,9 @@ use one_proto::encoding::{
 use one_proto::event::{
     ApiEvent, ApiParam, HookMessage, ObjectKind, ParamDir, StateEvent, hidden_param,
 };
-use one_proto::hook_log::{ExecResult, ExecutionRecord, hooklog_xml, parse_hooklog, record_xml};
+use one_proto::hook_log::{
+    ExecutionRecord, ExecutionResult, hooklog_xml, parse_hooklog, record_xml,
+};
 use one_proto::retry::RetryMessage;
 use one_proto::{check_xml_document, check_xml_fragment};
 use proptest::prelude::*;
@@ -200,7 +202,7 @@ fn state_event() -> impl Strategy<Value = StateEvent> {
     )
 }
 
-fn exec_result() -> impl Strategy<Value = ExecResult> {
+fn exec_result() -> impl Strategy<Value = ExecutionResult> {
     (
         text(),
         text(),
@@ -212,7 +214,7 @@ fn exec_result() -> impl Strategy<Value = ExecResult> {
         proptest::option::of(text()),
     )
         .prop_map(
-            |(arguments, command, stdout, stderr, code, host, retry, uid)| ExecResult {
+            |(arguments, command, stdout, stderr, code, host, retry, uid)| ExecutionResult {
                 arguments: xml_text(&arguments),
                 command: xml_text(&command),
                 stdout,
@@ -269,7 +271,7 @@ proptest! {
         for (execution_id, result) in (0i64..).zip(&results) {
             let body = result.to_xml();
             prop_assert_eq!(check_xml_fragment(&body), Ok(()), "{}", body);
-            prop_assert_eq!(&ExecResult::parse(&body).unwrap(), result);
+            prop_assert_eq!(&ExecutionResult::parse(&body).unwrap(), result);
             let record = record_xml(hook_id, execution_id, timestamp, &body).unwrap();
             let parsed = ExecutionRecord::parse(&record).unwrap();
             prop_assert_eq!(parsed.stdout(), result.stdout.as_slice());
@@ -421,7 +423,7 @@ fn tokens() -> impl Strategy<Value = String> {
 fn read_everything(input: &str) {
     let _ =
         HookMessage::parse(input).map(|m| (m.api_argument(), m.template_argument(), m.to_xml()));
-    let _ = ExecResult::parse(input).map(|r| r.to_xml());
+    let _ = ExecutionResult::parse(input).map(|r| r.to_xml());
     let _ = ExecutionRecord::parse(input);
     let _ = parse_hooklog(input);
     let _ = RetryMessage::parse(input).map(|r| r.to_xml());

@@ -4,7 +4,9 @@
 
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, ApiParam, HookMessage, ObjectKind, ParamDir, StateEvent};
-use one_proto::hook_log::{ExecResult, ExecutionRecord, hooklog_xml, parse_hooklog, record_xml};
+use one_proto::hook_log::{
+    ExecutionRecord, ExecutionResult, hooklog_xml, parse_hooklog, record_xml,
+};
 use one_proto::retry::RetryMessage;
 
 const HOOK_TEMPLATE: &str = "<TEMPLATE><CALL><![CDATA[one.vm.allocate]]></CALL><COMMAND><![CDATA[/bin/true]]></COMMAND><REMOTE><![CDATA[NO]]></REMOTE></TEMPLATE>";
@@ -332,8 +334,8 @@ fn template_argument_takes_the_first_object_element() {
     );
 }
 
-fn first_result() -> ExecResult {
-    ExecResult {
+fn first_result() -> ExecutionResult {
+    ExecutionResult {
         arguments: "PFZNPjxJRD4xMjwvSUQ+PC9WTT4= pending".to_string(),
         command: "/var/lib/one/remotes/hooks/vm-pending.rb PFZNPjxJRD4xMjwvSUQ+PC9WTT4= pending"
             .to_string(),
@@ -346,8 +348,8 @@ fn first_result() -> ExecResult {
     }
 }
 
-fn retried_result() -> ExecResult {
-    ExecResult {
+fn retried_result() -> ExecutionResult {
+    ExecutionResult {
         stdout: Vec::new(),
         stderr: b"Timeout executing /var/lib/one/remotes/hooks/vm-pending.rb".to_vec(),
         code: 255,
@@ -361,7 +363,7 @@ const FIRST_BODY: &str = "<ARGUMENTS>PFZNPjxJRD4xMjwvSUQ+PC9WTT4= pending</ARGUM
 #[test]
 fn result_body_is_byte_exact() {
     assert_eq!(first_result().to_xml(), FIRST_BODY);
-    let remote = ExecResult {
+    let remote = ExecutionResult {
         remote_host: Some("node1".to_string()),
         retry: true,
         execution_uid: Some("0f3c2a".to_string()),
@@ -373,8 +375,8 @@ fn result_body_is_byte_exact() {
             "{FIRST_BODY}<REMOTE_HOST>node1</REMOTE_HOST><RETRY>yes</RETRY><EXECUTION_UID>0f3c2a</EXECUTION_UID>"
         )
     );
-    assert_eq!(ExecResult::parse(&remote.to_xml()).unwrap(), remote);
-    assert_eq!(ExecResult::parse(FIRST_BODY).unwrap(), first_result());
+    assert_eq!(ExecutionResult::parse(&remote.to_xml()).unwrap(), remote);
+    assert_eq!(ExecutionResult::parse(FIRST_BODY).unwrap(), first_result());
 }
 
 #[test]

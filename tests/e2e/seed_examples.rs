@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use one_e2e::stack::Stack;
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::xmlrpc::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -18,11 +18,11 @@ fn int(v: i64) -> Value {
     Value::Int(v as i32)
 }
 
-fn stdout(r: &ExecResult) -> String {
+fn stdout(r: &ExecutionResult) -> String {
     String::from_utf8_lossy(&r.stdout).into_owned()
 }
 
-fn only_result(stack: &Stack, hook: i64) -> Result<ExecResult> {
+fn only_result(stack: &Stack, hook: i64) -> Result<ExecutionResult> {
     let records = stack.wait_records(hook, 1, WAIT)?;
     assert_eq!(records.len(), 1, "{records:?}");
     records[0]

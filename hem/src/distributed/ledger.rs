@@ -8,7 +8,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use bytes::Bytes;
 use one_bus::MSG_ID;
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::subjects::result_subject;
 
 use super::markers::{Created, Marker, MarkerError, Markers, State};
@@ -64,7 +64,7 @@ impl Ledger for BusLedger {
         }
     }
 
-    async fn finish(&self, exec: &Execution, result: ExecResult) {
+    async fn finish(&self, exec: &Execution, result: ExecutionResult) {
         self.publish(exec, &result).await;
         let key = Markers::key(&exec.uid);
         if let Some((
@@ -169,7 +169,7 @@ impl BusLedger {
 
     /// Publishes the result until the results stream has it. The execution uid is the message
     /// id, so a result published twice (a retry, or a HEM that took over) is stored once.
-    async fn publish(&self, exec: &Execution, result: &ExecResult) {
+    async fn publish(&self, exec: &Execution, result: &ExecutionResult) {
         let frame = outbox_entry(exec, result).frame;
         let subject = result_subject(&self.prefix, exec.hook_id);
         let mut delay = Duration::from_millis(50);

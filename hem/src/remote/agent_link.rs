@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use one_proto::agent::{
-    ExecResult, Execute, FrameBuffer, HookEntry, MAX_OUTPUT_CAP, MAX_PUT_FILE_LEN,
-    PROTOCOL_VERSION, Reply, Request,
+    Execute, Executed, FrameBuffer, HookEntry, MAX_OUTPUT_CAP, MAX_PUT_FILE_LEN, PROTOCOL_VERSION,
+    Reply, Request,
 };
 use russh::ChannelMsg;
 use tokio::sync::{mpsc, oneshot};
@@ -360,7 +360,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn outcome_from(r: ExecResult, started: SystemTime, clock: Instant) -> ExecOutcome {
+fn outcome_from(r: Executed, started: SystemTime, clock: Instant) -> ExecOutcome {
     ExecOutcome {
         code: if r.start_error.is_some() || r.timed_out || r.signal.is_some() {
             FAILURE_CODE

@@ -15,7 +15,7 @@ use std::time::Duration;
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{HookMessage, ObjectKind, StateEvent};
 use one_proto::hook::{Hook, HookType, pool_to_xml};
-use one_proto::hook_log::ExecResult;
+use one_proto::hook_log::ExecutionResult;
 use one_proto::keys::{event_keys, with_seq};
 use one_proto::mad::ResultFrame;
 use one_proto::replay::{ReplayHeader, ReplayRequest};
@@ -314,7 +314,7 @@ impl FakeDriver {
     }
 
     /// The result frames received so far, with their decoded bodies.
-    pub fn results(&self) -> Vec<(ResultFrame, ExecResult)> {
+    pub fn results(&self) -> Vec<(ResultFrame, ExecutionResult)> {
         self.results
             .lock()
             .unwrap()
@@ -322,13 +322,13 @@ impl FakeDriver {
             .map(|f| {
                 let frame = ResultFrame::parse(f.as_bytes()).expect("result frame");
                 let body = String::from_utf8(b64_decode_strict(&frame.body).unwrap()).unwrap();
-                let result = ExecResult::parse(&body).expect("result body");
+                let result = ExecutionResult::parse(&body).expect("result body");
                 (frame, result)
             })
             .collect()
     }
 
-    pub fn wait_results(&self, n: usize) -> Vec<(ResultFrame, ExecResult)> {
+    pub fn wait_results(&self, n: usize) -> Vec<(ResultFrame, ExecutionResult)> {
         wait_for(&format!("{n} results"), Duration::from_secs(60), || {
             self.results.lock().unwrap().len() >= n
         });
