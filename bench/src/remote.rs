@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use one_e2e::sshd::{ClientIdentity, SshHost, agent_binary, write_known_hosts};
-use onehem_server::exec::ExecRequest;
+use onehem_server::executor::ExecRequest;
 use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig, RemoteExecutor};
 
 use crate::Scale;

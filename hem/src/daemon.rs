@@ -17,7 +17,7 @@ use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
 use crate::journal::ZmqJournal;
-use crate::local_exec::LocalExecutor;
+use crate::local_executor::LocalExecutor;
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultQueue, ResultSender, SenderConfig};
 use crate::resync::resync_loop;

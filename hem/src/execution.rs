@@ -8,7 +8,7 @@ use one_proto::hook_log::ExecutionResult;
 use one_proto::keys::ruby_words;
 use one_proto::retry::RetryMessage;
 
-use crate::exec::{ExecOutcome, ExecRequest, FAILURE_CODE};
+use crate::executor::{ExecOutcome, ExecRequest, FAILURE_CODE};
 use crate::hook_map::HookSpec;
 
 /// Text of the failure reported for an execution that was running when the HEM stopped.

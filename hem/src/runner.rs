@@ -10,9 +10,9 @@ use one_proto::encoding::b64_encode;
 use one_proto::hook_log::ExecutionResult;
 use one_proto::mad::ResultFrame;
 
-use crate::exec::ExecOutcome;
 use crate::execution::{Execution, Target};
-use crate::local_exec::LocalExecutor;
+use crate::executor::ExecOutcome;
+use crate::local_executor::LocalExecutor;
 use crate::remote::RemoteExecutor;
 use crate::result_sender::ResultQueue;
 use crate::scheduler::Runner;

@@ -7,8 +7,8 @@ use one_proto::event::{ApiEvent, HookMessage, ObjectKind, StateEvent};
 use one_proto::hook::HookType;
 use one_proto::hook_log::ExecutionResult;
 use one_proto::retry::RetryMessage;
-use onehem_server::exec::ExecOutcome;
 use onehem_server::execution::{Execution, HookPaths, Plan, Target, expand_arguments};
+use onehem_server::executor::ExecOutcome;
 use onehem_server::hook_map::HookSpec;
 
 const VM_BODY: &str = "<VM><ID>12</ID><NAME>test</NAME></VM>";

@@ -30,7 +30,7 @@ use crate::execution::HookPaths;
 use crate::front_end::FrontEndAccess;
 use crate::hook_map::HookMap;
 use crate::hook_source::XmlRpcHookSource;
-use crate::local_exec::LocalExecutor;
+use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
 use crate::remote::RemoteExecutor;
 use crate::runner::HemRunner;

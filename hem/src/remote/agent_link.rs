@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::connection::SshConnection;
 use super::error::RemoteError;
 use super::shell_quote::quote;
-use crate::exec::{ExecOutcome, ExecRequest, FAILURE_CODE};
+use crate::executor::{ExecOutcome, ExecRequest, FAILURE_CODE};
 
 /// Bytes of the agent's stderr kept to explain why it stopped.
 const STDERR_TAIL: usize = 2048;

@@ -45,7 +45,7 @@ use agent_link::{AgentLink, AgentStart};
 use config::{HostTarget, Settings};
 use host_pool::{HostSlot, Live};
 
-use crate::exec::{ExecOutcome, ExecRequest};
+use crate::executor::{ExecOutcome, ExecRequest};
 
 /// Runs hooks on hosts over SSH. Cheap to share: clone the `Arc` it lives in.
 pub struct RemoteExecutor {

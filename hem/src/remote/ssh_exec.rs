@@ -12,7 +12,7 @@ use russh::{ChannelMsg, Sig};
 use super::connection::{SshConnection, feed_while_reading, push_capped};
 use super::error::RemoteError;
 use super::shell_quote::{quote, quote_argv};
-use crate::exec::{ExecOutcome, ExecRequest, FAILURE_CODE};
+use crate::executor::{ExecOutcome, ExecRequest, FAILURE_CODE};
 
 /// How long output is still read after the command exited (background children may hold the
 /// channel open; the reference gives its readers the same 0.1 s).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use one_e2e::sshd::{ClientIdentity, SshHost, agent_binary, write_known_hosts};
-use onehem_server::exec::ExecRequest;
+use onehem_server::executor::ExecRequest;
 use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig};
 
 /// The HEM's `remote_hook_base_path`; every host maps it to its own directory.

@@ -4,8 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use onehem_server::exec::{ExecOutcome, ExecRequest};
-use onehem_server::local_exec::LocalExecutor;
+use onehem_server::executor::{ExecOutcome, ExecRequest};
+use onehem_server::local_executor::LocalExecutor;
 
 fn req(argv: &[&str]) -> ExecRequest {
     ExecRequest {

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use one_exec::{Limits, Process, SpawnError, Timing};
 use tokio::process::Command;
 
-use crate::exec::{ExecOutcome, ExecRequest};
+use crate::executor::{ExecOutcome, ExecRequest};
 
 /// Runs hooks as local processes.
 #[derive(Clone, Debug)]
