@@ -1,8 +1,8 @@
-//! Result acknowledgement end to end: a real oned-lite (this test binary started again as a
-//! child process, running `oned_lite::run`) supervising the real `one_hm`, and results sent
-//! to the driver's logger port as the HEM sends them. oned-lite is frozen while results flow
-//! (the driver keeps forwarding into the pipe), killed with SIGKILL, and started again on the
-//! same database and journal: every execution must end as exactly one hook-log record.
+//! Result acknowledgement end to end: the built `oned-lite` binary supervising the real
+//! `one_hm`, and results sent to the driver's logger port as the HEM sends them. oned-lite is
+//! frozen while results flow (the driver keeps forwarding into the pipe), killed with SIGKILL,
+//! and started again on the same database and journal: every execution must end as exactly one
+//! hook-log record.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,43 +12,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use one_proto::encoding::b64_encode;
 
-/// Set in the child's environment to the test directory.
-const CHILD_ENV: &str = "ONE_HM_TEST_ONED_LITE_DIR";
 /// Liveness bound for anything the test waits for.
 const PATIENCE: Duration = Duration::from_secs(60);
 /// How long the sender waits for an ACK before it reconnects and sends again.
 const REQUEST_TIMEOUT_MS: i32 = 1000;
 const HOOK: i64 = 4;
-
-/// The oned-lite process of the test below; does nothing unless started by it.
-#[test]
-#[ignore = "the oned-lite child process of every_result_is_stored_once_when_oned_lite_is_killed_while_results_flow"]
-fn oned_lite_child() {
-    let Some(dir) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else {
-        return;
-    };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter("info")
-        .init();
-    let conf_path = dir.join("oned.conf");
-    let text = std::fs::read_to_string(&conf_path).expect("oned.conf");
-    let config = oned_lite::Config::from_text(&text, &conf_path).expect("configuration");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("listener");
-        oned_lite::run(config, dir.join("var"), listener, std::future::pending())
-            .await
-            .expect("oned-lite");
-    });
-}
 
 /// A running oned-lite child.
 struct Front {
@@ -62,9 +30,13 @@ impl Front {
             .append(true)
             .open(dir.join("oned-lite.log"))
             .expect("log file");
-        let child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["oned_lite_child", "--exact", "--ignored", "--nocapture"])
-            .env(CHILD_ENV, dir)
+        let binary = one_e2e::stack::bin("oned-lite").unwrap_or_else(|e| panic!("{e:#}"));
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(dir.join("oned.conf"))
+            .arg("--var-dir")
+            .arg(dir.join("var"))
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -172,7 +144,8 @@ fn every_result_is_stored_once_when_oned_lite_is_killed_while_results_flow() {
     std::fs::write(
         dir.join("oned.conf"),
         format!(
-            "HM_MAD = [ EXECUTABLE = \"{}\", ARGUMENTS = \"-p 0 -l 0 --replay-port 0 -b 127.0.0.1 \
+            "PORT = 0\nLISTEN_ADDRESS = 127.0.0.1\n\
+             HM_MAD = [ EXECUTABLE = \"{}\", ARGUMENTS = \"-p 0 -l 0 --replay-port 0 -b 127.0.0.1 \
              --journal {} --endpoints-file {}\" ]\nHOOK_LOG_CONF = [ LOG_RETENTION = 100000 ]\n",
             env!("CARGO_BIN_EXE_one_hm"),
             dir.join("journal.db").display(),
