@@ -340,6 +340,18 @@ mod tests {
         Config::from_text(text, Path::new("oned.conf"))
     }
 
+    /// The keys of the problems `text` has, in order, and the whole error's text.
+    fn problem_keys(text: &str) -> (Vec<String>, String) {
+        let err = parse(text).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else {
+            panic!("unexpected {err}");
+        };
+        (
+            problems.iter().map(|p| p.key.clone()).collect(),
+            err.to_string(),
+        )
+    }
+
     #[test]
     fn defaults_apply_to_an_empty_file() {
         let c = parse("").unwrap();
@@ -377,15 +389,10 @@ mod tests {
 
     #[test]
     fn reports_every_problem_with_its_key() {
-        let err = parse(
+        let (keys, text) = problem_keys(
             "PORT = 70000\nLISTEN_ADDRESS = nowhere\nHM_MAD = [ ARGUMENTS = \"-p 1\" ]\n\
              HOOK_LOG_CONF = [ OTHER = 1 ]\nDB = [ BACKEND = mysql ]\n",
-        )
-        .unwrap_err();
-        let ConfigError::Invalid { problems, .. } = &err else {
-            panic!("unexpected {err}");
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        );
         assert_eq!(
             keys,
             [
@@ -396,7 +403,6 @@ mod tests {
                 "DB/BACKEND"
             ]
         );
-        let text = err.to_string();
         assert!(text.contains("PORT: not a TCP port number"), "{text}");
     }
 
@@ -421,20 +427,12 @@ mod tests {
             ),
             ("SIM = 5", "SIM"),
         ] {
-            let err = parse(bad).unwrap_err();
-            let ConfigError::Invalid { problems, .. } = &err else {
-                panic!("unexpected {err}");
-            };
-            assert_eq!(problems.len(), 1, "{bad}: {err}");
-            assert_eq!(problems[0].key, key, "{bad}: {err}");
+            let (keys, text) = problem_keys(bad);
+            assert_eq!(keys, [key], "{bad}: {text}");
         }
         // Every problem of the file at once, the simulation's and the outbox's among them.
-        let err = parse("PORT = x\nSIM = 5\nEVENT_OUTBOX = [ LIMIT = 0, ACK_TIMEOUT = y ]\n")
-            .unwrap_err();
-        let ConfigError::Invalid { problems, .. } = &err else {
-            panic!("unexpected {err}");
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        let (keys, _) =
+            problem_keys("PORT = x\nSIM = 5\nEVENT_OUTBOX = [ LIMIT = 0, ACK_TIMEOUT = y ]\n");
         assert_eq!(
             keys,
             [

@@ -19,7 +19,7 @@ use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_cha
 use crate::journal::ZmqJournal;
 use crate::local_executor::LocalExecutor;
 use crate::remote::RemoteExecutor;
-use crate::result_sender::{ResultQueue, ResultSender, SenderConfig};
+use crate::result_sender::{ResultSender, SenderConfig};
 use crate::resync::resync_loop;
 use crate::runner::{HemRunner, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter};
@@ -121,7 +121,6 @@ fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSourc
 /// executors behind it.
 struct Work {
     sender: ResultSender,
-    results: ResultQueue,
     submitter: Submitter,
     scheduler_task: tokio::task::JoinHandle<()>,
     remote: Arc<RemoteExecutor>,
@@ -144,12 +143,11 @@ fn start_work(
         Arc::new(move |entry| ack_db.acked(&entry.uid)),
     )
     .context("cannot start the result senders")?;
-    let results = sender.queue();
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
     let runner = Arc::new(HemRunner {
         ledger: StateLedger {
             db: db.clone(),
-            results: results.clone(),
+            results: sender.queue(),
             result_backlog: config.max_pending,
         },
         local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
@@ -166,7 +164,6 @@ fn start_work(
     );
     Ok(Work {
         sender,
-        results,
         submitter,
         scheduler_task,
         remote,
@@ -183,14 +180,15 @@ async fn recover(
     interrupted: Vec<Execution>,
     pending: Vec<Execution>,
 ) -> anyhow::Result<()> {
+    let results = work.sender.queue();
     for entry in outbox {
         tracing::info!(uid = %entry.uid, hook_id = entry.hook_id, "resending a result the driver never acknowledged");
-        work.results.send(entry);
+        results.send(entry);
     }
     for exec in &interrupted {
         tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
             "execution interrupted by a HEM restart; reported as failed (retryable)");
-        complete(db, &work.results, exec, &exec.interrupted());
+        complete(db, &results, exec, &exec.interrupted());
     }
     let count = pending.len();
     for exec in pending {

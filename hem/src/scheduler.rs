@@ -48,6 +48,12 @@ impl Submitter {
         runtime: &tokio::runtime::Handle,
         stop: &Stop,
     ) -> Result<(), NotSubmitted> {
+        // The common case, a scheduler with room, costs no trip through the runtime.
+        let exec = match self.tx.try_send(exec) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(exec)) => exec,
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(NotSubmitted::Closed),
+        };
         runtime.block_on(async {
             tokio::select! {
                 biased;

@@ -23,9 +23,9 @@ pub struct Stop {
 struct Inner {
     requested: AtomicBool,
     watch: watch::Sender<bool>,
-    /// Set and notified under its lock, so a sleeper cannot miss the request between its check
-    /// and its wait.
-    sleepers: (Mutex<bool>, Condvar),
+    /// Taken by the requester between setting `requested` and notifying, so a sleeper cannot
+    /// miss the request between its check and its wait.
+    sleepers: (Mutex<()>, Condvar),
     /// Rung at the request and never drained: readable for every later poll.
     bell: Bell,
 }
@@ -37,7 +37,7 @@ impl Stop {
             inner: Arc::new(Inner {
                 requested: AtomicBool::new(false),
                 watch: watch::Sender::new(false),
-                sleepers: (Mutex::new(false), Condvar::new()),
+                sleepers: (Mutex::new(()), Condvar::new()),
                 bell: Bell::new()?,
             }),
         })
@@ -50,9 +50,7 @@ impl Stop {
         }
         self.inner.watch.send_replace(true);
         let (lock, cond) = &self.inner.sleepers;
-        if let Ok(mut stopped) = lock.lock() {
-            *stopped = true;
-        }
+        drop(lock.lock());
         cond.notify_all();
         self.inner.bell.ring();
     }
@@ -73,17 +71,17 @@ impl Stop {
     pub fn sleep(&self, total: Duration) -> bool {
         let (lock, cond) = &self.inner.sleepers;
         let deadline = Instant::now() + total;
-        let Ok(mut stopped) = lock.lock() else {
+        let Ok(mut guard) = lock.lock() else {
             // A poisoned lock means a panic elsewhere; fall back to a plain sleep.
             std::thread::sleep(total);
             return !self.is_requested();
         };
-        while !*stopped {
+        while !self.is_requested() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return true;
             }
-            stopped = match cond.wait_timeout(stopped, left) {
+            guard = match cond.wait_timeout(guard, left) {
                 Ok((guard, _)) => guard,
                 Err(_) => return !self.is_requested(),
             };

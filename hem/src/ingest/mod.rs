@@ -225,13 +225,12 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         let mut last_poll = Instant::now();
         while !self.shared.stopping() {
             self.apply_snapshot();
-            let stop = self.shared.stop.clone();
-            let mut wake = vec![stop.fd()];
-            if let Some(snapshots) = &self.snapshots {
-                wake.push(snapshots.bell.fd());
-            }
-            let received = self.stream.recv_or_wake(self.settings.poll_interval, &wake);
-            drop(wake);
+            let wait = self.settings.poll_interval;
+            let stop = self.shared.stop.fd();
+            let received = match &self.snapshots {
+                Some(snapshots) => self.stream.recv_or_wake(wait, &[stop, snapshots.bell.fd()]),
+                None => self.stream.recv_or_wake(wait, &[stop]),
+            };
             match received {
                 Ok(Some(msg)) => {
                     // A snapshot that arrived during the wait applies before this event.
