@@ -27,12 +27,17 @@ pub fn runs_file(stack: &Stack) -> PathBuf {
     stack.dir.path().join("runs.log")
 }
 
+/// The events stream's partitions in these tests.
+pub const PARTITIONS: u32 = 8;
+
 /// Starts a three-node cluster and a stack with `hems` HEMs whose partitions move to another
 /// HEM within `takeover_s` seconds. `hem_extra` is added to every HEM's config.
 pub fn start(hems: usize, takeover_s: u32, hem_extra: &str) -> Result<Distributed> {
     let nats = NatsCluster::start(ClusterOptions::default())?;
     let mut access = nats.access(None, None);
-    access.driver_args.push_str(" --nats-partitions 8");
+    access
+        .driver_args
+        .push_str(&format!(" --nats-partitions {PARTITIONS}"));
     access
         .hem_keys
         .push_str(&format!("nats_takeover: {takeover_s}\n"));
@@ -50,7 +55,7 @@ pub fn start(hems: usize, takeover_s: u32, hem_extra: &str) -> Result<Distribute
 
 impl Distributed {
     /// Waits until the running HEMs `running` see each other as the members and hold the
-    /// stream's eight partitions between them: work published after this goes to them.
+    /// stream's [`PARTITIONS`] between them: work published after this goes to them.
     pub fn wait_settled(&self, running: &[usize]) -> Result<()> {
         wait_for(
             "the HEMs to share the partitions",
@@ -64,7 +69,7 @@ impl Distributed {
                     }
                     held.extend(partitions);
                 }
-                (held == (0..8).collect::<BTreeSet<u32>>()).then_some(())
+                (held == (0..PARTITIONS).collect::<BTreeSet<u32>>()).then_some(())
             },
         )
         .with_context(|| {
