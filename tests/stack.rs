@@ -124,6 +124,10 @@ pub struct StackOptions {
     /// The distributed mode: the driver journals in NATS JetStream and the HEMs share its
     /// streams.
     pub nats: Option<NatsAccess>,
+    /// The HEMs' `hook_allowed_paths`: where hooks with an absolute COMMAND may run from. The
+    /// default allows the system's `/bin/true` and the like that tests name; the HEM's own
+    /// default allows none.
+    pub hook_allowed_paths: Vec<PathBuf>,
 }
 
 /// How the driver and the HEMs reach a NATS cluster.
@@ -147,6 +151,7 @@ impl Default for StackOptions {
             hem_debug_level: 3,
             hems: 1,
             nats: None,
+            hook_allowed_paths: vec!["/bin".into(), "/usr/bin".into()],
         }
     }
 }
@@ -264,6 +269,13 @@ impl Stack {
             extra = self.options.oned_extra,
         );
         fs::write(self.oned_conf(), oned)?;
+        let allowed = self
+            .options
+            .hook_allowed_paths
+            .iter()
+            .map(|d| format!("'{}'", d.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
         for i in 0..self.hems.len() {
             let state = match i {
                 0 => self.var_dir.join("hem-state.db"),
@@ -282,7 +294,8 @@ impl Stack {
                  log_stderr: true\n\
                  state_db: {state}\n\
                  one_xmlrpc: {endpoint}\n\
-                 one_auth: {auth}\n{nats_keys}\n{extra}\n",
+                 one_auth: {auth}\n\
+                 hook_allowed_paths: [{allowed}]\n{nats_keys}\n{extra}\n",
                 hooks = self.hook_dir.display(),
                 remote = self.remote_hook_dir.display(),
                 conc = self.options.concurrency,
@@ -290,6 +303,7 @@ impl Stack {
                 state = state.display(),
                 endpoint = self.endpoint,
                 auth = self.var_dir.join("one_auth").display(),
+                allowed = allowed,
                 nats_keys = nats.hem_keys,
                 extra = self.options.hem_extra,
             );

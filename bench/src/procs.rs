@@ -271,6 +271,7 @@ impl Hem {
                  state_db: {state}\n\
                  one_xmlrpc: {xmlrpc}\n\
                  one_auth: {auth}\n\
+                 hook_allowed_paths: [{allowed}]\n\
                  {extra}\n",
                 hooks = hooks.display(),
                 sub = s.subscriber,
@@ -281,6 +282,11 @@ impl Hem {
                 state = dir.path().join("hem-state.db").display(),
                 xmlrpc = s.one_xmlrpc,
                 auth = s.one_auth.display(),
+                allowed = crate::local::bench_hook_dirs()
+                    .iter()
+                    .map(|d| format!("'{}'", d.display()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 extra = s.extra_config,
             ),
         )?;

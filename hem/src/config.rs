@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use crate::hook_paths::{ALLOWED_KEY, HookPaths};
 use crate::remote::RemoteConfig;
 
 /// Where a first start (no state DB yet) begins reading the driver's journal.
@@ -27,6 +28,9 @@ pub struct Config {
     /// 0 = ERROR, 1 = WARN, 2 = INFO, 3 = DEBUG.
     pub debug_level: u8,
     pub hook_base_path: PathBuf,
+    /// Directories besides `hook_base_path` whose commands a local hook may name by an absolute
+    /// path (`hook_allowed_paths`); empty by default, so such a COMMAND is refused.
+    pub hook_allowed_paths: Vec<PathBuf>,
     /// A path on the hosts, never resolved locally.
     pub remote_hook_base_path: String,
     pub subscriber_endpoint: String,
@@ -69,6 +73,21 @@ pub struct Config {
     pub remote: RemoteConfig,
     /// The distributed mode (`nats_servers`); `None` reads the driver's ZeroMQ bus.
     pub nats: Option<NatsSettings>,
+}
+
+impl Config {
+    /// Where hook commands resolve and which absolute local commands may run.
+    pub fn hook_paths(&self) -> HookPaths {
+        HookPaths {
+            local: self.hook_base_path.display().to_string(),
+            remote: self.remote_hook_base_path.clone(),
+            allowed: self
+                .hook_allowed_paths
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect(),
+        }
+    }
 }
 
 /// The distributed mode's settings (ARCHITECTURE.md "Distributed mode").
@@ -184,6 +203,7 @@ pub fn parse_with_location(
     let mut config = Config {
         debug_level: fields.uint("debug_level", 2, 0, 3) as u8,
         hook_base_path: PathBuf::from(fields.string("hook_base_path", &defaults.hook_base_path)),
+        hook_allowed_paths: fields.directories(ALLOWED_KEY),
         remote_hook_base_path: fields.string("remote_hook_base_path", "/var/tmp/one/hooks"),
         subscriber_endpoint: fields.endpoint("subscriber_endpoint", "tcp://localhost:2101"),
         replier_endpoint: fields.endpoint("replier_endpoint", "tcp://localhost:2102"),
@@ -462,6 +482,51 @@ impl Fields {
         self.raw_string(key)
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
+    }
+
+    /// A list of existing absolute directories without `..` (one may be given as a plain
+    /// string); every bad entry is reported.
+    fn directories(&mut self, key: &str) -> Vec<PathBuf> {
+        let items = match self.take(key) {
+            None => return Vec::new(),
+            Some(Value::Sequence(items)) => items,
+            Some(v @ Value::String(_)) => vec![v],
+            Some(other) => {
+                self.fail(
+                    key,
+                    format!(
+                        "must be a list of absolute directories, got {}",
+                        kind(&other)
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        let mut dirs = Vec::new();
+        for item in items {
+            let Value::String(s) = &item else {
+                self.fail(
+                    key,
+                    format!("{} is not a directory path (a string)", show(&item)),
+                );
+                continue;
+            };
+            let dir = s.trim();
+            let problem = if !dir.starts_with('/') {
+                Some("is not an absolute path")
+            } else if dir.split('/').any(|w| w == "..") {
+                Some("must not contain '..'")
+            } else if !Path::new(dir).is_dir() {
+                Some("is not an existing directory")
+            } else {
+                None
+            };
+            match problem {
+                Some(problem) => self.fail(key, format!("{dir:?} {problem}")),
+                None => dirs.push(PathBuf::from(dir)),
+            }
+        }
+        dirs
     }
 
     /// A path that `none` or an empty string turns off.

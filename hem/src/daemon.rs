@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::execution::{Execution, HookPaths};
+use crate::execution::{Execution, HookPaths, Target};
 use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
@@ -63,13 +63,11 @@ pub async fn run_with_status(
         recovery.outbox,
         recovery.interrupted,
         recovery.pending,
+        &config.hook_paths(),
     )
     .await?;
     let settings = IngestSettings {
-        paths: HookPaths {
-            local: config.hook_base_path.display().to_string(),
-            remote: config.remote_hook_base_path.clone(),
-        },
+        paths: config.hook_paths(),
         replay_from: config.replay_from,
         replay_batch: config.replay_batch,
         poll_interval: config.replay_poll_interval,
@@ -179,6 +177,7 @@ async fn recover(
     outbox: Vec<OutboxEntry>,
     interrupted: Vec<Execution>,
     pending: Vec<Execution>,
+    paths: &HookPaths,
 ) -> anyhow::Result<()> {
     let results = work.sender.queue();
     for entry in outbox {
@@ -191,7 +190,14 @@ async fn recover(
         complete(db, &results, exec, &exec.interrupted());
     }
     let count = pending.len();
-    for exec in pending {
+    for mut exec in pending {
+        // Accepted before this start, perhaps by a HEM without confinement or with a longer
+        // hook_allowed_paths: the rule of this configuration applies to what runs now.
+        if exec.plan.target == Target::Local
+            && let Err(reason) = paths.check_local(&exec.plan.command)
+        {
+            exec.plan.target = Target::Refused { reason };
+        }
         if work.submitter.submit(exec).await.is_err() {
             anyhow::bail!("the scheduler stopped during recovery");
         }

@@ -10,6 +10,7 @@ use one_proto::retry::RetryMessage;
 
 use crate::executor::{ExecOutcome, ExecRequest, FAILURE_CODE};
 use crate::hook_map::HookSpec;
+pub use crate::hook_paths::HookPaths;
 
 /// Text of the failure reported for an execution that was running when the HEM stopped.
 pub const INTERRUPTED: &str = "interrupted by HEM restart";
@@ -63,24 +64,6 @@ pub struct Execution {
     /// The event key without its sequence token; for logs.
     pub event_key: String,
     pub plan: Plan,
-}
-
-/// Base paths of relative hook commands.
-#[derive(Clone, Debug)]
-pub struct HookPaths {
-    pub local: String,
-    pub remote: String,
-}
-
-impl HookPaths {
-    /// COMMAND resolution (reference §8.3 step 1).
-    pub fn resolve(&self, command: &str, remote: bool) -> String {
-        if command.starts_with('/') {
-            return command.to_string();
-        }
-        let base = if remote { &self.remote } else { &self.local };
-        format!("{}/{}", base.trim_end_matches('/'), command)
-    }
 }
 
 impl Plan {
@@ -145,7 +128,10 @@ impl Plan {
                 reason: NO_REMOTE_HOST.to_string(),
             },
             (Some(_), true, Some(h)) => Target::Remote { host: h.clone() },
-            (Some(_), false, _) => Target::Local,
+            (Some(command), false, _) => match paths.check_local(command) {
+                Ok(()) => Target::Local,
+                Err(reason) => Target::Refused { reason },
+            },
         };
         Plan {
             command: hook

@@ -8,6 +8,7 @@ pub mod execution;
 pub mod executor;
 pub mod front_end;
 pub mod hook_map;
+pub mod hook_paths;
 pub mod hook_source;
 pub mod ingest;
 pub mod journal;

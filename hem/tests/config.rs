@@ -238,3 +238,60 @@ fn distributed_mode_mistakes_are_reported_at_once() {
     let keys: Vec<&str> = err.key_errors().iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["nats_user", "nats_takeover"], "{err}");
 }
+
+#[test]
+fn allowed_hook_paths_default_to_none() {
+    let c = parse("").unwrap();
+    assert!(c.hook_allowed_paths.is_empty());
+    let paths = c.hook_paths();
+    assert!(paths.allowed.is_empty());
+    assert!(paths.check_local("/bin/true").is_err());
+}
+
+#[test]
+fn allowed_hook_paths_are_existing_absolute_directories() {
+    let here = env!("CARGO_MANIFEST_DIR");
+    let c = parse(&format!(
+        ":hook_allowed_paths: [{here}/src, ' {here}/tests/ ']\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.hook_allowed_paths,
+        vec![
+            PathBuf::from(format!("{here}/src")),
+            PathBuf::from(format!("{here}/tests/"))
+        ]
+    );
+    // One directory may be given without the list.
+    let c = parse(&format!("hook_allowed_paths: {here}\n")).unwrap();
+    assert_eq!(c.hook_allowed_paths, vec![PathBuf::from(here)]);
+    assert_eq!(c.hook_paths().check_local(&format!("{here}/x")), Ok(()));
+
+    let file = format!("{here}/Cargo.toml");
+    let err = parse(&format!(
+        "hook_allowed_paths:\n  - bin\n  - /nonexistent/hooks\n  - {file}\n  - {here}/../hem\n  \
+         - 7\n  - {here}\n:concurrency: 0\n"
+    ))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("Error loading test.conf: 6 invalid key(s)"),
+        "{text}"
+    );
+    for problem in [
+        "hook_allowed_paths: \"bin\" is not an absolute path".to_string(),
+        "hook_allowed_paths: \"/nonexistent/hooks\" is not an existing directory".into(),
+        format!("hook_allowed_paths: {file:?} is not an existing directory"),
+        format!("hook_allowed_paths: \"{here}/../hem\" must not contain '..'"),
+        "hook_allowed_paths: 7 is not a directory path (a string)".into(),
+        "concurrency: must be an integer".into(),
+    ] {
+        assert!(text.contains(&problem), "{problem} missing from {text}");
+    }
+    let err = parse("hook_allowed_paths: {a: 1}\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("hook_allowed_paths: must be a list of absolute directories, got a mapping"),
+        "{err}"
+    );
+}

@@ -17,6 +17,7 @@ fn paths() -> HookPaths {
     HookPaths {
         local: "/var/lib/one/remotes/hooks".into(),
         remote: "/var/tmp/one/hooks/".into(),
+        allowed: vec!["/usr/bin".into()],
     }
 }
 
@@ -200,6 +201,56 @@ fn remote_placement_follows_the_event_host() {
     let plan = Plan::for_event(&hook(""), Some(&vm_event(Some("node1"))), &paths());
     assert_eq!(plan.target, Target::Local);
     assert_eq!(plan.report_host, None);
+}
+
+#[test]
+fn local_commands_outside_the_allowed_directories_are_refused() {
+    let refused = |command: &str, remote: bool| {
+        let mut h = hook("$TEMPLATE");
+        h.command = Some(command.into());
+        h.remote = remote;
+        let plan = Plan::for_event(&h, Some(&vm_event(Some("node1"))), &paths());
+        match &plan.target {
+            Target::Refused { reason } => Some((plan.command.clone(), reason.clone())),
+            _ => None,
+        }
+    };
+    let (command, reason) = refused("../escape.sh", false).expect("../ refused");
+    assert_eq!(command, "/var/lib/one/remotes/hooks/../escape.sh");
+    assert!(
+        reason.contains("must stay below hook_base_path"),
+        "{reason}"
+    );
+    let (_, reason) = refused("/bin/sh", false).expect("/bin/sh refused");
+    assert!(reason.contains("hook_allowed_paths"), "{reason}");
+    assert_eq!(refused("/usr/bin/true", false), None);
+    assert_eq!(refused("/var/lib/one/remotes/hooks/x.sh", false), None);
+    assert_eq!(refused("./vm/x.sh", false), None);
+    // Remote commands are confined by the remote executor, against the host's directory.
+    assert_eq!(refused("/bin/sh", true), None);
+
+    // A retry runs the hook's current command: refused the same way, the record says why.
+    let retry = RetryMessage {
+        arguments: "x".into(),
+        hook_id: 3,
+        remote_host: None,
+    };
+    let mut h = hook("");
+    h.command = Some("a/../../escape.sh".into());
+    let plan = Plan::for_retry(3, Some(&h), &retry, &paths());
+    let Target::Refused { reason } = &plan.target else {
+        panic!("retry not refused: {plan:?}");
+    };
+    let r = exec(plan.clone()).result(&ExecOutcome::start_failure(
+        reason.clone(),
+        SystemTime::now(),
+    ));
+    assert_eq!(r.code, 255);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stderr),
+        format!("Internal error {reason}")
+    );
+    assert_eq!(r.command, "/var/lib/one/remotes/hooks/a/../../escape.sh x");
 }
 
 #[test]

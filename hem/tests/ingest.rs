@@ -246,6 +246,7 @@ fn settings(watermark: Option<u64>, from: ReplayFrom, poll: Duration) -> IngestS
         paths: HookPaths {
             local: "/hooks".into(),
             remote: "/rhooks".into(),
+            allowed: vec!["/bin".into()],
         },
         replay_from: from,
         replay_batch: 3,

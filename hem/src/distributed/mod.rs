@@ -26,7 +26,6 @@ use one_bus::layout::{partitions_of, stream_tag};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::{Config, NatsSettings};
-use crate::execution::HookPaths;
 use crate::front_end::FrontEndAccess;
 use crate::hook_map::HookMap;
 use crate::hook_source::XmlRpcHookSource;
@@ -174,10 +173,7 @@ pub async fn run(
         submitter: submitter.clone(),
         resync_now: resync_now.clone(),
     };
-    let paths = HookPaths {
-        local: config.hook_base_path.display().to_string(),
-        remote: config.remote_hook_base_path.clone(),
-    };
+    let paths = config.hook_paths();
     let mut running = Running::default();
     let mut announced = false;
     // The hook map a new partition worker starts from: the pool as it is when the partition

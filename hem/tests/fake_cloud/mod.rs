@@ -354,7 +354,7 @@ pub fn hem_config(dir: &Path, front: &FakeFrontEnd, driver: &FakeDriver, extra: 
         ":hook_base_path: {hooks}\n:subscriber_endpoint: {sub}\n:replier_endpoint: {rep}\n\
          replay_endpoint: {replay}\nstate_db: {db}\none_xmlrpc: {url}\none_auth: {auth}\n\
          log_file: {log}\nlog_stderr: false\nresult_timeout: 1\nreplay_poll_interval: 0.1\n\
-         kill_grace: 0.2\nshutdown_grace: 1\n{extra}",
+         kill_grace: 0.2\nshutdown_grace: 1\nhook_allowed_paths: [/bin, /usr/bin]\n{extra}",
         hooks = dir.join("hooks").display(),
         sub = driver.pub_endpoint,
         rep = driver.results_endpoint,
