@@ -2,6 +2,7 @@
 
 mod bus_security;
 mod chaos;
+mod confinement;
 mod distributed;
 mod execution;
 mod flood;
