@@ -148,3 +148,81 @@ fn kill_9_then_restart_reports_interrupted_and_runs_the_rest_once() {
     let status = hem.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Executions accepted before a restart run under the configuration of the restart: one whose
+/// command is outside `hook_allowed_paths` now (accepted by a HEM with a wider list, or
+/// without confinement) gets a failure record and never runs; one inside runs.
+#[test]
+fn recovered_executions_are_confined_by_the_current_configuration() {
+    use onehem_server::execution::{Execution, Plan, Target};
+    use onehem_server::state_db::StateDb;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let front = FakeFrontEnd::start();
+    let driver = FakeDriver::start();
+    let conf = hem_config(d, &front, &driver, "");
+    let script = |path: &Path, marker: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("#!/bin/sh\ntouch '{}'\n", marker.display())).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let outside = d.join("outside/run.sh");
+    let inside = d.join("hooks/run.sh");
+    script(&outside, &d.join("ran-outside"));
+    script(&inside, &d.join("ran-inside"));
+    let exec = |seq: u64, command: String| Execution {
+        uid: format!("old-1-{seq}-3"),
+        seq,
+        hook_id: 3,
+        lane: format!("3|VM/{seq}"),
+        resource: format!("VM/{seq}"),
+        event_key: "EVENT STATE VM/PENDING/LCM_INIT/".into(),
+        plan: Plan {
+            command,
+            arguments: String::new(),
+            stdin: false,
+            timeout_secs: Some(10),
+            target: Target::Local,
+            report_host: None,
+            retry: false,
+        },
+    };
+    let (db, thread, _) = StateDb::open(&d.join("hem.db")).unwrap();
+    db.accept(
+        vec![
+            exec(1, outside.display().to_string()),
+            exec(2, inside.display().to_string()),
+            exec(
+                3,
+                format!("{}/../outside/run.sh", d.join("hooks").display()),
+            ),
+        ],
+        None,
+    )
+    .unwrap();
+    thread.stop();
+
+    let _hem = spawn_hem(&conf);
+    let results = driver.wait_results(3);
+    let by_uid = |uid: &str| {
+        results
+            .iter()
+            .find(|(_, r)| r.execution_uid.as_deref() == Some(uid))
+            .unwrap_or_else(|| panic!("no result for {uid}: {results:?}"))
+    };
+    let (frame, r) = by_uid("old-1-2-3");
+    assert_eq!(frame.rc, 0, "{r:?}");
+    for uid in ["old-1-1-3", "old-1-3-3"] {
+        let (frame, r) = by_uid(uid);
+        assert_eq!(frame.rc, 255, "{r:?}");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            stderr.starts_with(&format!("Internal error COMMAND {} refused: ", r.command))
+                && stderr.contains("hook_allowed_paths"),
+            "{stderr}"
+        );
+    }
+    assert!(d.join("ran-inside").exists());
+    assert!(!d.join("ran-outside").exists(), "a refused command ran");
+}
