@@ -63,17 +63,20 @@ impl HookPaths {
         } else {
             self.allowed.join(", ")
         };
-        let why = if escapes {
-            "'..' is not allowed in it"
-        } else {
-            "it is outside them"
-        };
-        Err(format!(
-            "COMMAND {command} refused: an absolute COMMAND must be below hook_base_path {} \
-             or a directory of {ALLOWED_KEY} in onehem-server.conf (listed: {listed}), and {why}; \
-             add its directory to {ALLOWED_KEY} to run it",
+        let rule = format!(
+            "an absolute COMMAND must name a file below hook_base_path {} or a directory of \
+             {ALLOWED_KEY} in onehem-server.conf (listed: {listed})",
             self.local
-        ))
+        );
+        if escapes {
+            Err(format!(
+                "COMMAND {command} refused: '..' is not allowed in it; {rule}"
+            ))
+        } else {
+            Err(format!(
+                "COMMAND {command} refused: {rule}; add its directory to {ALLOWED_KEY} to run it"
+            ))
+        }
     }
 }
 
@@ -168,10 +171,9 @@ mod tests {
         let e = p.check_local("/bin/true").unwrap_err();
         assert_eq!(
             e,
-            "COMMAND /bin/true refused: an absolute COMMAND must be below hook_base_path \
-             /var/lib/one/remotes/hooks or a directory of hook_allowed_paths in \
-             onehem-server.conf (listed: none), and it is outside them; add its directory to \
-             hook_allowed_paths to run it"
+            "COMMAND /bin/true refused: an absolute COMMAND must name a file below \
+             hook_base_path /var/lib/one/remotes/hooks or a directory of hook_allowed_paths in \
+             onehem-server.conf (listed: none); add its directory to hook_allowed_paths to run it"
         );
     }
 
@@ -179,7 +181,11 @@ mod tests {
     fn the_root_allows_every_absolute_path_but_no_escape() {
         let p = paths(&["/"]);
         assert_eq!(p.check_local("/bin/true"), Ok(()));
-        assert!(p.check_local("/bin/../etc/x").is_err());
+        let e = p.check_local("/bin/../etc/x").unwrap_err();
+        assert!(
+            e.starts_with("COMMAND /bin/../etc/x refused: '..' is not allowed in it; "),
+            "{e}"
+        );
         assert!(p.check_local("../x").is_err());
     }
 
