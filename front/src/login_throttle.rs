@@ -1,5 +1,6 @@
-//! Throttled logins: after repeated failed logins for a user name, or for many user names from
-//! one client address, further attempts are refused for a while without checking the password.
+//! Throttled logins: after repeated failed logins for a user name from one client address, or
+//! for many user names from one address, further attempts are refused for a while without
+//! checking the password.
 //!
 //! A refused attempt gets the same failure as a wrong password, and its password is never
 //! compared, so the answer tells nothing about it. The refusal lasts `DELAY` after the
@@ -7,9 +8,12 @@
 //! refused meanwhile are not failures, so they do not lengthen it. A successful login forgets
 //! its user's failures.
 //!
-//! An address is only refused once `ADDRESS_USERS` different user names failed from it
-//! (spraying one password over many accounts): many wrong passwords for one user leave the
-//! other users at that address (the HEM and the CLIs share the loopback address) untouched.
+//! A user is refused at the address its failures came from, not everywhere: otherwise anyone
+//! could lock oneadmin out, and with it the HEM and the hooks, which log in as oneadmin, by
+//! sending wrong passwords from anywhere. An address is refused as a whole only once
+//! `ADDRESS_USERS` different user names failed from it (spraying one password over many
+//! accounts): many wrong passwords for one user leave the other users at that address (the
+//! HEM and the CLIs share the loopback address) untouched.
 //!
 //! Memory is bounded: names are kept as keyed hashes (a session string can be megabytes), each
 //! table holds at most [`ENTRIES_KEPT`] records, and a full table drops the records that hold
@@ -32,7 +36,8 @@ const SWEEP_PAUSE: Duration = Duration::from_secs(1);
 /// `LOGIN_THROTTLE = [ FAILURES = n, DELAY = s, MAX_DELAY = s, ADDRESS_USERS = n ]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleConfig {
-    /// Failed logins of one user name before its attempts are refused.
+    /// Failed logins of one user name from one address before its attempts from there are
+    /// refused.
     pub failures: u32,
     /// The first refusal; each further failure doubles it.
     pub delay: Duration,
@@ -159,7 +164,7 @@ impl LoginThrottle {
             return Admission::Check;
         }
         let now = Instant::now();
-        let key = self.key(user);
+        let key = self.key(user, address);
         let tables = self.lock();
         let by_user = tables.users.get(&key).and_then(|r| r.refusing(now));
         let by_address = tables
@@ -175,7 +180,8 @@ impl LoginThrottle {
     /// A checked attempt failed.
     pub fn failed(&self, user: &str, address: IpAddr) {
         let now = Instant::now();
-        let key = self.key(user);
+        let key = self.key(user, address);
+        let name = self.hasher.hash_one(user);
         let config = self.config;
         let mut tables = self.lock();
         tables.purge(now, &config);
@@ -190,9 +196,10 @@ impl LoginThrottle {
                 record.refused_until = Some(now + refusal);
                 tracing::warn!(
                     user = ?truncated(user),
+                    address = %address,
                     failures = record.failures,
                     refused_ms = refusal.as_millis() as u64,
-                    "failed logins: this user's logins are refused for a while"
+                    "failed logins: this user's logins from this address are refused for a while"
                 );
             }
         }
@@ -202,8 +209,8 @@ impl LoginThrottle {
             }
             entry.record.failures = entry.record.failures.saturating_add(1);
             entry.record.last_failure = now;
-            if !entry.names.contains(&key) {
-                entry.names.push(key);
+            if !entry.names.contains(&name) {
+                entry.names.push(name);
             }
             if entry.names.len() >= config.address_users {
                 let refusal = config.refusal(entry.refusals);
@@ -221,21 +228,21 @@ impl LoginThrottle {
         self.tracked.store(tables.len(), Ordering::Relaxed);
     }
 
-    /// A checked attempt succeeded: the user's failures are forgotten. The address's are
-    /// kept, or one valid account would clear the record of a spraying client.
-    pub fn succeeded(&self, user: &str) {
+    /// A checked attempt succeeded: the user's failures at this address are forgotten. The
+    /// address's are kept, or one valid account would clear the record of a spraying client.
+    pub fn succeeded(&self, user: &str, address: IpAddr) {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let key = self.key(user);
+        let key = self.key(user, address);
         let mut tables = self.lock();
         if tables.users.remove(&key).is_some() {
             self.tracked.store(tables.len(), Ordering::Relaxed);
         }
     }
 
-    fn key(&self, user: &str) -> u64 {
-        self.hasher.hash_one(user)
+    fn key(&self, user: &str, address: IpAddr) -> u64 {
+        self.hasher.hash_one((user, address_key(address)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
@@ -380,7 +387,10 @@ mod tests {
         assert!(!refused(&t, "alice", A));
         t.failed("alice", A);
         assert!(refused(&t, "alice", A));
-        assert!(refused(&t, "alice", B), "the user, from any address");
+        assert!(
+            !refused(&t, "alice", B),
+            "only where the failures came from: no one locks a user out from elsewhere"
+        );
         assert!(
             !refused(&t, "bob", A),
             "one user's failures leave its address open"
@@ -404,7 +414,7 @@ mod tests {
         for _ in 0..3 {
             t.failed("alice", A);
         }
-        t.succeeded("alice");
+        t.succeeded("alice", A);
         assert!(!refused(&t, "alice", A));
         assert_eq!(t.sizes().0, 0);
     }
@@ -451,7 +461,7 @@ mod tests {
             let (users, addresses) = t.sizes();
             assert!(users <= ENTRIES_KEPT && addresses <= ENTRIES_KEPT);
         }
-        assert!(refused(&t, "alice", B));
+        assert!(refused(&t, "alice", A));
     }
 
     #[test]

@@ -297,9 +297,10 @@ fn checked_failures(stack: &Stack) -> usize {
         .count()
 }
 
-/// 300 wrong passwords for one user: after FAILURES of them its logins are refused unchecked,
-/// even with the right password and with the reference's failure text; another user's calls
-/// keep answering; after the refusal the right password works again.
+/// 300 wrong passwords for one user: after FAILURES of them its logins from that address are
+/// refused unchecked, even with the right password and with the reference's failure text, but
+/// not from another address; another user's calls keep answering; after the refusal the right
+/// password works again.
 #[test]
 fn wrong_passwords_throttle_their_user_only() {
     const DELAY_S: u64 = 3;
@@ -322,6 +323,18 @@ fn wrong_passwords_throttle_their_user_only() {
         is_auth_failure(&right),
         "the right password {:?} after the fifth failure must be refused like a wrong one: {right:?}",
         fifth.elapsed()
+    );
+
+    // Refused where the failures came from only: from another address alice logs in.
+    let elsewhere = call_from(
+        Ipv4Addr::new(127, 0, 0, 79),
+        server(&stack),
+        "alice:right",
+        "one.user.info",
+    );
+    assert!(
+        elsewhere.contains("&lt;USER&gt;") || elsewhere.contains("<USER>"),
+        "alice from another address: {elsewhere}"
     );
 
     // The rest of the 300 from four clients at once, while bob keeps calling.

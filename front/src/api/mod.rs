@@ -85,7 +85,7 @@ pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
     }
     let caller = match crate::users::authenticate(&state.db, &state.credentials, session) {
         Ok(Some(c)) => {
-            state.login_throttle.succeeded(user);
+            state.login_throttle.succeeded(user, peer);
             c
         }
         Ok(None) => {
