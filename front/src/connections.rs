@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -87,6 +87,24 @@ pub struct Slot {
     epoch: Instant,
     calls: AtomicU32,
     shed: Notify,
+    room: Arc<Room>,
+}
+
+/// Wakes an accept loop that waits because every connection was running a call: a call
+/// ending makes its connection sheddable, a connection closing frees its place. Only a waiting
+/// loop is woken, so a request costs one load of `waiting`.
+#[derive(Debug, Default)]
+struct Room {
+    waiting: AtomicBool,
+    notify: Notify,
+}
+
+impl Room {
+    fn signal(&self) {
+        if self.waiting.load(Ordering::Acquire) {
+            self.notify.notify_waiters();
+        }
+    }
 }
 
 impl Slot {
@@ -148,7 +166,10 @@ impl Slot {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) if called => return self.calls.fetch_add(1, Ordering::Relaxed) + 1,
+                Ok(_) if called => {
+                    self.room.signal();
+                    return self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+                }
                 Ok(_) => return self.calls.load(Ordering::Relaxed),
                 Err(seen) => current = State(seen),
             }
@@ -191,8 +212,7 @@ pub struct Connections {
     cap: usize,
     epoch: Instant,
     open: Mutex<Open>,
-    /// Woken whenever a connection goes, for an accept loop that waits for room.
-    closed: Notify,
+    room: Arc<Room>,
 }
 
 #[derive(Debug, Default)]
@@ -207,7 +227,7 @@ impl Connections {
             cap: cap.max(1),
             epoch: Instant::now(),
             open: Mutex::new(Open::default()),
-            closed: Notify::new(),
+            room: Arc::default(),
         })
     }
 
@@ -267,15 +287,18 @@ impl Connections {
         open.slots.len() < self.cap
     }
 
-    /// Waits until a connection closes.
-    pub async fn wait_for_close(&self) {
-        let closed = self.closed.notified();
-        tokio::pin!(closed);
-        closed.as_mut().enable();
-        if self.len() < self.cap {
-            return;
+    /// Waits until [`Connections::make_room`] may succeed: a connection closed or a call
+    /// ended.
+    pub async fn wait_for_room(&self) {
+        let room = self.room.notify.notified();
+        tokio::pin!(room);
+        room.as_mut().enable();
+        self.room.waiting.store(true, Ordering::Release);
+        // What changed before `waiting` was set woke no one: look once more.
+        if !self.make_room() {
+            room.await;
         }
-        closed.await
+        self.room.waiting.store(false, Ordering::Release);
     }
 
     /// Registers a new connection, idle from now; it stays registered until the guard drops.
@@ -285,6 +308,7 @@ impl Connections {
             epoch: self.epoch,
             calls: AtomicU32::new(0),
             shed: Notify::new(),
+            room: self.room.clone(),
         });
         slot.state.store(
             State::new(Phase::Idle, false, slot.now_ms()).0,
@@ -324,7 +348,7 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.connections.lock().slots.remove(&self.id);
-        self.connections.closed.notify_waiters();
+        self.connections.room.signal();
     }
 }
 
@@ -436,6 +460,20 @@ mod tests {
         assert!(_another.slot().begin_call());
         assert!(!conns.make_room(), "every connection runs a call: no room");
         assert_eq!(busy.slot().phase(), Phase::Busy);
+        // A call that ends makes room, and wakes a waiting accept loop.
+        let waiter = tokio::spawn({
+            let conns = conns.clone();
+            async move { conns.wait_for_room().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        calling.slot().end_request();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken")
+            .expect("joined");
+        assert!(conns.make_room());
+        assert_eq!(calling.slot().phase(), Phase::Shed);
         drop(busy);
         assert!(conns.make_room());
     }

@@ -90,7 +90,7 @@ pub async fn serve(
         while !connections.make_room() {
             tokio::select! {
                 _ = &mut shutdown => break 'accept,
-                _ = connections.wait_for_close() => {}
+                _ = connections.wait_for_room() => {}
             }
         }
         let _ = stream.set_nodelay(true);

@@ -236,6 +236,33 @@ fn idle_and_slow_connections_are_closed_after_their_timeouts() {
     );
 }
 
+/// KEEPALIVE_MAX_CONN: after that many calls the server answers with `Connection: close`
+/// and closes the connection.
+#[test]
+fn a_connection_closes_after_keepalive_max_conn_calls() {
+    let stack = stack("KEEPALIVE_MAX_CONN = 2\n");
+    let body = one_proto::xmlrpc::format_call(&one_proto::xmlrpc::MethodCall {
+        method: "one.system.version".to_string(),
+        params: vec![Value::String(stack.session.clone())],
+    });
+    let request = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(server(&stack)).expect("connect");
+    s.set_read_timeout(Some(CALL_TIMEOUT)).expect("timeout");
+    // Three requests at once: two are answered, then the connection closes.
+    s.write_all(request.repeat(3).as_bytes()).expect("send");
+    let mut answer = String::new();
+    let read = s.read_to_string(&mut answer);
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+}
+
 /// A raw call from source address `from` (a loopback address of the test's choosing): the
 /// response body.
 fn call_from(from: Ipv4Addr, to: SocketAddr, session: &str, method: &str) -> String {
