@@ -11,6 +11,7 @@ use std::time::Duration;
 use one_proto::template::Template;
 
 use crate::events::{DEFAULT_ACK_TIMEOUT, DEFAULT_OUTBOX_LIMIT};
+use crate::login_throttle::ThrottleConfig;
 use crate::sim_config::SimConfig;
 
 /// Default XML-RPC port (oned's `PORT`).
@@ -36,6 +37,10 @@ pub struct Config {
     pub sim: SimConfig,
     /// `EVENT_OUTBOX = [ LIMIT = n, ACK_TIMEOUT = s ]`.
     pub event_outbox: EventOutbox,
+    /// `MAX_CONN`, `MAX_CONN_BACKLOG`, `KEEPALIVE_TIMEOUT`, `KEEPALIVE_MAX_CONN`, `TIMEOUT`.
+    pub server: ServerLimits,
+    /// `LOGIN_THROTTLE = [ FAILURES = n, DELAY = s, MAX_DELAY = s, ADDRESS_USERS = n ]`.
+    pub login_throttle: ThrottleConfig,
     /// The file as read, for `one.system.config` only: every key is read into a field above.
     pub as_read: Template,
 }
@@ -54,6 +59,44 @@ impl Default for EventOutbox {
         EventOutbox {
             limit: DEFAULT_OUTBOX_LIMIT,
             ack_timeout: DEFAULT_ACK_TIMEOUT,
+        }
+    }
+}
+
+/// The XML-RPC server's limits, under the reference's key names (its xmlrpc-c server has the
+/// same five); the defaults differ where the reference's would not serve the HEM and its hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `MAX_CONN`: connections kept open at once. At the cap a new connection closes the one
+    /// idle for longest instead of waiting (see `connections`).
+    pub max_conn: usize,
+    /// `MAX_CONN_BACKLOG`: the listen backlog; by default the same as `max_conn`.
+    pub backlog: u32,
+    /// `KEEPALIVE_TIMEOUT`: how long a connection may stay open between two calls.
+    pub keepalive_timeout: Duration,
+    /// `KEEPALIVE_MAX_CONN`: calls served on one connection before it is closed; `None`, the
+    /// default, for no limit (the HEM keeps one connection for all its calls).
+    pub keepalive_max_conn: Option<u32>,
+    /// `TIMEOUT`: how long a request (headers and body) may take to arrive once its first
+    /// byte has; short, so that a client sending byte by byte holds nothing for long.
+    pub timeout: Duration,
+}
+
+/// Default `MAX_CONN`.
+pub const DEFAULT_MAX_CONN: usize = 512;
+/// Default `KEEPALIVE_TIMEOUT` (the reference's value).
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default `TIMEOUT`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_conn: DEFAULT_MAX_CONN,
+            backlog: DEFAULT_MAX_CONN as u32,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            keepalive_max_conn: None,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -115,6 +158,8 @@ impl Default for Config {
             api_list_order_desc: true,
             sim: SimConfig::default(),
             event_outbox: EventOutbox::default(),
+            server: ServerLimits::default(),
+            login_throttle: ThrottleConfig::default(),
             as_read: Template::new(),
         }
     }
@@ -246,6 +291,11 @@ impl Config {
             }
         }
 
+        config.server = server_limits(&raw, &mut problems);
+        if let Some(pairs) = vector(&raw, "LOGIN_THROTTLE", &mut problems) {
+            config.login_throttle = login_throttle(pairs, &mut problems);
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -264,6 +314,91 @@ impl Config {
             var_dir.join(&self.db_file)
         }
     }
+}
+
+/// Upper bound of `MAX_CONN` and `MAX_CONN_BACKLOG`: far above what one process serves, low
+/// enough that no arithmetic on it overflows.
+const MAX_CONN_LIMIT: u64 = 1_000_000;
+/// Upper bound of every duration key, in seconds (a day).
+const MAX_SECONDS: u64 = 86_400;
+
+/// A positive integer no larger than `max`, or a problem naming `key`.
+fn positive(v: &str, key: &str, max: u64, problems: &mut Vec<ConfigProblem>) -> Option<u64> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Some(n),
+        _ => {
+            problem(
+                problems,
+                key,
+                format!("not an integer from 1 to {max}: {v:?}"),
+            );
+            None
+        }
+    }
+}
+
+fn server_limits(raw: &Template, problems: &mut Vec<ConfigProblem>) -> ServerLimits {
+    let mut limits = ServerLimits::default();
+    let mut read = |key: &str, max: u64| {
+        let v = single(raw, key, problems)?;
+        positive(v, key, max, problems)
+    };
+    let max_conn = read("MAX_CONN", MAX_CONN_LIMIT);
+    let backlog = read("MAX_CONN_BACKLOG", MAX_CONN_LIMIT);
+    let keepalive = read("KEEPALIVE_TIMEOUT", MAX_SECONDS);
+    let per_connection = read("KEEPALIVE_MAX_CONN", u64::from(u32::MAX));
+    let timeout = read("TIMEOUT", MAX_SECONDS);
+    if let Some(n) = max_conn {
+        limits.max_conn = n as usize;
+        limits.backlog = n as u32;
+    }
+    if let Some(n) = backlog {
+        limits.backlog = n as u32;
+    }
+    if let Some(s) = keepalive {
+        limits.keepalive_timeout = Duration::from_secs(s);
+    }
+    limits.keepalive_max_conn = per_connection.map(|n| n as u32);
+    if let Some(s) = timeout {
+        limits.timeout = Duration::from_secs(s);
+    }
+    limits
+}
+
+fn login_throttle(pairs: &[(String, String)], problems: &mut Vec<ConfigProblem>) -> ThrottleConfig {
+    let mut throttle = ThrottleConfig::default();
+    let mut read = |name: &str, max: u64| {
+        let v = lookup(pairs, name)?;
+        positive(v, &format!("LOGIN_THROTTLE/{name}"), max, problems)
+    };
+    let failures = read("FAILURES", u64::from(u32::MAX));
+    let delay = read("DELAY", MAX_SECONDS);
+    let max_delay = read("MAX_DELAY", MAX_SECONDS);
+    let address_users = read("ADDRESS_USERS", 1000);
+    if let Some(n) = failures {
+        throttle.failures = n as u32;
+    }
+    if let Some(s) = delay {
+        throttle.delay = Duration::from_secs(s);
+    }
+    if let Some(s) = max_delay {
+        throttle.max_delay = Duration::from_secs(s);
+    }
+    if let Some(n) = address_users {
+        throttle.address_users = n as usize;
+    }
+    if throttle.max_delay < throttle.delay {
+        problem(
+            problems,
+            "LOGIN_THROTTLE/MAX_DELAY",
+            format!(
+                "{} s is shorter than DELAY ({} s)",
+                throttle.max_delay.as_secs(),
+                throttle.delay.as_secs()
+            ),
+        );
+    }
+    throttle
 }
 
 fn problem(problems: &mut Vec<ConfigProblem>, key: &str, message: String) {
@@ -442,6 +577,65 @@ mod tests {
                 "EVENT_OUTBOX/ACK_TIMEOUT"
             ]
         );
+    }
+
+    #[test]
+    fn the_server_limits_and_the_login_throttle_are_read_and_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.server, ServerLimits::default());
+        assert_eq!(c.server.backlog, DEFAULT_MAX_CONN as u32);
+        assert_eq!(c.login_throttle, ThrottleConfig::default());
+        let c = parse(
+            "MAX_CONN = 100\nKEEPALIVE_TIMEOUT = 3\nKEEPALIVE_MAX_CONN = 30\nTIMEOUT = 2\n\
+             LOGIN_THROTTLE = [ FAILURES = 4, DELAY = 2, MAX_DELAY = 8, ADDRESS_USERS = 6 ]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server,
+            ServerLimits {
+                max_conn: 100,
+                backlog: 100,
+                keepalive_timeout: Duration::from_secs(3),
+                keepalive_max_conn: Some(30),
+                timeout: Duration::from_secs(2),
+            }
+        );
+        assert_eq!(
+            c.login_throttle,
+            ThrottleConfig {
+                failures: 4,
+                delay: Duration::from_secs(2),
+                max_delay: Duration::from_secs(8),
+                address_users: 6,
+            }
+        );
+        let c = parse("MAX_CONN = 100\nMAX_CONN_BACKLOG = 20\n").unwrap();
+        assert_eq!((c.server.max_conn, c.server.backlog), (100, 20));
+        for (bad, key) in [
+            ("MAX_CONN = 0", "MAX_CONN"),
+            ("MAX_CONN = -5", "MAX_CONN"),
+            ("MAX_CONN = 99999999999", "MAX_CONN"),
+            ("MAX_CONN_BACKLOG = x", "MAX_CONN_BACKLOG"),
+            ("KEEPALIVE_TIMEOUT = [ A = 1 ]", "KEEPALIVE_TIMEOUT"),
+            ("KEEPALIVE_MAX_CONN = 0", "KEEPALIVE_MAX_CONN"),
+            ("TIMEOUT = 1.5", "TIMEOUT"),
+            ("LOGIN_THROTTLE = 3", "LOGIN_THROTTLE"),
+            (
+                "LOGIN_THROTTLE = [ FAILURES = 0 ]",
+                "LOGIN_THROTTLE/FAILURES",
+            ),
+            (
+                "LOGIN_THROTTLE = [ DELAY = 10, MAX_DELAY = 5 ]",
+                "LOGIN_THROTTLE/MAX_DELAY",
+            ),
+            (
+                "LOGIN_THROTTLE = [ ADDRESS_USERS = 5000 ]",
+                "LOGIN_THROTTLE/ADDRESS_USERS",
+            ),
+        ] {
+            let (keys, text) = problem_keys(bad);
+            assert_eq!(keys, [key], "{bad}: {text}");
+        }
     }
 
     #[test]

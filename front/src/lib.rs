@@ -4,11 +4,14 @@ pub mod api;
 pub mod call;
 pub mod cloud;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod driver_link;
 pub mod events;
+pub mod fd_limit;
 pub mod hook_log;
 pub mod hook_pool;
+pub mod login_throttle;
 pub mod schema;
 pub mod server;
 pub mod sim_config;
@@ -31,6 +34,8 @@ pub struct AppState {
     pub cloud: cloud::Cloud,
     /// Users who authenticated recently.
     pub credentials: users::Credentials,
+    /// Failed logins, by user name and by client address.
+    pub login_throttle: login_throttle::LoginThrottle,
     /// Source of the REQ_ID stored with a lock.
     request_ids: AtomicI64,
 }
@@ -44,7 +49,9 @@ impl AppState {
         cloud: cloud::Cloud,
     ) -> AppState {
         let seed = i64::from(rand::random::<u16>()) * 1000;
+        let login_throttle = login_throttle::LoginThrottle::new(config.login_throttle);
         AppState {
+            login_throttle,
             config,
             db,
             bus,

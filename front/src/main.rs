@@ -42,8 +42,7 @@ fn start(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let addr = SocketAddr::new(config.listen_address, config.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = oned_lite::server::listen(addr, config.server.backlog)
             .with_context(|| format!("cannot listen on {addr}"))?;
         oned_lite::run(config, args.var_dir, listener, shutdown_signal()).await
     })

@@ -6,6 +6,8 @@ pub mod hook;
 pub mod system;
 pub mod user;
 
+use std::net::IpAddr;
+
 use one_proto::event::ApiEvent;
 use one_proto::xmlrpc::{MethodCall, Response, Value};
 
@@ -14,6 +16,7 @@ use crate::call::{
     ApiError, CallError, CallResult, Caller, ErrorCode, FAULT_NO_SUCH_METHOD, FAULT_TYPE, Params,
     int_value,
 };
+use crate::login_throttle::Admission;
 
 /// The replication index of a failure array: UINT64_MAX, which xmlrpc-c writes as `<i8>-1</i8>`.
 const REPLICATION_INDEX: i64 = -1;
@@ -39,9 +42,10 @@ fn success_value(value: Value) -> Value {
     Value::Array(vec![Value::Bool(true), value, Value::Int(0)])
 }
 
-/// Answers one call: authenticates the session, runs the method and, in the same transaction,
-/// records its API event; builds the response array.
-pub fn handle(state: &AppState, call: MethodCall) -> Response {
+/// Answers one call from `peer`: authenticates the session (unless its user or address is
+/// refused for failed logins), runs the method and, in the same transaction, records its API
+/// event; builds the response array.
+pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
     let method = call.method.as_str();
     let Some((session, rest)) = call.params.split_first() else {
         return Response::Fault {
@@ -58,16 +62,36 @@ pub fn handle(state: &AppState, call: MethodCall) -> Response {
             ),
         };
     };
+    // The reference's failure, also for a refused attempt: it must not tell whether the
+    // password was right, and clients parse this text.
+    let unauthenticated = || {
+        let err = ApiError::new(
+            ErrorCode::Authentication,
+            "User couldn't be authenticated, aborting call.",
+            -1,
+        );
+        Response::Value(failure_value(method, &err))
+    };
+    let user = session.split_once(':').map_or(session.as_str(), |(u, _)| u);
+    if let Admission::Refused(until) = state.login_throttle.admit(user, peer) {
+        tracing::debug!(
+            method,
+            refused_ms = until
+                .saturating_duration_since(std::time::Instant::now())
+                .as_millis() as u64,
+            "login refused unchecked after failed logins"
+        );
+        return unauthenticated();
+    }
     let caller = match crate::users::authenticate(&state.db, &state.credentials, session) {
-        Ok(Some(c)) => c,
+        Ok(Some(c)) => {
+            state.login_throttle.succeeded(user, peer);
+            c
+        }
         Ok(None) => {
-            tracing::info!(method, "authentication failed");
-            let err = ApiError::new(
-                ErrorCode::Authentication,
-                "User couldn't be authenticated, aborting call.",
-                -1,
-            );
-            return Response::Value(failure_value(method, &err));
+            tracing::info!(method, peer = %peer, "authentication failed");
+            state.login_throttle.failed(user, peer);
+            return unauthenticated();
         }
         Err(e) => {
             tracing::error!(method, error = %e, "cannot read the user pool");
