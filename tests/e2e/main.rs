@@ -4,6 +4,7 @@ mod bus_security;
 mod chaos;
 mod distributed;
 mod execution;
+mod file_modes;
 mod flood;
 mod nats_cluster;
 mod no_loss;

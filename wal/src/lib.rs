@@ -45,6 +45,8 @@ use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 use tracing::{debug, warn};
 
+pub mod private_files;
+
 /// How often the WAL is checkpointed.
 pub const INTERVAL: Duration = Duration::from_millis(250);
 /// WAL size above which a checkpoint makes the writer wait until the WAL can start over.
