@@ -108,9 +108,10 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
         ));
     }
     // No `journal_size_limit`: the WAL file keeps its size when it starts over and is written
-    // again from its start (it stays below about `one_wal::RESTART_BYTES`). The truncation
-    // happens in the commit that starts the WAL over; freeing tens of megabytes of blocks took
-    // 250 ms here, during which no event was published.
+    // again from its start (it stays near `one_wal::RESTART_BYTES`). That truncation would
+    // happen in the commit that starts the WAL over; freeing tens of megabytes of blocks took
+    // 250 ms here, during which no event was published. The checkpoint thread truncates it
+    // instead, once the writer is idle (`one_wal::IDLE_WAL_BYTES`).
     conn.execute_batch(
         "PRAGMA cache_size=-32768;
          PRAGMA temp_store=MEMORY;",

@@ -11,3 +11,4 @@ mod no_loss;
 mod remote;
 mod seed_examples;
 mod thin_path;
+mod wal_size;
