@@ -142,7 +142,7 @@
 //! it near 256 MiB (it grows past that only by what is committed while a restart waits). The
 //! writer never truncates it: on this kind of disk freeing tens of megabytes took 250 ms inside
 //! the commit that started the WAL over, and no event was published meanwhile. Once nothing
-//! was committed for half a second, the checkpoint thread truncates a WAL larger than 4 MiB to
+//! was committed for a second, the checkpoint thread truncates a WAL larger than 4 MiB to
 //! nothing (`one_wal::IDLE_WAL_BYTES`), so an idle driver keeps no more WAL than that.
 //!
 //! What a failure can lose, by `--journal-sync`:

@@ -62,8 +62,8 @@ pub const RESTART_BYTES: i64 = 256 * 1024 * 1024;
 /// The largest WAL file left in place once its writer is idle; a larger one is truncated.
 pub const IDLE_WAL_BYTES: u64 = 4 * 1024 * 1024;
 /// How many rounds in a row the writer must have committed nothing, with the WAL all copied,
-/// before the WAL is truncated.
-pub const IDLE_ROUNDS: u32 = 2;
+/// before the WAL is truncated: a second, so that the pauses of a bursty load do not count.
+pub const IDLE_ROUNDS: u32 = 4;
 /// How long a restarting checkpoint, which holds the writer back meanwhile, waits for readers
 /// of the old WAL before it gives up until the next round.
 pub const RESTART_BUSY_LIMIT: Duration = Duration::from_millis(20);
@@ -305,8 +305,9 @@ fn run(
 /// Truncates the WAL of an idle writer when it is larger than [`IDLE_WAL_BYTES`].
 ///
 /// The truncating checkpoint holds the writer back while it runs; with the WAL all copied it
-/// has only the truncation itself to do, and a commit arriving meanwhile waits on its busy
-/// handler. It waits at most [`RESTART_BUSY_LIMIT`] for readers of the WAL, and otherwise tries
+/// has only the truncation itself to do (freeing the file's blocks, BENCHMARKS.md, design
+/// measurements), and a commit arriving meanwhile waits on its busy handler. That happens at
+/// most once per burst, to the first commit after a second without any. It waits at most [`RESTART_BUSY_LIMIT`] for readers of the WAL, and otherwise tries
 /// again next round.
 fn truncate_if_large(conn: &Connection, wal: &std::path::Path) {
     let Ok(size) = std::fs::metadata(wal).map(|m| m.len()) else {
@@ -315,8 +316,14 @@ fn truncate_if_large(conn: &Connection, wal: &std::path::Path) {
     if size <= IDLE_WAL_BYTES {
         return;
     }
+    let started = std::time::Instant::now();
     match checkpoint(conn, "TRUNCATE") {
-        Ok((_, _, false)) => info!(wal = %wal.display(), bytes = size, "idle: WAL truncated"),
+        Ok((_, _, false)) => info!(
+            wal = %wal.display(),
+            bytes = size,
+            took_ms = started.elapsed().as_millis(),
+            "idle: WAL truncated"
+        ),
         Ok((_, _, true)) => debug!("readers of the WAL: truncation left for later"),
         Err(e) => warn!(error = %e, "truncating checkpoint failed"),
     }
