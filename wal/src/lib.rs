@@ -307,8 +307,8 @@ fn run(
 /// The truncating checkpoint holds the writer back while it runs; with the WAL all copied it
 /// has only the truncation itself to do (freeing the file's blocks, BENCHMARKS.md, design
 /// measurements), and a commit arriving meanwhile waits on its busy handler. That happens at
-/// most once per burst, to the first commit after a second without any. It waits at most [`RESTART_BUSY_LIMIT`] for readers of the WAL, and otherwise tries
-/// again next round.
+/// most once per burst, to the first commit after a second without any. It waits at most
+/// [`RESTART_BUSY_LIMIT`] for readers of the WAL, and otherwise tries again next round.
 fn truncate_if_large(conn: &Connection, wal: &std::path::Path) {
     let Ok(size) = std::fs::metadata(wal).map(|m| m.len()) else {
         return;

@@ -55,7 +55,11 @@ impl Tightened {
             .map(|(path, mode)| format!("{} (was {mode:04o})", path.display()))
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::warn!(%files, mode = "0600", "files other users could read are now private to their owner");
+        tracing::warn!(
+            %files,
+            mode = "0600",
+            "files other users could read are now private to their owner"
+        );
     }
 }
 
