@@ -128,6 +128,9 @@ pub struct StackOptions {
     /// default allows the system's `/bin/true` and the like that tests name; the HEM's own
     /// default allows none.
     pub hook_allowed_paths: Vec<PathBuf>,
+    /// Each HEM also writes its own `log_file` ([`Stack::hem_log_file`]), in a directory it
+    /// creates; otherwise it logs to stderr only, which the fixture keeps.
+    pub hem_log_file: bool,
 }
 
 /// How the driver and the HEMs reach a NATS cluster.
@@ -152,6 +155,7 @@ impl Default for StackOptions {
             hems: 1,
             nats: None,
             hook_allowed_paths: vec!["/bin".into(), "/usr/bin".into()],
+            hem_log_file: false,
         }
     }
 }
@@ -190,7 +194,8 @@ impl Stack {
         let var_dir = dir.path().join("var");
         let hook_dir = dir.path().join("hooks");
         let remote_hook_dir = dir.path().join("remote-hooks");
-        for d in [&var_dir, &hook_dir, &remote_hook_dir] {
+        // oned-lite creates the var dir itself, as it does in a new installation.
+        for d in [&hook_dir, &remote_hook_dir] {
             fs::create_dir_all(d)?;
         }
         let endpoint = format!("http://{ip}:{XMLRPC_PORT}/RPC2");
@@ -248,6 +253,15 @@ impl Stack {
         self.hems.len()
     }
 
+    /// HEM `i`'s own `log_file` when [`StackOptions::hem_log_file`] is set, below a
+    /// directory the HEM creates.
+    pub fn hem_log_file(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join("log/one")
+            .join(format!("{}.log", Self::hem_log(i)))
+    }
+
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -290,7 +304,7 @@ impl Stack {
                  :concurrency: {conc}\n\
                  replay_endpoint: tcp://{ip}:{REPLAY_PORT}\n\
                  replay_from: oldest\n\
-                 log_file: none\n\
+                 log_file: {log_file}\n\
                  log_stderr: true\n\
                  state_db: {state}\n\
                  one_xmlrpc: {endpoint}\n\
@@ -301,6 +315,11 @@ impl Stack {
                 conc = self.options.concurrency,
                 debug = self.options.hem_debug_level,
                 state = state.display(),
+                log_file = if self.options.hem_log_file {
+                    self.hem_log_file(i).display().to_string()
+                } else {
+                    "none".to_string()
+                },
                 endpoint = self.endpoint,
                 auth = self.var_dir.join("one_auth").display(),
                 allowed = allowed,

@@ -137,10 +137,13 @@
 //! with the next events or results; lost in a crash, it makes the next driver forward those
 //! last results again, and oned-lite drops them by `EXECUTION_UID` (the reference oned, which
 //! keeps no uid, would record them twice: the price of one commit less per result).
-//! The WAL file (`<journal>-wal`) keeps the largest size it reached and is written again from its
-//! start after each complete checkpoint; a restarting checkpoint keeps it below about 256 MiB.
-//! It is not truncated: on this kind of disk freeing tens of megabytes took 250 ms inside the
-//! commit that started the WAL over, and no event was published meanwhile.
+//! While events flow, the WAL file (`<journal>-wal`) keeps the largest size it reached and is
+//! written again from its start after each complete checkpoint; a restarting checkpoint keeps
+//! it near 256 MiB (it grows past that only by what is committed while a restart waits). The
+//! writer never truncates it: on this kind of disk freeing tens of megabytes took 250 ms inside
+//! the commit that started the WAL over, and no event was published meanwhile. Once nothing
+//! was committed for a second, the checkpoint thread truncates a WAL larger than 4 MiB to
+//! nothing (`one_wal::IDLE_WAL_BYTES`), so an idle driver keeps no more WAL than that.
 //!
 //! What a failure can lose, by `--journal-sync`:
 //!

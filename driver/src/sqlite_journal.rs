@@ -16,6 +16,7 @@
 //!   acknowledged by a front-end that acknowledges results).
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -107,9 +108,10 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
         ));
     }
     // No `journal_size_limit`: the WAL file keeps its size when it starts over and is written
-    // again from its start (it stays below about `one_wal::RESTART_BYTES`). The truncation
-    // happens in the commit that starts the WAL over; freeing tens of megabytes of blocks took
-    // 250 ms here, during which no event was published.
+    // again from its start (it stays near `one_wal::RESTART_BYTES`). That truncation would
+    // happen in the commit that starts the WAL over; freeing tens of megabytes of blocks took
+    // 250 ms here, during which no event was published. The checkpoint thread truncates it
+    // instead, once the writer is idle (`one_wal::IDLE_WAL_BYTES`).
     conn.execute_batch(
         "PRAGMA cache_size=-32768;
          PRAGMA temp_store=MEMORY;",
@@ -121,13 +123,12 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
 /// Takes the writer lock, `<journal>.lock` next to the journal (a separate file: closing any
 /// descriptor of the database itself would drop SQLite's own locks).
 fn lock_journal(path: &Path) -> Result<Flock<File>, JournalError> {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    let lock_path = PathBuf::from(name);
+    let lock_path = lock_path_of(path);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(one_wal::private_files::FILE_MODE)
         .open(&lock_path)
         .map_err(|e| {
             JournalError::new("lock", format!("cannot open {}: {e}", lock_path.display()))
@@ -138,6 +139,24 @@ fn lock_journal(path: &Path) -> Result<Flock<File>, JournalError> {
             format!("{} is in use by another one_hm ({errno})", path.display()),
         )
     })
+}
+
+/// `<journal>.lock`.
+fn lock_path_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Creates the journal file 0600 before SQLite opens it (its WAL and SHM take its mode), and
+/// takes group and other permissions away from the files an earlier version left loose.
+fn make_private(path: &Path) -> Result<(), one_wal::private_files::PrivateFileError> {
+    let mut tightened = one_wal::private_files::prepare_database(path)?;
+    tightened
+        .0
+        .extend(one_wal::private_files::restrict(&lock_path_of(path))?.0);
+    tightened.log();
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -158,6 +177,8 @@ impl SqliteJournal {
     /// Opens (creating if needed) the journal at `path`.
     pub fn open(path: &Path, options: JournalOptions) -> Result<SqliteJournal, JournalError> {
         let lock = lock_journal(path)?;
+        // Events carry VM templates, CONTEXT passwords included.
+        make_private(path).map_err(|e| JournalError::new("open", e))?;
         let mut conn = open_connection(path)?;
         // Checkpoints are the checkpointer thread's job (`one_wal`).
         one_wal::prepare_writer(&conn, options.sync.durability()).map_err(err("configure"))?;

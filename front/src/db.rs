@@ -85,6 +85,12 @@ pub enum DbError {
     },
     #[error("cannot start checkpoints of database {path}: {reason}")]
     Checkpoints { path: PathBuf, reason: String },
+    #[error("cannot make database {path} private: {source}")]
+    Private {
+        path: PathBuf,
+        #[source]
+        source: one_wal::private_files::PrivateFileError,
+    },
 }
 
 /// The transaction of the [`Db::atomic`] running on this thread, and whose database it is.
@@ -121,6 +127,13 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) the database file, switches it to WAL and migrates it.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        // It holds password hashes and VM templates with CONTEXT passwords.
+        one_wal::private_files::prepare_database(path)
+            .map_err(|source| DbError::Private {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .log();
         let mut conn = Connection::open(path).map_err(|source| DbError::Open {
             path: path.to_path_buf(),
             source,

@@ -75,8 +75,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&var_dir)
-        .with_context(|| format!("cannot create var dir {}", var_dir.display()))?;
+    one_wal::private_files::create_dir_all(&var_dir).context("cannot create the var dir")?;
     let db_path = config.db_path(&var_dir);
     let db = db::Db::open(&db_path).context("cannot open the database")?;
     users::bootstrap(&db, &var_dir).context("cannot bootstrap the oneadmin account")?;

@@ -31,6 +31,8 @@ pub enum UserError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Private(#[from] one_wal::private_files::PrivateFileError),
 }
 
 /// One row of the user pool.
@@ -63,6 +65,8 @@ pub fn bootstrap(db: &Db, var_dir: &Path) -> Result<(), UserError> {
         .map(|r| r.is_some())
     })?;
     let auth_path = var_dir.join(ONE_AUTH_FILE);
+    // oneadmin's password, in a file an earlier version may have left readable to others.
+    one_wal::private_files::restrict(&auth_path)?.log();
     if exists {
         if !auth_path.exists() {
             tracing::warn!(path = %auth_path.display(), "oneadmin exists but its credentials file is missing");

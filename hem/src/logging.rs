@@ -1,7 +1,6 @@
 //! Structured logs (tracing) to the configured file and/or stderr, at the reference's
 //! `debug_level` (0 = ERROR, 1 = WARN, 2 = INFO, 3 = DEBUG); RUST_LOG overrides it.
 
-use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -21,26 +20,22 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let file_layer = match &config.log_file {
+    let (file_layer, tightened) = match &config.log_file {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("cannot create the log directory {}", dir.display())
-                })?;
+                one_wal::private_files::create_dir_all(dir)
+                    .context("cannot create the log directory")?;
             }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open the log file {}", path.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(Arc::new(file))
-                    .with_ansi(false)
-                    .with_target(false),
-            )
+            // The log names hooks, hosts and failures; only its owner reads it.
+            let (file, tightened) =
+                one_wal::private_files::open_log(path).context("cannot open the log file")?;
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(Arc::new(file))
+                .with_ansi(false)
+                .with_target(false);
+            (Some(layer), tightened)
         }
-        None => None,
+        None => (None, one_wal::private_files::Tightened::default()),
     };
     // Colours only on a terminal: stderr redirected to a file must stay plain text.
     let stderr_layer = config.log_stderr.then(|| {
@@ -54,7 +49,10 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .with(file_layer)
         .with(stderr_layer)
         .try_init()
-        .context("cannot install the log subscriber")
+        .context("cannot install the log subscriber")?;
+    // Said once the subscriber can write it down.
+    tightened.log();
+    Ok(())
 }
 
 /// Installs a subscriber for a one-shot command: errors on stderr (RUST_LOG overrides the

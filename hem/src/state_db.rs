@@ -61,10 +61,10 @@ pub enum StateDbError {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot create the directory of state DB {path}: {source}")]
-    Directory {
+    #[error("state DB {path}: {source}")]
+    Private {
         path: PathBuf,
-        source: std::io::Error,
+        source: one_wal::private_files::PrivateFileError,
     },
     #[error("state DB {path}: {source}")]
     Sqlite {
@@ -129,12 +129,17 @@ impl StateDb {
         path: &Path,
         ack_grace: Duration,
     ) -> Result<(StateDb, StateDbThread, Recovery), StateDbError> {
+        // Results hold hook output and arguments, VM templates with their passwords among them.
+        let private = |source| StateDbError::Private {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StateDbError::Directory {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            one_wal::private_files::create_dir_all(dir).map_err(private)?;
         }
+        one_wal::private_files::prepare_database(path)
+            .map_err(private)?
+            .log();
         let conn = Connection::open(path).map_err(|source| StateDbError::Open {
             path: path.to_path_buf(),
             source,

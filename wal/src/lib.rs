@@ -29,6 +29,14 @@
 //! mode, for a connection that never checkpoints, that header sync is the only difference from
 //! `NORMAL`) and the checkpointer with `NORMAL`.
 //!
+//! A WAL file keeps the largest size it reached: it is written over from its start, never
+//! shortened, and the writer's connection leaves it so (no `journal_size_limit`), because
+//! freeing tens of megabytes of blocks inside a commit held every commit behind it. Once the
+//! writer has committed nothing for [`IDLE_ROUNDS`] rounds and everything is copied, the
+//! checkpointer truncates a WAL larger than [`IDLE_WAL_BYTES`] to nothing instead, with a
+//! truncating checkpoint: a burst leaves no lasting WAL behind, and an idle daemon holds at
+//! most [`IDLE_WAL_BYTES`] of WAL per database.
+//!
 //! Durability is unchanged: a committed transaction is in the WAL (in the page cache with
 //! [`Durability::Normal`], on disk with [`Durability::Full`]) whether or not it was checkpointed
 //! yet, and survives a crash of the process either way.
@@ -43,12 +51,19 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
+
+pub mod private_files;
 
 /// How often the WAL is checkpointed.
 pub const INTERVAL: Duration = Duration::from_millis(250);
 /// WAL size above which a checkpoint makes the writer wait until the WAL can start over.
 pub const RESTART_BYTES: i64 = 256 * 1024 * 1024;
+/// The largest WAL file left in place once its writer is idle; a larger one is truncated.
+pub const IDLE_WAL_BYTES: u64 = 4 * 1024 * 1024;
+/// How many rounds in a row the writer must have committed nothing, with the WAL all copied,
+/// before the WAL is truncated: a second, so that the pauses of a bursty load do not count.
+pub const IDLE_ROUNDS: u32 = 4;
 /// How long a restarting checkpoint, which holds the writer back meanwhile, waits for readers
 /// of the old WAL before it gives up until the next round.
 pub const RESTART_BUSY_LIMIT: Duration = Duration::from_millis(20);
@@ -175,20 +190,52 @@ impl Checkpointer {
         // Read with the connection's usual busy timeout: the short one is for restarts.
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         prepare_checkpointer(&conn, durability)?;
-        // Only a durable database has its file flushed ahead of a restart (see `flush_ahead`).
-        let file = conn
-            .path()
-            .filter(|p| !p.is_empty() && durability != Durability::Off)
-            .map(std::path::PathBuf::from);
+        let files = conn.path().filter(|p| !p.is_empty()).map(|p| Files {
+            wal: wal_of(std::path::Path::new(p)),
+            // Only a durable database has its files flushed ahead of a restart (see
+            // `flush_ahead`).
+            flushed: (durability != Durability::Off).then(|| std::path::PathBuf::from(p)),
+        });
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(&conn, page_size, restart_bytes, file.as_deref(), &signal))?;
+            .spawn(move || run(&conn, page_size, restart_bytes, files.as_ref(), &signal))?;
         Ok(Checkpointer {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// The files of a database on disk, as the checkpoint thread needs them.
+#[derive(Debug)]
+struct Files {
+    /// The WAL, truncated once idle.
+    wal: std::path::PathBuf,
+    /// The database file, when it is flushed ahead of a restart.
+    flushed: Option<std::path::PathBuf>,
+}
+
+/// Counts the rounds in which the writer committed nothing and the WAL was all copied.
+#[derive(Debug, Default)]
+struct Idle {
+    last_frames: Option<i64>,
+    rounds: u32,
+}
+
+impl Idle {
+    /// Takes in a passive checkpoint's WAL frame count and copied frame count; true once the
+    /// writer has been idle for [`IDLE_ROUNDS`] rounds.
+    fn observe(&mut self, frames: i64, copied: i64) -> bool {
+        let quiet = frames == copied && self.last_frames == Some(frames);
+        self.last_frames = Some(frames);
+        self.rounds = if quiet {
+            self.rounds.saturating_add(1)
+        } else {
+            0
+        };
+        self.rounds >= IDLE_ROUNDS
     }
 }
 
@@ -209,10 +256,11 @@ fn run(
     conn: &Connection,
     page_size: i64,
     restart_bytes: i64,
-    file: Option<&std::path::Path>,
+    files: Option<&Files>,
     stop: &(Mutex<bool>, Condvar),
 ) {
     let (flag, wake) = stop;
+    let mut idle = Idle::default();
     loop {
         {
             let stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
@@ -230,9 +278,11 @@ fn run(
                     checkpointed = done,
                     "WAL too long, restarting it"
                 );
-                if let Some(file) = file {
-                    flush_ahead(file);
-                    flush_ahead(&wal_of(file));
+                if let Some(files) = files
+                    && let Some(db) = files.flushed.as_deref()
+                {
+                    flush_ahead(db);
+                    flush_ahead(&files.wal);
                 }
                 match checkpoint(conn, "RESTART") {
                     Ok((_, _, true)) => debug!("readers of the old WAL: restart left for later"),
@@ -240,9 +290,42 @@ fn run(
                     Err(e) => warn!(error = %e, "restarting checkpoint failed"),
                 }
             }
-            Ok(_) => {}
+            Ok((log, done, _)) => {
+                if idle.observe(log, done)
+                    && let Some(files) = files
+                {
+                    truncate_if_large(conn, &files.wal);
+                }
+            }
             Err(e) => warn!(error = %e, "checkpoint failed"),
         }
+    }
+}
+
+/// Truncates the WAL of an idle writer when it is larger than [`IDLE_WAL_BYTES`].
+///
+/// The truncating checkpoint holds the writer back while it runs; with the WAL all copied it
+/// has only the truncation itself to do (freeing the file's blocks, BENCHMARKS.md, design
+/// measurements), and a commit arriving meanwhile waits on its busy handler. That happens at
+/// most once per burst, to the first commit after a second without any. It waits at most
+/// [`RESTART_BUSY_LIMIT`] for readers of the WAL, and otherwise tries again next round.
+fn truncate_if_large(conn: &Connection, wal: &std::path::Path) {
+    let Ok(size) = std::fs::metadata(wal).map(|m| m.len()) else {
+        return;
+    };
+    if size <= IDLE_WAL_BYTES {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match checkpoint(conn, "TRUNCATE") {
+        Ok((_, _, false)) => info!(
+            wal = %wal.display(),
+            bytes = size,
+            took_ms = started.elapsed().as_millis(),
+            "idle: WAL truncated"
+        ),
+        Ok((_, _, true)) => debug!("readers of the WAL: truncation left for later"),
+        Err(e) => warn!(error = %e, "truncating checkpoint failed"),
     }
 }
 
@@ -442,6 +525,55 @@ mod tests {
             longest < Duration::from_millis(500),
             "a commit waited {longest:?}"
         );
+    }
+
+    #[test]
+    fn an_idle_writer_has_its_large_wal_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let _writer = writer_with_rows(&path, 2000);
+        let before = wal_len(&path);
+        assert!(before > IDLE_WAL_BYTES, "the WAL has {before} bytes");
+
+        let _checkpointer =
+            Checkpointer::start(open(&path), "test-ckpt", Durability::Normal).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while wal_len(&path) > IDLE_WAL_BYTES && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(wal_len(&path) <= IDLE_WAL_BYTES, "{} bytes", wal_len(&path));
+        let count: i64 = open(&path)
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 2000);
+    }
+
+    #[test]
+    fn a_small_wal_of_an_idle_writer_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let _writer = writer_with_rows(&path, 20);
+        let before = wal_len(&path);
+        let _checkpointer =
+            Checkpointer::start(open(&path), "test-ckpt", Durability::Normal).unwrap();
+        std::thread::sleep(INTERVAL * (IDLE_ROUNDS + 4));
+        assert_eq!(wal_len(&path), before);
+    }
+
+    #[test]
+    fn idle_means_rounds_in_a_row_without_commits_and_with_the_wal_copied() {
+        let mut idle = Idle::default();
+        // Frames still being copied, then new frames: not idle.
+        assert!(!idle.observe(10, 5));
+        assert!(!idle.observe(10, 10));
+        assert!(!idle.observe(12, 12));
+        // Unchanged and copied for IDLE_ROUNDS rounds.
+        for _ in 1..IDLE_ROUNDS {
+            assert!(!idle.observe(12, 12));
+        }
+        assert!(idle.observe(12, 12));
+        // A commit starts the count again.
+        assert!(!idle.observe(13, 13));
     }
 
     #[test]
