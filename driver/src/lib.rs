@@ -101,8 +101,11 @@
 //! least one event); repeat from the last sequence received until `head`. `max = 0` returns the
 //! header only (a cheap way to learn `head`). `oldest > after + 1` means events were trimmed by
 //! retention; `head < after` means the journal is not the one the subscriber read before (a new
-//! file, or a tail lost to power failure with `--journal-sync normal`). A bad request is answered
-//! `ERR <reason>`. The same pairs are always sent with the token, even with `--no-sequence`.
+//! file, or a tail lost to power failure with `--journal-sync normal`). A bad request (more than
+//! one frame, over 4 KiB, or not `REPLAY <after> <max>`) is answered with one frame
+//! `ERR <reason>`, and the socket goes on serving. Only a frame over 1 MiB goes unanswered:
+//! libzmq drops its connection before the driver sees it. The same pairs are always sent with
+//! the token, even with `--no-sequence`.
 //!
 //! # Results (`--logger-port`; reference §5.5)
 //!
@@ -240,8 +243,10 @@ const WRITER_QUEUE: usize = 256;
 const LINGER_MS: i32 = 1000;
 /// Largest result request accepted; a larger one makes libzmq drop the connection.
 const MAX_RESULT_BYTES: i64 = 64 * 1024 * 1024;
-/// Largest replay request accepted.
-const MAX_REPLAY_REQUEST_BYTES: i64 = 4096;
+/// Largest replay frame libzmq takes in; a larger one makes it drop the connection, so the REQ
+/// peer never gets an answer. Far above any request (`replay_server::MAX_REQUEST_BYTES`), so
+/// that a request too large for the protocol is still read and answered `ERR`.
+const MAX_REPLAY_FRAME_BYTES: i64 = 1024 * 1024;
 
 /// The endpoints the sockets are bound to (ports resolved when 0 was asked).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +310,7 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         |s| s.set_maxmsgsize(MAX_RESULT_BYTES),
     )?;
     let replay = bind(&ctx, &config, zmq::REP, config.replay_port, "replay", |s| {
-        s.set_maxmsgsize(MAX_REPLAY_REQUEST_BYTES)
+        s.set_maxmsgsize(MAX_REPLAY_FRAME_BYTES)
     })?;
     let endpoints = Endpoints {
         publisher: last_endpoint(&publisher)?,

@@ -49,3 +49,22 @@ fn malformed_requests_get_faults_and_the_server_keeps_serving() {
     assert!(front.client().hookpool_info().is_ok());
     front.stop().unwrap();
 }
+
+#[test]
+fn bad_timeout_remote_and_unterminated_quotes_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let front = Front::start(dir.path(), NO_DRIVER_CONF);
+    let out = run_py(&front, "hook_validation.py");
+    assert!(out.contains("hook_validation: ok"), "{out}");
+    // The one hook the script created, as the last accepted update left it.
+    let pool = one_proto::hook::pool_from_xml(&front.client().hookpool_info().unwrap()).unwrap();
+    assert_eq!(pool.len(), 1);
+    let hook = &pool[0];
+    assert_eq!((hook.id, hook.name.as_str()), (0, "guarded"));
+    assert_eq!(hook.check_run_settings(), Ok(()));
+    assert_eq!(
+        (hook.template.get("TIMEOUT"), hook.template.get("REMOTE")),
+        (Some("0"), Some("NO"))
+    );
+    front.stop().unwrap();
+}

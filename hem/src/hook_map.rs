@@ -27,11 +27,15 @@ pub struct HookSpec {
 }
 
 impl HookSpec {
-    /// The parts of a stored hook the HEM uses; `Err` says why the hook cannot be matched.
+    /// The parts of a stored hook the HEM uses; `Err` says why the hook cannot be matched or
+    /// run. A TIMEOUT or REMOTE the front-end would now refuse keeps the hook from loading:
+    /// read leniently, `-5` would mean no timeout and `REMOTE=yse` a local run.
     pub fn from_hook(hook: &Hook) -> Result<HookSpec, String> {
         let Some((_, key)) = hook_key(hook) else {
             return Err(format!("API hook {} has no CALL", hook.id));
         };
+        hook.check_run_settings()
+            .map_err(|e| format!("Hook {}: {e}", hook.id))?;
         Ok(HookSpec {
             id: hook.id,
             kind: hook.hook_type,

@@ -68,3 +68,25 @@ fn an_api_hook_without_call_is_refused() {
     let err = HookSpec::from_hook(&Hook::from_xml(xml).unwrap()).unwrap_err();
     assert!(err.contains("has no CALL"), "{err}");
 }
+
+#[test]
+fn a_hook_with_an_invalid_timeout_or_remote_is_not_loaded() {
+    for (template, error) in [
+        ("<TIMEOUT>-5</TIMEOUT>", "Invalid TIMEOUT: -5."),
+        ("<TIMEOUT>abc</TIMEOUT>", "Invalid TIMEOUT: abc."),
+        ("<REMOTE>maybe</REMOTE>", "Invalid REMOTE: maybe."),
+    ] {
+        let h = hook(
+            5,
+            &format!("<RESOURCE>HOST</RESOURCE><STATE>ERROR</STATE>{template}"),
+        );
+        let err = HookSpec::from_hook(&h).unwrap_err();
+        assert!(err.starts_with(&format!("Hook 5: {error}")), "{err}");
+    }
+    let h = hook(
+        6,
+        "<RESOURCE>HOST</RESOURCE><STATE>ERROR</STATE><TIMEOUT>30</TIMEOUT><REMOTE>yes</REMOTE>",
+    );
+    let spec = HookSpec::from_hook(&h).unwrap();
+    assert_eq!((spec.timeout_secs, spec.remote), (Some(30), true));
+}

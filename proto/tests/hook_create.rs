@@ -268,23 +268,12 @@ fn stored_form_rules() {
         ]
     );
     assert_eq!(t.remove_count_of("Y"), 2);
-    for (remote, stored) in [
-        ("true", "NO"),
-        ("no", "NO"),
-        ("YES", "YES"),
-        ("yes ", "YES"),
-    ] {
+    for (remote, stored) in [("no", "NO"), ("No", "NO"), ("YES", "YES"), ("yes ", "YES")] {
         let h = create(&format!(
             "NAME=h\nTYPE=api\nCOMMAND=c\nCALL=one.vm.allocate\nREMOTE=\"{remote}\""
         ));
         assert_eq!(h.template.get("REMOTE"), Some(stored), "{remote}");
     }
-    assert_eq!(
-        create("NAME=h\nTYPE=api\nCOMMAND=c\nCALL=one.vm.allocate\nREMOTE=[A=YES]")
-            .template
-            .get("REMOTE"),
-        Some("NO")
-    );
     // one.internal* is accepted without checks; hook calls themselves are allowed.
     for call in [
         "one.internal.vmmonitor",
@@ -424,7 +413,7 @@ fn update_rules() {
     assert_eq!(t.remove_count_of("COMMAND"), 1);
     let t = validate_update(&api, "COMMAND=d\nCALL=one.vm.deploy", Replace).unwrap();
     assert_eq!(t.get("REMOTE"), None);
-    let t = validate_update(&api, "REMOTE=maybe", Merge).unwrap();
+    let t = validate_update(&api, "REMOTE=no", Merge).unwrap();
     assert_eq!(t.get("REMOTE"), Some("NO"));
     // API: the CALL rule.
     assert_eq!(
@@ -599,10 +588,14 @@ fn rename_names() {
 
 #[test]
 fn accessors_for_the_hem() {
-    let hook = |extra: &str| {
-        stored(&format!(
-            "NAME=h\nTYPE=api\nCOMMAND=/bin/c\nCALL=one.vm.allocate\n{extra}"
-        ))
+    // As a reference oned stores them: it checks neither TIMEOUT nor REMOTE.
+    let hook = |extra: &str| Hook {
+        id: 5,
+        name: "h".into(),
+        hook_type: HookType::Api,
+        lock: None,
+        template: Template::parse(&format!("COMMAND=/bin/c\nCALL=one.vm.allocate\n{extra}"))
+            .unwrap(),
     };
     for (timeout, expected) in [
         ("10", Some(10)),
@@ -663,4 +656,122 @@ fn accessors_for_the_hem() {
         (s.resource(), s.state(), s.lcm_state(), s.remote()),
         (Some("VM"), Some("DONE"), Some("LCM_INIT"), false)
     );
+}
+
+/// TIMEOUT and REMOTE, which oned does not check, on create, update and load: after every
+/// check of oned's, with a clear text, reserving no id.
+#[test]
+fn timeout_and_remote_are_checked() {
+    use UpdateMode::{Merge, Replace};
+    let base = "NAME=h\nTYPE=api\nCOMMAND=c\nCALL=one.vm.allocate\n";
+    let nonneg = "TIMEOUT must be a non-negative integer (seconds).";
+    let yes_no = "REMOTE must be YES or NO.";
+    for (extra, message) in [
+        ("TIMEOUT=-5", format!("Invalid TIMEOUT: -5. {nonneg}")),
+        ("TIMEOUT=abc", format!("Invalid TIMEOUT: abc. {nonneg}")),
+        ("TIMEOUT=12abc", format!("Invalid TIMEOUT: 12abc. {nonneg}")),
+        ("TIMEOUT=+7", format!("Invalid TIMEOUT: +7. {nonneg}")),
+        ("TIMEOUT=1_000", format!("Invalid TIMEOUT: 1_000. {nonneg}")),
+        ("TIMEOUT=1.5", format!("Invalid TIMEOUT: 1.5. {nonneg}")),
+        ("TIMEOUT=\"\"", format!("Invalid TIMEOUT: . {nonneg}")),
+        (
+            "TIMEOUT=[A=1]",
+            format!("Invalid TIMEOUT: a vector attribute. {nonneg}"),
+        ),
+        (
+            "TIMEOUT=5\nTIMEOUT=-1",
+            format!("Invalid TIMEOUT: -1. {nonneg}"),
+        ),
+        (
+            "TIMEOUT=18446744073709551616",
+            "Invalid TIMEOUT: 18446744073709551616. TIMEOUT must be at most 18446744073709551615 seconds."
+                .to_owned(),
+        ),
+        ("REMOTE=maybe", format!("Invalid REMOTE: maybe. {yes_no}")),
+        ("REMOTE=true", format!("Invalid REMOTE: true. {yes_no}")),
+        ("REMOTE=\"\"", format!("Invalid REMOTE: . {yes_no}")),
+        (
+            "REMOTE=[A=YES]",
+            format!("Invalid REMOTE: a vector attribute. {yes_no}"),
+        ),
+        (
+            "REMOTE=yes\nREMOTE=maybe",
+            format!("Invalid REMOTE: maybe. {yes_no}"),
+        ),
+        (
+            &format!("TIMEOUT={}", "9x".repeat(50)),
+            format!("Invalid TIMEOUT: {}.... {nonneg}", "9x".repeat(32)),
+        ),
+    ] {
+        let e = create_err(&format!("{base}{extra}"));
+        assert_eq!(e.message, message, "{extra}");
+        assert!(!e.id_reserved, "{extra}");
+    }
+    for (extra, timeout, remote) in [
+        ("TIMEOUT=0", "0", "NO"),
+        ("TIMEOUT=\" 30 \"\nREMOTE=Yes", "30", "YES"),
+        ("TIMEOUT=007\nREMOTE=no", "007", "NO"),
+        (
+            "TIMEOUT=18446744073709551615\nREMOTE=YES",
+            "18446744073709551615",
+            "YES",
+        ),
+    ] {
+        let t = create(&format!("{base}{extra}")).template;
+        assert_eq!(
+            (t.get("TIMEOUT"), t.get("REMOTE")),
+            (Some(timeout), Some(remote))
+        );
+    }
+    // A template oned refuses gets oned's answer first.
+    assert_eq!(
+        create_err("NAME=h\nTYPE=api\nCOMMAND=c\nCALL=one.vm.info\nTIMEOUT=-5").message,
+        "API call does not exist or is not supported: one.vm.info"
+    );
+    assert_eq!(
+        create_err("NAME=h\nTYPE=api\nREMOTE=maybe").message,
+        "No COMMAND in template for Hook."
+    );
+
+    // Update: the resulting template is checked, after oned's checks.
+    let api = stored("NAME=a\nTYPE=api\nCOMMAND=c\nCALL=one.vm.allocate\nTIMEOUT=5");
+    assert_eq!(
+        update_err(&api, "TIMEOUT=-5", Merge),
+        format!("Invalid TIMEOUT: -5. {nonneg}")
+    );
+    assert_eq!(
+        update_err(
+            &api,
+            "COMMAND=c\nCALL=one.vm.allocate\nTIMEOUT=abc",
+            Replace
+        ),
+        format!("Invalid TIMEOUT: abc. {nonneg}")
+    );
+    assert_eq!(
+        update_err(&api, "REMOTE=maybe", Merge),
+        format!("Invalid REMOTE: maybe. {yes_no}")
+    );
+    assert_eq!(
+        update_err(&api, "REMOTE=maybe\nCALL=one.vm.info", Merge),
+        "The CALL attribute is not defined or it's invalid."
+    );
+    let t = validate_update(&api, "TIMEOUT=10\nREMOTE=yes", Merge).unwrap();
+    assert_eq!(
+        (t.get("TIMEOUT"), t.get("REMOTE")),
+        (Some("10"), Some("YES"))
+    );
+
+    // Load: a hook stored without these checks (by oned, or before them) fails them, and an
+    // update must mend it.
+    let legacy = Hook {
+        template: Template::parse("COMMAND=c\nCALL=one.vm.allocate\nREMOTE=NO\nTIMEOUT=-5")
+            .unwrap(),
+        ..api.clone()
+    };
+    let expected = format!("Invalid TIMEOUT: -5. {nonneg}");
+    assert_eq!(legacy.check_run_settings(), Err(expected.clone()));
+    assert_eq!(legacy.check_loadable(), Err(expected.clone()));
+    assert_eq!(update_err(&legacy, "X=1", Merge), expected);
+    assert!(validate_update(&legacy, "TIMEOUT=0", Merge).is_ok());
+    assert_eq!(api.check_loadable(), Ok(()));
 }

@@ -49,6 +49,11 @@ fn template_line() -> impl Strategy<Value = String> {
         "ARGUMENTS=\"$TEMPLATE x\"",
         "ARGUMENTS=\\$API",
         "TIMEOUT=5",
+        "TIMEOUT=0",
+        "TIMEOUT=-5",
+        "TIMEOUT=abc",
+        "REMOTE=maybe",
+        "REMOTE=YES",
         "X=[A=1,b=\"2\"]",
         "V=[]",
         "D=\"multi\nline\"",
@@ -158,6 +163,7 @@ proptest! {
             prop_assert!(t.get("COMMAND").is_some_and(|c| !c.is_empty()));
             let updated = Hook { template: t, ..hook.clone() };
             prop_assert!(updated.to_xml(None).is_ok());
+            prop_assert_eq!(updated.check_run_settings(), Ok(()));
         }
     }
 

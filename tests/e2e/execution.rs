@@ -173,3 +173,67 @@ fn oversized_argument_points_to_stdin_mode() -> Result<()> {
     assert!(bytes > 200_000, "{bytes}");
     Ok(())
 }
+
+/// A negative or non-numeric TIMEOUT, a REMOTE other than yes or no, and an unterminated quote
+/// are refused by `onehook create` and `onehook update` (the real CLI and oned-lite), the pool
+/// stays byte for byte as it was, and the existing hook keeps its TIMEOUT: it still stops its
+/// hook after one second.
+#[test]
+fn bad_timeout_remote_and_quotes_are_refused_and_the_timeout_holds() -> Result<()> {
+    let stack = Stack::start()?;
+    stack.write_hook("slow.sh", "#!/bin/sh\nsleep 300\n")?;
+    let valid = "NAME = slow\nTYPE = state\nCOMMAND = slow.sh\nTIMEOUT = 1\nON = CUSTOM\n\
+                 RESOURCE = VM\nSTATE = PENDING\nLCM_STATE = LCM_INIT\n";
+    let hook = stack.client().hook_allocate(valid)?;
+    let pool = stack.client().hookpool_info()?;
+    let nonneg = "TIMEOUT must be a non-negative integer (seconds).";
+    let attacks = [
+        (
+            valid.replace("TIMEOUT = 1", "TIMEOUT = -5"),
+            format!("Invalid TIMEOUT: -5. {nonneg}"),
+        ),
+        (
+            valid.replace("TIMEOUT = 1", "TIMEOUT = abc"),
+            format!("Invalid TIMEOUT: abc. {nonneg}"),
+        ),
+        (
+            format!("{valid}REMOTE = maybe\n"),
+            "Invalid REMOTE: maybe. REMOTE must be YES or NO.".to_owned(),
+        ),
+        (
+            valid.replace("COMMAND = slow.sh", "COMMAND = \"slow.sh"),
+            "Parse error: unterminated quoted value at line 2, columns 37:38".to_owned(),
+        ),
+    ];
+    for (i, (template, message)) in attacks.iter().enumerate() {
+        let file = stack.dir.path().join(format!("attack-{i}.tmpl"));
+        std::fs::write(&file, template.replace("NAME = slow", "NAME = other"))?;
+        let file = file.display().to_string();
+        let runs: [(&[&str], &str); 3] = [
+            (&["create", &file], "[one.hook.allocate] "),
+            (
+                &["update", &hook.to_string(), &file],
+                "[one.hook.update] Cannot update template. ",
+            ),
+            (
+                &["update", &hook.to_string(), &file, "--append"],
+                "[one.hook.update] Cannot update template. ",
+            ),
+        ];
+        for (args, prefix) in runs {
+            let out = stack.cli("onehook", args)?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(255), "{args:?}: {stderr}");
+            assert_eq!(stderr, format!("{prefix}{message}\n"), "{args:?}");
+            assert_eq!(stack.client().hookpool_info()?, pool, "{args:?}");
+        }
+    }
+
+    stack.vm_allocate("NAME = t\nCPU = 1\nMEMORY = 2\n")?;
+    let records = stack.wait_records(hook, 1, WAIT)?;
+    let r = records[0].result.as_ref().context("no result")?;
+    assert_eq!(r.code, 255);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.starts_with("Timeout executing "), "{stderr}");
+    Ok(())
+}

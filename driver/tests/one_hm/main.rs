@@ -5,5 +5,6 @@ mod fixture;
 mod journal;
 mod nats;
 mod oned_lines;
+mod replay;
 mod results;
 mod subscribers;

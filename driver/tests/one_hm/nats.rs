@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use one_e2e::nats::{ClusterOptions, NatsCluster};
 
 use crate::fixture::{Driver, python, result_body, vm_event};
+use crate::replay::bad_requests_are_refused_then_replay_works;
 
 /// Runs a nats-py snippet (`urls` is `sys.argv[1]`) and returns its standard output.
 fn nats_py(nats: &NatsCluster, body: &str, args: &[&str]) -> String {
@@ -156,4 +157,25 @@ fn a_result_stays_in_the_stream_until_oned_stored_it() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn the_replay_socket_answers_every_request_in_the_nats_mode_too() {
+    let nats = NatsCluster::start(ClusterOptions::default()).expect("cluster");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = vm_event(42, "PENDING", "LCM_INIT", None, 0);
+    let mut driver = start(dir.path(), &nats, false);
+    driver.send(&format!("EXECUTE  1 {event}"));
+    wait_journaled(&driver, 1);
+    let reply = bad_requests_are_refused_then_replay_works(&driver.endpoints.replay);
+    assert_eq!(
+        reply,
+        [
+            "OK 1 1 1",
+            "EVENT VM 42/PENDING/LCM_INIT #1",
+            event.as_str(),
+            "EVENT STATE VM/PENDING/LCM_INIT/42 #1",
+            event.as_str(),
+        ]
+    );
 }

@@ -2,7 +2,7 @@
 //! oned's order and with its texts (reference §1, §7.2).
 
 use crate::states::{HostState, ImageState, LcmState, NetState, ObjectKind, VmState};
-use crate::template::Template;
+use crate::template::{AttrValue, Template, trim_value};
 
 use super::calls::is_valid_hook_call;
 use super::{CreateError, Hook, HookType, NewHook, UpdateMode, yes, yes_no};
@@ -51,11 +51,67 @@ fn net_hook_state(s: &str) -> Option<NetState> {
     NetState::from_name(s).filter(|st| !matches!(st, NetState::Init | NetState::UpdateFailure))
 }
 
+/// Checks TIMEOUT and REMOTE, which oned leaves unchecked: the reference HEM reads TIMEOUT
+/// with Ruby's `to_i`, so `-5` or `abc` silently meant no timeout, and runs a hook locally
+/// whenever REMOTE is not YES, so a mistyped `REMOTE=yse` ran it on the front-end. Every
+/// TIMEOUT must be a whole number of seconds (0: no timeout), every REMOTE `yes` or `no`, in
+/// any case as oned reads it. Absent attributes are fine.
+fn check_run_settings(t: &Template) -> Result<(), String> {
+    for attribute in t.attributes() {
+        let value = match &attribute.value {
+            AttrValue::Single(v) => Some(trim_value(v)),
+            AttrValue::Vector(_) => None,
+        };
+        match attribute.name.as_str() {
+            "TIMEOUT" => check_timeout(value)?,
+            "REMOTE" => check_remote(value)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_timeout(value: Option<&str>) -> Result<(), String> {
+    let invalid = |why: &str| Err(format!("Invalid TIMEOUT: {}. {why}", shown(value)));
+    match value {
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            if v.parse::<u64>().is_err() {
+                return invalid(&format!("TIMEOUT must be at most {} seconds.", u64::MAX));
+            }
+            Ok(())
+        }
+        _ => invalid("TIMEOUT must be a non-negative integer (seconds)."),
+    }
+}
+
+fn check_remote(value: Option<&str>) -> Result<(), String> {
+    match value {
+        Some(v) if v.eq_ignore_ascii_case("YES") || v.eq_ignore_ascii_case("NO") => Ok(()),
+        _ => Err(format!(
+            "Invalid REMOTE: {}. REMOTE must be YES or NO.",
+            shown(value)
+        )),
+    }
+}
+
+/// A value as an error message shows it: a vector is named as such, a long value cut short.
+fn shown(value: Option<&str>) -> String {
+    const MAX_CHARS: usize = 64;
+    match value {
+        None => "a vector attribute".to_owned(),
+        Some(v) if v.chars().count() > MAX_CHARS => {
+            format!("{}...", v.chars().take(MAX_CHARS).collect::<String>())
+        }
+        Some(v) => v.to_owned(),
+    }
+}
+
 /// Validates a `one.hook.allocate` template (§1.2, steps 1 and 3 to 11; step 2, the
 /// authorization, is the caller's). `name_owner` returns the id of the hook that already has
 /// a name. On success the template is in its stored form: NAME and TYPE removed, COMMAND and
 /// CALL single, REMOTE present as YES or NO, STATE/LCM_STATE canonical, ON removed for VM
-/// hooks.
+/// hooks. TIMEOUT and REMOTE, which oned does not check, are checked after every check of
+/// oned's, so that a template oned refuses gets oned's answer; such a refusal reserves no id.
 pub fn validate_create(
     text: &str,
     name_owner: impl Fn(&str) -> Option<i64>,
@@ -71,6 +127,8 @@ pub fn validate_create(
 
     // 1. Parse.
     let mut t = Template::parse(text).map_err(|e| early(e.oned_message()))?;
+    // Checked before REMOTE is normalised, reported last.
+    let run_settings = check_run_settings(&t);
 
     // 3. TYPE, checked on the lower-cased value.
     let type_value = t.get("TYPE").unwrap_or("").to_ascii_lowercase();
@@ -141,6 +199,7 @@ pub fn validate_create(
     if hook.to_xml(None).is_err() {
         return Err(late("Error transforming the Hook to XML.".to_owned()));
     }
+    run_settings.map_err(early)?;
     Ok(NewHook {
         name: hook.name,
         hook_type: hook.hook_type,
@@ -200,9 +259,10 @@ fn create_state_rules(kind: ObjectKind, t: &mut Template) -> Result<(), String> 
 /// TYPE and RESOURCE, as oned's do; call [`Hook::check_loadable`] first, since oned cannot
 /// even load a hook that fails it.
 ///
-/// Deviation: oned reports success for an update whose result cannot be serialised (a value
+/// Deviations: oned reports success for an update whose result cannot be serialised (a value
 /// containing `]]>`) and silently does not store it; this returns
-/// `Error transforming the Hook to XML.` instead.
+/// `Error transforming the Hook to XML.` instead. TIMEOUT and REMOTE of the resulting template
+/// are checked as on create, after oned's checks.
 pub fn validate_update(hook: &Hook, text: &str, mode: UpdateMode) -> Result<Template, String> {
     let parsed = Template::parse(text).map_err(|e| e.oned_message())?;
     let mut t = match mode {
@@ -213,6 +273,8 @@ pub fn validate_update(hook: &Hook, text: &str, mode: UpdateMode) -> Result<Temp
             t
         }
     };
+    // Checked before REMOTE is normalised, reported last.
+    let run_settings = check_run_settings(&t);
 
     let command = t.get("COMMAND").unwrap_or("").to_owned();
     if command.is_empty() {
@@ -295,12 +357,20 @@ pub fn validate_update(hook: &Hook, text: &str, mode: UpdateMode) -> Result<Temp
     if updated.to_xml(None).is_err() {
         return Err("Error transforming the Hook to XML.".to_owned());
     }
+    run_settings?;
     Ok(updated.template)
 }
 
 impl Hook {
-    /// The checks oned runs whenever it loads a hook from its stored body. A hook that fails
-    /// them cannot be loaded by oned: every `one.hook.*` call on it answers NO_EXISTS (§1.5).
+    /// TIMEOUT and REMOTE as create and update check them. A hook stored by oned, or before
+    /// these checks existed, may fail this; the HEM does not load such a hook.
+    pub fn check_run_settings(&self) -> Result<(), String> {
+        check_run_settings(&self.template)
+    }
+
+    /// The checks oned runs whenever it loads a hook from its stored body, then
+    /// [`Hook::check_run_settings`]. A hook that fails oned's checks cannot be loaded by oned:
+    /// every `one.hook.*` call on it answers NO_EXISTS (§1.5).
     pub fn check_loadable(&self) -> Result<(), String> {
         let t = &self.template;
         match self.hook_type {
@@ -349,6 +419,6 @@ impl Hook {
                 }
             }
         }
-        Ok(())
+        self.check_run_settings()
     }
 }

@@ -162,8 +162,22 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Attribute>, TemplateError> {
         let reduction = match default_reduction(state) {
             Some((r, true)) => Some(r),
             default => {
-                let (token, _) = lookahead.get_or_insert_with(|| lexer.next_token());
-                let token = *token;
+                let token = match &lookahead {
+                    Some((token, _)) => *token,
+                    None => {
+                        let next =
+                            lexer
+                                .next_token()
+                                .map_err(|at| TemplateError::Unterminated {
+                                    line: at.line,
+                                    first_column: at.first_column,
+                                    last_column: at.last_column,
+                                })?;
+                        let token = next.0;
+                        lookahead = Some(next);
+                        token
+                    }
+                };
                 if let Some(next) = shift(state, token) {
                     let (_, text) = lookahead.take().unwrap_or((token, String::new()));
                     states.push(next);

@@ -7,6 +7,10 @@
 //! offsets from the start of the text (starting at 1, as bison initialises them), and the line
 //! is the number of LFs consumed so far by rules other than the default one (the reference's
 //! scanner starts from 0).
+//!
+//! One deliberate difference: a value that opens a quote when no `"` follows anywhere in the
+//! text is refused. oned's scanner reads `A = "x` as the bare word `"x`, which keeps a
+//! mistyped quote in the stored value instead of reporting it.
 
 use super::Token;
 
@@ -31,6 +35,8 @@ enum Rule {
     CData,
     Quoted,
     Bare,
+    /// A value that opens a quote no later `"` can close (not in oned's scanner).
+    Unterminated,
     /// flex's default rule: the byte is echoed by oned and otherwise ignored.
     Skip,
 }
@@ -128,12 +134,13 @@ impl<'a> Lexer<'a> {
         self.lf.get(k).copied()
     }
 
-    /// The next token and its text (the name of a VARIABLE, the raw value of a STRING).
-    pub fn next_token(&mut self) -> (Token, String) {
+    /// The next token and its text (the name of a VARIABLE, the raw value of a STRING), or
+    /// the location of the opening quote of an unterminated value.
+    pub fn next_token(&mut self) -> Result<(Token, String), Location> {
         loop {
             if self.pos >= self.s.len() {
                 // End of input: no rule matches, so the location stays where it was.
-                return (Token::End, String::new());
+                return Ok((Token::End, String::new()));
             }
             let (len, rule) = match self.mode {
                 Mode::Initial => self.longest_initial(),
@@ -157,33 +164,35 @@ impl<'a> Lexer<'a> {
             self.pos = end;
             let text =
                 |from: usize, to: usize| String::from_utf8_lossy(&self.s[from..to]).into_owned();
-            match rule {
+            let token = match rule {
                 Rule::Comment | Rule::Blank | Rule::Skip => continue,
-                Rule::Variable => return (Token::Variable, text(start, end)),
+                Rule::Unterminated => return Err(self.location()),
+                Rule::Variable => (Token::Variable, text(start, end)),
                 Rule::Equal => {
                     self.mode = Mode::Value;
-                    return (Token::Equal, String::new());
+                    (Token::Equal, String::new())
                 }
-                Rule::EqualEmpty => return (Token::EqualEmpty, String::new()),
-                Rule::Comma => return (Token::Comma, String::new()),
-                Rule::CBracket => return (Token::CBracket, String::new()),
+                Rule::EqualEmpty => (Token::EqualEmpty, String::new()),
+                Rule::Comma => (Token::Comma, String::new()),
+                Rule::CBracket => (Token::CBracket, String::new()),
                 Rule::OBracket => {
                     self.mode = Mode::Initial;
-                    return (Token::OBracket, String::new());
+                    (Token::OBracket, String::new())
                 }
                 Rule::CData => {
                     self.mode = Mode::Initial;
-                    return (Token::CData, String::new());
+                    (Token::CData, String::new())
                 }
                 Rule::Quoted => {
                     self.mode = Mode::Initial;
-                    return (Token::String, text(start + 1, end - 1));
+                    (Token::String, text(start + 1, end - 1))
                 }
                 Rule::Bare => {
                     self.mode = Mode::Initial;
-                    return (Token::String, text(start, end));
+                    (Token::String, text(start, end))
                 }
-            }
+            };
+            return Ok(token);
         }
     }
 
@@ -262,7 +271,8 @@ impl<'a> Lexer<'a> {
         };
         // \"([^\"]|\\\")*\"  : the longest match ends at the first quote not preceded by a
         // backslash, or at the last quote of the text when every later quote is escaped.
-        let quoted = if self.at(p) == Some(b'"') {
+        let opens_quote = self.at(p) == Some(b'"');
+        let quoted = if opens_quote {
             let mut last = None;
             let mut i = p + 1;
             while i < self.s.len() {
@@ -288,6 +298,10 @@ impl<'a> Lexer<'a> {
             (quoted, Rule::Quoted),
             (bare, Rule::Bare),
         ]);
+        // Where oned would read the quote as part of a bare word: the one refusal of our own.
+        if opens_quote && quoted.is_none() && best.1 == Rule::Bare {
+            return (1, Rule::Unterminated);
+        }
         // Blanks not followed by '[' are skipped one by one, and none of them can start a
         // token when the first cannot: skip the run at once, so that long runs stay linear.
         if best.1 == Rule::Skip && after_blanks > p {
@@ -305,7 +319,9 @@ mod tests {
         let mut lx = Lexer::new(text);
         let mut out = Vec::new();
         loop {
-            let t = lx.next_token();
+            let t = lx
+                .next_token()
+                .unwrap_or_else(|at| panic!("{text:?}: {at:?}"));
             let end = t.0 == Token::End;
             out.push(t);
             if end {
@@ -314,14 +330,51 @@ mod tests {
         }
     }
 
+    /// Where the scanner stops with an unterminated quote, after its first tokens.
+    fn unterminated(text: &str) -> Location {
+        let mut lx = Lexer::new(text);
+        for _ in 0..text.len() + 1 {
+            match lx.next_token() {
+                Ok((Token::End, _)) => break,
+                Ok(_) => {}
+                Err(at) => return at,
+            }
+        }
+        panic!("{text:?} scanned without error")
+    }
+
     #[test]
     fn quoted_versus_bare() {
         let t = tokens("A=\"x\"y\n");
         assert_eq!(t[2], (Token::String, "\"x\"y".into()));
         let t = tokens("A=\"x\"\n");
         assert_eq!(t[2], (Token::String, "x".into()));
-        let t = tokens("A=\"foo\\\"");
-        assert_eq!(t[2], (Token::String, "foo\\".into()));
+        let t = tokens("A=\"x\\\"y\" B=x\"\n");
+        assert_eq!(t[2], (Token::String, "x\\\"y".into()));
+        // A quote inside a bare word opens nothing.
+        let t = tokens("A=x\"y\n");
+        assert_eq!(t[2], (Token::String, "x\"y".into()));
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_refused() {
+        let at = |line, first_column, last_column| Location {
+            line,
+            first_column,
+            last_column,
+        };
+        // oned reads these as the bare words `"/bin/true`, `"foo\` and `"x`.
+        assert_eq!(unterminated("COMMAND = \"/bin/true"), at(0, 11, 12));
+        assert_eq!(unterminated("A=1\nB=\"foo\\\nC=2\n"), at(1, 7, 8));
+        assert_eq!(unterminated("V=[K=1, L=\"x]\n"), at(0, 11, 12));
+        // A later quote, even an escaped one, closes the value, as in oned.
+        assert_eq!(tokens("A=\"foo\\\"")[2], (Token::String, "foo\\".into()));
+        assert_eq!(
+            tokens("A=\"x\nB=\"y\"\n")[2],
+            (Token::String, "x\nB=".into())
+        );
+        // With `]]>` on its first line, the value still fails as oned fails it.
+        assert_eq!(tokens("A=\"x]]>\n")[2].0, Token::CData);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! A [`Template`] is a multimap of attributes kept in insertion order. An attribute is either
 //! a single string value or a vector of key/value pairs sorted by key. [`Template::parse`]
-//! accepts exactly what oned accepts and fails with oned's messages; [`Template::to_text`]
+//! accepts what oned accepts and fails with oned's messages, except for a value that opens a
+//! quote no later `"` closes, which oned keeps as text and this refuses; [`Template::to_text`]
 //! prints a template so that parsing the output gives the same template back.
 
 mod grammar;
@@ -140,6 +141,15 @@ pub enum TemplateError {
     /// A value's first line contains `]]>`; oned aborts without a parser message.
     #[error("a template value contains \"]]>\" on its first line (near column {column})")]
     CData { column: usize },
+    /// A value opens a quote and no `"` follows anywhere in the text. oned reads the value
+    /// as a bare word, quote included; this parser refuses it. The location is the opening quote's, in the
+    /// conventions of [`SyntaxError`].
+    #[error("unterminated quoted value at line {line}, columns {first_column}:{last_column}")]
+    Unterminated {
+        line: u64,
+        first_column: usize,
+        last_column: usize,
+    },
     /// The text starts with `<` and is not a well-formed XML document.
     #[error("XML template malformed: {reason}")]
     XmlMalformed { reason: String },
@@ -154,6 +164,7 @@ impl TemplateError {
         match self {
             TemplateError::Syntax(e) => format!("Parse error: {e}"),
             TemplateError::CData { .. } => "Parse error.".to_owned(),
+            TemplateError::Unterminated { .. } => format!("Parse error: {self}"),
             TemplateError::XmlMalformed { .. } => "Parse error: XML Template malformed.".to_owned(),
             TemplateError::NotXml { .. } => "Error transforming the Hook to XML.".to_owned(),
         }
