@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -124,18 +123,6 @@ pub fn sleep_until(t: Instant) {
     }
 }
 
-/// The directories of the benchmark hooks' absolute COMMANDs (`hook_allowed_paths`):
-/// `/bin/true`, the build's `one-bench-stamp`, and scripts the benchmarks write to temporary
-/// directories.
-pub fn bench_hook_dirs() -> Vec<PathBuf> {
-    vec![
-        "/bin".into(),
-        "/usr/bin".into(),
-        one_e2e::stack::bin_dir(),
-        std::env::temp_dir(),
-    ]
-}
-
 /// A fresh stack with one hook; waits until `warm` allocations have their records, so the
 /// HEM is connected and knows the hook.
 pub fn stack_with_hook(template: &str, warm: usize) -> Result<(Stack, i64, HookLogDb)> {
@@ -143,7 +130,7 @@ pub fn stack_with_hook(template: &str, warm: usize) -> Result<(Stack, i64, HookL
         log_retention: 1_000_000,
         // The HEM's default level, as on the HEM route.
         hem_debug_level: 2,
-        hook_allowed_paths: bench_hook_dirs(),
+        hook_allowed_paths: crate::procs::bench_hook_dirs(),
         ..StackOptions::default()
     })?;
     let hook = stack.client().hook_allocate(template)?;

@@ -282,7 +282,7 @@ impl Hem {
                 state = dir.path().join("hem-state.db").display(),
                 xmlrpc = s.one_xmlrpc,
                 auth = s.one_auth.display(),
-                allowed = crate::local::bench_hook_dirs()
+                allowed = bench_hook_dirs()
                     .iter()
                     .map(|d| format!("'{}'", d.display()))
                     .collect::<Vec<_>>()
@@ -522,4 +522,16 @@ pub fn thread_breakdown(
         .map(|(n, us)| format!("{n} {us:.0} µs"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The directories of the benchmark hooks' absolute COMMANDs (`hook_allowed_paths`):
+/// `/bin/true`, the build's `one-bench-stamp`, and scripts the benchmarks write to temporary
+/// directories.
+pub fn bench_hook_dirs() -> Vec<std::path::PathBuf> {
+    vec![
+        "/bin".into(),
+        "/usr/bin".into(),
+        one_e2e::stack::bin_dir(),
+        std::env::temp_dir(),
+    ]
 }
