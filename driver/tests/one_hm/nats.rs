@@ -76,14 +76,21 @@ fn wait_journaled(driver: &Driver, id: u64) {
     }
 }
 
+/// A first driver (its front-end does not acknowledge results) that journaled one event, VM 42
+/// PENDING as outbox id 1; returns the driver and the event's content.
+fn journaled_one_event(dir: &std::path::Path, nats: &NatsCluster) -> (Driver, String) {
+    let event = vm_event(42, "PENDING", "LCM_INIT", None, 0);
+    let mut driver = start(dir, nats, false);
+    driver.send(&format!("EXECUTE  1 {event}"));
+    wait_journaled(&driver, 1);
+    (driver, event)
+}
+
 #[test]
 fn events_are_in_the_stream_when_journaled_and_an_event_sent_again_is_stored_once() {
     let nats = NatsCluster::start(ClusterOptions::default()).expect("cluster");
     let dir = tempfile::tempdir().expect("tempdir");
-    let event = vm_event(42, "PENDING", "LCM_INIT", None, 0);
-    let mut driver = start(dir.path(), &nats, false);
-    driver.send(&format!("EXECUTE  1 {event}"));
-    wait_journaled(&driver, 1);
+    let (mut driver, event) = journaled_one_event(dir.path(), &nats);
     // Acknowledged by a quorum of the three replicas before the line was written.
     let stored = nats_py(
         &nats,
@@ -163,10 +170,7 @@ fn a_result_stays_in_the_stream_until_oned_stored_it() {
 fn the_replay_socket_answers_every_request_in_the_nats_mode_too() {
     let nats = NatsCluster::start(ClusterOptions::default()).expect("cluster");
     let dir = tempfile::tempdir().expect("tempdir");
-    let event = vm_event(42, "PENDING", "LCM_INIT", None, 0);
-    let mut driver = start(dir.path(), &nats, false);
-    driver.send(&format!("EXECUTE  1 {event}"));
-    wait_journaled(&driver, 1);
+    let (driver, event) = journaled_one_event(dir.path(), &nats);
     let reply = bad_requests_are_refused_then_replay_works(&driver.endpoints.replay);
     assert_eq!(
         reply,
