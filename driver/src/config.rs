@@ -16,7 +16,17 @@ use clap::Parser;
     version,
     disable_help_flag = true,
     about = "OpenNebula Hook Manager driver: MAD lines on stdin/stdout, events on ZeroMQ PUB, \
-             results on REP, with a SQLite event journal and replay"
+             results on REP, with a SQLite event journal and replay",
+    after_help = "CURVE is off by default, because the reference Ruby HEM cannot do CURVE: then \
+                  any process that reaches the three ports can read every event (VM templates, \
+                  CONTEXT passwords included), send results and replay the journal. To turn it \
+                  on, make a pair for the driver and one per client \
+                  (one_hm --curve-keygen /etc/one/curve one_hm; \
+                  ... --curve-keygen /etc/one/curve/clients onehem), then start the driver with \
+                  --curve-secret-key /etc/one/curve/one_hm.key_secret \
+                  --curve-clients /etc/one/curve/clients (HM_MAD ARGUMENTS in oned.conf) and \
+                  give each client the driver's one_hm.key and its own .key_secret \
+                  (onehem-server.conf :curve_server_key: and :curve_client_key:)."
 )]
 pub struct Cli {
     /// Accepted for compatibility; the driver's pipeline does not use action threads.
@@ -136,6 +146,19 @@ pub struct Cli {
     #[arg(long = "nats-result-ack-wait", default_value = "10s")]
     pub nats_result_ack_wait: String,
 
+    /// CURVE: the driver's secret certificate (`NAME.key_secret`, mode 0600). With
+    /// --curve-clients, all three sockets require CURVE and admit only the listed clients.
+    #[arg(long = "curve-secret-key", value_name = "FILE")]
+    pub curve_secret_key: Option<PathBuf>,
+
+    /// CURVE: the directory of allowed clients' public certificates (every `*.key` in it).
+    #[arg(long = "curve-clients", value_name = "DIR")]
+    pub curve_clients: Option<PathBuf>,
+
+    /// Write a new key pair, DIR/NAME.key (public) and DIR/NAME.key_secret (0600), and exit.
+    #[arg(long = "curve-keygen", num_args = 2, value_names = ["DIR", "NAME"])]
+    pub curve_keygen: Option<Vec<PathBuf>>,
+
     /// Print help.
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -219,6 +242,8 @@ pub struct Config {
     pub endpoints_file: Option<PathBuf>,
     /// NATS mode; `None` journals in SQLite.
     pub nats: Option<NatsConfig>,
+    /// CURVE on all three sockets; `None` leaves them open to anyone who reaches them.
+    pub curve: Option<one_curve::ServerKeys>,
 }
 
 impl Config {
@@ -238,6 +263,7 @@ impl Config {
             problems.push("--hwm: must not be negative".to_owned());
         }
         let nats = nats_config(&cli, &mut problems);
+        let curve = curve_config(&cli, &mut problems);
         let (Some(retention), Some(sync), true) = (retention, sync, problems.is_empty()) else {
             return Err(problems);
         };
@@ -258,6 +284,7 @@ impl Config {
             },
             endpoints_file: cli.endpoints_file,
             nats,
+            curve,
         })
     }
 
@@ -267,6 +294,15 @@ impl Config {
             format!("tcp://[{}]:{port}", self.bind)
         } else {
             format!("tcp://{}:{port}", self.bind)
+        }
+    }
+
+    /// Whether only this machine can reach the sockets: a loopback address or `localhost`. An
+    /// interface name or `*` may be anything, so it counts as reachable from outside.
+    pub fn binds_loopback(&self) -> bool {
+        match self.bind.parse::<IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => self.bind.eq_ignore_ascii_case("localhost"),
         }
     }
 
@@ -286,6 +322,41 @@ pub fn split_single_argument(args: Vec<String>) -> Vec<String> {
             out
         }
         _ => args,
+    }
+}
+
+/// The CURVE keys when both `--curve-secret-key` and `--curve-clients` are given.
+fn curve_config(cli: &Cli, problems: &mut Vec<String>) -> Option<one_curve::ServerKeys> {
+    let (secret, clients) = match (&cli.curve_secret_key, &cli.curve_clients) {
+        (None, None) => return None,
+        (Some(secret), Some(clients)) => (secret, clients),
+        (Some(_), None) => {
+            problems.push("--curve-secret-key: needs --curve-clients (the allowed clients)".into());
+            return None;
+        }
+        (None, Some(_)) => {
+            problems.push("--curve-clients: needs --curve-secret-key (the driver's key)".into());
+            return None;
+        }
+    };
+    if let Err(e) = one_curve::check_available() {
+        problems.push(format!("--curve-secret-key: {e}"));
+        return None;
+    }
+    let mut keys = None;
+    match one_curve::cert::load_secret(secret) {
+        Ok(cert) => keys = Some(cert),
+        Err(e) => problems.push(format!("--curve-secret-key: {e}")),
+    }
+    match one_curve::AllowList::load_dir(clients) {
+        Ok(list) => keys.map(|cert| one_curve::ServerKeys {
+            cert,
+            clients: list,
+        }),
+        Err(e) => {
+            problems.push(format!("--curve-clients: {e}"));
+            None
+        }
     }
 }
 
@@ -564,6 +635,55 @@ mod tests {
         ]);
         let problems = Config::from_cli(c).expect_err("invalid");
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn curve_needs_both_flags_and_good_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = one_curve::cert::generate(dir.path(), "one_hm").expect("pair");
+        let clients = dir.path().join("clients");
+        one_curve::cert::generate(&clients, "hem").expect("pair");
+        let secret = server.secret_file.display().to_string();
+        let dir_arg = clients.display().to_string();
+        let problems = |args: &[&str]| Config::from_cli(cli(args)).expect_err("invalid");
+        assert_eq!(
+            problems(&["--curve-secret-key", &secret]),
+            ["--curve-secret-key: needs --curve-clients (the allowed clients)"]
+        );
+        assert_eq!(
+            problems(&["--curve-clients", &dir_arg]),
+            ["--curve-clients: needs --curve-secret-key (the driver's key)"]
+        );
+        let public = server.public_file.display().to_string();
+        let both_bad = problems(&["--curve-secret-key", &public, "--curve-clients", &public]);
+        assert_eq!(both_bad.len(), 2, "{both_bad:?}");
+        assert!(both_bad[0].contains("no secret-key line") || both_bad[0].contains("mode"));
+        assert!(both_bad[1].starts_with("--curve-clients: "), "{both_bad:?}");
+        let config = Config::from_cli(cli(&[
+            "--curve-secret-key",
+            &secret,
+            "--curve-clients",
+            &dir_arg,
+        ]))
+        .expect("valid");
+        let keys = config.curve.expect("CURVE on");
+        assert_eq!((keys.cert.public, keys.clients.len()), (server.public, 1));
+        assert!(Config::from_cli(cli(&[])).expect("valid").curve.is_none());
+    }
+
+    #[test]
+    fn loopback_binds_are_told_apart() {
+        let bound = |addr: &str| {
+            Config::from_cli(cli(&["-b", addr]))
+                .expect("valid")
+                .binds_loopback()
+        };
+        for addr in ["127.0.0.1", "127.3.2.1", "::1", "localhost"] {
+            assert!(bound(addr), "{addr}");
+        }
+        for addr in ["0.0.0.0", "::", "*", "eth0", "10.0.0.1"] {
+            assert!(!bound(addr), "{addr}");
+        }
     }
 
     #[test]

@@ -227,7 +227,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use anyhow::{Context, anyhow};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::journal::EventLog;
@@ -287,6 +287,11 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let reader = journal.reader().context("opening a replay reader")?;
 
     let ctx = zmq::Context::new();
+    // Bound before the sockets it guards and stopped after they are closed (one_curve::zap).
+    let zap = match &config.curve {
+        Some(keys) => Some(start_zap(&ctx, keys)?),
+        None => None,
+    };
     let publisher = bind(
         &ctx,
         &config,
@@ -387,6 +392,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = writer_tx.send(WriterMsg::Finish);
     drop(writer_tx);
     threads.join();
+    if let Some(zap) = zap {
+        zap.stop();
+    }
     drop(ctx);
     info!("one_hm stopped");
     match reason {
@@ -407,6 +415,32 @@ fn journal_name(config: &Config) -> String {
     }
 }
 
+fn start_zap(
+    ctx: &zmq::Context,
+    keys: &one_curve::ServerKeys,
+) -> anyhow::Result<one_curve::ZapThread> {
+    let handler = one_curve::ZapHandler::bind(ctx, keys.clients.clone())
+        .context("binding the CURVE authentication handler (ZAP)")?;
+    let thread = handler
+        .spawn()
+        .context("starting the CURVE authentication thread")?;
+    info!(
+        public_key = %keys.cert.public.z85(),
+        clients = keys.clients.len(),
+        "CURVE on: only listed clients may connect"
+    );
+    Ok(thread)
+}
+
+/// What anyone who reaches a socket without CURVE can do, for the warning at start.
+fn exposure(name: &str) -> &'static str {
+    match name {
+        "publisher" => "read every event, VM templates and CONTEXT passwords included",
+        "replier" => "forge hook results into the hook log",
+        _ => "read every event the journal retains",
+    }
+}
+
 fn bind(
     ctx: &zmq::Context,
     config: &Config,
@@ -423,10 +457,24 @@ fn bind(
         .set_linger(LINGER_MS)
         .and_then(|()| socket.set_ipv6(config.is_ipv6()))
         .and_then(|()| configure(&socket))
+        .and_then(|()| match &config.curve {
+            Some(keys) => keys.apply(&socket, name),
+            None => Ok(()),
+        })
         .with_context(|| format!("configuring the {name} socket"))?;
     socket
         .bind(&endpoint)
         .with_context(|| format!("Failed to bind {name} socket to {endpoint}"))?;
+    if config.curve.is_none() && !config.binds_loopback() {
+        warn!(
+            socket = name,
+            endpoint = %endpoint,
+            "{name} socket binds {} without CURVE: any host that reaches it can {}; \
+             turn CURVE on (--curve-secret-key, --curve-clients) or bind 127.0.0.1",
+            config.bind,
+            exposure(name)
+        );
+    }
     Ok(socket)
 }
 

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Some([dir, name]) = cli.curve_keygen.as_deref() {
+        return curve_keygen(dir, &name.to_string_lossy());
+    }
     logging::init_tracing();
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
@@ -51,6 +54,25 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = format!("{e:#}"), "one_hm failed");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+/// `--curve-keygen DIR NAME`: one key pair, its paths and public key on stdout.
+fn curve_keygen(dir: &std::path::Path, name: &str) -> ExitCode {
+    match one_curve::cert::generate(dir, name) {
+        Ok(pair) => {
+            println!(
+                "public-key = \"{}\"\npublic certificate: {}\nsecret certificate: {}",
+                pair.public.z85(),
+                pair.public_file.display(),
+                pair.secret_file.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("one_hm --curve-keygen: {e}");
             ExitCode::from(FAILURE)
         }
     }

@@ -73,6 +73,9 @@ pub struct Config {
     pub remote: RemoteConfig,
     /// The distributed mode (`nats_servers`); `None` reads the driver's ZeroMQ bus.
     pub nats: Option<NatsSettings>,
+    /// CURVE keys for the driver's three sockets (`curve_server_key`, `curve_client_key`);
+    /// `None` connects without CURVE, which a driver with CURVE on refuses.
+    pub curve: Option<one_curve::ClientKeys>,
 }
 
 impl Config {
@@ -231,8 +234,10 @@ pub fn parse_with_location(
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
         remote: RemoteConfig::default(),
         nats: None,
+        curve: None,
     };
     config.nats = fields.nats();
+    config.curve = fields.curve();
     let section = fields.section("remote");
     match RemoteConfig::from_yaml(section) {
         Ok(mut remote) => {
@@ -730,6 +735,49 @@ impl Fields {
                 Value::Null
             }
         }
+    }
+}
+
+impl Fields {
+    /// `curve_server_key` (the driver's public certificate) and `curve_client_key` (this HEM's
+    /// secret certificate): both or neither, each file read and checked now.
+    fn curve(&mut self) -> Option<one_curve::ClientKeys> {
+        const SERVER: &str = "curve_server_key";
+        const CLIENT: &str = "curve_client_key";
+        let server = self.optional_string(SERVER);
+        let client = self.optional_string(CLIENT);
+        let (server, client) = match (server, client) {
+            (None, None) => return None,
+            (Some(server), Some(client)) => (PathBuf::from(server), PathBuf::from(client)),
+            (Some(_), None) => {
+                self.fail(
+                    SERVER,
+                    format!("needs {CLIENT} (this HEM's secret certificate)"),
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.fail(
+                    CLIENT,
+                    format!("needs {SERVER} (the driver's public certificate)"),
+                );
+                return None;
+            }
+        };
+        if let Err(e) = one_curve::check_available() {
+            self.fail(SERVER, e);
+            return None;
+        }
+        let server_key = one_curve::cert::load_public(&server)
+            .map_err(|e| self.fail(SERVER, e.to_string()))
+            .ok();
+        let cert = one_curve::cert::load_secret(&client)
+            .map_err(|e| self.fail(CLIENT, e.to_string()))
+            .ok();
+        Some(one_curve::ClientKeys {
+            server: server_key?,
+            cert: cert?,
+        })
     }
 }
 

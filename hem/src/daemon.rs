@@ -137,6 +137,7 @@ fn start_work(
             endpoint: config.replier_endpoint.clone(),
             sockets: config.result_senders,
             ack_timeout: config.result_timeout,
+            curve: config.curve.clone(),
         },
         Arc::new(move |entry| ack_db.acked(&entry.uid)),
     )
@@ -227,12 +228,13 @@ fn start_readers(
     settings: IngestSettings,
     shared: &Arc<IngestShared>,
 ) -> anyhow::Result<Readers> {
-    let subscriber = ZmqSubscriber::connect(ctx, &config.subscriber_endpoint)
-        .with_context(|| format!("cannot connect to {}", config.subscriber_endpoint))?;
+    let subscriber =
+        ZmqSubscriber::connect(ctx, &config.subscriber_endpoint, config.curve.as_ref())
+            .with_context(|| format!("cannot connect to {}", config.subscriber_endpoint))?;
     let journal = config
         .replay_endpoint
         .as_deref()
-        .map(|e| ZmqJournal::new(ctx.clone(), e, config.replay_timeout));
+        .map(|e| ZmqJournal::new(ctx.clone(), e, config.replay_timeout, config.curve.clone()));
     if journal.is_none() {
         tracing::warn!(
             "no replay endpoint configured: running live-only; events missed while the HEM is down or slow are lost"

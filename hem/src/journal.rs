@@ -50,15 +50,23 @@ pub struct ZmqJournal {
     ctx: zmq::Context,
     endpoint: String,
     timeout: Duration,
+    curve: Option<one_curve::ClientKeys>,
     socket: Option<zmq::Socket>,
 }
 
 impl ZmqJournal {
-    pub fn new(ctx: zmq::Context, endpoint: &str, timeout: Duration) -> ZmqJournal {
+    /// A journal reached at `endpoint`, with CURVE when `curve` holds keys.
+    pub fn new(
+        ctx: zmq::Context,
+        endpoint: &str,
+        timeout: Duration,
+        curve: Option<one_curve::ClientKeys>,
+    ) -> ZmqJournal {
         ZmqJournal {
             ctx,
             endpoint: endpoint.to_string(),
             timeout,
+            curve,
             socket: None,
         }
     }
@@ -78,6 +86,8 @@ impl ZmqJournal {
                     .ctx
                     .socket(zmq::REQ)
                     .map_err(|e| self.transport("socket", e))?;
+                one_curve::apply_client(self.curve.as_ref(), &s)
+                    .map_err(|e| self.transport("CURVE keys", e))?;
                 s.set_linger(0).map_err(|e| self.transport("linger", e))?;
                 s.set_sndtimeo(self.timeout.as_millis().min(i32::MAX as u128) as i32)
                     .map_err(|e| self.transport("sndtimeo", e))?;

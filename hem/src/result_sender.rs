@@ -25,6 +25,8 @@ pub struct SenderConfig {
     pub endpoint: String,
     pub sockets: usize,
     pub ack_timeout: Duration,
+    /// CURVE keys for the driver's results socket; `None` connects without CURVE.
+    pub curve: Option<one_curve::ClientKeys>,
 }
 
 /// The sender pool. Cloneable handles to it are [`ResultQueue`]s.
@@ -279,6 +281,7 @@ impl Worker {
 
     fn connect(&self) -> Result<zmq::Socket, zmq::Error> {
         let s = self.ctx.socket(zmq::REQ)?;
+        one_curve::apply_client(self.config.curve.as_ref(), &s)?;
         s.set_linger(0)?;
         s.set_sndtimeo(self.config.ack_timeout.as_millis().min(i32::MAX as u128) as i32)?;
         s.connect(&self.config.endpoint)?;

@@ -58,10 +58,15 @@ pub struct ZmqSubscriber {
 const RECEIVE_HWM: i32 = 5_000;
 
 impl ZmqSubscriber {
-    /// Connects and subscribes. The connection completes in the background; events published
-    /// before it does are recovered from the journal.
-    pub fn connect(ctx: &zmq::Context, endpoint: &str) -> Result<ZmqSubscriber, zmq::Error> {
+    /// Connects and subscribes, with CURVE when `curve` holds keys. The connection completes in
+    /// the background; events published before it does are recovered from the journal.
+    pub fn connect(
+        ctx: &zmq::Context,
+        endpoint: &str,
+        curve: Option<&one_curve::ClientKeys>,
+    ) -> Result<ZmqSubscriber, zmq::Error> {
         let socket = ctx.socket(zmq::SUB)?;
+        one_curve::apply_client(curve, &socket)?;
         socket.set_rcvhwm(RECEIVE_HWM)?;
         socket.set_linger(0)?;
         for prefix in SUBSCRIPTIONS {

@@ -38,6 +38,7 @@ fn every_result_is_acknowledged_on_a_healthy_driver() {
             endpoint,
             sockets: 3,
             ack_timeout: Duration::from_secs(5),
+            curve: None,
         },
         Arc::new(move |e: &OutboxEntry| a.lock().unwrap().push(e.uid.clone())),
     )
@@ -81,6 +82,7 @@ fn a_lost_ack_reconnects_resends_and_does_not_block_later_results() {
             endpoint,
             sockets: 2,
             ack_timeout: Duration::from_millis(300),
+            curve: None,
         },
         Arc::new(move |e: &OutboxEntry| a.lock().unwrap().push(e.uid.clone())),
     )
@@ -142,6 +144,7 @@ fn results_wait_for_a_driver_that_is_not_there_yet() {
             endpoint,
             sockets: 1,
             ack_timeout: Duration::from_millis(200),
+            curve: None,
         },
         Arc::new(move |_: &OutboxEntry| *a.lock().unwrap() += 1),
     )

@@ -54,13 +54,20 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn connect(endpoint: &str, timeout: Duration) -> Result<Journal, JournalError> {
+    /// Connects to `endpoint`, with CURVE when `curve` holds keys (a driver with CURVE on
+    /// answers nobody else).
+    pub fn connect(
+        endpoint: &str,
+        timeout: Duration,
+        curve: Option<&one_curve::ClientKeys>,
+    ) -> Result<Journal, JournalError> {
         let zmq_err = |source| JournalError::Zmq {
             endpoint: endpoint.to_string(),
             source,
         };
         let ctx = zmq::Context::new();
         let socket = ctx.socket(zmq::REQ).map_err(zmq_err)?;
+        one_curve::apply_client(curve, &socket).map_err(zmq_err)?;
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         socket.set_linger(0).map_err(zmq_err)?;
         socket.set_rcvtimeo(ms).map_err(zmq_err)?;
@@ -232,7 +239,8 @@ mod tests {
     #[test]
     fn an_unreachable_endpoint_times_out() {
         // Nothing listens on this loopback port: the request cannot be answered.
-        let journal = Journal::connect("tcp://127.0.0.1:9", Duration::from_millis(200)).unwrap();
+        let journal =
+            Journal::connect("tcp://127.0.0.1:9", Duration::from_millis(200), None).unwrap();
         assert!(matches!(journal.head(), Err(JournalError::Timeout { .. })));
     }
 }

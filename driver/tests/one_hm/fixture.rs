@@ -190,6 +190,22 @@ impl Driver {
         }
     }
 
+    /// Waits until the driver's log holds `needle` (the driver logs at debug level).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "one_hm never logged {needle:?}; stderr:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, and wait for it.
     pub fn kill9(&mut self) {
         self.signal(nix::sys::signal::Signal::SIGKILL);
@@ -250,12 +266,18 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(script: &str, args: &[&str]) -> Peer {
+        Self::start_env(script, args, &[])
+    }
+
+    /// Starts `script` with extra environment variables (CURVE keys, reply timeout).
+    pub fn start_env(script: &str, args: &[&str], env: &[(String, String)]) -> Peer {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/py")
             .join(script);
         let mut child = Command::new(python())
             .arg(&path)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -293,15 +315,22 @@ impl Peer {
     }
 
     /// Every remaining line until the peer exits; asserts it succeeded.
-    pub fn finish(mut self) -> Vec<String> {
+    pub fn finish(self) -> Vec<String> {
+        let name = self.name.clone();
+        let (out, status) = self.finish_unchecked();
+        assert!(status.success(), "{name} failed ({status}): {out:?}");
+        out
+    }
+
+    /// Every remaining line until the peer exits, and how it exited.
+    pub fn finish_unchecked(mut self) -> (Vec<String>, ExitStatus) {
         self.close_stdin();
         let mut out = Vec::new();
         while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
             out.push(line);
         }
         let status = self.child.wait().expect("wait peer");
-        assert!(status.success(), "{} failed ({status}): {out:?}", self.name);
-        out
+        (out, status)
     }
 }
 
@@ -514,4 +543,110 @@ pub fn result_body(command: &str, code: i32, uid: Option<&str>) -> String {
         xml.push_str(&format!("<EXECUTION_UID>{uid}</EXECUTION_UID>"));
     }
     encode(&xml)
+}
+
+// ---- CURVE keys ----
+
+/// Who writes a certificate pair: our `one_hm --curve-keygen`, or pyzmq's
+/// `zmq.auth.create_certificates` (the two must read each other's files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMaker {
+    OneHm,
+    Pyzmq,
+}
+
+/// Makes `dir/NAME.key` and `dir/NAME.key_secret`; returns the two paths.
+pub fn make_pair(maker: KeyMaker, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("key dir");
+    let out = match maker {
+        KeyMaker::OneHm => Command::new(env!("CARGO_BIN_EXE_one_hm"))
+            .arg("--curve-keygen")
+            .arg(dir)
+            .arg(name)
+            .output(),
+        KeyMaker::Pyzmq => Command::new(python())
+            .arg("-c")
+            .arg("import sys, zmq.auth; zmq.auth.create_certificates(sys.argv[1], sys.argv[2])")
+            .arg(dir)
+            .arg(name)
+            .output(),
+    }
+    .expect("run the key maker");
+    assert!(
+        out.status.success(),
+        "{maker:?} could not make {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = dir.join(format!("{name}.key_secret"));
+    if maker == KeyMaker::Pyzmq {
+        // pyzmq leaves the secret file to the umask; the driver takes only private ones.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    (dir.join(format!("{name}.key")), secret)
+}
+
+/// A driver's pair and its clients: `ours` (made by one_hm) and `py` (made by pyzmq) are
+/// allowed, `stranger` (a valid pair, made by pyzmq) is not.
+pub struct CurveKeys {
+    pub server_public: PathBuf,
+    pub server_secret: PathBuf,
+    pub clients: PathBuf,
+    root: PathBuf,
+}
+
+impl CurveKeys {
+    pub fn make(dir: &Path, server_maker: KeyMaker) -> CurveKeys {
+        let root = dir.join("curve");
+        let (server_public, server_secret) = make_pair(server_maker, &root, "one_hm");
+        let clients = root.join("clients");
+        for (maker, name) in [(KeyMaker::OneHm, "ours"), (KeyMaker::Pyzmq, "py")] {
+            let (public, _) = make_pair(maker, &root.join("secrets"), name);
+            std::fs::create_dir_all(&clients).expect("clients dir");
+            std::fs::copy(&public, clients.join(format!("{name}.key"))).expect("allow");
+        }
+        make_pair(KeyMaker::Pyzmq, &root.join("secrets"), "stranger");
+        CurveKeys {
+            server_public,
+            server_secret,
+            clients,
+            root,
+        }
+    }
+
+    /// The driver's flags.
+    pub fn driver_flags(&self) -> Vec<String> {
+        vec![
+            "--curve-secret-key".into(),
+            self.server_secret.display().to_string(),
+            "--curve-clients".into(),
+            self.clients.display().to_string(),
+        ]
+    }
+
+    /// The environment of a `tests/py` peer using client `name`'s keys (see `curve_keys.py`).
+    pub fn client_env(&self, name: &str) -> Vec<(String, String)> {
+        vec![
+            (
+                "CURVE_SERVER_KEY".into(),
+                self.server_public.display().to_string(),
+            ),
+            (
+                "CURVE_CLIENT_KEY".into(),
+                self.root
+                    .join("secrets")
+                    .join(format!("{name}.key_secret"))
+                    .display()
+                    .to_string(),
+            ),
+        ]
+    }
+
+    /// The Z85 public key of client `name`, as the driver logs it.
+    pub fn public_z85(&self, name: &str) -> String {
+        let file = self.root.join("secrets").join(format!("{name}.key"));
+        one_curve::cert::load_public(&file)
+            .expect("public key")
+            .z85()
+    }
 }

@@ -4,7 +4,9 @@ Usage: replay.py ENDPOINT AFTER MAX [--wait-oldest N]
 
 Sends REPLAY <after> <MAX> until the reply reaches head, and prints one JSON line per event:
 {"seq", "keys", "content"}, then a last line {"oldest", "head"}. Checks that every reply is in
-order and that pairs carry the sequence token of their event. With --wait-oldest, it first asks
+order and that pairs carry the sequence token of their event. A reply that does not come
+within 20 s (or REPLY_TIMEOUT_MS) ends it with {"error": "TIMEOUT"} and status 1. CURVE keys as
+curve_keys.py describes. With --wait-oldest, it first asks
 for the header (REPLAY 0 0) until the oldest retained event is at least N (for at most 30 s).
 """
 import json
@@ -13,13 +15,16 @@ import time
 
 import zmq
 
+import curve_keys
+
 
 def main():
     endpoint, after, page = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     ctx = zmq.Context()
     req = ctx.socket(zmq.REQ)
     req.setsockopt(zmq.LINGER, 0)
-    req.setsockopt(zmq.RCVTIMEO, 20000)
+    req.setsockopt(zmq.RCVTIMEO, curve_keys.reply_timeout_ms(20000))
+    curve_keys.apply(req)
     req.connect(endpoint)
     if len(sys.argv) > 5 and sys.argv[4] == "--wait-oldest":
         wanted = int(sys.argv[5])
@@ -31,7 +36,11 @@ def main():
     oldest = head = None
     while True:
         req.send(b"REPLAY %d %d" % (after, page))
-        frames = req.recv_multipart()
+        try:
+            frames = req.recv_multipart()
+        except zmq.Again:
+            print(json.dumps({"error": "TIMEOUT"}), flush=True)
+            sys.exit(1)
         words = frames[0].decode().split()
         if words[0] != "OK":
             print(json.dumps({"error": frames[0].decode()}), flush=True)

@@ -4,12 +4,15 @@ Usage: sub.py ENDPOINT COUNT FILTER [FILTER ...]
 
 Prints READY once connected, PROBE the first time a probe message (key starting with
 "EVENT API one.probe.") arrives, then one JSON line {"key", "content"} per other message.
-Exits after COUNT such messages, or with status 1 after 30 s without a message.
+Exits after COUNT such messages, or with status 1 after 30 s without a message. CURVE keys as
+curve_keys.py describes.
 """
 import json
 import sys
 
 import zmq
+
+import curve_keys
 
 PROBE = b"EVENT API one.probe."
 
@@ -19,6 +22,7 @@ def main():
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
+    curve_keys.apply(sub)
     for f in filters:
         sub.setsockopt(zmq.SUBSCRIBE, f.encode())
     sub.setsockopt(zmq.SUBSCRIBE, PROBE)

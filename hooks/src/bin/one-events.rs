@@ -1,6 +1,7 @@
 //! `one-events [--endpoint E] [--after N | --head]`: prints the events the driver journaled,
 //! one line each, read back through its replay endpoint.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -30,6 +31,35 @@ struct Args {
     /// How long to wait for each reply, in milliseconds
     #[arg(long = "timeout-ms", default_value_t = 5000)]
     timeout_ms: u64,
+    /// CURVE: the driver's public certificate (`one_hm.key`), when the driver runs with CURVE
+    #[arg(
+        long = "curve-server-key",
+        env = "ONE_EVENTS_CURVE_SERVER_KEY",
+        value_name = "FILE"
+    )]
+    curve_server_key: Option<PathBuf>,
+    /// CURVE: this client's secret certificate (`NAME.key_secret`, mode 0600), whose public
+    /// half is in the driver's --curve-clients directory
+    #[arg(
+        long = "curve-client-key",
+        env = "ONE_EVENTS_CURVE_CLIENT_KEY",
+        value_name = "FILE"
+    )]
+    curve_client_key: Option<PathBuf>,
+}
+
+impl Args {
+    /// The CURVE keys: both files or neither.
+    fn curve(&self) -> Result<Option<one_curve::ClientKeys>> {
+        match (&self.curve_server_key, &self.curve_client_key) {
+            (None, None) => Ok(None),
+            (Some(server), Some(client)) => {
+                one_curve::check_available().map_err(anyhow::Error::msg)?;
+                Ok(Some(one_curve::ClientKeys::load(server, client)?))
+            }
+            _ => anyhow::bail!("--curve-server-key and --curve-client-key go together"),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -44,8 +74,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    let journal = Journal::connect(&args.endpoint, Duration::from_millis(args.timeout_ms))
-        .context("connecting to the journal")?;
+    let curve = args.curve()?;
+    let journal = Journal::connect(
+        &args.endpoint,
+        Duration::from_millis(args.timeout_ms),
+        curve.as_ref(),
+    )
+    .context("connecting to the journal")?;
     if args.head {
         println!("{}", journal.head().context("reading the head")?);
         return Ok(());
