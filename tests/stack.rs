@@ -131,6 +131,9 @@ pub struct StackOptions {
     /// Each HEM also writes its own `log_file` ([`Stack::hem_log_file`]), in a directory it
     /// creates; otherwise it logs to stderr only, which the fixture keeps.
     pub hem_log_file: bool,
+    /// CURVE on the driver's sockets: `one_hm --curve-keygen` makes the driver's pair and the
+    /// HEMs' (one pair, [`Stack::curve_dir`]), and the configs name them.
+    pub curve: bool,
 }
 
 /// How the driver and the HEMs reach a NATS cluster.
@@ -156,6 +159,7 @@ impl Default for StackOptions {
             nats: None,
             hook_allowed_paths: vec!["/bin".into(), "/usr/bin".into()],
             hem_log_file: false,
+            curve: false,
         }
     }
 }
@@ -262,6 +266,45 @@ impl Stack {
             .join(format!("{}.log", Self::hem_log(i)))
     }
 
+    /// Where a CURVE stack's keys are: `one_hm.key`, `one_hm.key_secret`, `hem/hem.key_secret`
+    /// and `clients/hem.key`.
+    pub fn curve_dir(&self) -> PathBuf {
+        self.dir.path().join("curve")
+    }
+
+    /// Makes the CURVE keys with the driver's own keygen; returns the driver's flags and the
+    /// HEMs' keys.
+    fn make_curve_keys(&self) -> Result<(String, String)> {
+        let dir = self.curve_dir();
+        for (at, name) in [(dir.clone(), "one_hm"), (dir.join("hem"), "hem")] {
+            let out = Command::new(bin("one_hm")?)
+                .arg("--curve-keygen")
+                .arg(&at)
+                .arg(name)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "one_hm --curve-keygen: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        fs::create_dir_all(dir.join("clients"))?;
+        fs::copy(dir.join("hem/hem.key"), dir.join("clients/hem.key"))?;
+        Ok((
+            format!(
+                "--curve-secret-key {} --curve-clients {}",
+                dir.join("one_hm.key_secret").display(),
+                dir.join("clients").display()
+            ),
+            format!(
+                "curve_server_key: {}\ncurve_client_key: {}\n",
+                dir.join("one_hm.key").display(),
+                dir.join("hem/hem.key_secret").display()
+            ),
+        ))
+    }
+
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -269,11 +312,16 @@ impl Stack {
     fn write_configs(&self) -> Result<()> {
         let ip = self.ip;
         let nats = self.options.nats.clone().unwrap_or_default();
+        let (curve_driver, curve_hem) = if self.options.curve {
+            self.make_curve_keys()?
+        } else {
+            (String::new(), String::new())
+        };
         let oned = format!(
             "PORT = {XMLRPC_PORT}\n\
              LISTEN_ADDRESS = \"{ip}\"\n\
              DB = [ BACKEND = \"sqlite\", FILE = \"{db}\" ]\n\
-             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra} {nats_args}\" ]\n\
+             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra} {nats_args} {curve_driver}\" ]\n\
              HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{extra}\n",
             db = self.var_dir.join("one.db").display(),
             journal = self.var_dir.join("hm-journal.db").display(),
@@ -309,7 +357,7 @@ impl Stack {
                  state_db: {state}\n\
                  one_xmlrpc: {endpoint}\n\
                  one_auth: {auth}\n\
-                 hook_allowed_paths: [{allowed}]\n{nats_keys}\n{extra}\n",
+                 hook_allowed_paths: [{allowed}]\n{nats_keys}\n{curve_hem}{extra}\n",
                 hooks = self.hook_dir.display(),
                 remote = self.remote_hook_dir.display(),
                 conc = self.options.concurrency,

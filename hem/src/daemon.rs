@@ -228,6 +228,13 @@ fn start_readers(
     settings: IngestSettings,
     shared: &Arc<IngestShared>,
 ) -> anyhow::Result<Readers> {
+    if let Some(curve) = &config.curve {
+        tracing::info!(
+            server_key = %curve.server.z85(),
+            client_key = %curve.cert.public.z85(),
+            "CURVE on for the driver's sockets"
+        );
+    }
     let subscriber =
         ZmqSubscriber::connect(ctx, &config.subscriber_endpoint, config.curve.as_ref())
             .with_context(|| format!("cannot connect to {}", config.subscriber_endpoint))?;

@@ -295,3 +295,55 @@ fn allowed_hook_paths_are_existing_absolute_directories() {
         "{err}"
     );
 }
+
+#[test]
+fn curve_keys_come_in_pairs_and_their_files_are_read_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = one_curve::cert::generate(dir.path(), "one_hm").unwrap();
+    let hem = one_curve::cert::generate(dir.path(), "hem").unwrap();
+    let keys = format!(
+        ":curve_server_key: {}\n:curve_client_key: {}\n",
+        server.public_file.display(),
+        hem.secret_file.display()
+    );
+    let c = parse(&keys).unwrap();
+    let curve = c.curve.expect("CURVE keys");
+    assert_eq!(
+        (curve.server, curve.cert.public),
+        (server.public, hem.public)
+    );
+    assert!(parse("").unwrap().curve.is_none());
+
+    let alone = parse(&format!(
+        "curve_server_key: {}\n",
+        server.public_file.display()
+    ))
+    .unwrap_err();
+    assert_eq!(alone.key_errors().len(), 1, "{alone}");
+    assert_eq!(alone.key_errors()[0].key, "curve_server_key");
+    assert!(
+        alone.to_string().contains("needs curve_client_key"),
+        "{alone}"
+    );
+
+    // The driver's public file where the HEM's secret one belongs, and a typo in the other.
+    let typo = dir.path().join("typo.key");
+    std::fs::write(&typo, "curve\n    public-key = \"short\"\n").unwrap();
+    let err = parse(&format!(
+        "curve_server_key: {}\ncurve_client_key: {}\nconcurrency: 0\n",
+        typo.display(),
+        server.public_file.display()
+    ))
+    .unwrap_err();
+    let keys: Vec<&str> = err.key_errors().iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["concurrency", "curve_server_key", "curve_client_key"],
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("{}:2: public-key", typo.display())),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 mod bus_security;
 mod chaos;
 mod confinement;
+mod curve;
 mod distributed;
 mod execution;
 mod file_modes;
