@@ -15,6 +15,8 @@
 //!         [--nats-tls-ca FILE] [--nats-tls-cert FILE --nats-tls-key FILE] [--nats-replicas N]
 //!         [--nats-partitions N] [--nats-prefix P] [--nats-events-stream NAME]
 //!         [--nats-results-stream NAME] [--nats-dedupe-window AGE] [--nats-result-ack-wait AGE]]
+//!        [--curve-secret-key FILE --curve-clients DIR]
+//! one_hm --curve-keygen DIR NAME
 //! ```
 //!
 //! | flag | default | meaning |
@@ -40,6 +42,8 @@
 //! | `--nats-prefix`, `--nats-events-stream`, `--nats-results-stream` | `one`, `ONE_EVENTS`, `ONE_RESULTS` | names |
 //! | `--nats-dedupe-window` | `10m` | how long the streams remember message ids |
 //! | `--nats-result-ack-wait` | `10s` | how long a forwarded result waits for oned's `STORED` before it is delivered again |
+//! | `--curve-secret-key`, `--curve-clients` | off | CURVE on all three sockets: the driver's secret certificate and the directory of allowed clients' public certificates (below) |
+//! | `--curve-keygen DIR NAME` | | write a key pair `DIR/NAME.key` and `DIR/NAME.key_secret` (0600) and exit |
 //! | `--help`, `--version` | | |
 //!
 //! As in the reference, the first three port flags may be given without a value, which means port
@@ -50,6 +54,23 @@
 //! Exit status: 0 after FINALIZE, end of stdin, SIGTERM or SIGINT (a second signal exits at once
 //! with 1); 255 for bad flags or when the journal cannot be opened or a socket cannot be bound,
 //! before INIT is answered, as the reference does.
+//!
+//! # CURVE (`--curve-secret-key`, `--curve-clients`)
+//!
+//! Off by default, because the reference Ruby HEM cannot do CURVE: then anyone who reaches the
+//! three ports reads every event (CONTEXT passwords included), sends results and replays the
+//! journal, and a bind to anything but a loopback address is warned about at start. With both
+//! flags, the three sockets are CURVE servers with the driver's certificate, and a ZAP handler
+//! admits only clients whose public key is one of the `*.key` files of the directory (read at
+//! start). A denied client is logged (socket, peer address, key; at most 10 lines a minute) and
+//! gets nothing: no event, no `ACK` (its result is neither stored nor forwarded), no replay.
+//! Keys are ZeroMQ certificate files (CZMQ's and pyzmq's format): make them with
+//! `one_hm --curve-keygen DIR NAME`, or `python3 -c "import zmq.auth;
+//! zmq.auth.create_certificates('DIR', 'NAME')"` followed by `chmod 600 DIR/NAME.key_secret`.
+//! A secret file that other users may read, a missing or malformed key line (named by file and
+//! line), an empty client directory, or a libzmq without CURVE stop the driver at start with
+//! status 255. Clients take the driver's `NAME.key` and their own `.key_secret`: the HEM's
+//! `curve_server_key` and `curve_client_key`, `one-events --curve-server-key/--curve-client-key`.
 //!
 //! # MAD protocol (reference §6)
 //!

@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use one_e2e::nats::{ClusterOptions, NatsCluster};
 use serde_json::json;
 
 use crate::fixture::*;
@@ -11,8 +12,9 @@ use crate::fixture::*;
 /// How long an unauthorised REQ waits for the reply that must not come.
 const NO_REPLY_MS: &str = "2000";
 
-fn start(dir: &std::path::Path, keys: &CurveKeys) -> Driver {
-    let flags = keys.driver_flags();
+fn start(dir: &std::path::Path, keys: &CurveKeys, extra: &[&str]) -> Driver {
+    let mut flags = keys.driver_flags();
+    flags.extend(extra.iter().map(|f| f.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     Driver::start(dir, &flags)
 }
@@ -33,15 +35,37 @@ fn raw_subscriber(driver: &Driver, env: &[(String, String)]) -> Peer {
 fn curve_subscribers_without_an_allowed_key_get_no_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = CurveKeys::make(dir.path(), KeyMaker::OneHm);
-    let mut driver = start(dir.path(), &keys);
+    let mut driver = start(dir.path(), &keys, &[]);
     driver.init();
-    let nobody = raw_subscriber(&driver, &[]);
-    let stranger = raw_subscriber(&driver, &keys.client_env("stranger"));
+    only_listed_subscribers_get_events(&mut driver, &keys);
+    driver.send("FINALIZE");
+    assert!(driver.wait().success());
+}
+
+#[test]
+fn curve_guards_the_publisher_in_the_nats_mode_too() {
+    let nats = NatsCluster::start(ClusterOptions {
+        nodes: 1,
+        ..ClusterOptions::default()
+    })
+    .expect("NATS server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = CurveKeys::make(dir.path(), KeyMaker::OneHm);
+    let mut driver = start(dir.path(), &keys, &["--nats", &nats.url_list()]);
+    driver.init();
+    only_listed_subscribers_get_events(&mut driver, &keys);
+}
+
+/// A SUB without a key and one with an unlisted key get nothing, not even probes, while the
+/// two listed ones get an event with a password in it.
+fn only_listed_subscribers_get_events(driver: &mut Driver, keys: &CurveKeys) {
+    let nobody = raw_subscriber(driver, &[]);
+    let stranger = raw_subscriber(driver, &keys.client_env("stranger"));
     let allowed: Vec<Peer> = ["ours", "py"]
         .iter()
         .map(|name| {
-            let sub = raw_subscriber(&driver, &keys.client_env(name));
-            sync(&mut driver, &sub, "PROBE");
+            let sub = raw_subscriber(driver, &keys.client_env(name));
+            sync(driver, &sub, "PROBE");
             sub
         })
         .collect();
@@ -68,19 +92,17 @@ fn curve_subscribers_without_an_allowed_key_get_no_event() {
         );
         assert_eq!(event.content, secret);
     }
-    // The allowed subscribers have the event; the others got nothing at all, not even probes.
+    // The allowed subscribers have the event; the others got nothing at all.
     for sub in [&nobody, &stranger] {
         assert_eq!(sub.try_line(Duration::from_millis(300)), None);
     }
-    driver.send("FINALIZE");
-    assert!(driver.wait().success());
 }
 
 #[test]
 fn curve_results_from_unlisted_keys_are_never_stored_or_forwarded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = CurveKeys::make(dir.path(), KeyMaker::OneHm);
-    let mut driver = start(dir.path(), &keys);
+    let mut driver = start(dir.path(), &keys, &[]);
     driver.init();
     let forged = result_body("/bin/true", 0, Some("forged"));
     for env in [
@@ -117,7 +139,7 @@ fn curve_results_from_unlisted_keys_are_never_stored_or_forwarded() {
 fn curve_replay_answers_only_listed_keys_with_a_pyzmq_server_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = CurveKeys::make(dir.path(), KeyMaker::Pyzmq);
-    let mut driver = start(dir.path(), &keys);
+    let mut driver = start(dir.path(), &keys, &[]);
     driver.init();
     let event = api_event("one.vm.allocate", true, "template");
     driver.send(&execute(&event));
