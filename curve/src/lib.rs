@@ -36,14 +36,6 @@ pub struct ServerKeys {
 }
 
 impl ServerKeys {
-    /// Loads the server's secret certificate and the directory of allowed client keys.
-    pub fn load(secret_file: &Path, clients_dir: &Path) -> Result<ServerKeys, CertError> {
-        Ok(ServerKeys {
-            cert: cert::load_secret(secret_file)?,
-            clients: AllowList::load_dir(clients_dir)?,
-        })
-    }
-
     /// Makes `socket` a CURVE server whose ZAP requests carry `domain` (the socket's name in
     /// denial logs). Call before binding.
     pub fn apply(&self, socket: &zmq::Socket, domain: &str) -> zmq::Result<()> {

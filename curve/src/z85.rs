@@ -29,8 +29,8 @@ pub fn decode_key(text: &str) -> Result<[u8; 32], Z85Error> {
     let mut key = [0u8; 32];
     for (n, out) in key.chunks_mut(4).enumerate() {
         let mut value: u64 = 0;
-        for at in n * 5..n * 5 + 5 {
-            let found = chars[at];
+        for (i, &found) in chars[n * 5..n * 5 + 5].iter().enumerate() {
+            let at = n * 5 + i;
             let digit = ALPHABET
                 .iter()
                 .position(|&a| char::from(a) == found)

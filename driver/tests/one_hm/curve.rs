@@ -12,11 +12,15 @@ use crate::fixture::*;
 /// How long an unauthorised REQ waits for the reply that must not come.
 const NO_REPLY_MS: &str = "2000";
 
-fn start(dir: &std::path::Path, keys: &CurveKeys, extra: &[&str]) -> Driver {
+/// Keys by `maker` for the driver, and the driver started with them and `extra` flags.
+fn started(dir: &std::path::Path, maker: KeyMaker, extra: &[&str]) -> (CurveKeys, Driver) {
+    let keys = CurveKeys::make(dir, maker);
     let mut flags = keys.driver_flags();
     flags.extend(extra.iter().map(|f| f.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    Driver::start(dir, &flags)
+    let mut driver = Driver::start(dir, &flags);
+    driver.init();
+    (keys, driver)
 }
 
 fn with_timeout(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
@@ -34,9 +38,7 @@ fn raw_subscriber(driver: &Driver, env: &[(String, String)]) -> Peer {
 #[test]
 fn curve_subscribers_without_an_allowed_key_get_no_event() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = CurveKeys::make(dir.path(), KeyMaker::OneHm);
-    let mut driver = start(dir.path(), &keys, &[]);
-    driver.init();
+    let (keys, mut driver) = started(dir.path(), KeyMaker::OneHm, &[]);
     only_listed_subscribers_get_events(&mut driver, &keys);
     driver.send("FINALIZE");
     assert!(driver.wait().success());
@@ -50,9 +52,7 @@ fn curve_guards_the_publisher_in_the_nats_mode_too() {
     })
     .expect("NATS server");
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = CurveKeys::make(dir.path(), KeyMaker::OneHm);
-    let mut driver = start(dir.path(), &keys, &["--nats", &nats.url_list()]);
-    driver.init();
+    let (keys, mut driver) = started(dir.path(), KeyMaker::OneHm, &["--nats", &nats.url_list()]);
     only_listed_subscribers_get_events(&mut driver, &keys);
 }
 
@@ -101,9 +101,7 @@ fn only_listed_subscribers_get_events(driver: &mut Driver, keys: &CurveKeys) {
 #[test]
 fn curve_results_from_unlisted_keys_are_never_stored_or_forwarded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = CurveKeys::make(dir.path(), KeyMaker::OneHm);
-    let mut driver = start(dir.path(), &keys, &[]);
-    driver.init();
+    let (keys, mut driver) = started(dir.path(), KeyMaker::OneHm, &[]);
     let forged = result_body("/bin/true", 0, Some("forged"));
     for env in [
         with_timeout(Vec::new()),
@@ -138,9 +136,7 @@ fn curve_results_from_unlisted_keys_are_never_stored_or_forwarded() {
 #[test]
 fn curve_replay_answers_only_listed_keys_with_a_pyzmq_server_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = CurveKeys::make(dir.path(), KeyMaker::Pyzmq);
-    let mut driver = start(dir.path(), &keys, &[]);
-    driver.init();
+    let (keys, mut driver) = started(dir.path(), KeyMaker::Pyzmq, &[]);
     let event = api_event("one.vm.allocate", true, "template");
     driver.send(&execute(&event));
     // The journal's content is reached only by listed clients.
