@@ -1,13 +1,14 @@
 //! The whole stack with CURVE on the driver's sockets: oned-lite starts one_hm with the keys
 //! from HM_MAD's ARGUMENTS, the HEM connects with its own, hooks run and their records reach
-//! the hook log, and a pyzmq subscriber without a key sees no event.
+//! the hook log, a pyzmq subscriber without a key sees no event, and `one-events` replays only
+//! with a key.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use one_e2e::stack::{PUBLISHER_PORT, Stack, StackOptions, python};
+use one_e2e::stack::{PUBLISHER_PORT, REPLAY_PORT, Stack, StackOptions, python};
 
 /// A pyzmq SUB on every key, with CURVE when given the driver's public certificate and a
 /// client secret certificate. Prints READY, GOT at its first message, and the number of
@@ -151,6 +152,30 @@ fn curve_stack_runs_hooks_and_keyless_subscribers_see_nothing() -> anyhow::Resul
         0,
         "a subscriber without a key received events"
     );
+    // The shipped replay tool: answered with the HEM's keys (from the environment), not without.
+    let endpoint = format!("tcp://{}:{REPLAY_PORT}", stack.ip);
+    let keyless = stack.cli(
+        "one-events",
+        &["--endpoint", &endpoint, "--head", "--timeout-ms", "1000"],
+    )?;
+    assert!(!keyless.status.success());
+    let refused = String::from_utf8_lossy(&keyless.stderr);
+    assert!(refused.contains("no reply within"), "{refused}");
+    let keyed = Command::new(one_e2e::stack::bin("one-events")?)
+        .args(["--endpoint", &endpoint, "--head"])
+        .env("ONE_EVENTS_CURVE_SERVER_KEY", curve.join("one_hm.key"))
+        .env(
+            "ONE_EVENTS_CURVE_CLIENT_KEY",
+            curve.join("hem/hem.key_secret"),
+        )
+        .output()?;
+    assert!(
+        keyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keyed.stderr)
+    );
+    let head: u64 = String::from_utf8_lossy(&keyed.stdout).trim().parse()?;
+    assert!(head >= allocated as u64, "head {head}");
     let driver_log = std::fs::read_to_string(stack.log_path("oned"))?;
     assert!(
         driver_log.contains("CURVE on: only listed clients may connect"),
