@@ -22,8 +22,9 @@ use clap::Parser;
                   CONTEXT passwords included), send results and replay the journal. To turn it \
                   on, make a pair for the driver and one per client \
                   (one_hm --curve-keygen /etc/one/curve one_hm; \
-                  ... --curve-keygen /etc/one/curve/clients onehem), then start the driver with \
-                  --curve-secret-key /etc/one/curve/one_hm.key_secret \
+                  one_hm --curve-keygen /etc/one/curve/hem onehem), copy each client's public \
+                  NAME.key into a directory of allowed clients (/etc/one/curve/clients), start \
+                  the driver with --curve-secret-key /etc/one/curve/one_hm.key_secret \
                   --curve-clients /etc/one/curve/clients (HM_MAD ARGUMENTS in oned.conf) and \
                   give each client the driver's one_hm.key and its own .key_secret \
                   (onehem-server.conf :curve_server_key: and :curve_client_key:)."
