@@ -3,13 +3,10 @@
 //! line covers them and go again to the next driver; a driver that never acknowledges gets
 //! delete-on-write; results are acknowledged with `STORED` only once they are in the hook log.
 
-mod api_common;
-mod cloud_common;
-
 use std::path::Path;
 
-use api_common::Front;
-use cloud_common::*;
+use crate::api_common::Front;
+use crate::cloud_common::*;
 use one_proto::encoding::b64_encode;
 use one_proto::event::HookMessage;
 use one_proto::hook_log::ExecutionResult;

@@ -1,8 +1,6 @@
 //! The XML-RPC API through real third-party clients: Python's xmlrpc.client and pyone.
 
-mod api_common;
-
-use api_common::{Front, NO_DRIVER_CONF, run_py};
+use crate::api_common::{Front, NO_DRIVER_CONF, run_py};
 
 #[test]
 fn hook_api_with_python_xmlrpc_client() {

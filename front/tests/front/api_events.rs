@@ -1,9 +1,7 @@
 //! Every call that passed authentication, except the info calls, leaves one API event in the
 //! outbox (reference §4.4); faults and authentication failures leave none.
 
-mod api_common;
-
-use api_common::{Front, NO_DRIVER_CONF};
+use crate::api_common::{Front, NO_DRIVER_CONF};
 use one_client::{Client, Value};
 use one_proto::encoding::b64_decode_strict;
 use one_proto::event::{ApiEvent, HookMessage, ParamDir};

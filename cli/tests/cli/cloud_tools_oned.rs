@@ -1,8 +1,6 @@
 //! Golden-output tests of `onevm`, `onehost` and `oneimage` against a running `oned-lite`.
 
-mod common;
-
-use common::{Oned, normalize_times, wait_until};
+use crate::common::{Oned, normalize_times, wait_until};
 
 /// The STAT cell of one row of a `--csv -l ID,STAT` listing.
 fn stat(oned: &Oned, tool: &str, id: &str) -> String {

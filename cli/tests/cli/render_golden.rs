@@ -26,67 +26,67 @@ fn show(xml: &str, execution: Option<i64>) -> String {
 #[test]
 fn list_table_without_a_terminal() {
     let out = render_hook_pool(
-        &doc(include_str!("golden/hook_pool.xml")),
+        &doc(include_str!("../golden/hook_pool.xml")),
         &TableOptions::default(),
         &Terminal::plain(),
     )
     .expect("renders");
-    assert_eq!(out, include_str!("golden/hook_list.out"));
+    assert_eq!(out, include_str!("../golden/hook_list.out"));
 }
 
 #[test]
 fn show_with_template_and_execution_log() {
     assert_eq!(
-        show(include_str!("golden/hook_info.xml"), None),
-        include_str!("golden/hook_show.out")
+        show(include_str!("../golden/hook_info.xml"), None),
+        include_str!("../golden/hook_show.out")
     );
 }
 
 #[test]
 fn show_locked_hook_without_records_has_no_execution_log() {
     assert_eq!(
-        show(include_str!("golden/hook_info_locked.xml"), None),
-        include_str!("golden/hook_show_locked.out")
+        show(include_str!("../golden/hook_info_locked.xml"), None),
+        include_str!("../golden/hook_show_locked.out")
     );
 }
 
 #[test]
 fn show_execution_record_failed() {
     assert_eq!(
-        show(include_str!("golden/hook_info.xml"), Some(0)),
-        include_str!("golden/hook_show_e0.out")
+        show(include_str!("../golden/hook_info.xml"), Some(0)),
+        include_str!("../golden/hook_show_e0.out")
     );
 }
 
 #[test]
 fn show_execution_record_succeeded() {
     assert_eq!(
-        show(include_str!("golden/hook_info.xml"), Some(1)),
-        include_str!("golden/hook_show_e1.out")
+        show(include_str!("../golden/hook_info.xml"), Some(1)),
+        include_str!("../golden/hook_show_e1.out")
     );
 }
 
 #[test]
 fn show_missing_execution_record() {
     assert_eq!(
-        show(include_str!("golden/hook_info.xml"), Some(7)),
-        include_str!("golden/hook_show_e7.out")
+        show(include_str!("../golden/hook_info.xml"), Some(7)),
+        include_str!("../golden/hook_show_e7.out")
     );
 }
 
 #[test]
 fn log_table_has_the_hook_column() {
-    let log = doc(include_str!("golden/hooklog.xml"));
+    let log = doc(include_str!("../golden/hooklog.xml"));
     let records: Vec<&Element> = log.children_named("HOOK_EXECUTION_RECORD").collect();
     let out = render_records(&records, HookColumn::Shown, &Terminal::plain(), Zone::Utc);
-    assert_eq!(out, include_str!("golden/hook_log.out"));
+    assert_eq!(out, include_str!("../golden/hook_log.out"));
 }
 
 #[test]
 fn timestamps_follow_the_zone() {
     let cest = chrono::FixedOffset::east_opt(2 * 3600).expect("offset");
     let out = render_hook(
-        &doc(include_str!("golden/hook_info.xml")),
+        &doc(include_str!("../golden/hook_info.xml")),
         None,
         &Terminal::plain(),
         Zone::Fixed(cest),
@@ -106,7 +106,7 @@ fn terminal_output_is_bold_underlined_and_coloured() {
         height: None,
     };
     let out = String::from_utf8(render_hook(
-        &doc(include_str!("golden/hook_info.xml")),
+        &doc(include_str!("../golden/hook_info.xml")),
         None,
         &tty,
         Zone::Utc,

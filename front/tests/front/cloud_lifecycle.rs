@@ -1,11 +1,8 @@
 //! The simulated cloud through the XML-RPC API, observed where hooks observe it: the STATE
 //! HOOK_MESSAGEs a (fake) HM_MAD driver receives.
 
-mod api_common;
-mod cloud_common;
-
-use api_common::Front;
-use cloud_common::*;
+use crate::api_common::Front;
+use crate::cloud_common::*;
 use one_proto::event::ObjectKind::{Host, Image, Vm};
 
 const ACTION: i32 = 0x800;
@@ -624,7 +621,7 @@ fn pyone_reads_the_cloud_documents() {
     let dir = tempfile::tempdir().unwrap();
     let driver = FakeDriver::new(dir.path());
     let front = Front::start(dir.path(), &driver.conf(ZERO_SIM));
-    let out = api_common::run_py(&front, "cloud_pyone.py");
+    let out = crate::api_common::run_py(&front, "cloud_pyone.py");
     assert!(out.contains("cloud_pyone: ok"), "{out}");
     front.stop().unwrap();
 }

@@ -1,9 +1,7 @@
 //! Hook log records, written the way the driver link writes them (`hook_log::add_result` in a
 //! transaction on the same SQLite file), read back through the XML-RPC API.
 
-mod api_common;
-
-use api_common::Front;
+use crate::api_common::Front;
 use base64::Engine as _;
 use one_client::ClientError;
 use one_proto::hook_log::{ExecutionResult, parse_hooklog};

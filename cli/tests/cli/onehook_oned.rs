@@ -1,9 +1,7 @@
 //! Golden-output tests of `onehook` against a running `oned-lite` (no hook manager driver, so
 //! no execution records: those are covered by the walkthrough on the whole stack).
 
-mod common;
-
-use common::{Oned, normalize_times};
+use crate::common::{Oned, normalize_times};
 
 const HOOK_TMPL: &str = "NAME      = hook-vm
 TYPE      = state

@@ -1,9 +1,7 @@
 //! A restart keeps hooks, their log, users and the id counter; a bad configuration stops the
 //! binary with every problem listed.
 
-mod api_common;
-
-use api_common::{Front, NO_DRIVER_CONF};
+use crate::api_common::{Front, NO_DRIVER_CONF};
 use base64::Engine as _;
 use oned_lite::db::Db;
 

@@ -2,8 +2,6 @@
 //! its own loopback address, without a hook manager driver. The tools run as processes with
 //! `ONE_XMLRPC` and `ONE_AUTH` pointing at it, in UTC, without a terminal.
 
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -2,9 +2,7 @@
 //! real one_hm, and onehem-server): create the hook, create a VM, see the failed execution
 //! and its "No such file or directory" message, create the script, retry, see the success.
 
-mod common;
-
-use common::{Run, normalize_times, run_tool};
+use crate::common::{Run, normalize_times, run_tool};
 use one_e2e::stack::Stack;
 
 const HOOK_TMPL: &str = "NAME      = hook-vm

@@ -1,8 +1,6 @@
 //! The XML-RPC API through Ruby's xmlrpc client (the library OpenNebula's Ruby OCA uses).
 
-mod api_common;
-
-use api_common::{Front, NO_DRIVER_CONF};
+use crate::api_common::{Front, NO_DRIVER_CONF};
 
 const SCRIPT: &str = r#"
 require "xmlrpc/client"

@@ -2,8 +2,6 @@
 //! that records every line oned-lite sends it and sends back whatever a test asks, plus helpers
 //! to decode what it received. Used together with `api_common` (the front-end itself).
 
-#![allow(dead_code)]
-
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

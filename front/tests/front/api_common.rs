@@ -1,8 +1,6 @@
 //! Test fixture: a real oned-lite started in-process through `run` on 127.0.0.1:0, with a temp
 //! var dir, and the Python interpreter used for the interoperability scripts.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::JoinHandle;
@@ -15,7 +13,6 @@ pub const NO_DRIVER_CONF: &str = "HOOK_LOG_CONF = [ LOG_RETENTION = 20 ]\n";
 
 pub struct Front {
     pub endpoint: String,
-    pub var_dir: PathBuf,
     pub auth_file: PathBuf,
     pub session: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -74,7 +71,6 @@ impl Front {
         );
         Front {
             endpoint,
-            var_dir: var_dir.to_path_buf(),
             auth_file,
             session,
             stop: Some(stop_tx),
@@ -108,10 +104,6 @@ impl Drop for Front {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// The interpreter with pyone (`one_e2e::stack::python`); a test without it fails saying how

@@ -1,9 +1,7 @@
 //! The API event of a call is written in the transaction of the call's changes: when the event
 //! cannot be stored, the change is not stored either and the call fails.
 
-mod api_common;
-
-use api_common::{Front, NO_DRIVER_CONF};
+use crate::api_common::{Front, NO_DRIVER_CONF};
 use one_proto::encoding::b64_decode_strict;
 use one_proto::event::{HookMessage, ParamDir};
 use oned_lite::db::Db;

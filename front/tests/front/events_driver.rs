@@ -2,14 +2,11 @@
 //! lines, in order, kept while the driver is down, the driver restarted when it dies and
 //! finalized on shutdown, and its result lines stored in the hook log.
 
-mod api_common;
-mod cloud_common;
-
 use std::path::Path;
 use std::time::Instant;
 
-use api_common::{Front, NO_DRIVER_CONF};
-use cloud_common::*;
+use crate::api_common::{Front, NO_DRIVER_CONF};
+use crate::cloud_common::*;
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, HookMessage, ObjectKind, ParamDir};
 use one_proto::retry::RetryMessage;
