@@ -23,8 +23,11 @@ struct Args {
     binaries: Vec<String>,
 }
 
-/// Every binary with a command line, and its definition.
-const BINARIES: &[(&str, fn() -> clap::Command)] = &[
+/// A binary's name and its command line's definition.
+type Binary = (&'static str, fn() -> clap::Command);
+
+/// Every binary with a command line.
+const BINARIES: &[Binary] = &[
     ("oned-lite", oned_lite::cli::command),
     ("one_hm", one_hm::config::Cli::command),
     ("onehem-server", onehem_server::cli::command),
@@ -79,7 +82,7 @@ fn generate(root: &Path, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn choose(names: &[String]) -> anyhow::Result<Vec<(&'static str, fn() -> clap::Command)>> {
+fn choose(names: &[String]) -> anyhow::Result<Vec<Binary>> {
     if names.is_empty() {
         return Ok(BINARIES.to_vec());
     }

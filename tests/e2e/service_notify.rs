@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -21,18 +21,21 @@ fn next_notification(socket: &UnixDatagram, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-fn bind(path: &Path) -> Result<UnixDatagram> {
-    UnixDatagram::bind(path).with_context(|| format!("binding {}", path.display()))
+/// A stack of oned-lite alone, and a datagram socket `name` in its directory.
+fn stack_and_socket(name: &str) -> Result<(Stack, PathBuf, UnixDatagram)> {
+    let stack = Stack::start_with(StackOptions {
+        hem: false,
+        ..StackOptions::default()
+    })?;
+    let path = stack.dir.path().join(name);
+    let socket =
+        UnixDatagram::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    Ok((stack, path, socket))
 }
 
 #[test]
 fn oned_lite_notifies_ready_once_it_serves_and_stopping_on_sigterm() -> Result<()> {
-    let mut stack = Stack::start_with(StackOptions {
-        hem: false,
-        ..StackOptions::default()
-    })?;
-    let path = stack.dir.path().join("oned-notify.sock");
-    let socket = bind(&path)?;
+    let (mut stack, path, socket) = stack_and_socket("oned-notify.sock")?;
     stack.kill_oned()?;
     stack.start_oned_with_env(&[("NOTIFY_SOCKET", path.as_os_str())])?;
 
@@ -51,12 +54,7 @@ fn oned_lite_notifies_ready_once_it_serves_and_stopping_on_sigterm() -> Result<(
 
 #[test]
 fn onehem_server_notifies_ready_after_loading_the_hooks_and_stopping_on_sigterm() -> Result<()> {
-    let mut stack = Stack::start_with(StackOptions {
-        hem: false,
-        ..StackOptions::default()
-    })?;
-    let path = stack.dir.path().join("hem-notify.sock");
-    let socket = bind(&path)?;
+    let (mut stack, path, socket) = stack_and_socket("hem-notify.sock")?;
     stack.start_hem_at_with_env(0, &[("NOTIFY_SOCKET", OsStr::new(&path))])?;
 
     ensure!(next_notification(&socket, "READY=1")? == "READY=1");
