@@ -26,5 +26,6 @@ pub mod state_db;
 pub mod stop;
 pub mod subscriber;
 pub mod sync_command;
+pub mod uids;
 
 pub use daemon::{run, run_with_status};
