@@ -1,6 +1,7 @@
 //! onehem-server: the Hook Execution Manager. `main` parses flags and calls `run`.
 
 pub mod bell;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod distributed;

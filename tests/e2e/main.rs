@@ -12,5 +12,6 @@ mod nats_cluster;
 mod no_loss;
 mod remote;
 mod seed_examples;
+mod service_notify;
 mod thin_path;
 mod wal_size;

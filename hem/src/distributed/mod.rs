@@ -245,6 +245,7 @@ pub async fn run(
         if !announced && members.contains(&nats.member) {
             announced = true;
             tracing::info!("HEM ready");
+            one_notify::ready();
         }
         tracing::info!(
             members = members.len(),

@@ -219,6 +219,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             }
         }
         self.shared.ready.store(true, Ordering::SeqCst);
+        one_notify::ready();
         let mut last_activity = Instant::now();
         let mut last_poll = Instant::now();
         while !self.shared.stopping() {
