@@ -26,6 +26,7 @@ use crate::hook_map::HookMap;
 use crate::journal::{BusMessage, Journal};
 use crate::matcher::{Apply, Matcher, Uids, is_primary};
 pub use crate::matcher::{HookSource, Snapshot};
+use crate::metrics::HemMetrics;
 use crate::stop::Stop;
 use crate::subscriber::EventStream;
 use gaps::{JOURNAL_BACKOFF_MIN, Missed};
@@ -48,6 +49,8 @@ pub struct IngestShared {
     pub ready: AtomicBool,
     /// Number of hooks loaded.
     pub hooks: AtomicU64,
+    /// What the HEM counts (events here, executions in the runner and scheduler).
+    pub metrics: Arc<HemMetrics>,
 }
 
 impl IngestShared {
@@ -59,6 +62,7 @@ impl IngestShared {
             processed_plus_one: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             hooks: AtomicU64::new(0),
+            metrics: Arc::new(HemMetrics::default()),
         })
     }
 
@@ -319,6 +323,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 tracing::warn!(key = %msg.key, "the driver publishes no sequence numbers: running live-only, events missed while the HEM is down or slow are lost");
                 self.sequenced = Some(false);
             }
+            self.shared.metrics.events_received.inc();
             self.process(0, &parsed, &msg);
             return;
         };
@@ -349,6 +354,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 return;
             }
         }
+        self.shared.metrics.events_received.inc();
         self.process(seq, &parsed, &msg);
         self.set_processed(seq);
     }
