@@ -24,6 +24,8 @@ use crate::journal::JournalResult;
 use crate::messages::{AcceptedResult, Doorbell, ResultOutcome, ResultReply, WriterMsg};
 use crate::shutdown::Shutdown;
 
+use crate::metrics::METRICS;
+
 /// How often a quiet socket is checked against the shutdown switch.
 const POLL_MS: i64 = 100;
 /// Requests read in one go before pending replies are looked at again.
@@ -78,9 +80,13 @@ pub fn run(
                 }
             };
             let (envelope, body) = split_envelope(frames);
+            METRICS.results_received.inc();
             match accept(&body, &writer, &bell) {
                 Ok(outcome) => waiting.push_back(Waiting { envelope, outcome }),
-                Err(reply) => send_reply(&socket, envelope, &reply),
+                Err(reply) => {
+                    METRICS.results_malformed.inc();
+                    send_reply(&socket, envelope, &reply)
+                }
             }
         }
     }
@@ -99,13 +105,24 @@ fn answer_decided(socket: &zmq::Socket, waiting: &mut VecDeque<Waiting>, block: 
             w.outcome.try_recv()
         };
         let reply = match outcome {
-            Ok(ResultOutcome::Stored | ResultOutcome::Duplicate) => "ACK".to_owned(),
-            Ok(ResultOutcome::Failed(reason)) => err_frame(&reason),
+            Ok(ResultOutcome::Stored) => {
+                METRICS.results_acked.inc();
+                "ACK".to_owned()
+            }
+            Ok(ResultOutcome::Duplicate) => {
+                METRICS.results_duplicate.inc();
+                "ACK".to_owned()
+            }
+            Ok(ResultOutcome::Failed(reason)) => {
+                METRICS.results_unstored.inc();
+                err_frame(&reason)
+            }
             Err(TryRecvError::Empty) => {
                 still.push_back(w);
                 continue;
             }
             Err(TryRecvError::Disconnected) => {
+                METRICS.results_unstored.inc();
                 err_frame("driver is shutting down, result not stored")
             }
         };
