@@ -389,11 +389,17 @@ impl Stack {
 
     /// Starts (or restarts) oned-lite and waits until it serves XML-RPC.
     pub fn start_oned(&mut self) -> Result<()> {
+        self.start_oned_with_env(&[])
+    }
+
+    /// As [`Stack::start_oned`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_oned_with_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
         let mut cmd = Command::new(bin("oned-lite")?);
         cmd.arg("--config")
             .arg(self.oned_conf())
             .arg("--var-dir")
-            .arg(&self.var_dir);
+            .arg(&self.var_dir)
+            .envs(env.iter().copied());
         let child = self.spawn_logged("oned", &mut cmd)?;
         self.oned = Some(child);
         let addr = SocketAddr::from((self.ip, XMLRPC_PORT));
@@ -422,6 +428,15 @@ impl Stack {
 
     /// Starts (or restarts) HEM `i`.
     pub fn start_hem_at(&mut self, i: usize) -> Result<()> {
+        self.start_hem_at_with_env(i, &[])
+    }
+
+    /// As [`Stack::start_hem_at`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_hem_at_with_env(
+        &mut self,
+        i: usize,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<()> {
         let slot = self.hems.get(i).context("no such HEM")?;
         if slot.is_some() {
             bail!("HEM {i} is running");
@@ -429,7 +444,8 @@ impl Stack {
         let mut cmd = Command::new(bin("onehem-server")?);
         cmd.arg("--config")
             .arg(self.hem_conf_at(i))
-            .envs(self.env());
+            .envs(self.env())
+            .envs(env.iter().copied());
         let child = self.spawn_logged(&Self::hem_log(i), &mut cmd)?;
         self.hems[i] = Some(child);
         Ok(())
@@ -496,6 +512,15 @@ impl Stack {
                 .map(|c| c.try_wait()),
             Some(Ok(None))
         )
+    }
+
+    /// Stops oned-lite cleanly (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_oned(&mut self) -> Result<()> {
+        if let Some(mut child) = self.oned.take() {
+            let _ = nix_term(&child);
+            wait_or_kill(&mut child);
+        }
+        Ok(())
     }
 
     /// SIGKILLs oned-lite (its driver sees stdin EOF and exits).

@@ -36,6 +36,9 @@ pub struct DriverMetrics {
     pub results_duplicate: Counter,
     /// Results answered `ERR` because they were malformed.
     pub results_malformed: Counter,
+    /// Results answered `ERR` by the driver's checks (`--require-execution-uid`, a uid that
+    /// names an event the journal never had).
+    pub results_refused: Counter,
     /// Results answered `ERR` because the journal could not store them.
     pub results_unstored: Counter,
     /// Result lines written to oned (again after a restart for those not acknowledged).
@@ -59,6 +62,7 @@ pub static METRICS: DriverMetrics = DriverMetrics {
     results_acked: Counter::new(),
     results_duplicate: Counter::new(),
     results_malformed: Counter::new(),
+    results_refused: Counter::new(),
     results_unstored: Counter::new(),
     results_forwarded: Counter::new(),
     journal_failure: Mutex::new(None),
@@ -242,6 +246,11 @@ impl Source for DriverSource {
                 "one_hm_results_malformed_total",
                 "Result requests answered ERR as malformed.",
                 m.results_malformed.get(),
+            ),
+            (
+                "one_hm_results_refused_total",
+                "Results answered ERR by the driver's checks of their EXECUTION_UID.",
+                m.results_refused.get(),
             ),
             (
                 "one_hm_results_unstored_total",

@@ -83,10 +83,7 @@ pub fn run(
             METRICS.results_received.inc();
             match accept(&body, &writer, &bell) {
                 Ok(outcome) => waiting.push_back(Waiting { envelope, outcome }),
-                Err(reply) => {
-                    METRICS.results_malformed.inc();
-                    send_reply(&socket, envelope, &reply)
-                }
+                Err(reply) => send_reply(&socket, envelope, &reply),
             }
         }
     }
@@ -113,10 +110,8 @@ fn answer_decided(socket: &zmq::Socket, waiting: &mut VecDeque<Waiting>, block: 
                 METRICS.results_duplicate.inc();
                 "ACK".to_owned()
             }
-            Ok(ResultOutcome::Failed(reason)) => {
-                METRICS.results_unstored.inc();
-                err_frame(&reason)
-            }
+            // Counted where the writer decided (refused, or not stored).
+            Ok(ResultOutcome::Failed(reason)) => err_frame(&reason),
             Err(TryRecvError::Empty) => {
                 still.push_back(w);
                 continue;
@@ -161,6 +156,7 @@ fn accept(
     bell: &Doorbell,
 ) -> Result<Receiver<ResultOutcome>, String> {
     let [frame] = frames else {
+        METRICS.results_malformed.inc();
         warn!(
             frames = frames.len(),
             "malformed result refused: expected one frame"
@@ -174,6 +170,7 @@ fn accept(
         Ok(result) => result,
         Err(e) => {
             let shown: String = String::from_utf8_lossy(frame).chars().take(80).collect();
+            METRICS.results_malformed.inc();
             warn!(reason = %e, frame = %shown, "malformed result refused");
             return Err(err_frame(&e.to_string()));
         }
@@ -191,6 +188,7 @@ fn accept(
         reply,
     };
     if writer.send(WriterMsg::Result(accepted)).is_err() {
+        METRICS.results_unstored.inc();
         return Err(err_frame("driver is shutting down, result not stored"));
     }
     Ok(outcome)

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod call;
+pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod connections;
@@ -113,6 +114,9 @@ pub async fn run(
         db = %db_path.display(),
         "oned-lite serving XML-RPC"
     );
+    // The listener is bound and everything behind it started: connections queue in the backlog
+    // until the accept loop below takes them.
+    one_notify::ready();
     let served = server::serve(state.clone(), listener, shutdown).await;
 
     state.cloud.stop().await;

@@ -81,6 +81,7 @@ pub async fn run_with_status(
         poll_interval: config.replay_poll_interval,
         instance: recovery.instance.clone(),
         boot: recovery.boot,
+        uid_key: recovery.uid_key.clone(),
         watermark: recovery.watermark,
     };
     let readers = start_readers(&config, &ctx, source, &db, &work, settings, &shared)?;

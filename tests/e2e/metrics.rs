@@ -172,6 +172,8 @@ fn scrapes_during_a_flood_parse_only_grow_and_match_the_hook_log() -> Result<()>
     );
     assert_eq!(d.value("one_hm_results_acked_total", &[]), Some(all));
     assert_eq!(d.value("one_hm_results_malformed_total", &[]), Some(0.0));
+    assert_eq!(d.value("one_hm_results_refused_total", &[]), Some(0.0));
+    assert_eq!(d.value("one_hm_results_unstored_total", &[]), Some(0.0));
     let forwarded = d
         .value("one_hm_results_forwarded_total", &[])
         .unwrap_or(0.0);

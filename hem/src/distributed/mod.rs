@@ -36,6 +36,7 @@ use crate::metrics::HemSource;
 use crate::remote::RemoteExecutor;
 use crate::runner::HemRunner;
 use crate::scheduler::{self, Limits};
+use crate::uids::UidKey;
 use ledger::BusLedger;
 use markers::Markers;
 use members::{View, assigned};
@@ -66,7 +67,7 @@ pub async fn run(
         ready = connect(&nats) => Some(ready),
         _ = &mut shutdown => None,
     };
-    let Some((js, stream, info, markers)) = ready else {
+    let Some((js, stream, info, markers, uid_key)) = ready else {
         return Ok(());
     };
     let partitions = partitions_of(&info).with_context(|| {
@@ -178,6 +179,7 @@ pub async fn run(
         layout: nats.layout.clone(),
         partitions,
         tag,
+        uid_key,
         takeover: nats.takeover,
         in_flight: nats.in_flight,
         replicas: nats.replicas,
@@ -256,6 +258,7 @@ pub async fn run(
         if !announced && members.contains(&nats.member) {
             announced = true;
             tracing::info!("HEM ready");
+            one_notify::ready();
         }
         tracing::info!(
             members = members.len(),
@@ -299,7 +302,7 @@ pub async fn run(
     Ok(())
 }
 
-/// Connects, finds the events stream and opens the HEMs' bucket, retrying until all of it
+/// Connects, finds the events stream, opens the HEMs' bucket and reads their uid key, retrying until all of it
 /// works: the bus may start after the HEM (or be electing leaders), and the stream is the
 /// driver's to create.
 async fn connect(
@@ -309,6 +312,7 @@ async fn connect(
     jetstream::stream::Stream,
     jetstream::stream::Info,
     Markers,
+    UidKey,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -341,7 +345,11 @@ async fn connect(
                 &nats.member,
             )
             .await?;
-            Ok::<_, one_bus::BusError>((js, stream, info, markers))
+            let uid_key = markers
+                .uid_key()
+                .await
+                .map_err(|e| one_bus::BusError::jetstream("the HEMs' uid key", e))?;
+            Ok::<_, one_bus::BusError>((js, stream, info, markers, uid_key))
         };
         match attempt.await {
             Ok(ready) => return ready,
