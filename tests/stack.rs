@@ -23,6 +23,11 @@ pub const XMLRPC_PORT: u16 = 2633;
 pub const PUBLISHER_PORT: u16 = 2101;
 pub const LOGGER_PORT: u16 = 2102;
 pub const REPLAY_PORT: u16 = 2103;
+/// Metrics endpoints with [`StackOptions::metrics`]: oned-lite, the driver, HEM `i` at
+/// `HEM_METRICS_PORT + i`.
+pub const ONED_METRICS_PORT: u16 = 9924;
+pub const DRIVER_METRICS_PORT: u16 = 9925;
+pub const HEM_METRICS_PORT: u16 = 9926;
 
 /// The directory holding the workspace's built binaries (`target/<profile>`), derived from
 /// the running test executable (`target/<profile>/deps/<test>`).
@@ -134,6 +139,8 @@ pub struct StackOptions {
     /// CURVE on the driver's sockets: `one_hm --curve-keygen` makes the driver's pair and the
     /// HEMs' (one pair, [`Stack::curve_dir`]), and the configs name them.
     pub curve: bool,
+    /// Every daemon serves `/metrics` and `/health` ([`Stack::metrics_addr`]).
+    pub metrics: bool,
 }
 
 /// How the driver and the HEMs reach a NATS cluster.
@@ -160,8 +167,18 @@ impl Default for StackOptions {
             hook_allowed_paths: vec!["/bin".into(), "/usr/bin".into()],
             hem_log_file: false,
             curve: false,
+            metrics: false,
         }
     }
+}
+
+/// One of a stack's daemons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Daemon {
+    Oned,
+    Driver,
+    /// HEM `i`.
+    Hem(usize),
 }
 
 /// A running stack. Dropping it stops every process it started.
@@ -305,6 +322,16 @@ impl Stack {
         ))
     }
 
+    /// Where a daemon serves its metrics with [`StackOptions::metrics`].
+    pub fn metrics_addr(&self, daemon: Daemon) -> SocketAddr {
+        let port = match daemon {
+            Daemon::Oned => ONED_METRICS_PORT,
+            Daemon::Driver => DRIVER_METRICS_PORT,
+            Daemon::Hem(i) => HEM_METRICS_PORT + i as u16,
+        };
+        SocketAddr::from((self.ip, port))
+    }
+
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -317,12 +344,20 @@ impl Stack {
         } else {
             (String::new(), String::new())
         };
+        let (oned_metrics, driver_metrics) = if self.options.metrics {
+            (
+                format!("METRICS_LISTEN = \"{}\"\n", self.metrics_addr(Daemon::Oned)),
+                format!("--metrics-listen {}", self.metrics_addr(Daemon::Driver)),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let oned = format!(
             "PORT = {XMLRPC_PORT}\n\
              LISTEN_ADDRESS = \"{ip}\"\n\
              DB = [ BACKEND = \"sqlite\", FILE = \"{db}\" ]\n\
-             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra} {nats_args} {curve_driver}\" ]\n\
-             HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{extra}\n",
+             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_metrics} {driver_extra} {nats_args} {curve_driver}\" ]\n\
+             HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{oned_metrics}{extra}\n",
             db = self.var_dir.join("one.db").display(),
             journal = self.var_dir.join("hm-journal.db").display(),
             retention = self.options.log_retention,
@@ -343,6 +378,11 @@ impl Stack {
                 0 => self.var_dir.join("hem-state.db"),
                 i => self.var_dir.join(format!("hem-state-{i}.db")),
             };
+            let metrics = if self.options.metrics {
+                format!(":metrics_listen: '{}'\n", self.metrics_addr(Daemon::Hem(i)))
+            } else {
+                String::new()
+            };
             let hem = format!(
                 ":debug_level: {debug}\n\
                  :hook_base_path: {hooks}\n\
@@ -357,7 +397,7 @@ impl Stack {
                  state_db: {state}\n\
                  one_xmlrpc: {endpoint}\n\
                  one_auth: {auth}\n\
-                 hook_allowed_paths: [{allowed}]\n{nats_keys}\n{curve_hem}{extra}\n",
+                 hook_allowed_paths: [{allowed}]\n{metrics}{nats_keys}\n{curve_hem}{extra}\n",
                 hooks = self.hook_dir.display(),
                 remote = self.remote_hook_dir.display(),
                 conc = self.options.concurrency,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -76,6 +77,8 @@ pub struct Config {
     /// CURVE keys for the driver's three sockets (`curve_server_key`, `curve_client_key`);
     /// `None` connects without CURVE, which a driver with CURVE on refuses.
     pub curve: Option<one_curve::ClientKeys>,
+    /// Where `GET /metrics` and `GET /health` are served (`metrics_listen`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -235,6 +238,7 @@ pub fn parse_with_location(
         remote: RemoteConfig::default(),
         nats: None,
         curve: None,
+        metrics_listen: fields.listen("metrics_listen"),
     };
     config.nats = fields.nats();
     config.curve = fields.curve();
@@ -577,6 +581,21 @@ impl Fields {
                     );
                 }
                 Some(s)
+            }
+        }
+    }
+
+    /// An `IP:PORT` to listen on; absent, `none` or empty: off.
+    fn listen(&mut self, key: &str) -> Option<SocketAddr> {
+        let s = self.raw_string(key)?;
+        if off(&s) {
+            return None;
+        }
+        match one_metrics::parse_listen(&s) {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                self.fail(key, e.to_string());
+                None
             }
         }
     }

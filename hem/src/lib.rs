@@ -17,6 +17,7 @@ pub mod local_executor;
 pub mod logging;
 pub mod matcher;
 pub mod memory;
+pub mod metrics;
 pub mod remote;
 pub mod result_sender;
 pub mod resync;

@@ -46,10 +46,18 @@ fn success_value(value: Value) -> Value {
     Value::Array(vec![Value::Bool(true), value, Value::Int(0)])
 }
 
+/// Answers one call from `peer` (see [`answer`]) and counts it by method and outcome.
+pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
+    let index = one_proto::hook::registered_call_index(&call.method);
+    let response = answer(state, call, peer);
+    crate::metrics::METRICS.call_answered(index, &response);
+    response
+}
+
 /// Answers one call from `peer`: authenticates the session (unless its user or address is
 /// refused for failed logins), runs the method and, in the same transaction, records its API
 /// event; builds the response array.
-pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
+fn answer(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
     let method = call.method.as_str();
     let Some((session, rest)) = call.params.split_first() else {
         return Response::Fault {
