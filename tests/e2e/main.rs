@@ -11,5 +11,6 @@ mod nats_cluster;
 mod no_loss;
 mod remote;
 mod seed_examples;
+mod supervisor;
 mod thin_path;
 mod wal_size;

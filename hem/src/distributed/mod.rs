@@ -32,7 +32,7 @@ use crate::hook_source::XmlRpcHookSource;
 use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
 use crate::remote::RemoteExecutor;
-use crate::runner::HemRunner;
+use crate::runner::{HemRunner, LocalHooks};
 use crate::scheduler::{self, Limits};
 use ledger::BusLedger;
 use markers::Markers;
@@ -83,7 +83,9 @@ pub async fn run(
             prefix: nats.layout.prefix.clone(),
             takeover: nats.takeover,
         },
-        local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
+        local: LocalHooks::InProcess(
+            LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
+        ),
         remote: remote.clone(),
         output_cap: config.output_cap,
     });
