@@ -95,6 +95,18 @@ struct Waiters {
 impl Supervised {
     /// Connects to the supervisor serving `settings.socket`, starting one if none answers.
     pub async fn start(settings: SupervisorSettings) -> anyhow::Result<(Supervised, Welcome)> {
+        // A supervisor that outlived an earlier version may have left its files readable.
+        let socket = &settings.socket;
+        for path in [
+            socket.clone(),
+            socket.with_extension("lock"),
+            super::log_path(socket),
+        ] {
+            match one_wal::private_files::restrict(&path) {
+                Ok(tightened) => tightened.log(),
+                Err(e) => tracing::warn!(error = %e, "cannot make a hook supervisor file private"),
+            }
+        }
         let inner = Arc::new(Inner {
             settings,
             current: Mutex::new(None),
