@@ -17,7 +17,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{self, FromSupervisor, SpawnRequest, ToSupervisor};
-use super::{BUSY, READY};
+use super::{BUSY, Outgoing, READY};
 use crate::executor::{ExecOutcome, ExecRequest};
 
 /// The start failure text of an execution whose supervisor went away while it ran.
@@ -183,22 +183,6 @@ impl Supervised {
     }
 }
 
-/// A frame to write, and who waits until it is written.
-#[derive(Debug)]
-struct Outgoing {
-    bytes: Vec<u8>,
-    written: Option<oneshot::Sender<()>>,
-}
-
-impl From<Vec<u8>> for Outgoing {
-    fn from(bytes: Vec<u8>) -> Outgoing {
-        Outgoing {
-            bytes,
-            written: None,
-        }
-    }
-}
-
 impl Inner {
     fn current(&self) -> Option<Arc<Connection>> {
         self.current
@@ -358,34 +342,16 @@ impl Inner {
 
     /// Makes `stream` the current connection, with its reader and writer tasks.
     fn install(self: &Arc<Self>, stream: UnixStream) {
-        let (read, mut write) = stream.into_split();
+        let (read, write) = stream.into_split();
         let mut read = BufReader::with_capacity(64 << 10, read);
-        let (frames, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        let (frames, rx) = mpsc::unbounded_channel::<Outgoing>();
         let conn = Arc::new(Connection {
             frames,
             waiters: Mutex::new(Waiters::default()),
             closed: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
         });
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut written = Vec::new();
-            while let Some(first) = rx.recv().await {
-                buf.clear();
-                let mut next = Some(first);
-                while let Some(out) = next {
-                    buf.extend_from_slice(&out.bytes);
-                    written.extend(out.written);
-                    next = rx.try_recv().ok();
-                }
-                if write.write_all(&buf).await.is_err() {
-                    return;
-                }
-                for w in written.drain(..) {
-                    let _ = w.send(());
-                }
-            }
-        });
+        tokio::spawn(super::write_frames(write, rx));
         let max = self.max_frame();
         let reader_conn = conn.clone();
         tokio::spawn(async move {

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::frame::{self, FromSupervisor, SpawnRequest, ToSupervisor};
-use super::{BUSY, READY};
+use super::{BUSY, Outgoing, READY};
 use crate::executor::{ExecOutcome, ExecRequest};
 use crate::local_executor::LocalExecutor;
 
@@ -115,7 +114,7 @@ enum Entry {
 }
 
 struct Connection {
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    frames: mpsc::UnboundedSender<Outgoing>,
     executor: LocalExecutor,
     reader: tokio::task::AbortHandle,
 }
@@ -244,7 +243,7 @@ impl Supervisor {
         let (read, write) = stream.into_split();
         let mut read = tokio::io::BufReader::with_capacity(64 << 10, read);
         let (frames, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_frames(write, rx));
+        tokio::spawn(super::write_frames(write, rx));
         let events = self.events_tx.clone();
         let reader = tokio::spawn(async move {
             loop {
@@ -409,25 +408,7 @@ impl Supervisor {
 
     fn send(&self, id: u64, frame: &FromSupervisor) {
         if let Some(c) = self.connections.get(&id) {
-            let _ = c.frames.send(frame.encode());
-        }
-    }
-}
-
-/// Writes a connection's frames, as many as are queued in one write.
-async fn write_frames(
-    mut write: tokio::net::unix::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
-    let mut buf = Vec::new();
-    while let Some(first) = rx.recv().await {
-        buf.clear();
-        buf.extend_from_slice(&first);
-        while let Ok(more) = rx.try_recv() {
-            buf.extend_from_slice(&more);
-        }
-        if write.write_all(&buf).await.is_err() {
-            return;
+            let _ = c.frames.send(frame.encode().into());
         }
     }
 }
