@@ -66,7 +66,14 @@ pub async fn run_with_status(
     let (supervised, welcome) = start_supervisor(&config, &access, &db).await?;
     let ctx = zmq::Context::new();
     let work = start_work(&config, &ctx, &db, supervised.clone())?;
-    recover(&db, &work, recovery, &welcome, &config.hook_paths()).await?;
+    recover(
+        &db,
+        &work,
+        recovery,
+        (&supervised, &welcome),
+        &config.hook_paths(),
+    )
+    .await?;
     let settings = IngestSettings {
         paths: config.hook_paths(),
         replay_from: config.replay_from,
@@ -210,7 +217,7 @@ async fn recover(
     db: &StateDb,
     work: &Work,
     recovery: Recovery,
-    welcome: &Welcome,
+    (supervised, welcome): (&Supervised, &Welcome),
     paths: &HookPaths,
 ) -> anyhow::Result<()> {
     let results = work.sender.queue();
@@ -218,6 +225,21 @@ async fn recover(
         tracing::info!(uid = %entry.uid, hook_id = entry.hook_id, "resending a result the driver never acknowledged");
         results.send(entry);
     }
+    // Outcomes whose executions already left the state DB (the HEM died between that commit
+    // and telling the supervisor) are taken now.
+    let started: std::collections::HashSet<&str> = recovery
+        .interrupted
+        .iter()
+        .map(|e| e.uid.as_str())
+        .collect();
+    supervised.taken(
+        welcome
+            .finished
+            .iter()
+            .filter(|uid| !started.contains(uid.as_str()))
+            .cloned()
+            .collect(),
+    );
     let mut resumed = Vec::new();
     for exec in recovery.interrupted {
         let why = match exec.plan.target {
