@@ -62,6 +62,12 @@ pub struct Cli {
     #[arg(long = "dedupe-window", default_value_t = 100_000)]
     pub dedupe_window: u64,
 
+    /// Refuse results whose EXECUTION_UID is missing or not of our HEM's form. Off by default,
+    /// because the reference HEM sends none; turn it on when only onehem-server sends results,
+    /// so that a result nobody's HEM could have sent is never stored.
+    #[arg(long = "require-execution-uid")]
+    pub require_execution_uid: bool,
+
     /// Publish the bare reference keys, without the `#<seq>` token.
     #[arg(long = "no-sequence")]
     pub no_sequence: bool,
@@ -213,6 +219,8 @@ pub struct Config {
     pub sync: SyncMode,
     /// Results remembered for duplicate detection.
     pub dedupe_window: u64,
+    /// Refuse results without an execution uid of our form.
+    pub require_execution_uid: bool,
     /// Key style on the PUB socket.
     pub key_style: KeyStyle,
     /// Where to write the bound endpoints.
@@ -251,6 +259,7 @@ impl Config {
             retention,
             sync,
             dedupe_window: cli.dedupe_window,
+            require_execution_uid: cli.require_execution_uid,
             key_style: if cli.no_sequence {
                 KeyStyle::Reference
             } else {

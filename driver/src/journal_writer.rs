@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 use crate::journal::{Batch, EventLog, JournalEvent};
 use crate::messages::{ResultOutcome, ResultReply, ToOned, WriterMsg};
 use crate::redelivery::Redelivery;
+use crate::result_checks::ResultChecks;
 use crate::shutdown::Shutdown;
 
 /// Most events in one commit.
@@ -37,6 +38,8 @@ pub struct WriterLinks {
     pub publisher: Sender<Vec<JournalEvent>>,
     /// Stored results, to forward.
     pub oned: Sender<ToOned>,
+    /// Which results are refused before they are stored.
+    pub checks: ResultChecks,
 }
 
 /// Runs until every sender is gone. `Finish` drops the links, so the publisher and the output
@@ -47,6 +50,7 @@ pub fn run(
     links: WriterLinks,
     shutdown: Shutdown,
 ) {
+    let checks = links.checks;
     let mut links = Some(links);
     match journal.pending_results() {
         Ok(pending) if !pending.is_empty() => {
@@ -86,6 +90,7 @@ pub fn run(
             }
         }
         owed.settle(&mut work);
+        work.refuse_impossible_results(checks, journal.head());
         let dropped = redelivery.drop_redelivered(journal.as_mut(), &mut work.batch.events);
         if dropped > 0 {
             info!(
@@ -214,6 +219,29 @@ impl Work {
                 self.batch.forwarded = self.batch.forwarded.max(Some(id));
             }
             WriterMsg::Finish => self.finish = true,
+        }
+    }
+}
+
+impl Work {
+    /// Answers and drops the results no HEM could have sent (`result_checks`).
+    fn refuse_impossible_results(&mut self, checks: ResultChecks, head: u64) {
+        if self.batch.results.is_empty() {
+            return;
+        }
+        let results = std::mem::take(&mut self.batch.results);
+        let replies = std::mem::take(&mut self.replies);
+        for (result, reply) in results.into_iter().zip(replies) {
+            match checks.refusal(&result, head) {
+                Some(reason) => {
+                    warn!(hook_id = result.hook_id, uid = ?result.uid, %reason, "result refused");
+                    reply.send(ResultOutcome::Failed(reason));
+                }
+                None => {
+                    self.batch.results.push(result);
+                    self.replies.push(reply);
+                }
+            }
         }
     }
 }
@@ -370,6 +398,7 @@ mod tests {
         let links = WriterLinks {
             publisher: publish_tx,
             oned: oned_tx,
+            checks: ResultChecks::default(),
         };
         let writer = std::thread::spawn(move || run(journal, rx, links, Shutdown::new()));
         let (bell, _bell_read) = crate::messages::doorbell().expect("pipe");

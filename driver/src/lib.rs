@@ -10,7 +10,7 @@
 //! ```text
 //! one_hm [-p PORT] [-l PORT] [-h HWM] [-b ADDR] [-t N] [--replay-port PORT]
 //!        [--journal PATH] [--journal-retention SPEC] [--journal-sync off|normal|full]
-//!        [--dedupe-window N] [--no-sequence] [--endpoints-file PATH]
+//!        [--dedupe-window N] [--require-execution-uid] [--no-sequence] [--endpoints-file PATH]
 //!        [--nats URL[,URL...] [--nats-user U --nats-password P | --nats-creds FILE]
 //!         [--nats-tls-ca FILE] [--nats-tls-cert FILE --nats-tls-key FILE] [--nats-replicas N]
 //!         [--nats-partitions N] [--nats-prefix P] [--nats-events-stream NAME]
@@ -29,6 +29,7 @@
 //! | `--journal-retention` | `1000000,7d` | event count and/or age (`s`, `m`, `h`, `d`) kept; the first limit reached trims |
 //! | `--journal-sync` | `normal` | SQLite `synchronous` of the journal: `off`, `normal` or `full` (see "Journal and durability") |
 //! | `--dedupe-window` | 100000 | results remembered for EXECUTION_UID duplicate detection |
+//! | `--require-execution-uid` | off | refuse results without an EXECUTION_UID of onehem-server's form (the reference HEM sends none) |
 //! | `--no-sequence` | off | publish bare reference keys without the `#<seq>` token |
 //! | `--endpoints-file` | — | after binding, write `publisher=…`, `logger=…` and `replay=…` lines (useful with port 0) |
 //! | `--nats` | — | NATS servers: the NATS mode (below) instead of the SQLite journal |
@@ -124,6 +125,9 @@
 //! holds `<EXECUTION_UID>…</EXECUTION_UID>` and a result with that uid is already stored (among the
 //! last `--dedupe-window` results), the duplicate is answered `ACK` and not forwarded again. If
 //! the journal cannot store a result it is answered `ERR …` and the sender may try again.
+//! A result whose uid names an event the journal never published, or another hook than its
+//! frame's, is answered `ERR …` and never stored; with `--require-execution-uid` so is one
+//! without a uid of our HEM's form ([`result_checks`]).
 //!
 //! # Journal and durability
 //!
@@ -215,6 +219,7 @@ pub mod oned_output;
 pub mod publisher;
 pub mod redelivery;
 pub mod replay_server;
+pub mod result_checks;
 pub mod result_server;
 pub mod shutdown;
 pub mod sqlite_journal;
@@ -352,6 +357,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let links = journal_writer::WriterLinks {
         publisher: publish_tx,
         oned: oned_tx.clone(),
+        checks: result_checks::ResultChecks {
+            require_uid: config.require_execution_uid,
+        },
     };
     // Results from the NATS results stream go straight to the output thread.
     let feed = results_feed.map(|feed| feed.start(oned_tx.clone()));

@@ -57,9 +57,10 @@ pub async fn run_with_status(
         unacknowledged = recovery.outbox.len(),
         "HEM starting"
     );
-    let (instance, boot, watermark) = (
+    let (instance, boot, uid_key, watermark) = (
         std::mem::take(&mut recovery.instance),
         recovery.boot,
+        recovery.uid_key.clone(),
         recovery.watermark,
     );
     let (access, source) = front_end(&config)?;
@@ -81,6 +82,7 @@ pub async fn run_with_status(
         poll_interval: config.replay_poll_interval,
         instance,
         boot,
+        uid_key,
         watermark,
     };
     let readers = start_readers(&config, &ctx, source, &db, &work, settings, &shared)?;

@@ -26,5 +26,6 @@ pub mod stop;
 pub mod subscriber;
 pub mod supervisor;
 pub mod sync_command;
+pub mod uids;
 
 pub use daemon::{run, run_with_status};

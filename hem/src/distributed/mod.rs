@@ -34,6 +34,7 @@ use crate::matcher::{HookSource, Matcher, Snapshot};
 use crate::remote::RemoteExecutor;
 use crate::runner::{HemRunner, LocalHooks};
 use crate::scheduler::{self, Limits};
+use crate::uids::UidKey;
 use ledger::BusLedger;
 use markers::Markers;
 use members::{View, assigned};
@@ -62,7 +63,7 @@ pub async fn run(
         ready = connect(&nats) => Some(ready),
         _ = &mut shutdown => None,
     };
-    let Some((js, stream, info, markers)) = ready else {
+    let Some((js, stream, info, markers, uid_key)) = ready else {
         return Ok(());
     };
     let partitions = partitions_of(&info).with_context(|| {
@@ -167,6 +168,7 @@ pub async fn run(
         layout: nats.layout.clone(),
         partitions,
         tag,
+        uid_key,
         takeover: nats.takeover,
         in_flight: nats.in_flight,
         replicas: nats.replicas,
@@ -288,7 +290,7 @@ pub async fn run(
     Ok(())
 }
 
-/// Connects, finds the events stream and opens the HEMs' bucket, retrying until all of it
+/// Connects, finds the events stream, opens the HEMs' bucket and reads their uid key, retrying until all of it
 /// works: the bus may start after the HEM (or be electing leaders), and the stream is the
 /// driver's to create.
 async fn connect(
@@ -298,6 +300,7 @@ async fn connect(
     jetstream::stream::Stream,
     jetstream::stream::Info,
     Markers,
+    UidKey,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -330,7 +333,11 @@ async fn connect(
                 &nats.member,
             )
             .await?;
-            Ok::<_, one_bus::BusError>((js, stream, info, markers))
+            let uid_key = markers
+                .uid_key()
+                .await
+                .map_err(|e| one_bus::BusError::jetstream("the HEMs' uid key", e))?;
+            Ok::<_, one_bus::BusError>((js, stream, info, markers, uid_key))
         };
         match attempt.await {
             Ok(ready) => return ready,

@@ -211,7 +211,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                     return replayed;
                 }
                 resets += 1;
-                self.uids.epoch += 1;
+                self.uids.next_epoch();
                 tracing::warn!(
                     head = h.head,
                     oldest = h.oldest,

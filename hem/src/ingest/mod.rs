@@ -24,10 +24,11 @@ use crate::config::ReplayFrom;
 use crate::execution::{Execution, HookPaths};
 use crate::hook_map::HookMap;
 use crate::journal::{BusMessage, Journal};
-use crate::matcher::{Apply, Matcher, Uids, is_primary};
+use crate::matcher::{Apply, Matcher, is_primary};
 pub use crate::matcher::{HookSource, Snapshot};
 use crate::stop::Stop;
 use crate::subscriber::EventStream;
+use crate::uids::{RunUids, UidKey};
 use gaps::{JOURNAL_BACKOFF_MIN, Missed};
 
 /// Records accepted executions durably and hands them to the scheduler.
@@ -82,6 +83,8 @@ pub struct IngestSettings {
     pub poll_interval: Duration,
     pub instance: String,
     pub boot: u64,
+    /// The secret execution uids are tagged with, kept in the state DB.
+    pub uid_key: UidKey,
     /// The watermark recovered from the state DB.
     pub watermark: Option<u64>,
 }
@@ -176,12 +179,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             written: processed,
             last_write: Instant::now(),
             pending: Vec::new(),
-            uids: RunUids {
-                instance: settings.instance.clone(),
-                boot: settings.boot,
-                epoch: 0,
-                counter: 0,
-            },
+            uids: RunUids::new(settings.uid_key.clone(), &settings.instance, settings.boot),
             journal_up: None,
             journal_quiet_until: None,
             journal_backoff: JOURNAL_BACKOFF_MIN,
@@ -410,34 +408,5 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
         self.written = self.processed;
         self.last_write = Instant::now();
-    }
-}
-
-/// Execution uids of the single-HEM mode: the state DB's instance, the start count, the
-/// journal epoch and the event's sequence number (a counter without one).
-struct RunUids {
-    instance: String,
-    boot: u64,
-    /// Bumped when the journal restarts numbering, so uids stay unique within this run.
-    epoch: u32,
-    counter: u64,
-}
-
-impl Uids for RunUids {
-    fn uid(&mut self, seq: u64, hook_id: i64) -> String {
-        let epoch = if self.epoch > 0 {
-            format!("r{}", self.epoch)
-        } else {
-            String::new()
-        };
-        if seq > 0 {
-            format!("{}-{}{epoch}-{seq}-{hook_id}", self.instance, self.boot)
-        } else {
-            self.counter += 1;
-            format!(
-                "{}-{}-n{}-{hook_id}",
-                self.instance, self.boot, self.counter
-            )
-        }
     }
 }
