@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::journal::{Batch, EventLog, JournalEvent};
 use crate::messages::{ResultOutcome, ResultReply, ToOned, WriterMsg};
+use crate::metrics::METRICS;
 use crate::redelivery::Redelivery;
 use crate::result_checks::ResultChecks;
 use crate::shutdown::Shutdown;
@@ -91,7 +92,9 @@ pub fn run(
         }
         owed.settle(&mut work);
         work.refuse_impossible_results(checks, journal.head());
+        let read = work.batch.events.len() as i64;
         let dropped = redelivery.drop_redelivered(journal.as_mut(), &mut work.batch.events);
+        METRICS.events_redelivered.add(dropped as u64);
         if dropped > 0 {
             info!(
                 events = dropped,
@@ -106,7 +109,10 @@ pub fn run(
                 links.as_ref().map(|l| &l.oned),
                 &shutdown,
             );
+        // Committed or given up at shutdown: either way no longer waiting.
+        METRICS.events_awaiting_journal.sub(read);
         if committed {
+            METRICS.events_journaled.add(work.batch.events.len() as u64);
             since_trim += work.batch.events.len() as u64;
             redelivery.committed(&work.batch.events);
             if let (Some(id), Some(l)) = (work.handled, &links) {
@@ -234,6 +240,7 @@ impl Work {
         for (result, reply) in results.into_iter().zip(replies) {
             match checks.refusal(&result, head) {
                 Some(reason) => {
+                    METRICS.results_refused.inc();
                     warn!(hook_id = result.hook_id, uid = ?result.uid, %reason, "result refused");
                     reply.send(ResultOutcome::Failed(reason));
                 }
@@ -260,10 +267,15 @@ fn commit_with_retry(
     let mut attempts = 0u32;
     loop {
         match journal.commit(batch) {
-            Ok(()) => return true,
+            Ok(()) => {
+                METRICS.journal_committed();
+                return true;
+            }
             Err(e) => {
                 attempts += 1;
+                METRICS.journal_failed(e.to_string());
                 error!(error = %e, events = batch.events.len(), attempt = attempts, "journal commit failed");
+                METRICS.results_unstored.add(replies.len() as u64);
                 for reply in replies.drain(..) {
                     reply.send(ResultOutcome::Failed(format!(
                         "result not stored, journal unavailable: {e}"

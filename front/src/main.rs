@@ -1,23 +1,11 @@
 //! `oned-lite [--config PATH] [--var-dir DIR]`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-
-/// OpenNebula-compatible front-end: XML-RPC API, hook pool, hook log and a simulated cloud.
-#[derive(Parser, Debug)]
-#[command(name = "oned-lite", version)]
-struct Args {
-    /// Configuration file in OpenNebula template syntax.
-    #[arg(long, value_name = "PATH", default_value = "etc/oned.conf")]
-    config: PathBuf,
-    /// Directory for the database and the oneadmin credentials (`one_auth`).
-    #[arg(long, value_name = "DIR", default_value = "var")]
-    var_dir: PathBuf,
-}
+use oned_lite::cli::Args;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -70,4 +58,5 @@ async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down");
+    one_notify::stopping();
 }

@@ -17,6 +17,7 @@ use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
 use crate::journal::ZmqJournal;
+use crate::metrics::{HemMetrics, HemSource, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
 use crate::resync::resync_loop;
@@ -28,6 +29,7 @@ use crate::supervisor::{
     self,
     client::{Supervised, SupervisorSettings, Welcome},
 };
+use one_metrics::MetricsServer;
 
 /// Runs the HEM until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -42,8 +44,11 @@ pub async fn run_with_status(
     shutdown: impl Future<Output = ()>,
     shared: Arc<IngestShared>,
 ) -> anyhow::Result<()> {
+    let view = Arc::new(HemSource::new(shared.clone()));
+    // Held until the HEM has stopped; the endpoint answers 503 while it starts and stops.
+    let _endpoint = start_metrics(&config, &view)?;
     if let Some(nats) = config.nats.clone() {
-        return crate::distributed::run(config, nats, shutdown).await;
+        return crate::distributed::run(config, nats, shutdown, &shared, &view).await;
     }
     let (db, db_thread, mut recovery) =
         StateDb::open(&config.state_db).context("cannot open the state DB")?;
@@ -66,10 +71,13 @@ pub async fn run_with_status(
     let (access, source) = front_end(&config)?;
     let (supervised, welcome) = start_supervisor(&config, &access, &db).await?;
     let ctx = zmq::Context::new();
-    let work = start_work(&config, &ctx, &db, supervised.clone())?;
+    let work = start_work(&config, &ctx, &db, supervised.clone(), &shared.metrics)?;
+    let _ = view.results.set(work.sender.queue());
+    let _ = view.remote.set(work.remote.clone());
     recover(
         &db,
         &work,
+        &shared.metrics,
         recovery,
         (&supervised, &welcome),
         &config.hook_paths(),
@@ -112,6 +120,21 @@ pub async fn run_with_status(
         anyhow::bail!("the event reader stopped unexpectedly");
     }
     Ok(())
+}
+
+/// The `/metrics` and `/health` endpoint, when `metrics_listen` names one. It is bound before
+/// anything else starts, so a bad or busy address stops the HEM at once.
+pub fn start_metrics(
+    config: &Config,
+    view: &Arc<HemSource>,
+) -> anyhow::Result<Option<MetricsServer>> {
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = one_metrics::bind(addr).context("metrics_listen")?;
+    let server = MetricsServer::start(listener, view.clone())
+        .with_context(|| format!("cannot start the metrics endpoint on {addr}"))?;
+    Ok(Some(server))
 }
 
 /// The front-end's endpoint and credentials, and the hook source reading it.
@@ -171,6 +194,7 @@ fn start_work(
     ctx: &zmq::Context,
     db: &StateDb,
     supervised: Supervised,
+    metrics: &Arc<HemMetrics>,
 ) -> anyhow::Result<Work> {
     let ack_db = db.clone();
     let sender = ResultSender::start(
@@ -193,14 +217,16 @@ fn start_work(
         local: LocalHooks::Supervised(supervised),
         remote: remote.clone(),
         output_cap: config.output_cap,
+        metrics: metrics.clone(),
     });
-    let (submitter, scheduler_task) = scheduler::start(
+    let (submitter, scheduler_task) = scheduler::start_counted(
         runner,
         Limits {
             concurrency: config.concurrency,
             hook_concurrency: config.hook_concurrency,
             max_pending: config.max_pending,
         },
+        metrics.clone(),
     );
     Ok(Work {
         sender,
@@ -218,6 +244,7 @@ fn start_work(
 async fn recover(
     db: &StateDb,
     work: &Work,
+    metrics: &HemMetrics,
     recovery: Recovery,
     (supervised, welcome): (&Supervised, &Welcome),
     paths: &HookPaths,
@@ -258,6 +285,7 @@ async fn recover(
         };
         tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
             reason = %why.text(), "execution interrupted by a HEM restart; reported as failed (retryable)");
+        metrics.executed(exec.hook_id, Outcome::Interrupted, None);
         complete(db, &results, &exec, &exec.interrupted_because(why));
     }
     for exec in resumed {

@@ -2,54 +2,13 @@
 //! and calls the library: the daemon's `run`, the `sync-hooks` command, or (hidden flag
 //! `--supervisor`, started by the daemon itself) the hook supervisor.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use onehem_server::cli::{Args, Command};
 use onehem_server::config::Config;
 use onehem_server::front_end::FrontEndAccess;
 use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "onehem-server",
-    version,
-    about = "OpenNebula Hook Execution Manager"
-)]
-struct Args {
-    /// Configuration file (YAML; the reference's symbol keys or plain keys).
-    #[arg(long, global = true, default_value = "etc/onehem-server.conf")]
-    config: PathBuf,
-    /// Without a command, the HEM runs as a daemon.
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// Runs as the hook supervisor of the HEM that started it (internal).
-    #[arg(long, hide = true, requires = "socket")]
-    supervisor: bool,
-    /// The supervisor's socket (internal).
-    #[arg(long, hide = true)]
-    socket: Option<PathBuf>,
-    /// Seconds the supervisor waits without HEM and hooks before it exits (internal).
-    #[arg(long, hide = true, default_value_t = 300)]
-    linger: u64,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Copy the hook directory to hosts, sending only the files whose SHA-256 differs (like
-    /// `onehost sync`); exits non-zero if any host failed.
-    SyncHooks {
-        /// The local directory to copy (default: hook_base_path).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Every host of the configuration's remote.hosts map.
-        #[arg(long, conflicts_with = "hosts")]
-        all: bool,
-        /// Hosts, by their name in the cloud.
-        #[arg(required_unless_present = "all")]
-        hosts: Vec<String>,
-    },
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -181,6 +140,7 @@ async fn shutdown_signal() {
         _ = quit.recv() => {}
     }
     tracing::info!("signal received; stopping (a second signal forces exit)");
+    one_notify::stopping();
     tokio::spawn(async move {
         tokio::select! {
             _ = int.recv() => {}

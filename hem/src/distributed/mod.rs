@@ -29,8 +29,10 @@ use crate::config::{Config, NatsSettings};
 use crate::front_end::FrontEndAccess;
 use crate::hook_map::HookMap;
 use crate::hook_source::XmlRpcHookSource;
+use crate::ingest::IngestShared;
 use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
+use crate::metrics::HemSource;
 use crate::remote::RemoteExecutor;
 use crate::runner::{HemRunner, LocalHooks};
 use crate::scheduler::{self, Limits};
@@ -49,6 +51,8 @@ pub async fn run(
     config: Config,
     nats: NatsSettings,
     shutdown: impl Future<Output = ()>,
+    shared: &IngestShared,
+    view: &HemSource,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     const FRONT_END: &str =
@@ -76,6 +80,7 @@ pub async fn run(
     let tickets = Arc::new(Tickets::default());
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
+    let _ = view.remote.set(remote.clone());
     let runner = Arc::new(HemRunner {
         ledger: BusLedger {
             js: js.clone(),
@@ -89,14 +94,16 @@ pub async fn run(
         ),
         remote: remote.clone(),
         output_cap: config.output_cap,
+        metrics: shared.metrics.clone(),
     });
-    let (submitter, mut scheduler_task) = scheduler::start(
+    let (submitter, mut scheduler_task) = scheduler::start_counted(
         runner,
         Limits {
             concurrency: config.concurrency,
             hook_concurrency: config.hook_concurrency,
             max_pending: config.max_pending,
         },
+        shared.metrics.clone(),
     );
 
     let pool = tokio::select! {
@@ -107,6 +114,12 @@ pub async fn run(
         return Ok(());
     };
     tracing::info!(hooks = pool.len(), "Hooks successfully loaded");
+    shared
+        .hooks
+        .store(pool.len() as u64, std::sync::atomic::Ordering::SeqCst);
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
 
     // The periodic resync: one fetch, handed to every partition.
     let (snapshots, _) = broadcast::channel::<Snapshot>(4);
@@ -247,6 +260,7 @@ pub async fn run(
         if !announced && members.contains(&nats.member) {
             announced = true;
             tracing::info!("HEM ready");
+            one_notify::ready();
         }
         tracing::info!(
             members = members.len(),

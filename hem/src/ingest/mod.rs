@@ -26,6 +26,7 @@ use crate::hook_map::HookMap;
 use crate::journal::{BusMessage, Journal};
 use crate::matcher::{Apply, Matcher, is_primary};
 pub use crate::matcher::{HookSource, Snapshot};
+use crate::metrics::HemMetrics;
 use crate::stop::Stop;
 use crate::subscriber::EventStream;
 use crate::uids::{RunUids, UidKey};
@@ -49,6 +50,8 @@ pub struct IngestShared {
     pub ready: AtomicBool,
     /// Number of hooks loaded.
     pub hooks: AtomicU64,
+    /// What the HEM counts (events here, executions in the runner and scheduler).
+    pub metrics: Arc<HemMetrics>,
 }
 
 impl IngestShared {
@@ -60,6 +63,7 @@ impl IngestShared {
             processed_plus_one: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             hooks: AtomicU64::new(0),
+            metrics: Arc::new(HemMetrics::default()),
         })
     }
 
@@ -219,6 +223,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             }
         }
         self.shared.ready.store(true, Ordering::SeqCst);
+        one_notify::ready();
         let mut last_activity = Instant::now();
         let mut last_poll = Instant::now();
         while !self.shared.stopping() {
@@ -317,6 +322,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 tracing::warn!(key = %msg.key, "the driver publishes no sequence numbers: running live-only, events missed while the HEM is down or slow are lost");
                 self.sequenced = Some(false);
             }
+            self.shared.metrics.events_received.inc();
             self.process(0, &parsed, &msg);
             return;
         };
@@ -347,6 +353,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 return;
             }
         }
+        self.shared.metrics.events_received.inc();
         self.process(seq, &parsed, &msg);
         self.set_processed(seq);
     }
