@@ -67,3 +67,16 @@ pub fn init_command() -> anyhow::Result<()> {
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
 }
+
+/// The hook supervisor's subscriber: plain lines on stderr, which the HEM that started it points
+/// at the supervisor's log file.
+pub fn init_supervisor() -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}
