@@ -136,6 +136,15 @@ pub struct Cli {
     #[arg(long = "nats-result-ack-wait", default_value = "10s")]
     pub nats_result_ack_wait: String,
 
+    /// Log level: an `EnvFilter` directive such as `warn`, `debug` or `one_hm=debug`. The
+    /// ONE_LOG environment variable overrides it.
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+
+    /// Log lines on stderr as `text` or `json` (one object per line).
+    #[arg(long = "log-format", default_value = "text")]
+    pub log_format: one_log::Format,
+
     /// Print help.
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,

@@ -40,12 +40,14 @@
 //! | `--nats-prefix`, `--nats-events-stream`, `--nats-results-stream` | `one`, `ONE_EVENTS`, `ONE_RESULTS` | names |
 //! | `--nats-dedupe-window` | `10m` | how long the streams remember message ids |
 //! | `--nats-result-ack-wait` | `10s` | how long a forwarded result waits for oned's `STORED` before it is delivered again |
+//! | `--log-level` | `info` | an `EnvFilter` directive; `ONE_LOG` overrides it |
+//! | `--log-format` | `text` | `text` or `json` lines on stderr |
 //! | `--help`, `--version` | | |
 //!
 //! As in the reference, the first three port flags may be given without a value, which means port
 //! 0 (an ephemeral port). oned passes the whole ARGUMENTS string as one argument; a single
 //! argument containing spaces is split into words, so the binary can be `HM_MAD` directly.
-//! Logs go to stderr (level from `ONE_HM_LOG`, e.g. `debug`); a closed stderr is harmless.
+//! Logs go to stderr (`--log-level`, overridden by `ONE_LOG`); a closed stderr is harmless.
 //!
 //! Exit status: 0 after FINALIZE, end of stdin, SIGTERM or SIGINT (a second signal exits at once
 //! with 1); 255 for bad flags or when the journal cannot be opened or a socket cannot be bound,

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    logging::init_tracing();
+    if let Err(e) = logging::init_tracing(&cli) {
+        eprintln!("one_hm: {e}");
+        return ExitCode::from(FAILURE);
+    }
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(problems) => {

@@ -42,6 +42,8 @@ pub async fn run_with_status(
     if let Some(nats) = config.nats.clone() {
         return crate::distributed::run(config, nats, shutdown).await;
     }
+    // Credentials first: a HEM that cannot reach the front-end leaves no state DB behind.
+    let (access, source) = front_end(&config)?;
     let (db, db_thread, recovery) =
         StateDb::open(&config.state_db).context("cannot open the state DB")?;
     tracing::info!(
@@ -54,7 +56,6 @@ pub async fn run_with_status(
         unacknowledged = recovery.outbox.len(),
         "HEM starting"
     );
-    let (access, source) = front_end(&config)?;
     let ctx = zmq::Context::new();
     let work = start_work(&config, &ctx, &db, &access)?;
     recover(
@@ -105,9 +106,11 @@ pub async fn run_with_status(
 }
 
 /// The front-end's endpoint and credentials, and the hook source reading it.
-fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
+pub(crate) fn front_end(
+    config: &Config,
+) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
     const FRONT_END: &str =
-        "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)";
+        "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
     let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
         .context(FRONT_END)?;
     let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;

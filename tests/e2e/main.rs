@@ -7,6 +7,7 @@ mod distributed;
 mod execution;
 mod file_modes;
 mod flood;
+mod logs;
 mod nats_cluster;
 mod no_loss;
 mod remote;
