@@ -58,6 +58,15 @@ pub const KEYS: &[&str] = &[
     "EVENT_OUTBOX/LIMIT",
     "EVENT_OUTBOX/ACK_TIMEOUT",
     "SIM",
+    "SIM/PROLOG_DELAY_MS",
+    "SIM/BOOT_DELAY_MS",
+    "SIM/SHUTDOWN_DELAY_MS",
+    "SIM/SAVE_DELAY_MS",
+    "SIM/EPILOG_DELAY_MS",
+    "SIM/SCHED_DELAY_MS",
+    "SIM/MONITOR_DELAY_MS",
+    "SIM/REBOOT_DELAY_MS",
+    "SIM/IMAGE_DELAY_MS",
 ];
 
 /// The front-end configuration.
@@ -666,6 +675,30 @@ mod tests {
         assert_eq!(c.as_read.get("SIM_SPEED"), Some("3"));
         assert_eq!(c.unknown_keys, ["SIM_SPEED"]);
         assert_eq!(c.log, LogConf::default());
+    }
+
+    #[test]
+    fn every_vector_key_listed_is_read() {
+        for key in KEYS {
+            let Some((vector, inner)) = key.split_once('/') else {
+                continue;
+            };
+            // A value no key accepts: the parser must name the key in its complaint.
+            let text = format!("{vector} = [ {inner} = \"@\" ]\n");
+            // Text keys take any value.
+            let text_key = matches!(
+                *key,
+                "HM_MAD/EXECUTABLE" | "HM_MAD/ARGUMENTS" | "DB/FILE" | "LOG/FILE"
+            );
+            match parse(&text) {
+                Err(ConfigError::Invalid { problems, .. }) => assert!(
+                    text_key || problems.iter().any(|p| p.key.eq_ignore_ascii_case(key)),
+                    "{key}: {problems:?}"
+                ),
+                Err(other) => panic!("{key}: {other}"),
+                Ok(_) => assert!(text_key, "{key} was not read"),
+            }
+        }
     }
 
     #[test]
