@@ -196,7 +196,10 @@ pub fn accepted_keys() -> Vec<String> {
     // The remote section is read by serde, which lists its fields when it meets another.
     for (section, prefix) in [
         ("remote: { zz_unknown: 1 }", "remote."),
-        ("remote: { hosts: { NAME: { zz_unknown: 1 } } }", "remote.hosts.NAME."),
+        (
+            "remote: { hosts: { NAME: { zz_unknown: 1 } } }",
+            "remote.hosts.NAME.",
+        ),
     ] {
         let errors = match parse_recording(section, Path::new("keys"), None, &mut Vec::new()) {
             Err(e) => e.key_errors().to_vec(),

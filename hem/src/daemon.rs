@@ -106,11 +106,8 @@ pub async fn run_with_status(
 }
 
 /// The front-end's endpoint and credentials, and the hook source reading it.
-pub(crate) fn front_end(
-    config: &Config,
-) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
-    const FRONT_END: &str =
-        "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
+pub(crate) fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
+    const FRONT_END: &str = "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
     let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
         .context(FRONT_END)?;
     let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;

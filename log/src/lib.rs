@@ -303,7 +303,12 @@ mod tests {
     fn formats_parse_in_any_case_and_refuse_others() {
         assert_eq!("JSON".parse::<Format>(), Ok(Format::Json));
         assert_eq!(" text ".parse::<Format>(), Ok(Format::Text));
-        assert!("yaml".parse::<Format>().unwrap_err().contains("text or json"));
+        assert!(
+            "yaml"
+                .parse::<Format>()
+                .unwrap_err()
+                .contains("text or json")
+        );
     }
 
     #[test]

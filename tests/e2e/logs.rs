@@ -91,7 +91,10 @@ fn json_lines_parse_with_pythons_json_module() -> Result<()> {
     );
     // The driver's lines reach oned-lite's log, each re-logged as one JSON object.
     let oned = String::from_utf8(read(&files[0])?)?;
-    ensure!(oned.contains("\"target\":\"hm_mad\""), "no driver line in:\n{oned}");
+    ensure!(
+        oned.contains("\"target\":\"hm_mad\""),
+        "no driver line in:\n{oned}"
+    );
     Ok(())
 }
 
@@ -99,7 +102,11 @@ fn json_lines_parse_with_pythons_json_module() -> Result<()> {
 /// reopened; the renamed file keeps what was written before.
 fn rotate(path: &Path, pid: u32) -> Result<()> {
     let before = std::fs::read_to_string(path)?;
-    ensure!(!before.is_empty(), "{} is empty before the rotation", path.display());
+    ensure!(
+        !before.is_empty(),
+        "{} is empty before the rotation",
+        path.display()
+    );
     let rotated = path.with_extension("log.1");
     std::fs::rename(path, &rotated)?;
     let status = Command::new("kill")
@@ -133,7 +140,10 @@ fn sighup_reopens_the_log_files_of_oned_lite_and_the_hem() -> Result<()> {
     })?;
     let hook = run_a_hook(&stack)?;
     let oned_log = dir.path().join("oned-file.log");
-    rotate(&oned_log, stack.oned_pid().context("oned-lite is not running")?)?;
+    rotate(
+        &oned_log,
+        stack.oned_pid().context("oned-lite is not running")?,
+    )?;
     rotate(
         &stack.hem_log_file(0),
         stack.hem_pid().context("the HEM is not running")?,
