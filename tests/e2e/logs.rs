@@ -35,6 +35,8 @@ fn oned_log_conf(stack_dir: &Path, format: &str) -> String {
 fn log_files_and_redirected_stderr_hold_no_colour_codes() -> Result<()> {
     let stack = Stack::start_with(StackOptions {
         hem_log_file: true,
+        // A key of OpenNebula's oned.conf that oned-lite does not read.
+        oned_extra: "VNC_PORTS = [ START = 5900 ]\n".into(),
         ..StackOptions::default()
     })?;
     run_a_hook(&stack)?;
@@ -54,6 +56,13 @@ fn log_files_and_redirected_stderr_hold_no_colour_codes() -> Result<()> {
             String::from_utf8_lossy(&bytes)
         );
     }
+    // The unknown key is warned about by name.
+    let oned = String::from_utf8(read(&stack.log_path("oned"))?)?;
+    ensure!(
+        oned.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("key=VNC_PORTS")),
+        "no warning about VNC_PORTS in:\n{oned}"
+    );
     Ok(())
 }
 
