@@ -23,6 +23,11 @@ pub const XMLRPC_PORT: u16 = 2633;
 pub const PUBLISHER_PORT: u16 = 2101;
 pub const LOGGER_PORT: u16 = 2102;
 pub const REPLAY_PORT: u16 = 2103;
+/// Metrics endpoints with [`StackOptions::metrics`]: oned-lite, the driver, HEM `i` at
+/// `HEM_METRICS_PORT + i`.
+pub const ONED_METRICS_PORT: u16 = 9924;
+pub const DRIVER_METRICS_PORT: u16 = 9925;
+pub const HEM_METRICS_PORT: u16 = 9926;
 
 /// The directory holding the workspace's built binaries (`target/<profile>`), derived from
 /// the running test executable (`target/<profile>/deps/<test>`).
@@ -131,6 +136,8 @@ pub struct StackOptions {
     /// Each HEM also writes its own `log_file` ([`Stack::hem_log_file`]), in a directory it
     /// creates; otherwise it logs to stderr only, which the fixture keeps.
     pub hem_log_file: bool,
+    /// Every daemon serves `/metrics` and `/health` ([`Stack::metrics_addr`]).
+    pub metrics: bool,
 }
 
 /// How the driver and the HEMs reach a NATS cluster.
@@ -156,8 +163,18 @@ impl Default for StackOptions {
             nats: None,
             hook_allowed_paths: vec!["/bin".into(), "/usr/bin".into()],
             hem_log_file: false,
+            metrics: false,
         }
     }
+}
+
+/// One of a stack's daemons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Daemon {
+    Oned,
+    Driver,
+    /// HEM `i`.
+    Hem(usize),
 }
 
 /// A running stack. Dropping it stops every process it started.
@@ -262,6 +279,16 @@ impl Stack {
             .join(format!("{}.log", Self::hem_log(i)))
     }
 
+    /// Where a daemon serves its metrics with [`StackOptions::metrics`].
+    pub fn metrics_addr(&self, daemon: Daemon) -> SocketAddr {
+        let port = match daemon {
+            Daemon::Oned => ONED_METRICS_PORT,
+            Daemon::Driver => DRIVER_METRICS_PORT,
+            Daemon::Hem(i) => HEM_METRICS_PORT + i as u16,
+        };
+        SocketAddr::from((self.ip, port))
+    }
+
     pub fn log_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.log"))
     }
@@ -269,12 +296,20 @@ impl Stack {
     fn write_configs(&self) -> Result<()> {
         let ip = self.ip;
         let nats = self.options.nats.clone().unwrap_or_default();
+        let (oned_metrics, driver_metrics) = if self.options.metrics {
+            (
+                format!("METRICS_LISTEN = \"{}\"\n", self.metrics_addr(Daemon::Oned)),
+                format!("--metrics-listen {}", self.metrics_addr(Daemon::Driver)),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         let oned = format!(
             "PORT = {XMLRPC_PORT}\n\
              LISTEN_ADDRESS = \"{ip}\"\n\
              DB = [ BACKEND = \"sqlite\", FILE = \"{db}\" ]\n\
-             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_extra} {nats_args}\" ]\n\
-             HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{extra}\n",
+             HM_MAD = [ EXECUTABLE = \"one_hm\",\n  ARGUMENTS = \"-p {PUBLISHER_PORT} -l {LOGGER_PORT} -b {ip} --replay-port {REPLAY_PORT} --journal {journal} {driver_metrics} {driver_extra} {nats_args}\" ]\n\
+             HOOK_LOG_CONF = [ LOG_RETENTION = {retention} ]\n{oned_metrics}{extra}\n",
             db = self.var_dir.join("one.db").display(),
             journal = self.var_dir.join("hm-journal.db").display(),
             retention = self.options.log_retention,
@@ -295,6 +330,11 @@ impl Stack {
                 0 => self.var_dir.join("hem-state.db"),
                 i => self.var_dir.join(format!("hem-state-{i}.db")),
             };
+            let metrics = if self.options.metrics {
+                format!(":metrics_listen: '{}'\n", self.metrics_addr(Daemon::Hem(i)))
+            } else {
+                String::new()
+            };
             let hem = format!(
                 ":debug_level: {debug}\n\
                  :hook_base_path: {hooks}\n\
@@ -309,7 +349,7 @@ impl Stack {
                  state_db: {state}\n\
                  one_xmlrpc: {endpoint}\n\
                  one_auth: {auth}\n\
-                 hook_allowed_paths: [{allowed}]\n{nats_keys}\n{extra}\n",
+                 hook_allowed_paths: [{allowed}]\n{metrics}{nats_keys}\n{extra}\n",
                 hooks = self.hook_dir.display(),
                 remote = self.remote_hook_dir.display(),
                 conc = self.options.concurrency,
@@ -349,11 +389,17 @@ impl Stack {
 
     /// Starts (or restarts) oned-lite and waits until it serves XML-RPC.
     pub fn start_oned(&mut self) -> Result<()> {
+        self.start_oned_with_env(&[])
+    }
+
+    /// As [`Stack::start_oned`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_oned_with_env(&mut self, env: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
         let mut cmd = Command::new(bin("oned-lite")?);
         cmd.arg("--config")
             .arg(self.oned_conf())
             .arg("--var-dir")
-            .arg(&self.var_dir);
+            .arg(&self.var_dir)
+            .envs(env.iter().copied());
         let child = self.spawn_logged("oned", &mut cmd)?;
         self.oned = Some(child);
         let addr = SocketAddr::from((self.ip, XMLRPC_PORT));
@@ -382,6 +428,15 @@ impl Stack {
 
     /// Starts (or restarts) HEM `i`.
     pub fn start_hem_at(&mut self, i: usize) -> Result<()> {
+        self.start_hem_at_with_env(i, &[])
+    }
+
+    /// As [`Stack::start_hem_at`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_hem_at_with_env(
+        &mut self,
+        i: usize,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<()> {
         let slot = self.hems.get(i).context("no such HEM")?;
         if slot.is_some() {
             bail!("HEM {i} is running");
@@ -389,7 +444,8 @@ impl Stack {
         let mut cmd = Command::new(bin("onehem-server")?);
         cmd.arg("--config")
             .arg(self.hem_conf_at(i))
-            .envs(self.env());
+            .envs(self.env())
+            .envs(env.iter().copied());
         let child = self.spawn_logged(&Self::hem_log(i), &mut cmd)?;
         self.hems[i] = Some(child);
         Ok(())
@@ -456,6 +512,15 @@ impl Stack {
                 .map(|c| c.try_wait()),
             Some(Ok(None))
         )
+    }
+
+    /// Stops oned-lite cleanly (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_oned(&mut self) -> Result<()> {
+        if let Some(mut child) = self.oned.take() {
+            let _ = nix_term(&child);
+            wait_or_kill(&mut child);
+        }
+        Ok(())
     }
 
     /// SIGKILLs oned-lite (its driver sees stdin EOF and exits).

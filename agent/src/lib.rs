@@ -6,6 +6,7 @@
 //! and kills the process groups of the executions still running.
 
 pub mod base_path;
+pub mod cli;
 pub mod execution;
 pub mod hook_files;
 

@@ -1,28 +1,9 @@
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use onehem_agent::cli::Cli;
 use onehem_agent::{Base, ExecSettings, Options};
-
-/// Runs hooks on this host for the HEM, speaking frames on stdin/stdout. It never listens on
-/// a port: the HEM starts it over SSH.
-#[derive(Parser, Debug)]
-#[command(name = "onehem-agent", version)]
-struct Cli {
-    /// Serve one HEM on stdin/stdout (the only mode).
-    #[arg(long)]
-    stdio: bool,
-    /// The hook directory; only commands below it are executed.
-    #[arg(long, default_value = "/var/tmp/one/hooks")]
-    base: PathBuf,
-    /// Seconds between SIGTERM and SIGKILL for a timed-out hook's process group.
-    #[arg(long, default_value_t = 2.0)]
-    kill_grace: f64,
-    /// Executions running at once.
-    #[arg(long, default_value_t = 256)]
-    max_running: usize,
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

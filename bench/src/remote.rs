@@ -312,6 +312,16 @@ fn new_ssh_mode(cloud: &Cloud, hosts: usize, sizes: &Sizes, runs: usize) -> Resu
 
 pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.section(SECTION, METHOD);
+    let missing = missing_openssh();
+    if !missing.is_empty() {
+        let list = missing.join(", ");
+        println!("{SECTION}: skipped: {list} not found (scripts/setup installs OpenSSH)");
+        report.note(
+            SECTION,
+            &format!("**Skipped:** this section needs OpenSSH; not found: {list}."),
+        );
+        return Ok(());
+    }
     // The quick smoke run starts fewer sshd; the figures name the count.
     let hosts = scale.pick(20, 5);
     let cloud = Cloud::start(hosts as u8)?;
@@ -449,4 +459,23 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         "",
     );
     Ok(())
+}
+
+/// The OpenSSH programs the fake hosts (`sshd`, keys made by `ssh-keygen`) and the per-hook
+/// `ssh` baseline need, where they were not found.
+fn missing_openssh() -> Vec<&'static str> {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    };
+    let mut missing = Vec::new();
+    if !std::path::Path::new("/usr/sbin/sshd").is_file() {
+        missing.push("/usr/sbin/sshd");
+    }
+    for program in ["ssh", "ssh-keygen"] {
+        if !on_path(program) {
+            missing.push(program);
+        }
+    }
+    missing
 }

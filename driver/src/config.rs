@@ -1,6 +1,6 @@
 //! Command-line flags and the validated driver configuration.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +62,12 @@ pub struct Cli {
     #[arg(long = "dedupe-window", default_value_t = 100_000)]
     pub dedupe_window: u64,
 
+    /// Refuse results whose EXECUTION_UID is missing or not of our HEM's form. Off by default,
+    /// because the reference HEM sends none; turn it on when only onehem-server sends results,
+    /// so that a result nobody's HEM could have sent is never stored.
+    #[arg(long = "require-execution-uid")]
+    pub require_execution_uid: bool,
+
     /// Publish the bare reference keys, without the `#<seq>` token.
     #[arg(long = "no-sequence")]
     pub no_sequence: bool,
@@ -69,6 +75,11 @@ pub struct Cli {
     /// After binding, write the bound endpoints here (`publisher=…`, `logger=…`, `replay=…`).
     #[arg(long = "endpoints-file")]
     pub endpoints_file: Option<PathBuf>,
+
+    /// Serve `GET /metrics` (Prometheus text format) and `GET /health` on this `IP:PORT`.
+    /// Off when absent.
+    #[arg(long = "metrics-listen", value_name = "IP:PORT")]
+    pub metrics_listen: Option<String>,
 
     /// NATS servers (`nats://host:port` or `tls://host:port`, comma-separated). Selects the
     /// NATS mode: events and results are journaled in JetStream streams instead of the SQLite
@@ -222,12 +233,16 @@ pub struct Config {
     pub sync: SyncMode,
     /// Results remembered for duplicate detection.
     pub dedupe_window: u64,
+    /// Refuse results without an execution uid of our form.
+    pub require_execution_uid: bool,
     /// Key style on the PUB socket.
     pub key_style: KeyStyle,
     /// Where to write the bound endpoints.
     pub endpoints_file: Option<PathBuf>,
     /// NATS mode; `None` journals in SQLite.
     pub nats: Option<NatsConfig>,
+    /// Where `/metrics` and `/health` are served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -247,6 +262,11 @@ impl Config {
             problems.push("--hwm: must not be negative".to_owned());
         }
         let nats = nats_config(&cli, &mut problems);
+        let metrics_listen = cli.metrics_listen.as_deref().and_then(|s| {
+            one_metrics::parse_listen(s)
+                .map_err(|e| problems.push(format!("--metrics-listen: {e}")))
+                .ok()
+        });
         let (Some(retention), Some(sync), true) = (retention, sync, problems.is_empty()) else {
             return Err(problems);
         };
@@ -260,6 +280,7 @@ impl Config {
             retention,
             sync,
             dedupe_window: cli.dedupe_window,
+            require_execution_uid: cli.require_execution_uid,
             key_style: if cli.no_sequence {
                 KeyStyle::Reference
             } else {
@@ -267,6 +288,7 @@ impl Config {
             },
             endpoints_file: cli.endpoints_file,
             nats,
+            metrics_listen,
         })
     }
 
@@ -573,6 +595,27 @@ mod tests {
         ]);
         let problems = Config::from_cli(c).expect_err("invalid");
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn metrics_listen_is_off_unless_given_and_must_be_an_ip_and_a_port() {
+        assert_eq!(
+            Config::from_cli(cli(&[])).expect("valid").metrics_listen,
+            None
+        );
+        let c = Config::from_cli(cli(&["--metrics-listen", "[::1]:9925"])).expect("valid");
+        assert_eq!(
+            c.metrics_listen,
+            Some("[::1]:9925".parse().expect("address"))
+        );
+        let problems =
+            Config::from_cli(cli(&["--metrics-listen", "localhost:9925"])).expect_err("invalid");
+        assert_eq!(
+            problems,
+            [
+                "--metrics-listen: must be IP:PORT such as 127.0.0.1:9926 or [::1]:9926, got \"localhost:9925\""
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::journal::{Batch, EventLog, JournalEvent};
 use crate::messages::{ResultOutcome, ResultReply, ToOned, WriterMsg};
+use crate::metrics::METRICS;
 use crate::redelivery::Redelivery;
+use crate::result_checks::ResultChecks;
 use crate::shutdown::Shutdown;
 
 /// Most events in one commit.
@@ -37,6 +39,8 @@ pub struct WriterLinks {
     pub publisher: Sender<Vec<JournalEvent>>,
     /// Stored results, to forward.
     pub oned: Sender<ToOned>,
+    /// Which results are refused before they are stored.
+    pub checks: ResultChecks,
 }
 
 /// Runs until every sender is gone. `Finish` drops the links, so the publisher and the output
@@ -47,6 +51,7 @@ pub fn run(
     links: WriterLinks,
     shutdown: Shutdown,
 ) {
+    let checks = links.checks;
     let mut links = Some(links);
     match journal.pending_results() {
         Ok(pending) if !pending.is_empty() => {
@@ -86,7 +91,10 @@ pub fn run(
             }
         }
         owed.settle(&mut work);
+        work.refuse_impossible_results(checks, journal.head());
+        let read = work.batch.events.len() as i64;
         let dropped = redelivery.drop_redelivered(journal.as_mut(), &mut work.batch.events);
+        METRICS.events_redelivered.add(dropped as u64);
         if dropped > 0 {
             info!(
                 events = dropped,
@@ -101,7 +109,10 @@ pub fn run(
                 links.as_ref().map(|l| &l.oned),
                 &shutdown,
             );
+        // Committed or given up at shutdown: either way no longer waiting.
+        METRICS.events_awaiting_journal.sub(read);
         if committed {
+            METRICS.events_journaled.add(work.batch.events.len() as u64);
             since_trim += work.batch.events.len() as u64;
             redelivery.committed(&work.batch.events);
             if let (Some(id), Some(l)) = (work.handled, &links) {
@@ -218,6 +229,30 @@ impl Work {
     }
 }
 
+impl Work {
+    /// Answers and drops the results no HEM could have sent (`result_checks`).
+    fn refuse_impossible_results(&mut self, checks: ResultChecks, head: u64) {
+        if self.batch.results.is_empty() {
+            return;
+        }
+        let results = std::mem::take(&mut self.batch.results);
+        let replies = std::mem::take(&mut self.replies);
+        for (result, reply) in results.into_iter().zip(replies) {
+            match checks.refusal(&result, head) {
+                Some(reason) => {
+                    METRICS.results_refused.inc();
+                    warn!(hook_id = result.hook_id, uid = ?result.uid, %reason, "result refused");
+                    reply.send(ResultOutcome::Failed(reason));
+                }
+                None => {
+                    self.batch.results.push(result);
+                    self.replies.push(reply);
+                }
+            }
+        }
+    }
+}
+
 /// Commits, retrying with backoff while the journal fails: events are never published without
 /// being journaled, so a broken disk holds the pipeline (and, through the bounded channel, stdin)
 /// instead. Results are refused at once, so their senders can try again later.
@@ -232,10 +267,15 @@ fn commit_with_retry(
     let mut attempts = 0u32;
     loop {
         match journal.commit(batch) {
-            Ok(()) => return true,
+            Ok(()) => {
+                METRICS.journal_committed();
+                return true;
+            }
             Err(e) => {
                 attempts += 1;
+                METRICS.journal_failed(e.to_string());
                 error!(error = %e, events = batch.events.len(), attempt = attempts, "journal commit failed");
+                METRICS.results_unstored.add(replies.len() as u64);
                 for reply in replies.drain(..) {
                     reply.send(ResultOutcome::Failed(format!(
                         "result not stored, journal unavailable: {e}"
@@ -370,6 +410,7 @@ mod tests {
         let links = WriterLinks {
             publisher: publish_tx,
             oned: oned_tx,
+            checks: ResultChecks::default(),
         };
         let writer = std::thread::spawn(move || run(journal, rx, links, Shutdown::new()));
         let (bell, _bell_read) = crate::messages::doorbell().expect("pipe");

@@ -10,7 +10,8 @@
 //! ```text
 //! one_hm [-p PORT] [-l PORT] [-h HWM] [-b ADDR] [-t N] [--replay-port PORT]
 //!        [--journal PATH] [--journal-retention SPEC] [--journal-sync off|normal|full]
-//!        [--dedupe-window N] [--no-sequence] [--endpoints-file PATH]
+//!        [--dedupe-window N] [--require-execution-uid] [--no-sequence] [--endpoints-file PATH]
+//!        [--metrics-listen IP:PORT]
 //!        [--nats URL[,URL...] [--nats-user U --nats-password P | --nats-creds FILE]
 //!         [--nats-tls-ca FILE] [--nats-tls-cert FILE --nats-tls-key FILE] [--nats-replicas N]
 //!         [--nats-partitions N] [--nats-prefix P] [--nats-events-stream NAME]
@@ -29,8 +30,10 @@
 //! | `--journal-retention` | `1000000,7d` | event count and/or age (`s`, `m`, `h`, `d`) kept; the first limit reached trims |
 //! | `--journal-sync` | `normal` | SQLite `synchronous` of the journal: `off`, `normal` or `full` (see "Journal and durability") |
 //! | `--dedupe-window` | 100000 | results remembered for EXECUTION_UID duplicate detection |
+//! | `--require-execution-uid` | off | refuse results without an EXECUTION_UID of onehem-server's form (the reference HEM sends none) |
 //! | `--no-sequence` | off | publish bare reference keys without the `#<seq>` token |
-//! | `--endpoints-file` | — | after binding, write `publisher=…`, `logger=…` and `replay=…` lines (useful with port 0) |
+//! | `--endpoints-file` | — | after binding, write `publisher=…`, `logger=…` and `replay=…` lines, and `metrics=IP:PORT` with `--metrics-listen` (useful with port 0) |
+//! | `--metrics-listen` | off | `IP:PORT` serving `GET /metrics` (Prometheus text format 0.0.4) and `GET /health` (200, or 503 while the journal refuses commits); see [`metrics`] |
 //! | `--nats` | — | NATS servers: the NATS mode (below) instead of the SQLite journal |
 //! | `--nats-user`, `--nats-password` | — | NATS user and password (the password also from `ONE_HM_NATS_PASSWORD`) |
 //! | `--nats-creds` | — | a `.creds` file (user JWT and nkey seed) instead |
@@ -126,6 +129,9 @@
 //! holds `<EXECUTION_UID>…</EXECUTION_UID>` and a result with that uid is already stored (among the
 //! last `--dedupe-window` results), the duplicate is answered `ACK` and not forwarded again. If
 //! the journal cannot store a result it is answered `ERR …` and the sender may try again.
+//! A result whose uid names an event the journal never published, or another hook than its
+//! frame's, is answered `ERR …` and never stored; with `--require-execution-uid` so is one
+//! without a uid of our HEM's form ([`result_checks`]).
 //!
 //! # Journal and durability
 //!
@@ -211,12 +217,14 @@ pub mod journal;
 pub mod journal_writer;
 pub mod logging;
 pub mod messages;
+pub mod metrics;
 pub mod nats_journal;
 pub mod oned_input;
 pub mod oned_output;
 pub mod publisher;
 pub mod redelivery;
 pub mod replay_server;
+pub mod result_checks;
 pub mod result_server;
 pub mod shutdown;
 pub mod sqlite_journal;
@@ -259,6 +267,8 @@ pub struct Endpoints {
     pub logger: String,
     /// Replay REP socket.
     pub replay: String,
+    /// The metrics endpoint (`IP:PORT`), when `--metrics-listen` is given.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Runs the driver on the process's stdin and stdout until FINALIZE, end of stdin or `shutdown`.
@@ -314,10 +324,12 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let replay = bind(&ctx, &config, zmq::REP, config.replay_port, "replay", |s| {
         s.set_maxmsgsize(MAX_REPLAY_FRAME_BYTES)
     })?;
+    let metrics_endpoint = start_metrics(&config)?;
     let endpoints = Endpoints {
         publisher: last_endpoint(&publisher)?,
         logger: last_endpoint(&results)?,
         replay: last_endpoint(&replay)?,
+        metrics: metrics_endpoint.as_ref().map(|m| m.local_addr()),
     };
     if let Some(path) = &config.endpoints_file {
         write_endpoints(path, &endpoints)
@@ -354,6 +366,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let links = journal_writer::WriterLinks {
         publisher: publish_tx,
         oned: oned_tx.clone(),
+        checks: result_checks::ResultChecks {
+            require_uid: config.require_execution_uid,
+        },
     };
     // Results from the NATS results stream go straight to the output thread.
     let feed = results_feed.map(|feed| feed.start(oned_tx.clone()));
@@ -390,11 +405,26 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     drop(writer_tx);
     threads.join();
     drop(ctx);
+    drop(metrics_endpoint);
     info!("one_hm stopped");
     match reason {
         StopReason::Fatal(message) => Err(anyhow!(message)),
         _ => Ok(()),
     }
+}
+
+/// The `/metrics` and `/health` endpoint when `--metrics-listen` names one; bound with the
+/// other sockets, so a bad or busy address stops the driver before INIT is answered.
+fn start_metrics(config: &Config) -> anyhow::Result<Option<one_metrics::MetricsServer>> {
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = one_metrics::bind(addr).context("--metrics-listen")?;
+    let journal = config.nats.is_none().then(|| config.journal.clone());
+    let source = std::sync::Arc::new(metrics::DriverSource::new(journal));
+    let server = one_metrics::MetricsServer::start(listener, source)
+        .with_context(|| format!("starting the metrics endpoint on {addr}"))?;
+    Ok(Some(server))
 }
 
 /// The journal in logs: the SQLite file, or the events stream and its servers.
@@ -448,6 +478,9 @@ fn write_endpoints(path: &Path, endpoints: &Endpoints) -> std::io::Result<()> {
         "publisher={}\nlogger={}\nreplay={}\n",
         endpoints.publisher, endpoints.logger, endpoints.replay
     )?;
+    if let Some(metrics) = endpoints.metrics {
+        writeln!(file, "metrics={metrics}")?;
+    }
     file.sync_all()?;
     std::fs::rename(&tmp, path)
 }

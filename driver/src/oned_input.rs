@@ -21,6 +21,8 @@ use crate::journal::JournalEvent;
 use crate::messages::{ToOned, WriterMsg};
 use crate::shutdown::{Shutdown, StopReason};
 
+use crate::metrics::METRICS;
+
 /// Longest line accepted from oned; a longer one is dropped with an error.
 pub const MAX_LINE: usize = 64 * 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
@@ -134,11 +136,14 @@ fn send_chunk(chunk: Chunk, links: &InputLinks) {
     if chunk.events.is_empty() && chunk.handled.is_none() {
         return;
     }
+    let count = chunk.events.len() as i64;
+    METRICS.events_awaiting_journal.add(count);
     let msg = WriterMsg::Events {
         events: chunk.events,
         handled: chunk.handled,
     };
     if links.writer.send(msg).is_err() {
+        METRICS.events_awaiting_journal.sub(count);
         warn!("journal writer is gone, events dropped");
     }
 }
@@ -173,16 +178,19 @@ fn handle_line(raw: &[u8], chunk: &mut Chunk, links: &InputLinks) -> Option<Stop
                         }
                         Ok(keys) => Some(JournalEvent::new(keys, content)),
                         Err(e) => {
+                            METRICS.events_refused.inc();
                             warn!(error = %e, "event not published");
                             report(links, format!("Event not published: {e}"));
                             None
                         }
                     };
+                    METRICS.events_received.add(u64::from(event.is_some()));
                     chunk
                         .events
                         .extend(event.map(|e| JournalEvent { source, ..e }));
                 }
                 None => {
+                    METRICS.events_refused.inc();
                     warn!("EXECUTE without a message");
                     report(links, "EXECUTE message without a payload".to_owned());
                 }
@@ -192,11 +200,15 @@ fn handle_line(raw: &[u8], chunk: &mut Chunk, links: &InputLinks) -> Option<Stop
         line @ OnedLine::Retry { id, .. } => {
             let source = u64::try_from(id).ok().filter(|id| *id > 0);
             match line.publish_content() {
-                Some(content) => chunk.events.push(JournalEvent {
-                    source,
-                    ..JournalEvent::new(vec![RETRY_KEY.to_owned()], content)
-                }),
+                Some(content) => {
+                    METRICS.events_received.inc();
+                    chunk.events.push(JournalEvent {
+                        source,
+                        ..JournalEvent::new(vec![RETRY_KEY.to_owned()], content)
+                    });
+                }
                 None => {
+                    METRICS.events_refused.inc();
                     warn!("RETRY without a message");
                     report(links, "RETRY message without a payload".to_owned());
                 }

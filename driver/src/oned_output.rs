@@ -19,6 +19,8 @@ use tracing::{debug, error};
 use crate::messages::{ToOned, WriterMsg};
 use crate::shutdown::{Shutdown, StopReason};
 
+use crate::metrics::METRICS;
+
 /// Quiet time after the INIT reply, so that oned's 31-byte read of the reply catches nothing else.
 pub const INIT_GRACE: Duration = Duration::from_millis(200);
 
@@ -128,6 +130,7 @@ fn drain(
         }
         if let Some(id) = line.result_id {
             forwarded = Some(id);
+            METRICS.results_forwarded.inc();
         }
         queue.pop_front();
     };

@@ -8,6 +8,8 @@ use tracing::{debug, warn};
 use crate::config::KeyStyle;
 use crate::journal::JournalEvent;
 
+use crate::metrics::METRICS;
+
 /// Frame 1 of one key of an event, in the configured style.
 pub fn frame_key(key: &str, seq: u64, style: KeyStyle) -> String {
     match style {
@@ -22,6 +24,7 @@ pub fn run(socket: zmq::Socket, rx: Receiver<Vec<JournalEvent>>, style: KeyStyle
     let mut published: u64 = 0;
     let mut failures: u64 = 0;
     for batch in rx {
+        METRICS.events_published.add(batch.len() as u64);
         for event in &batch {
             for key in &event.keys {
                 let frame = frame_key(key, event.seq, style);

@@ -11,6 +11,8 @@ use tracing::{debug, warn};
 use crate::journal::EventReader;
 use crate::shutdown::Shutdown;
 
+use crate::metrics::METRICS;
+
 /// Most events in one reply, whatever the request asks.
 pub const MAX_EVENTS_PER_REPLY: u32 = 1_000;
 /// Most content bytes in one reply (at least one event is always returned).
@@ -113,6 +115,7 @@ pub fn answer(request: &Received, reader: &mut dyn EventReader) -> Vec<Vec<u8>> 
         head = page.head,
         "replay"
     );
+    METRICS.events_replayed.add(page.events.len() as u64);
     let header = ReplayHeader {
         oldest: page.oldest,
         head: page.head,

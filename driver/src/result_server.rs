@@ -24,6 +24,8 @@ use crate::journal::JournalResult;
 use crate::messages::{AcceptedResult, Doorbell, ResultOutcome, ResultReply, WriterMsg};
 use crate::shutdown::Shutdown;
 
+use crate::metrics::METRICS;
+
 /// How often a quiet socket is checked against the shutdown switch.
 const POLL_MS: i64 = 100;
 /// Requests read in one go before pending replies are looked at again.
@@ -78,6 +80,7 @@ pub fn run(
                 }
             };
             let (envelope, body) = split_envelope(frames);
+            METRICS.results_received.inc();
             match accept(&body, &writer, &bell) {
                 Ok(outcome) => waiting.push_back(Waiting { envelope, outcome }),
                 Err(reply) => send_reply(&socket, envelope, &reply),
@@ -99,13 +102,22 @@ fn answer_decided(socket: &zmq::Socket, waiting: &mut VecDeque<Waiting>, block: 
             w.outcome.try_recv()
         };
         let reply = match outcome {
-            Ok(ResultOutcome::Stored | ResultOutcome::Duplicate) => "ACK".to_owned(),
+            Ok(ResultOutcome::Stored) => {
+                METRICS.results_acked.inc();
+                "ACK".to_owned()
+            }
+            Ok(ResultOutcome::Duplicate) => {
+                METRICS.results_duplicate.inc();
+                "ACK".to_owned()
+            }
+            // Counted where the writer decided (refused, or not stored).
             Ok(ResultOutcome::Failed(reason)) => err_frame(&reason),
             Err(TryRecvError::Empty) => {
                 still.push_back(w);
                 continue;
             }
             Err(TryRecvError::Disconnected) => {
+                METRICS.results_unstored.inc();
                 err_frame("driver is shutting down, result not stored")
             }
         };
@@ -144,6 +156,7 @@ fn accept(
     bell: &Doorbell,
 ) -> Result<Receiver<ResultOutcome>, String> {
     let [frame] = frames else {
+        METRICS.results_malformed.inc();
         warn!(
             frames = frames.len(),
             "malformed result refused: expected one frame"
@@ -157,6 +170,7 @@ fn accept(
         Ok(result) => result,
         Err(e) => {
             let shown: String = String::from_utf8_lossy(frame).chars().take(80).collect();
+            METRICS.results_malformed.inc();
             warn!(reason = %e, frame = %shown, "malformed result refused");
             return Err(err_frame(&e.to_string()));
         }
@@ -174,6 +188,7 @@ fn accept(
         reply,
     };
     if writer.send(WriterMsg::Result(accepted)).is_err() {
+        METRICS.results_unstored.inc();
         return Err(err_frame("driver is shutting down, result not stored"));
     }
     Ok(outcome)

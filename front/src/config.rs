@@ -58,6 +58,7 @@ pub const KEYS: &[&str] = &[
     "EVENT_OUTBOX/LIMIT",
     "EVENT_OUTBOX/ACK_TIMEOUT",
     "SIM",
+    "METRICS_LISTEN",
     "SIM/PROLOG_DELAY_MS",
     "SIM/BOOT_DELAY_MS",
     "SIM/SHUTDOWN_DELAY_MS",
@@ -93,6 +94,8 @@ pub struct Config {
     pub log: LogConf,
     /// Top-level attributes of the file that oned-lite does not read, in file order.
     pub unknown_keys: Vec<String>,
+    /// `METRICS_LISTEN = "IP:PORT"`: where `/metrics` and `/health` are served; `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file as read, for `one.system.config` only: every key is read into a field above.
     pub as_read: Template,
 }
@@ -245,6 +248,7 @@ impl Default for Config {
             login_throttle: ThrottleConfig::default(),
             log: LogConf::default(),
             unknown_keys: Vec::new(),
+            metrics_listen: None,
             as_read: Template::new(),
         }
     }
@@ -376,6 +380,12 @@ impl Config {
             }
         }
 
+        if let Some(v) = single(&raw, "METRICS_LISTEN", &mut problems) {
+            match one_metrics::parse_listen(v) {
+                Ok(addr) => config.metrics_listen = Some(addr),
+                Err(e) => problem(&mut problems, "METRICS_LISTEN", e.to_string()),
+            }
+        }
         config.server = server_limits(&raw, &mut problems);
         if let Some(pairs) = vector(&raw, "LOGIN_THROTTLE", &mut problems) {
             config.login_throttle = login_throttle(pairs, &mut problems);
@@ -814,6 +824,21 @@ mod tests {
         ] {
             let (keys, text) = problem_keys(bad);
             assert_eq!(keys, [key], "{bad}: {text}");
+        }
+    }
+
+    #[test]
+    fn metrics_listen_is_an_ip_and_a_port() {
+        assert_eq!(parse("").unwrap().metrics_listen, None);
+        let c = parse("METRICS_LISTEN = \"127.0.0.1:9924\"\n").unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9924".parse().unwrap()));
+        for bad in [
+            "METRICS_LISTEN = \"localhost:9924\"",
+            "METRICS_LISTEN = 9924",
+        ] {
+            let (keys, text) = problem_keys(bad);
+            assert_eq!(keys, ["METRICS_LISTEN"], "{bad}: {text}");
+            assert!(text.contains("must be IP:PORT"), "{text}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod call;
+pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod connections;
@@ -13,6 +14,7 @@ pub mod hook_log;
 pub mod hook_pool;
 pub mod install_paths;
 pub mod login_throttle;
+pub mod metrics;
 pub mod schema;
 pub mod server;
 pub mod sim_config;
@@ -82,6 +84,19 @@ pub async fn run(
     users::bootstrap(&db, &var_dir).context("cannot bootstrap the oneadmin account")?;
 
     let bus = events::EventBus::new(db.clone());
+    // Bound before the driver starts, so a bad or busy address stops the start at once; held
+    // until the end of `run`.
+    let _metrics_endpoint = match config.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let listener = one_metrics::bind(addr).context("METRICS_LISTEN")?;
+            let source = Arc::new(metrics::OnedSource { bus: bus.clone() });
+            Some(
+                one_metrics::MetricsServer::start(listener, source)
+                    .with_context(|| format!("cannot start the metrics endpoint on {addr}"))?,
+            )
+        }
+    };
     let cloud = cloud::Cloud::new(db.clone(), bus.clone(), &config)
         .context("cannot load the simulated cloud")?;
     let driver = driver_link::start(
@@ -100,6 +115,9 @@ pub async fn run(
         db = %db_path.display(),
         "oned-lite serving XML-RPC"
     );
+    // The listener is bound and everything behind it started: connections queue in the backlog
+    // until the accept loop below takes them.
+    one_notify::ready();
     let served = server::serve(state.clone(), listener, shutdown).await;
 
     state.cloud.stop().await;

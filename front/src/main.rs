@@ -1,28 +1,12 @@
 //! `oned-lite [--config PATH] [--var-dir DIR]`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use oned_lite::cli::Args;
 use oned_lite::install_paths::Lookup;
-
-/// OpenNebula-compatible front-end: XML-RPC API, hook pool, hook log and a simulated cloud.
-#[derive(Parser, Debug)]
-#[command(name = "oned-lite", version)]
-struct Args {
-    /// Configuration file in OpenNebula template syntax [default: $ONE_LOCATION/etc/oned.conf,
-    /// else the first of /etc/one/oned.conf and etc/oned.conf in an ancestor of this binary's
-    /// directory].
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Directory for the database and the oneadmin credentials (`one_auth`) [default:
-    /// $ONE_LOCATION/var, /var/lib/one for /etc/one/oned.conf, else `var` beside the
-    /// configuration's `etc` directory].
-    #[arg(long, value_name = "DIR")]
-    var_dir: Option<PathBuf>,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -82,4 +66,5 @@ async fn shutdown_signal() {
         let _ = interrupt.await;
     }
     tracing::info!("shutting down");
+    one_notify::stopping();
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,6 +76,8 @@ pub struct Config {
     pub remote: RemoteConfig,
     /// The distributed mode (`nats_servers`); `None` reads the driver's ZeroMQ bus.
     pub nats: Option<NatsSettings>,
+    /// Where `GET /metrics` and `GET /health` are served (`metrics_listen`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -298,6 +301,7 @@ fn parse_recording(
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
         remote: RemoteConfig::default(),
         nats: None,
+        metrics_listen: fields.listen("metrics_listen"),
     };
     config.nats = fields.nats();
     let section = fields.section("remote");
@@ -654,6 +658,21 @@ impl Fields {
             Some(Err(reason)) => {
                 self.fail(key, reason);
                 one_log::Format::Text
+            }
+        }
+    }
+
+    /// An `IP:PORT` to listen on; absent, `none` or empty: off.
+    fn listen(&mut self, key: &str) -> Option<SocketAddr> {
+        let s = self.raw_string(key)?;
+        if off(&s) {
+            return None;
+        }
+        match one_metrics::parse_listen(&s) {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                self.fail(key, e.to_string());
+                None
             }
         }
     }

@@ -18,6 +18,7 @@ use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
 use crate::journal::ZmqJournal;
 use crate::local_executor::LocalExecutor;
+use crate::metrics::{HemMetrics, HemSource, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
 use crate::resync::resync_loop;
@@ -25,6 +26,7 @@ use crate::runner::{HemRunner, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter};
 use crate::state_db::{OutboxEntry, StateDb, StateDbThread};
 use crate::subscriber::ZmqSubscriber;
+use one_metrics::MetricsServer;
 
 /// Runs the HEM until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -39,8 +41,11 @@ pub async fn run_with_status(
     shutdown: impl Future<Output = ()>,
     shared: Arc<IngestShared>,
 ) -> anyhow::Result<()> {
+    let view = Arc::new(HemSource::new(shared.clone()));
+    // Held until the HEM has stopped; the endpoint answers 503 while it starts and stops.
+    let _endpoint = start_metrics(&config, &view)?;
     if let Some(nats) = config.nats.clone() {
-        return crate::distributed::run(config, nats, shutdown).await;
+        return crate::distributed::run(config, nats, shutdown, &shared, &view).await;
     }
     // Credentials first: a HEM that cannot reach the front-end leaves no state DB behind.
     let (access, source) = front_end(&config)?;
@@ -57,10 +62,13 @@ pub async fn run_with_status(
         "HEM starting"
     );
     let ctx = zmq::Context::new();
-    let work = start_work(&config, &ctx, &db, &access)?;
+    let work = start_work(&config, &ctx, &db, &access, &shared.metrics)?;
+    let _ = view.results.set(work.sender.queue());
+    let _ = view.remote.set(work.remote.clone());
     recover(
         &db,
         &work,
+        &shared.metrics,
         recovery.outbox,
         recovery.interrupted,
         recovery.pending,
@@ -74,6 +82,7 @@ pub async fn run_with_status(
         poll_interval: config.replay_poll_interval,
         instance: recovery.instance.clone(),
         boot: recovery.boot,
+        uid_key: recovery.uid_key.clone(),
         watermark: recovery.watermark,
     };
     let readers = start_readers(&config, &ctx, source, &db, &work, settings, &shared)?;
@@ -105,6 +114,21 @@ pub async fn run_with_status(
     Ok(())
 }
 
+/// The `/metrics` and `/health` endpoint, when `metrics_listen` names one. It is bound before
+/// anything else starts, so a bad or busy address stops the HEM at once.
+pub fn start_metrics(
+    config: &Config,
+    view: &Arc<HemSource>,
+) -> anyhow::Result<Option<MetricsServer>> {
+    let Some(addr) = config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = one_metrics::bind(addr).context("metrics_listen")?;
+    let server = MetricsServer::start(listener, view.clone())
+        .with_context(|| format!("cannot start the metrics endpoint on {addr}"))?;
+    Ok(Some(server))
+}
+
 /// The front-end's endpoint and credentials, and the hook source reading it.
 pub(crate) fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
     const FRONT_END: &str = "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
@@ -129,6 +153,7 @@ fn start_work(
     ctx: &zmq::Context,
     db: &StateDb,
     access: &FrontEndAccess,
+    metrics: &Arc<HemMetrics>,
 ) -> anyhow::Result<Work> {
     let ack_db = db.clone();
     let sender = ResultSender::start(
@@ -151,14 +176,16 @@ fn start_work(
         local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
         remote: remote.clone(),
         output_cap: config.output_cap,
+        metrics: metrics.clone(),
     });
-    let (submitter, scheduler_task) = scheduler::start(
+    let (submitter, scheduler_task) = scheduler::start_counted(
         runner,
         Limits {
             concurrency: config.concurrency,
             hook_concurrency: config.hook_concurrency,
             max_pending: config.max_pending,
         },
+        metrics.clone(),
     );
     Ok(Work {
         sender,
@@ -174,6 +201,7 @@ fn start_work(
 async fn recover(
     db: &StateDb,
     work: &Work,
+    metrics: &HemMetrics,
     outbox: Vec<OutboxEntry>,
     interrupted: Vec<Execution>,
     pending: Vec<Execution>,
@@ -187,6 +215,7 @@ async fn recover(
     for exec in &interrupted {
         tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
             "execution interrupted by a HEM restart; reported as failed (retryable)");
+        metrics.executed(exec.hook_id, Outcome::Interrupted, None);
         complete(db, &results, exec, &exec.interrupted());
     }
     let count = pending.len();

@@ -1,6 +1,7 @@
 //! onehem-server: the Hook Execution Manager. `main` parses flags and calls `run`.
 
 pub mod bell;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod distributed;
@@ -16,6 +17,7 @@ pub mod local_executor;
 pub mod logging;
 pub mod matcher;
 pub mod memory;
+pub mod metrics;
 pub mod remote;
 pub mod result_sender;
 pub mod resync;
@@ -25,5 +27,6 @@ pub mod state_db;
 pub mod stop;
 pub mod subscriber;
 pub mod sync_command;
+pub mod uids;
 
 pub use daemon::{run, run_with_status};

@@ -1,45 +1,13 @@
 //! `onehem-server --config PATH [sync-hooks …]`: parses flags, sets up logging and the runtime,
 //! and calls the library: the daemon's `run`, or the `sync-hooks` command.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use onehem_server::cli::{Args, Command};
 use onehem_server::config::Config;
 use onehem_server::front_end::FrontEndAccess;
 use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "onehem-server",
-    version,
-    about = "OpenNebula Hook Execution Manager"
-)]
-struct Args {
-    /// Configuration file (YAML; the reference's symbol keys or plain keys).
-    #[arg(long, global = true, default_value = "etc/onehem-server.conf")]
-    config: PathBuf,
-    /// Without a command, the HEM runs as a daemon.
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Copy the hook directory to hosts, sending only the files whose SHA-256 differs (like
-    /// `onehost sync`); exits non-zero if any host failed.
-    SyncHooks {
-        /// The local directory to copy (default: hook_base_path).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Every host of the configuration's remote.hosts map.
-        #[arg(long, conflicts_with = "hosts")]
-        all: bool,
-        /// Hosts, by their name in the cloud.
-        #[arg(required_unless_present = "all")]
-        hosts: Vec<String>,
-    },
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -163,6 +131,7 @@ async fn shutdown_signal() {
         _ = quit.recv() => {}
     }
     tracing::info!("signal received; stopping (a second signal forces exit)");
+    one_notify::stopping();
     tokio::spawn(async move {
         tokio::select! {
             _ = int.recv() => {}

@@ -13,6 +13,7 @@ use one_proto::mad::ResultFrame;
 use crate::execution::{Execution, Target};
 use crate::executor::ExecOutcome;
 use crate::local_executor::LocalExecutor;
+use crate::metrics::{HemMetrics, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::ResultQueue;
 use crate::scheduler::Runner;
@@ -44,6 +45,7 @@ pub struct HemRunner<L: Ledger> {
     pub local: LocalExecutor,
     pub remote: Arc<RemoteExecutor>,
     pub output_cap: usize,
+    pub metrics: Arc<HemMetrics>,
 }
 
 impl<L: Ledger> Runner for HemRunner<L> {
@@ -59,19 +61,36 @@ impl<L: Ledger> HemRunner<L> {
         match self.ledger.start(&exec).await {
             Start::Run => {}
             Start::Recorded => return,
-            Start::Report(result) => return self.ledger.finish(&exec, result).await,
+            Start::Report(result) => {
+                self.metrics
+                    .executed(exec.hook_id, Outcome::Interrupted, None);
+                return self.ledger.finish(&exec, result).await;
+            }
         }
         if !exec.plan.retry {
             tracing::info!("Executing hook {} for {}", exec.hook_id, exec.event_key);
         }
         let req = exec.plan.request(self.output_cap);
-        let outcome = match &exec.plan.target {
-            Target::Local => self.local.run(req).await,
-            Target::Remote { host } => self.remote.run(host, req).await,
-            Target::Refused { reason } => {
-                ExecOutcome::start_failure(reason.clone(), std::time::SystemTime::now())
+        let (counted, outcome) = match &exec.plan.target {
+            Target::Local => {
+                let o = self.local.run(req).await;
+                (Outcome::of(&o), o)
             }
+            Target::Remote { host } => {
+                let o = self.remote.run(host, req).await;
+                (Outcome::of(&o), o)
+            }
+            Target::Refused { reason } => (
+                Outcome::Refused,
+                ExecOutcome::start_failure(reason.clone(), std::time::SystemTime::now()),
+            ),
         };
+        let ran = matches!(
+            counted,
+            Outcome::Success | Outcome::Failure | Outcome::Timeout
+        )
+        .then_some(outcome.duration);
+        self.metrics.executed(exec.hook_id, counted, ran);
         let success = outcome.code == 0 && !outcome.timed_out && outcome.start_error.is_none();
         let duration_ms = outcome.duration.as_millis() as u64;
         if exec.plan.retry {

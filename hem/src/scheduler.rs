@@ -7,11 +7,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::execution::Execution;
+use crate::metrics::HemMetrics;
 use crate::stop::Stop;
 
 /// Runs one execution to its end (result recorded and queued for delivery).
@@ -30,13 +32,24 @@ pub struct Limits {
 /// Where executions are submitted. Dropping every handle lets the scheduler finish.
 #[derive(Clone, Debug)]
 pub struct Submitter {
-    tx: mpsc::Sender<Execution>,
+    tx: mpsc::Sender<Queued>,
+}
+
+/// An execution and when it was handed over (for the start latency).
+#[derive(Debug)]
+struct Queued {
+    exec: Execution,
+    at: Instant,
 }
 
 impl Submitter {
     /// Submits from async code; waits while the scheduler is full.
     pub async fn submit(&self, exec: Execution) -> Result<(), SchedulerClosed> {
-        self.tx.send(exec).await.map_err(|_| SchedulerClosed)
+        let queued = Queued {
+            exec,
+            at: Instant::now(),
+        };
+        self.tx.send(queued).await.map_err(|_| SchedulerClosed)
     }
 
     /// Submits from an OS thread outside the runtime, waiting while the scheduler is full,
@@ -48,8 +61,12 @@ impl Submitter {
         runtime: &tokio::runtime::Handle,
         stop: &Stop,
     ) -> Result<(), NotSubmitted> {
+        let queued = Queued {
+            exec,
+            at: Instant::now(),
+        };
         // The common case, a scheduler with room, costs no trip through the runtime.
-        let exec = match self.tx.try_send(exec) {
+        let queued = match self.tx.try_send(queued) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Full(exec)) => exec,
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(NotSubmitted::Closed),
@@ -57,7 +74,7 @@ impl Submitter {
         runtime.block_on(async {
             tokio::select! {
                 biased;
-                sent = self.tx.send(exec) => sent.map_err(|_| NotSubmitted::Closed),
+                sent = self.tx.send(queued) => sent.map_err(|_| NotSubmitted::Closed),
                 _ = stop.requested() => Err(NotSubmitted::Stopping),
             }
         })
@@ -84,24 +101,39 @@ pub fn start<R: Runner>(
     runner: Arc<R>,
     limits: Limits,
 ) -> (Submitter, tokio::task::JoinHandle<()>) {
+    start_counted(runner, limits, Arc::new(HemMetrics::default()))
+}
+
+/// As [`start`], counting waiting and running executions and their start latency in `metrics`.
+pub fn start_counted<R: Runner>(
+    runner: Arc<R>,
+    limits: Limits,
+    metrics: Arc<HemMetrics>,
+) -> (Submitter, tokio::task::JoinHandle<()>) {
     // The channel is only a hand-off; the real bound is max_pending inside the dispatcher.
     let (tx, rx) = mpsc::channel(256);
-    let handle = tokio::spawn(dispatch(rx, runner, limits));
+    let handle = tokio::spawn(dispatch(rx, runner, limits, metrics));
     (Submitter { tx }, handle)
 }
 
-async fn dispatch<R: Runner>(mut rx: mpsc::Receiver<Execution>, runner: Arc<R>, limits: Limits) {
+async fn dispatch<R: Runner>(
+    mut rx: mpsc::Receiver<Queued>,
+    runner: Arc<R>,
+    limits: Limits,
+    metrics: Arc<HemMetrics>,
+) {
     let global = Arc::new(Semaphore::new(limits.concurrency.max(1)));
     let mut per_hook: HashMap<i64, Arc<Semaphore>> = HashMap::new();
     // A lane present in the map is busy; its queue holds the executions waiting behind it.
-    let mut lanes: HashMap<String, VecDeque<Execution>> = HashMap::new();
+    let mut lanes: HashMap<String, VecDeque<Queued>> = HashMap::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut tasks = JoinSet::new();
     let mut outstanding = 0usize;
     let mut input_open = true;
 
     let start =
-        |exec: Execution, tasks: &mut JoinSet<()>, per_hook: &mut HashMap<i64, Arc<Semaphore>>| {
+        |queued: Queued, tasks: &mut JoinSet<()>, per_hook: &mut HashMap<i64, Arc<Semaphore>>| {
+            let Queued { exec, at } = queued;
             let hook_sem = limits.hook_concurrency.map(|n| {
                 per_hook
                     .entry(exec.hook_id)
@@ -110,6 +142,7 @@ async fn dispatch<R: Runner>(mut rx: mpsc::Receiver<Execution>, runner: Arc<R>, 
             });
             let global = global.clone();
             let runner = runner.clone();
+            let metrics = metrics.clone();
             let done = LaneDone {
                 lane: Some(exec.lane.clone()),
                 tx: done_tx.clone(),
@@ -124,6 +157,8 @@ async fn dispatch<R: Runner>(mut rx: mpsc::Receiver<Execution>, runner: Arc<R>, 
                 let Ok(_permit) = global.acquire_owned().await else {
                     return;
                 };
+                metrics.started(at.elapsed());
+                let _running = Running(&metrics);
                 runner.run(exec).await;
             });
         };
@@ -148,13 +183,14 @@ async fn dispatch<R: Runner>(mut rx: mpsc::Receiver<Execution>, runner: Arc<R>, 
             }
             received = rx.recv(), if input_open && outstanding < limits.max_pending => {
                 match received {
-                    Some(exec) => {
+                    Some(queued) => {
                         outstanding += 1;
-                        match lanes.get_mut(&exec.lane) {
-                            Some(queue) => queue.push_back(exec),
+                        metrics.waiting.add(1);
+                        match lanes.get_mut(&queued.exec.lane) {
+                            Some(queue) => queue.push_back(queued),
                             None => {
-                                lanes.insert(exec.lane.clone(), VecDeque::new());
-                                start(exec, &mut tasks, &mut per_hook);
+                                lanes.insert(queued.exec.lane.clone(), VecDeque::new());
+                                start(queued, &mut tasks, &mut per_hook);
                             }
                         }
                     }
@@ -173,6 +209,15 @@ async fn dispatch<R: Runner>(mut rx: mpsc::Receiver<Execution>, runner: Arc<R>, 
         if per_hook.len() > 1024 {
             per_hook.retain(|_, s| Arc::strong_count(s) > 1);
         }
+    }
+}
+
+/// Counts a run as ended however its task ends (also when aborted at the end of the grace).
+struct Running<'a>(&'a HemMetrics);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.sub(1);
     }
 }
 

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::execution::{Execution, Plan, Target};
+use crate::uids::UidKey;
 
 /// Requests committed together at most; bounds the latency a large burst adds to one commit.
 const MAX_BATCH: usize = 1024;
@@ -38,10 +39,12 @@ pub struct OutboxEntry {
 }
 
 /// What the previous run left behind.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Recovery {
     /// Identifies this state DB in execution uids.
     pub instance: String,
+    /// The secret execution uids are tagged with; it never leaves the state DB.
+    pub uid_key: UidKey,
     /// Incremented at every start; makes uids unique when the driver sends no sequence numbers.
     pub boot: u64,
     /// The last event sequence fully processed; `None` on a first start.
@@ -339,6 +342,20 @@ fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
             i
         }
     };
+    // The secret execution uids are tagged with (crate::uids). A state DB from before it
+    // existed, or with a damaged one, gets a new key: uids of this start differ either way.
+    let uid_key = match meta("uid_key")?.as_deref().and_then(UidKey::from_hex) {
+        Some(key) => key,
+        None => {
+            let key = UidKey::generate();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('uid_key', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key.to_hex()],
+            )?;
+            key
+        }
+    };
     let boot = meta("boot")?
         .and_then(|b| b.parse::<u64>().ok())
         .unwrap_or(0)
@@ -409,6 +426,7 @@ fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Recovery {
         instance,
+        uid_key,
         boot,
         watermark,
         pending,

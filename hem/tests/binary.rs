@@ -54,3 +54,28 @@ fn a_missing_or_broken_file_exits_non_zero() {
     assert_eq!(code, 1);
     assert!(stderr.contains("Error loading"), "{stderr}");
 }
+
+#[test]
+fn a_metrics_address_in_use_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let conf = dir.path().join("onehem-server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "metrics_listen: '{addr}'\nstate_db: {}\nlog_file: none\nlog_stderr: true\n\
+             one_xmlrpc: http://127.0.0.1:9/RPC2\none_auth: {}\n",
+            dir.path().join("state.db").display(),
+            dir.path().join("auth").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("auth"), "oneadmin:pw\n").unwrap();
+    let (code, stderr) = run(&conf);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} for metrics")),
+        "{stderr}"
+    );
+}

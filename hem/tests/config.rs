@@ -314,3 +314,18 @@ fn allowed_hook_paths_are_existing_absolute_directories() {
         "{err}"
     );
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_checked_with_the_other_keys() {
+    assert_eq!(parse("").unwrap().metrics_listen, None);
+    assert_eq!(
+        parse(":metrics_listen: none\n").unwrap().metrics_listen,
+        None
+    );
+    let c = parse(":metrics_listen: '127.0.0.1:9926'\n").unwrap();
+    assert_eq!(c.metrics_listen, Some("127.0.0.1:9926".parse().unwrap()));
+    let e = parse("metrics_listen: 'localhost:9926'\nconcurrency: 0\n").unwrap_err();
+    let keys: Vec<&str> = e.key_errors().iter().map(|k| k.key.as_str()).collect();
+    assert_eq!(keys, ["concurrency", "metrics_listen"], "{e}");
+    assert!(e.to_string().contains("must be IP:PORT"), "{e}");
+}

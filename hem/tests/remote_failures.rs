@@ -109,6 +109,14 @@ async fn stopped_host_fails_alone_and_comes_back(mode: ExecMode) {
         let out = exec.run(host, req("marker.sh", &["warm"])).await;
         assert_eq!(out.code, 0, "{host}: {:?}", out.start_error);
     }
+    // What the metrics show of each host.
+    let state = |exec: &RemoteExecutor, host: &str| {
+        let s = exec.host_states();
+        let h = s.into_iter().find(|h| h.name == host).expect("listed");
+        (h.up, h.last_error)
+    };
+    assert_eq!(state(&exec, "host4"), (true, None));
+    assert_eq!(state(&exec, "host5"), (true, None));
 
     cloud.host_mut("host4").stop();
     let down = {
@@ -148,6 +156,13 @@ async fn stopped_host_fails_alone_and_comes_back(mode: ExecMode) {
         out.start_error
     );
     assert_eq!(marker(cloud.host("host4"), "down"), None);
+    let (up, error) = state(&exec, "host4");
+    assert!(!up);
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains("refused")),
+        "{error:?}"
+    );
+    assert_eq!(state(&exec, "host5"), (true, None));
 
     // Same host key and port: the next hook reconnects, no new executor needed.
     cloud.host_mut("host4").restart().unwrap();
@@ -155,6 +170,9 @@ async fn stopped_host_fails_alone_and_comes_back(mode: ExecMode) {
     assert_eq!(out.code, 0, "{:?}", out.start_error);
     let h4 = cloud.host("host4");
     assert_eq!(marker(h4, "back"), Some((h4.addr.to_string(), h4.port)));
+    // Up again; the last error stays on record.
+    let (up, error) = state(&exec, "host4");
+    assert!(up && error.is_some(), "{error:?}");
     exec.shutdown().await;
 }
 

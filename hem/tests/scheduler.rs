@@ -160,3 +160,70 @@ async fn per_hook_bound_is_respected() {
     );
     assert_eq!(s.order.values().map(Vec::len).sum::<usize>(), 60);
 }
+
+/// Holds every execution until the test opens the gate; reports each start.
+struct Gated {
+    gate: tokio::sync::Semaphore,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl Runner for Gated {
+    async fn run(&self, _e: Execution) {
+        let _ = self.started.send(());
+        let _ = self.gate.acquire().await.map(|p| p.forget());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_running_and_start_latency_are_counted() {
+    use one_metrics::{Exposition, Source};
+    use onehem_server::ingest::IngestShared;
+    use onehem_server::metrics::HemSource;
+
+    let shared = Arc::new(IngestShared::new().unwrap());
+    let metrics = shared.metrics.clone();
+    let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
+    let runner = Arc::new(Gated {
+        gate: tokio::sync::Semaphore::new(0),
+        started,
+    });
+    let limits = Limits {
+        concurrency: 2,
+        hook_concurrency: None,
+        max_pending: 100,
+    };
+    let (submitter, handle) = scheduler::start_counted(runner.clone(), limits, metrics.clone());
+    for n in 0..5 {
+        submitter
+            .submit(exec(1, &format!("1|VM/{n}"), n))
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        starts.recv().await.unwrap();
+    }
+    // The dispatcher takes the other three off its channel on its own schedule.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while metrics.waiting.get() != 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("three executions waiting");
+    assert_eq!(metrics.running.get(), 2);
+
+    runner.gate.add_permits(5);
+    drop(submitter);
+    tokio::time::timeout(Duration::from_secs(60), handle)
+        .await
+        .expect("scheduler did not finish")
+        .unwrap();
+    assert_eq!((metrics.waiting.get(), metrics.running.get()), (0, 0));
+    let mut out = Exposition::new();
+    HemSource::new(shared).render(&mut out);
+    let text = out.finish();
+    assert!(
+        text.contains("\none_hem_execution_start_latency_seconds_count 5\n"),
+        "{text}"
+    );
+}

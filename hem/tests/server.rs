@@ -13,6 +13,7 @@ use std::time::Duration;
 use fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, HookMessage};
+use one_proto::execution_uid::{EventRef, claim};
 use one_proto::hook::HookType;
 use one_proto::retry::RetryMessage;
 use onehem_server::ingest::IngestShared;
@@ -222,18 +223,18 @@ fn events_the_subscriber_missed_are_replayed_exactly_once() {
     let vm2 = b64_encode(b"<VM><ID>2</ID><NAME>test</NAME></VM>");
     let vm3 = b64_encode(b"<VM><ID>3</ID><NAME>test</NAME></VM>");
     assert_eq!(outputs, vec![format!("{vm2}\n"), format!("{vm3}\n")]);
-    let uids: Vec<String> = results
+    // Each uid names its event's sequence number and the hook.
+    let mut claims: Vec<(EventRef, i64)> = results
         .iter()
-        .map(|(_, r)| r.execution_uid.clone().unwrap())
+        .map(|(_, r)| {
+            let c = claim(r.execution_uid.as_deref().unwrap()).unwrap();
+            (c.event, c.hook_id)
+        })
         .collect();
-    assert!(
-        uids.iter().any(|u| u.ends_with(&format!("-{b}-6"))),
-        "{uids:?}"
-    );
-    assert!(
-        uids.iter().any(|u| u.ends_with(&format!("-{c}-6"))),
-        "{uids:?}"
-    );
+    claims.sort();
+    let mut expected = vec![(EventRef::Seq(b), 6), (EventRef::Seq(c), 6)];
+    expected.sort();
+    assert_eq!(claims, expected);
     hem.stop();
 }
 

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod encoding;
 pub mod event;
+pub mod execution_uid;
 pub mod hook;
 pub mod hook_log;
 pub mod keys;

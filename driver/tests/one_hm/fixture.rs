@@ -21,6 +21,8 @@ pub struct Endpoints {
     pub publisher: String,
     pub logger: String,
     pub replay: String,
+    /// With `--metrics-listen`.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A running `one_hm` with its stdin, its stdout lines and its stderr in a file.
@@ -224,6 +226,10 @@ fn wait_endpoints(path: &Path, child: &mut Child) -> Endpoints {
                 publisher: get("publisher"),
                 logger: get("logger"),
                 replay: get("replay"),
+                metrics: text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("metrics="))
+                    .map(|a| a.parse().expect("metrics address")),
             };
         }
         if let Some(status) = child.try_wait().expect("try_wait") {

@@ -183,3 +183,39 @@ fn the_replay_socket_answers_every_request_in_the_nats_mode_too() {
         ]
     );
 }
+
+#[test]
+fn health_is_503_while_the_bus_refuses_events_and_200_once_it_takes_them() {
+    let mut nats = NatsCluster::start(ClusterOptions::default()).expect("cluster");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut flags = nats_flags(&nats);
+    flags.extend(["--metrics-listen".to_string(), "127.0.0.1:0".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut driver = Driver::start(dir.path(), &flags);
+    driver.init();
+    let metrics = driver.endpoints.metrics.expect("metrics endpoint");
+    let health = || one_e2e::metrics::http_get(metrics, "/health").expect("health");
+    assert_eq!(health().0, 200, "{:?}", health());
+
+    // Two of three nodes gone: no quorum, so the stream cannot store the event.
+    nats.stop_node(1).expect("stop");
+    nats.stop_node(2).expect("stop");
+    driver.send(&format!(
+        "EXECUTE  1 {}",
+        vm_event(42, "PENDING", "LCM_INIT", None, 0)
+    ));
+    let (_, body) = one_e2e::stack::wait_for("503 from /health", Duration::from_secs(60), || {
+        let (status, body) = health();
+        (status == 503).then_some(((), body))
+    })
+    .expect("unhealthy while the bus refuses events");
+    assert!(body.contains("journal unavailable"), "{body}");
+
+    nats.start_node(1).expect("start");
+    nats.start_node(2).expect("start");
+    wait_journaled(&driver, 1);
+    one_e2e::stack::wait_for("200 from /health", Duration::from_secs(60), || {
+        (health().0 == 200).then_some(())
+    })
+    .expect("healthy again");
+}

@@ -3,8 +3,12 @@
 //! the outbox in the same transaction as the call's changes ([`crate::db::Db::atomic`]).
 
 pub mod hook;
+pub mod host;
+pub mod image;
+mod objects;
 pub mod system;
 pub mod user;
+pub mod vm;
 
 use std::net::IpAddr;
 
@@ -42,10 +46,18 @@ fn success_value(value: Value) -> Value {
     Value::Array(vec![Value::Bool(true), value, Value::Int(0)])
 }
 
+/// Answers one call from `peer` (see [`answer`]) and counts it by method and outcome.
+pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
+    let index = one_proto::hook::registered_call_index(&call.method);
+    let response = answer(state, call, peer);
+    crate::metrics::METRICS.call_answered(index, &response);
+    response
+}
+
 /// Answers one call from `peer`: authenticates the session (unless its user or address is
 /// refused for failed logins), runs the method and, in the same transaction, records its API
 /// event; builds the response array.
-pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
+fn answer(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
     let method = call.method.as_str();
     let Some((session, rest)) = call.params.split_first() else {
         return Response::Fault {
@@ -182,7 +194,27 @@ fn dispatch(
         "one.userpool.info" => user::pool_info(state, caller, params),
         "one.system.version" => system::version(state, caller, params),
         "one.system.config" => system::config(state, caller, params),
-        _ => return crate::cloud::call(state, caller, method, params),
+        "one.host.allocate" => host::allocate(state, caller, params),
+        "one.host.info" => host::info(state, caller, params),
+        "one.host.delete" => host::delete(state, caller, params),
+        "one.host.status" => host::status(state, caller, params),
+        "one.hostpool.info" => host::pool_info(state, caller, params),
+        "one.hostsim.fail" => host::sim_fail(state, caller, params),
+        "one.hostsim.recover" => host::sim_recover(state, caller, params),
+        "one.hostsim.reboot" => host::sim_reboot(state, caller, params),
+        "one.vm.allocate" => vm::allocate(state, caller, params),
+        "one.vm.info" => vm::info(state, caller, params),
+        "one.vm.deploy" => vm::deploy(state, caller, params),
+        "one.vm.action" => vm::action(state, caller, params),
+        "one.vm.update" => vm::update(state, caller, params),
+        "one.vmpool.info" => vm::pool_info(state, caller, params),
+        "one.vmpool.infoextended" => vm::pool_info_extended(state, caller, params),
+        "one.image.allocate" => image::allocate(state, caller, params),
+        "one.image.info" => image::info(state, caller, params),
+        "one.image.delete" => image::delete(state, caller, params),
+        "one.image.enable" => image::enable(state, caller, params),
+        "one.imagepool.info" => image::pool_info(state, caller, params),
+        _ => return None,
     })
 }
 

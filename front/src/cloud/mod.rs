@@ -34,12 +34,11 @@
 //! step happens at its due time, or at once if that time has passed, so every in-flight
 //! transition completes and no state is skipped.
 
-mod host;
-mod image;
-mod lifecycle;
-mod methods;
+pub(crate) mod host;
+pub(crate) mod image;
+pub(crate) mod lifecycle;
 mod timers;
-mod vm;
+pub(crate) mod vm;
 mod xml;
 
 use std::sync::{Arc, Mutex};
@@ -51,8 +50,7 @@ use rusqlite::Transaction;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::AppState;
-use crate::call::{ApiError, CallResult, Caller, Params};
+use crate::call::ApiError;
 use crate::config::Config;
 use crate::db::{Cached, Db};
 use crate::events::EventBus;
@@ -62,7 +60,8 @@ use crate::sim_config::SimConfig;
 use host::Host;
 use image::Image;
 use lifecycle::{Actor, Persist, Placement};
-use timers::{ObjKey, Timers};
+pub(crate) use timers::ObjKey;
+use timers::Timers;
 use vm::{HistoryDump, Vm};
 
 /// Steps applied in one transaction at most.
@@ -112,14 +111,19 @@ impl std::fmt::Debug for Cloud {
 }
 
 pub(crate) struct Inner {
-    db: Db,
+    pub(crate) db: Db,
     bus: EventBus,
-    sim: SimConfig,
-    timers: Timers,
-    list_desc: bool,
+    pub(crate) sim: SimConfig,
+    pub(crate) timers: Timers,
+    pub(crate) list_desc: bool,
 }
 
 impl Cloud {
+    /// The cloud's state, for the XML-RPC methods (`crate::api`).
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Takes the delays of `SIM` from the configuration and loads the pending transitions from
     /// the database. Call [`Cloud::start`] to run them.
     pub fn new(db: Db, bus: EventBus, config: &Config) -> Result<Cloud, CloudError> {
@@ -219,16 +223,6 @@ impl Drop for Cloud {
     }
 }
 
-/// Runs a cloud method; `None` when `method` is not one of the cloud's.
-pub fn call(
-    state: &AppState,
-    caller: &Caller,
-    method: &str,
-    params: &Params<'_>,
-) -> Option<CallResult> {
-    methods::dispatch(state, caller, method, params)
-}
-
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -257,7 +251,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// The next id of a pool, from `pool_control`.
-fn next_oid(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i64> {
+pub(crate) fn next_oid(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i64> {
     tx.run(
         "INSERT OR IGNORE INTO pool_control (tablename, last_oid) VALUES (?1, -1)",
         [table],
@@ -271,7 +265,7 @@ fn next_oid(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i64> {
 
 impl Inner {
     /// Runs `f` in one transaction; wakes the event sender when it committed events.
-    fn apply<T>(
+    pub(crate) fn apply<T>(
         &self,
         f: impl FnOnce(&mut Change<'_>) -> Result<T, OpError>,
     ) -> Result<T, OpError> {
@@ -361,9 +355,9 @@ async fn run_timers(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
 /// One transaction of the cloud: stores objects, emits their STATE events and keeps the timer
 /// index in step with what is stored.
 pub(crate) struct Change<'a> {
-    tx: &'a Transaction<'a>,
+    pub(crate) tx: &'a Transaction<'a>,
     inner: &'a Inner,
-    now_ms: i64,
+    pub(crate) now_ms: i64,
     events: usize,
 }
 
@@ -380,7 +374,7 @@ fn vm_event(vm: &Vm, body: String) -> StateEvent {
 }
 
 impl Change<'_> {
-    fn now_s(&self) -> i64 {
+    pub(crate) fn now_s(&self) -> i64 {
         self.now_ms / 1000
     }
 
@@ -390,12 +384,12 @@ impl Change<'_> {
         Ok(())
     }
 
-    fn due_after(&self, d: Duration) -> i64 {
+    pub(crate) fn due_after(&self, d: Duration) -> i64 {
         self.now_ms.saturating_add(millis(d))
     }
 
     /// Stores a new VM and emits its allocation event (always, as oned does).
-    fn insert_vm(&mut self, vm: &mut Vm) -> Result<(), OpError> {
+    pub(crate) fn insert_vm(&mut self, vm: &mut Vm) -> Result<(), OpError> {
         let body = vm.to_xml((vm.state, vm.lcm), HistoryDump::All);
         self.emit(&vm_event(vm, body))?;
         vm.prev_state = vm.state;
@@ -406,7 +400,7 @@ impl Change<'_> {
 
     /// Stores a VM; when (STATE, LCM_STATE) changed, emits the event (the body carries the
     /// previous pair) and sets the due time of the new state.
-    fn save_vm(&mut self, vm: &mut Vm) -> Result<(), OpError> {
+    pub(crate) fn save_vm(&mut self, vm: &mut Vm) -> Result<(), OpError> {
         if (vm.state, vm.lcm) != (vm.prev_state, vm.prev_lcm) {
             let body = vm.to_xml((vm.prev_state, vm.prev_lcm), HistoryDump::All);
             self.emit(&vm_event(vm, body))?;
@@ -438,7 +432,7 @@ impl Change<'_> {
     }
 
     /// Stores a new host and emits its allocation event.
-    fn insert_host(&mut self, h: &mut Host) -> Result<(), OpError> {
+    pub(crate) fn insert_host(&mut self, h: &mut Host) -> Result<(), OpError> {
         self.host_event(h, h.state)?;
         h.prev_state = h.state;
         host::store(self.tx, h)?;
@@ -447,7 +441,7 @@ impl Change<'_> {
     }
 
     /// Stores a host, emitting an event when its state changed.
-    fn save_host(&mut self, h: &mut Host) -> Result<(), OpError> {
+    pub(crate) fn save_host(&mut self, h: &mut Host) -> Result<(), OpError> {
         if h.state != h.prev_state {
             self.host_event(h, h.prev_state)?;
             h.prev_state = h.state;
@@ -458,7 +452,7 @@ impl Change<'_> {
     }
 
     /// Stores an image, emitting an event when its state changed.
-    fn save_image(&mut self, i: &mut Image) -> Result<(), OpError> {
+    pub(crate) fn save_image(&mut self, i: &mut Image) -> Result<(), OpError> {
         if i.state != i.prev_state {
             let body = i.to_xml(i.prev_state);
             self.emit(&StateEvent {
@@ -487,7 +481,7 @@ impl Change<'_> {
 
     /// The host crashed: ERROR (unless DISABLED or OFFLINE, as oned's `Host::error`), and its
     /// RUNNING VMs UNKNOWN.
-    fn host_fail(&mut self, h: &mut Host, message: &str) -> Result<(), OpError> {
+    pub(crate) fn host_fail(&mut self, h: &mut Host, message: &str) -> Result<(), OpError> {
         h.failed = true;
         h.template.set(
             "ERROR",
@@ -505,7 +499,7 @@ impl Change<'_> {
 
     /// The host is back from a crash: MONITORED, and its RUNNING or UNKNOWN VMs powered off by
     /// the monitor.
-    fn host_recover(&mut self, h: &mut Host) -> Result<(), OpError> {
+    pub(crate) fn host_recover(&mut self, h: &mut Host) -> Result<(), OpError> {
         h.failed = false;
         h.recover_due_ms = None;
         h.template.remove("ERROR");

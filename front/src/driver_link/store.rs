@@ -96,12 +96,14 @@ pub(super) fn store_batch(
     let write = || {
         db.write(|tx| {
             let mut first_failed = None;
+            let mut stored = 0u64;
             for (i, item) in batch.iter().enumerate() {
                 let FromDriver::Result(r) = item else {
                     continue;
                 };
                 match crate::hook_log::add_result(tx, r.hook_id, r.rc, &r.body, retention, now) {
                     Ok(Some(execution_id)) => {
+                        stored += 1;
                         if r.success {
                             tracing::debug!(hook_id = r.hook_id, execution_id, rc = r.rc, "Success executing Hook");
                         } else {
@@ -119,13 +121,16 @@ pub(super) fn store_batch(
                     }
                 }
             }
-            Ok::<_, rusqlite::Error>(first_failed)
+            Ok::<_, rusqlite::Error>((first_failed, stored))
         })
     };
     // One retry covers a transient lock by another writer.
-    write().or_else(|e| {
+    let (first_failed, stored) = write().or_else(|e| {
         tracing::warn!(error = %e, "storing hook results failed; retrying once");
         std::thread::sleep(Duration::from_millis(100));
         write()
-    })
+    })?;
+    // Counted once committed.
+    crate::metrics::METRICS.hooklog_stored.add(stored);
+    Ok(first_failed)
 }

@@ -27,6 +27,8 @@ use bytes::Bytes;
 
 use one_bus::BusError;
 
+use crate::uids::UidKey;
+
 /// How long the server keeps the delete marker of an expired key (members see the expiry).
 const DELETE_MARKER_TTL: Duration = Duration::from_secs(60);
 
@@ -81,6 +83,9 @@ pub enum Created {
     /// Somebody's (or an earlier write of ours), at this revision.
     Taken(Marker, u64),
 }
+
+/// The bucket key of the HEMs' uid key (markers are `x.<uid>`, heartbeats `m.<member>`).
+const UID_KEY: &str = "k.uid";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MarkerError {
@@ -166,6 +171,41 @@ impl Markers {
             owner: owner.to_string(),
             writes: Arc::default(),
         })
+    }
+
+    /// The secret the HEMs tag execution uids with (`crate::uids`): made by the first HEM and
+    /// read by every other, so that all give an event's execution the same uid. It is written
+    /// without a TTL and never changes; only the HEMs may read the bucket.
+    pub async fn uid_key(&self) -> Result<UidKey, MarkerError> {
+        for _ in 0..3 {
+            let entry = self
+                .kv
+                .entry(UID_KEY)
+                .await
+                .map_err(|e| MarkerError::Bus(e.to_string()))?;
+            if let Some(e) = entry.filter(|e| e.operation == Operation::Put) {
+                let text = String::from_utf8_lossy(&e.value);
+                return UidKey::from_hex(&text).ok_or_else(|| {
+                    MarkerError::Bus(format!(
+                        "bucket key {UID_KEY} holds no valid uid key (64 hex digits); \
+                         delete it while no HEM runs and a HEM makes a new one"
+                    ))
+                });
+            }
+            match self
+                .kv
+                .create(UID_KEY, Bytes::from(UidKey::generate().to_hex()))
+                .await
+            {
+                // Read back, whether ours or another HEM's won the race.
+                Ok(_) => {}
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(MarkerError::Bus(e.to_string())),
+            }
+        }
+        Err(MarkerError::Bus(format!(
+            "bucket key {UID_KEY} kept changing while it was read"
+        )))
     }
 
     /// The store, for watching keys.

@@ -28,11 +28,14 @@ use tokio::sync::{broadcast, watch};
 use crate::config::{Config, NatsSettings};
 use crate::hook_map::HookMap;
 use crate::hook_source::XmlRpcHookSource;
+use crate::ingest::IngestShared;
 use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
+use crate::metrics::HemSource;
 use crate::remote::RemoteExecutor;
 use crate::runner::HemRunner;
 use crate::scheduler::{self, Limits};
+use crate::uids::UidKey;
 use ledger::BusLedger;
 use markers::Markers;
 use members::{View, assigned};
@@ -47,6 +50,8 @@ pub async fn run(
     config: Config,
     nats: NatsSettings,
     shutdown: impl Future<Output = ()>,
+    shared: &IngestShared,
+    view: &HemSource,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
     let (access, source) = crate::daemon::front_end(&config)?;
@@ -57,7 +62,7 @@ pub async fn run(
         ready = connect(&nats) => Some(ready),
         _ = &mut shutdown => None,
     };
-    let Some((js, stream, info, markers)) = ready else {
+    let Some((js, stream, info, markers, uid_key)) = ready else {
         return Ok(());
     };
     let partitions = partitions_of(&info).with_context(|| {
@@ -70,6 +75,7 @@ pub async fn run(
     let tickets = Arc::new(Tickets::default());
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
+    let _ = view.remote.set(remote.clone());
     let runner = Arc::new(HemRunner {
         ledger: BusLedger {
             js: js.clone(),
@@ -81,14 +87,16 @@ pub async fn run(
         local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
         remote: remote.clone(),
         output_cap: config.output_cap,
+        metrics: shared.metrics.clone(),
     });
-    let (submitter, mut scheduler_task) = scheduler::start(
+    let (submitter, mut scheduler_task) = scheduler::start_counted(
         runner,
         Limits {
             concurrency: config.concurrency,
             hook_concurrency: config.hook_concurrency,
             max_pending: config.max_pending,
         },
+        shared.metrics.clone(),
     );
 
     let pool = tokio::select! {
@@ -99,6 +107,12 @@ pub async fn run(
         return Ok(());
     };
     tracing::info!(hooks = pool.len(), "Hooks successfully loaded");
+    shared
+        .hooks
+        .store(pool.len() as u64, std::sync::atomic::Ordering::SeqCst);
+    shared
+        .ready
+        .store(true, std::sync::atomic::Ordering::SeqCst);
 
     // The periodic resync: one fetch, handed to every partition.
     let (snapshots, _) = broadcast::channel::<Snapshot>(4);
@@ -160,6 +174,7 @@ pub async fn run(
         layout: nats.layout.clone(),
         partitions,
         tag,
+        uid_key,
         takeover: nats.takeover,
         in_flight: nats.in_flight,
         replicas: nats.replicas,
@@ -238,6 +253,7 @@ pub async fn run(
         if !announced && members.contains(&nats.member) {
             announced = true;
             tracing::info!("HEM ready");
+            one_notify::ready();
         }
         tracing::info!(
             members = members.len(),
@@ -281,7 +297,7 @@ pub async fn run(
     Ok(())
 }
 
-/// Connects, finds the events stream and opens the HEMs' bucket, retrying until all of it
+/// Connects, finds the events stream, opens the HEMs' bucket and reads their uid key, retrying until all of it
 /// works: the bus may start after the HEM (or be electing leaders), and the stream is the
 /// driver's to create.
 async fn connect(
@@ -291,6 +307,7 @@ async fn connect(
     jetstream::stream::Stream,
     jetstream::stream::Info,
     Markers,
+    UidKey,
 ) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -323,7 +340,11 @@ async fn connect(
                 &nats.member,
             )
             .await?;
-            Ok::<_, one_bus::BusError>((js, stream, info, markers))
+            let uid_key = markers
+                .uid_key()
+                .await
+                .map_err(|e| one_bus::BusError::jetstream("the HEMs' uid key", e))?;
+            Ok::<_, one_bus::BusError>((js, stream, info, markers, uid_key))
         };
         match attempt.await {
             Ok(ready) => return ready,

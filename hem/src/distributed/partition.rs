@@ -31,8 +31,9 @@ use crate::config::ReplayFrom;
 use crate::execution::Execution;
 use crate::hook_source::XmlRpcHookSource;
 use crate::journal::BusMessage;
-use crate::matcher::{Apply, Matcher, Snapshot, Uids, is_primary};
+use crate::matcher::{Apply, Matcher, Snapshot, is_primary};
 use crate::scheduler::Submitter;
+use crate::uids::{StreamUids, UidKey};
 
 /// The priority group every HEM pulls in.
 pub const GROUP: &str = "hem";
@@ -49,6 +50,8 @@ pub struct Shared {
     pub partitions: u32,
     /// The events stream's tag in execution uids.
     pub tag: String,
+    /// The HEMs' shared secret execution uids are tagged with (kept in their bucket).
+    pub uid_key: UidKey,
     pub takeover: Duration,
     pub in_flight: usize,
     pub replicas: usize,
@@ -103,17 +106,6 @@ pub async fn ensure_consumer(
         .map_err(|e| one_bus::BusError::jetstream(format!("consumer {name}"), e))
 }
 
-/// Execution uids of the distributed mode: the same for every HEM that handles the event.
-struct StreamUids {
-    tag: String,
-}
-
-impl Uids for StreamUids {
-    fn uid(&mut self, seq: u64, hook_id: i64) -> String {
-        format!("{}-{seq}-{hook_id}", self.tag)
-    }
-}
-
 /// One held partition.
 pub struct PartitionWorker {
     n: u32,
@@ -145,6 +137,7 @@ impl PartitionWorker {
         PartitionWorker {
             n,
             uids: StreamUids {
+                key: shared.uid_key.clone(),
                 tag: shared.tag.clone(),
             },
             retry_prefix: format!("{}.retry.", shared.layout.prefix),

@@ -73,6 +73,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             }
         }
         self.journal_up = Some(up);
+        self.shared.metrics.journal_seen(up);
         if up {
             self.journal_quiet_until = None;
             self.journal_backoff = JOURNAL_BACKOFF_MIN;
@@ -93,6 +94,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
     /// happening the journal may have restarted its numbering; checking once a second is cheap.
     pub(super) fn on_duplicate(&mut self, seq: u64) {
         tracing::trace!(seq, "duplicate event dropped");
+        self.shared.metrics.events_duplicate.inc();
         let due = self
             .last_reset_check
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
@@ -114,6 +116,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 missing,
                 "{missing} events were missed and no replay endpoint is configured; they are lost"
             );
+            self.shared.metrics.events_lost.add(missing);
             self.set_processed(until);
             return;
         }
@@ -200,6 +203,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                         let lost = t - after;
                         tracing::error!(first = after.saturating_add(1), last = t, lost, error = %e,
                             "{lost} events could not be replayed; they are lost");
+                        self.shared.metrics.events_lost.add(lost);
                         self.set_processed(t);
                     }
                     return replayed;
@@ -211,7 +215,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                     return replayed;
                 }
                 resets += 1;
-                self.uids.epoch += 1;
+                self.uids.next_epoch();
                 tracing::warn!(
                     head = h.head,
                     oldest = h.oldest,
@@ -231,6 +235,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                         lost,
                         "{lost} events left the journal before the HEM read them; they are lost"
                     );
+                    self.shared.metrics.events_lost.add(lost);
                     self.set_processed(lost_to);
                     continue;
                 }
@@ -244,6 +249,8 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 if !is_primary(&parsed) || self.processed.is_some_and(|p| seq <= p) {
                     continue;
                 }
+                self.shared.metrics.events_received.inc();
+                self.shared.metrics.events_replayed.inc();
                 self.process(seq, &parsed, &msg);
                 self.set_processed(seq);
                 if target.is_none_or(|t| seq <= t) {

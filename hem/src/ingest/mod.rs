@@ -24,10 +24,12 @@ use crate::config::ReplayFrom;
 use crate::execution::{Execution, HookPaths};
 use crate::hook_map::HookMap;
 use crate::journal::{BusMessage, Journal};
-use crate::matcher::{Apply, Matcher, Uids, is_primary};
+use crate::matcher::{Apply, Matcher, is_primary};
 pub use crate::matcher::{HookSource, Snapshot};
+use crate::metrics::HemMetrics;
 use crate::stop::Stop;
 use crate::subscriber::EventStream;
+use crate::uids::{RunUids, UidKey};
 use gaps::{JOURNAL_BACKOFF_MIN, Missed};
 
 /// Records accepted executions durably and hands them to the scheduler.
@@ -48,6 +50,8 @@ pub struct IngestShared {
     pub ready: AtomicBool,
     /// Number of hooks loaded.
     pub hooks: AtomicU64,
+    /// What the HEM counts (events here, executions in the runner and scheduler).
+    pub metrics: Arc<HemMetrics>,
 }
 
 impl IngestShared {
@@ -59,6 +63,7 @@ impl IngestShared {
             processed_plus_one: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             hooks: AtomicU64::new(0),
+            metrics: Arc::new(HemMetrics::default()),
         })
     }
 
@@ -82,6 +87,8 @@ pub struct IngestSettings {
     pub poll_interval: Duration,
     pub instance: String,
     pub boot: u64,
+    /// The secret execution uids are tagged with, kept in the state DB.
+    pub uid_key: UidKey,
     /// The watermark recovered from the state DB.
     pub watermark: Option<u64>,
 }
@@ -176,12 +183,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             written: processed,
             last_write: Instant::now(),
             pending: Vec::new(),
-            uids: RunUids {
-                instance: settings.instance.clone(),
-                boot: settings.boot,
-                epoch: 0,
-                counter: 0,
-            },
+            uids: RunUids::new(settings.uid_key.clone(), &settings.instance, settings.boot),
             journal_up: None,
             journal_quiet_until: None,
             journal_backoff: JOURNAL_BACKOFF_MIN,
@@ -221,6 +223,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
             }
         }
         self.shared.ready.store(true, Ordering::SeqCst);
+        one_notify::ready();
         let mut last_activity = Instant::now();
         let mut last_poll = Instant::now();
         while !self.shared.stopping() {
@@ -319,6 +322,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 tracing::warn!(key = %msg.key, "the driver publishes no sequence numbers: running live-only, events missed while the HEM is down or slow are lost");
                 self.sequenced = Some(false);
             }
+            self.shared.metrics.events_received.inc();
             self.process(0, &parsed, &msg);
             return;
         };
@@ -349,6 +353,7 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
                 return;
             }
         }
+        self.shared.metrics.events_received.inc();
         self.process(seq, &parsed, &msg);
         self.set_processed(seq);
     }
@@ -410,34 +415,5 @@ impl<S: EventStream, J: Journal, H: HookSource, A: Acceptor> Ingest<S, J, H, A> 
         }
         self.written = self.processed;
         self.last_write = Instant::now();
-    }
-}
-
-/// Execution uids of the single-HEM mode: the state DB's instance, the start count, the
-/// journal epoch and the event's sequence number (a counter without one).
-struct RunUids {
-    instance: String,
-    boot: u64,
-    /// Bumped when the journal restarts numbering, so uids stay unique within this run.
-    epoch: u32,
-    counter: u64,
-}
-
-impl Uids for RunUids {
-    fn uid(&mut self, seq: u64, hook_id: i64) -> String {
-        let epoch = if self.epoch > 0 {
-            format!("r{}", self.epoch)
-        } else {
-            String::new()
-        };
-        if seq > 0 {
-            format!("{}-{}{epoch}-{seq}-{hook_id}", self.instance, self.boot)
-        } else {
-            self.counter += 1;
-            format!(
-                "{}-{}-n{}-{hook_id}",
-                self.instance, self.boot, self.counter
-            )
-        }
     }
 }

@@ -33,14 +33,58 @@ pub(crate) struct HostSlot {
     pub target: HostTarget,
     pub permits: Semaphore,
     state: Mutex<ConnState>,
+    /// What a scrape shows, written at each change of `state` (never on a hook's path).
+    seen: std::sync::Mutex<HostState>,
+}
+
+/// A host's connection as the metrics show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostState {
+    pub name: String,
+    pub up: bool,
+    /// The last connection error, kept after the host is up again.
+    pub last_error: Option<String>,
 }
 
 impl HostSlot {
     pub fn new(target: HostTarget, max_running: usize) -> HostSlot {
         HostSlot {
-            target,
             permits: Semaphore::new(max_running),
+            seen: std::sync::Mutex::new(HostState {
+                name: target.name.clone(),
+                ..HostState::default()
+            }),
+            target,
             state: Mutex::new(ConnState::Idle),
+        }
+    }
+
+    /// The connection's state for a scrape: up only while the connection is open.
+    pub fn seen(&self) -> HostState {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // A connection that dropped is only noticed by the next hook; the scrape looks now,
+        // unless a connection attempt holds the state.
+        if seen.up
+            && let Ok(state) = self.state.try_lock()
+            && !matches!(&*state, ConnState::Up(live) if !live.ssh.is_closed())
+        {
+            seen.up = false;
+        }
+        seen
+    }
+
+    fn note(&self, up: bool, error: Option<String>) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.up = up;
+        if error.is_some() {
+            seen.last_error = error;
         }
     }
 
@@ -86,6 +130,7 @@ impl HostSlot {
                     agent: Mutex::new(None),
                 });
                 *state = ConnState::Up(Arc::clone(&live));
+                self.note(true, None);
                 Ok(live)
             }
             Err(error) => {
@@ -99,6 +144,7 @@ impl HostSlot {
                     retry_at: now + backoff,
                     backoff,
                 };
+                self.note(false, Some(error.to_string()));
                 Err(error)
             }
         }
@@ -111,6 +157,7 @@ impl HostSlot {
             && Arc::ptr_eq(current, live)
         {
             *state = ConnState::Idle;
+            self.note(false, None);
         }
     }
 
@@ -121,6 +168,7 @@ impl HostSlot {
             live.agent.lock().await.take();
             live.ssh.disconnect().await;
         }
+        self.note(false, None);
     }
 }
 

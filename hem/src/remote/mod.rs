@@ -43,6 +43,7 @@ pub use hook_sync::SyncReport;
 use agent_install::LocalAgent;
 use agent_link::{AgentLink, AgentStart};
 use config::{HostTarget, Settings};
+pub use host_pool::HostState;
 use host_pool::{HostSlot, Live};
 
 use crate::executor::{ExecOutcome, ExecRequest};
@@ -222,6 +223,20 @@ impl RemoteExecutor {
             slot.permits.close();
             slot.close().await;
         }
+    }
+
+    /// Every host a hook ran on, with its connection state, by name.
+    pub fn host_states(&self) -> Vec<HostState> {
+        let slots: Vec<Arc<HostSlot>> = self
+            .hosts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut states: Vec<HostState> = slots.iter().map(|s| s.seen()).collect();
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        states
     }
 
     fn slot(&self, host: &str) -> Arc<HostSlot> {

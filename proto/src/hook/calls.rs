@@ -364,6 +364,16 @@ pub fn is_registered_call(name: &str) -> bool {
     REGISTERED_CALLS.binary_search(&name).is_ok()
 }
 
+/// The position of a registered method in oned's sorted list (a small, fixed key for it).
+pub fn registered_call_index(name: &str) -> Option<usize> {
+    REGISTERED_CALLS.binary_search(&name).ok()
+}
+
+/// The registered method at `index` of [`registered_call_index`].
+pub fn registered_call_name(index: usize) -> Option<&'static str> {
+    REGISTERED_CALLS.get(index).copied()
+}
+
 /// Whether `name` is one of the 43 calls that never produce API events (§1.4).
 pub fn is_unsupported_call(name: &str) -> bool {
     UNSUPPORTED_CALLS.contains(&name)

@@ -11,7 +11,10 @@ mod calls;
 mod validate;
 mod xml;
 
-pub use calls::{UNSUPPORTED_CALLS, is_registered_call, is_unsupported_call, is_valid_hook_call};
+pub use calls::{
+    UNSUPPORTED_CALLS, is_registered_call, is_unsupported_call, is_valid_hook_call,
+    registered_call_index, registered_call_name,
+};
 pub use validate::{validate_create, validate_name, validate_update};
 pub use xml::{pool_from_xml, pool_from_xml_lenient, pool_to_xml};
 
