@@ -18,6 +18,15 @@ pub struct Args {
     /// Without a command, the HEM runs as a daemon.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Runs as the hook supervisor of the HEM that started it (internal).
+    #[arg(long, hide = true, requires = "socket")]
+    pub supervisor: bool,
+    /// The supervisor's socket (internal).
+    #[arg(long, hide = true)]
+    pub socket: Option<PathBuf>,
+    /// Seconds the supervisor waits without HEM and hooks before it exits (internal).
+    #[arg(long, hide = true, default_value_t = 300)]
+    pub linger: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -72,6 +72,11 @@ pub struct Config {
     pub kill_grace: Duration,
     /// Time a running execution gets to finish when the HEM stops.
     pub shutdown_grace: Duration,
+    /// How long the hook supervisor waits without a HEM and without hooks before it exits.
+    pub supervisor_linger: Duration,
+    /// The binary started as the hook supervisor (`--supervisor`); not a configuration key:
+    /// the running executable, which a test running the HEM in-process points elsewhere.
+    pub supervisor_program: PathBuf,
     /// The `remote` section (SSH and agent settings, host map), for the remote executor.
     pub remote: RemoteConfig,
     /// The distributed mode (`nats_servers`); `None` reads the driver's ZeroMQ bus.
@@ -299,6 +304,9 @@ fn parse_recording(
         result_senders: fields.uint("result_senders", 8, 1, 64) as usize,
         kill_grace: fields.seconds("kill_grace", 2.0, 0.0, 3600.0),
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
+        supervisor_linger: fields.seconds("supervisor_linger", 300.0, 1.0, 86_400.0),
+        supervisor_program: std::env::current_exe()
+            .unwrap_or_else(|_| PathBuf::from("onehem-server")),
         remote: RemoteConfig::default(),
         nats: None,
         metrics_listen: fields.listen("metrics_listen"),

@@ -12,20 +12,23 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::execution::{Execution, HookPaths, Target};
+use crate::execution::{Execution, HookPaths, Interruption, Target};
 use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
 use crate::journal::ZmqJournal;
-use crate::local_executor::LocalExecutor;
 use crate::metrics::{HemMetrics, HemSource, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
 use crate::resync::resync_loop;
-use crate::runner::{HemRunner, StateLedger, complete};
+use crate::runner::{HemRunner, LocalHooks, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter};
-use crate::state_db::{OutboxEntry, StateDb, StateDbThread};
+use crate::state_db::{Recovery, StateDb, StateDbThread};
 use crate::subscriber::ZmqSubscriber;
+use crate::supervisor::{
+    self,
+    client::{Supervised, SupervisorSettings, Welcome},
+};
 use one_metrics::MetricsServer;
 
 /// Runs the HEM until `shutdown` completes.
@@ -49,7 +52,7 @@ pub async fn run_with_status(
     }
     // Credentials first: a HEM that cannot reach the front-end leaves no state DB behind.
     let (access, source) = front_end(&config)?;
-    let (db, db_thread, recovery) =
+    let (db, db_thread, mut recovery) =
         StateDb::open(&config.state_db).context("cannot open the state DB")?;
     tracing::info!(
         state_db = %config.state_db.display(),
@@ -61,17 +64,23 @@ pub async fn run_with_status(
         unacknowledged = recovery.outbox.len(),
         "HEM starting"
     );
+    let (instance, boot, uid_key, watermark) = (
+        std::mem::take(&mut recovery.instance),
+        recovery.boot,
+        recovery.uid_key.clone(),
+        recovery.watermark,
+    );
+    let (supervised, welcome) = start_supervisor(&config, &access, &db).await?;
     let ctx = zmq::Context::new();
-    let work = start_work(&config, &ctx, &db, &access, &shared.metrics)?;
+    let work = start_work(&config, &ctx, &db, supervised.clone(), &shared.metrics)?;
     let _ = view.results.set(work.sender.queue());
     let _ = view.remote.set(work.remote.clone());
     recover(
         &db,
         &work,
         &shared.metrics,
-        recovery.outbox,
-        recovery.interrupted,
-        recovery.pending,
+        recovery,
+        (&supervised, &welcome),
         &config.hook_paths(),
     )
     .await?;
@@ -80,10 +89,10 @@ pub async fn run_with_status(
         replay_from: config.replay_from,
         replay_batch: config.replay_batch,
         poll_interval: config.replay_poll_interval,
-        instance: recovery.instance.clone(),
-        boot: recovery.boot,
-        uid_key: recovery.uid_key.clone(),
-        watermark: recovery.watermark,
+        instance,
+        boot,
+        uid_key,
+        watermark,
     };
     let readers = start_readers(&config, &ctx, source, &db, &work, settings, &shared)?;
     let Work {
@@ -103,7 +112,7 @@ pub async fn run_with_status(
         readers.ingest,
         readers.resync,
         scheduler_task,
-        remote,
+        Executors { remote, supervised },
         sender,
         db_thread,
     )
@@ -139,6 +148,38 @@ pub(crate) fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlR
     Ok((access, source))
 }
 
+/// Connects to the hook supervisor (starting it when none answers) and lets the state DB tell
+/// it which outcomes are durably taken.
+async fn start_supervisor(
+    config: &Config,
+    access: &FrontEndAccess,
+    db: &StateDb,
+) -> anyhow::Result<(Supervised, Welcome)> {
+    let socket = supervisor::socket_path(&config.state_db);
+    let (supervised, welcome) = Supervised::start(SupervisorSettings {
+        socket: socket.clone(),
+        program: config.supervisor_program.clone(),
+        linger: config.supervisor_linger,
+        kill_grace: config.kill_grace,
+        output_cap: config.output_cap,
+        env: access.hook_env(),
+    })
+    .await
+    .context("cannot start the hook supervisor")?;
+    tracing::info!(
+        socket = %socket.display(),
+        supervisor_pid = welcome.pid,
+        found = welcome.found,
+        running = welcome.running.len(),
+        untaken = welcome.finished.len(),
+        "hook supervisor connected"
+    );
+    let taker = supervised.clone();
+    db.on_settled(Box::new(move |uids| taker.taken(uids)))
+        .context("cannot reach the state DB writer")?;
+    Ok((supervised, welcome))
+}
+
 /// What runs the hooks and carries their results: the result senders, the scheduler and the
 /// executors behind it.
 struct Work {
@@ -152,7 +193,7 @@ fn start_work(
     config: &Config,
     ctx: &zmq::Context,
     db: &StateDb,
-    access: &FrontEndAccess,
+    supervised: Supervised,
     metrics: &Arc<HemMetrics>,
 ) -> anyhow::Result<Work> {
     let ack_db = db.clone();
@@ -173,7 +214,7 @@ fn start_work(
             results: sender.queue(),
             result_backlog: config.max_pending,
         },
-        local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
+        local: LocalHooks::Supervised(supervised),
         remote: remote.clone(),
         output_cap: config.output_cap,
         metrics: metrics.clone(),
@@ -196,30 +237,64 @@ fn start_work(
 }
 
 /// What the previous run left: unacknowledged results first, then the executions that were
-/// running (reported, not re-run), then the accepted ones that never started (run now, before
-/// any new event so that their lanes keep event order).
+/// running: those the hook supervisor has (still running, or finished while the HEM was down)
+/// go to the scheduler, which takes their real outcome without running them again; the others
+/// are reported as interrupted, never re-run. Then the accepted ones that never started (run
+/// now, before any new event so that their lanes keep event order).
 async fn recover(
     db: &StateDb,
     work: &Work,
     metrics: &HemMetrics,
-    outbox: Vec<OutboxEntry>,
-    interrupted: Vec<Execution>,
-    pending: Vec<Execution>,
+    recovery: Recovery,
+    (supervised, welcome): (&Supervised, &Welcome),
     paths: &HookPaths,
 ) -> anyhow::Result<()> {
     let results = work.sender.queue();
-    for entry in outbox {
+    for entry in recovery.outbox {
         tracing::info!(uid = %entry.uid, hook_id = entry.hook_id, "resending a result the driver never acknowledged");
         results.send(entry);
     }
-    for exec in &interrupted {
+    // Outcomes whose executions already left the state DB (the HEM died between that commit
+    // and telling the supervisor) are taken now.
+    let started: std::collections::HashSet<&str> = recovery
+        .interrupted
+        .iter()
+        .map(|e| e.uid.as_str())
+        .collect();
+    supervised.taken(
+        welcome
+            .finished
+            .iter()
+            .filter(|uid| !started.contains(uid.as_str()))
+            .cloned()
+            .collect(),
+    );
+    let mut resumed = Vec::new();
+    for exec in recovery.interrupted {
+        let why = match exec.plan.target {
+            Target::Local if welcome.knows(&exec.uid) => {
+                tracing::info!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq,
+                    running = welcome.running.contains(&exec.uid),
+                    "execution outlived the HEM under its supervisor; taking its outcome");
+                resumed.push(exec);
+                continue;
+            }
+            Target::Local if welcome.found => Interruption::NeverHandedOver,
+            Target::Local => Interruption::SupervisorGone,
+            Target::Remote { .. } | Target::Refused { .. } => Interruption::Remote,
+        };
         tracing::warn!(uid = %exec.uid, hook_id = exec.hook_id, seq = exec.seq, resource = %exec.resource,
-            "execution interrupted by a HEM restart; reported as failed (retryable)");
+            reason = %why.text(), "execution interrupted by a HEM restart; reported as failed (retryable)");
         metrics.executed(exec.hook_id, Outcome::Interrupted, None);
-        complete(db, &results, exec, &exec.interrupted());
+        complete(db, &results, &exec, &exec.interrupted_because(why));
     }
-    let count = pending.len();
-    for mut exec in pending {
+    for exec in resumed {
+        if work.submitter.submit(exec).await.is_err() {
+            anyhow::bail!("the scheduler stopped during recovery");
+        }
+    }
+    let count = recovery.pending.len();
+    for mut exec in recovery.pending {
         // Accepted before this start, perhaps by a HEM without confinement or with a longer
         // hook_allowed_paths: the rule of this configuration applies to what runs now.
         if exec.plan.target == Target::Local
@@ -338,6 +413,12 @@ async fn wait_for_the_end(
     unexpected
 }
 
+/// The executors to stop at the end.
+struct Executors {
+    remote: Arc<RemoteExecutor>,
+    supervised: Supervised,
+}
+
 /// Stops what is left, readers first: running executions get the grace period, then the
 /// executors, the result senders (their own grace for acknowledgements) and the state DB.
 async fn stop_in_order(
@@ -345,7 +426,7 @@ async fn stop_in_order(
     ingest: std::thread::JoinHandle<()>,
     resync: std::thread::JoinHandle<()>,
     mut scheduler_task: tokio::task::JoinHandle<()>,
-    remote: Arc<RemoteExecutor>,
+    executors: Executors,
     sender: ResultSender,
     db_thread: StateDbThread,
 ) -> anyhow::Result<()> {
@@ -365,7 +446,9 @@ async fn stop_in_order(
         scheduler_task.abort();
         let _ = scheduler_task.await;
     }
-    remote.shutdown().await;
+    // The supervisor kills what still runs and exits once it is gone.
+    executors.supervised.bye().await;
+    executors.remote.shutdown().await;
     let grace = config.shutdown_grace;
     tokio::task::spawn_blocking(move || {
         sender.stop(grace.min(Duration::from_secs(5)));

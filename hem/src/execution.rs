@@ -15,6 +15,34 @@ pub use crate::hook_paths::HookPaths;
 /// Text of the failure reported for an execution that was running when the HEM stopped.
 pub const INTERRUPTED: &str = "interrupted by HEM restart";
 
+/// Why an execution marked started has no outcome after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interruption {
+    /// A remote hook: its SSH connection ended with the HEM.
+    Remote,
+    /// A local hook whose supervisor was gone too: how it ended is not known.
+    SupervisorGone,
+    /// A local hook the surviving supervisor never received: it never ran.
+    NeverHandedOver,
+}
+
+impl Interruption {
+    /// The record's reason, after `Internal error `.
+    pub fn text(self) -> String {
+        match self {
+            Interruption::Remote => INTERRUPTED.to_string(),
+            Interruption::SupervisorGone => format!(
+                "{INTERRUPTED}: the hook supervisor was not running either (killed, or stopped \
+                 with the HEM after shutdown_grace), so how the hook ended is not known"
+            ),
+            Interruption::NeverHandedOver => format!(
+                "{INTERRUPTED}: the HEM stopped before handing the hook to its supervisor, \
+                 which never ran it"
+            ),
+        }
+    }
+}
+
 /// The log and record text for a remote hook whose event names no host (reference §8.1).
 pub const NO_REMOTE_HOST: &str = "No remote host specified for a remote hook.";
 
@@ -214,11 +242,16 @@ impl Execution {
     /// The failure record of an execution that was running when the HEM stopped. It keeps the
     /// original arguments and host, so it can be retried.
     pub fn interrupted(&self) -> ExecutionResult {
+        self.interrupted_because(Interruption::Remote)
+    }
+
+    /// [`interrupted`](Self::interrupted), saying why no outcome is known.
+    pub fn interrupted_because(&self, why: Interruption) -> ExecutionResult {
         ExecutionResult {
             arguments: self.plan.arguments.clone(),
             command: self.plan.command_line(),
             stdout: Vec::new(),
-            stderr: format!("Internal error {INTERRUPTED}").into_bytes(),
+            stderr: format!("Internal error {}", why.text()).into_bytes(),
             code: FAILURE_CODE,
             remote_host: self.plan.report_host.clone(),
             retry: self.plan.retry,

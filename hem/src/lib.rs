@@ -26,6 +26,7 @@ pub mod scheduler;
 pub mod state_db;
 pub mod stop;
 pub mod subscriber;
+pub mod supervisor;
 pub mod sync_command;
 pub mod uids;
 

@@ -46,6 +46,18 @@ impl LocalExecutor {
 
     /// Runs one request to completion. Never fails: every problem becomes an outcome.
     pub async fn run(&self, req: ExecRequest) -> ExecOutcome {
+        self.run_until(req, self.timing.kill_grace, std::future::pending())
+            .await
+    }
+
+    /// [`run`](Self::run) with this request's kill grace, killing the hook's group (SIGTERM,
+    /// then SIGKILL after the grace) when `cancel` completes first.
+    pub async fn run_until(
+        &self,
+        req: ExecRequest,
+        kill_grace: Duration,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> ExecOutcome {
         let started = SystemTime::now();
         let t0 = Instant::now();
         let Some(path) = req.argv.first() else {
@@ -67,9 +79,11 @@ impl LocalExecutor {
             timeout: req.timeout,
             output_cap: req.output_cap,
         };
-        let finished = process
-            .supervise(limits, self.timing, std::future::pending())
-            .await;
+        let timing = Timing {
+            kill_grace,
+            ..self.timing
+        };
+        let finished = process.supervise(limits, timing, cancel).await;
         ExecOutcome {
             code: finished.code(),
             signal: finished.signal(),

@@ -30,3 +30,17 @@ pub fn init_command() -> Result<one_log::Logs, one_log::LogError> {
         target: one_log::Target::Hidden,
     })
 }
+
+/// The hook supervisor's subscriber: plain lines on stderr, which the HEM that started it points
+/// at the supervisor's log file (`ONE_LOG` overrides the level).
+pub fn init_supervisor() -> anyhow::Result<()> {
+    one_log::init(&one_log::Settings {
+        level: "info".into(),
+        format: one_log::Format::Text,
+        file: None,
+        stderr: true,
+        target: one_log::Target::Hidden,
+    })
+    .map(drop)
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -1,5 +1,6 @@
 //! `onehem-server --config PATH [sync-hooks …]`: parses flags, sets up logging and the runtime,
-//! and calls the library: the daemon's `run`, or the `sync-hooks` command.
+//! and calls the library: the daemon's `run`, the `sync-hooks` command, or (hidden flag
+//! `--supervisor`, started by the daemon itself) the hook supervisor.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,9 @@ use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let (true, Some(socket)) = (args.supervisor, &args.socket) {
+        return supervisor(socket, std::time::Duration::from_secs(args.linger));
+    }
     let config = match onehem_server::config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -55,6 +59,20 @@ fn daemon(config: Config) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("onehem-server: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn supervisor(socket: &std::path::Path, linger: std::time::Duration) -> ExitCode {
+    if let Err(e) = onehem_server::logging::init_supervisor() {
+        eprintln!("{e:#}");
+        return ExitCode::from(1);
+    }
+    match onehem_server::supervisor::server::serve(socket, linger) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("hook supervisor: {e:#}");
             ExitCode::from(1)
         }
     }

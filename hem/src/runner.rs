@@ -11,13 +11,14 @@ use one_proto::hook_log::ExecutionResult;
 use one_proto::mad::ResultFrame;
 
 use crate::execution::{Execution, Target};
-use crate::executor::ExecOutcome;
+use crate::executor::{ExecOutcome, ExecRequest};
 use crate::local_executor::LocalExecutor;
 use crate::metrics::{HemMetrics, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::ResultQueue;
 use crate::scheduler::Runner;
 use crate::state_db::{OutboxEntry, StateDb};
+use crate::supervisor::client::Supervised;
 
 /// Where an execution's start and result are recorded: the state DB and the driver's result
 /// socket of the single-HEM mode ([`StateLedger`]), or JetStream in the distributed mode.
@@ -39,10 +40,28 @@ pub enum Start {
     Report(ExecutionResult),
 }
 
+/// Where local hooks run.
+#[derive(Debug)]
+pub enum LocalHooks {
+    /// Under the hook supervisor, which outlives the HEM (the single-HEM mode).
+    Supervised(Supervised),
+    /// As children of the HEM itself (the distributed mode, whose takeover reports them).
+    InProcess(LocalExecutor),
+}
+
+impl LocalHooks {
+    async fn run(&self, uid: &str, req: ExecRequest) -> ExecOutcome {
+        match self {
+            LocalHooks::Supervised(s) => s.run(uid, req).await,
+            LocalHooks::InProcess(l) => l.run(req).await,
+        }
+    }
+}
+
 /// The scheduler's [`Runner`] for real executions.
 pub struct HemRunner<L: Ledger> {
     pub ledger: L,
-    pub local: LocalExecutor,
+    pub local: LocalHooks,
     pub remote: Arc<RemoteExecutor>,
     pub output_cap: usize,
     pub metrics: Arc<HemMetrics>,
@@ -73,7 +92,7 @@ impl<L: Ledger> HemRunner<L> {
         let req = exec.plan.request(self.output_cap);
         let (counted, outcome) = match &exec.plan.target {
             Target::Local => {
-                let o = self.local.run(req).await;
+                let o = self.local.run(&exec.uid, req).await;
                 (Outcome::of(&o), o)
             }
             Target::Remote { host } => {

@@ -82,6 +82,10 @@ pub enum StateDbError {
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
+/// Told, on the writer's thread, the uids of executions whose result (or acknowledgement) a
+/// commit has just made durable; must not block.
+pub type Settled = Box<dyn Fn(Vec<String>) + Send>;
+
 enum Request {
     Accept {
         execs: Vec<Execution>,
@@ -102,6 +106,7 @@ enum Request {
     Forget {
         uid: String,
     },
+    OnSettled(Settled),
     Stop,
 }
 
@@ -208,6 +213,12 @@ impl StateDb {
     /// a duplicate if the result did arrive.
     pub fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
         self.send(Request::Finished { entry })
+    }
+
+    /// Calls `settled` after every commit that took executions out of the state DB (their
+    /// result is in the outbox, or was acknowledged), with their uids.
+    pub fn on_settled(&self, settled: Settled) -> Result<(), StateDbError> {
+        self.send(Request::OnSettled(settled))
     }
 
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
@@ -548,6 +559,7 @@ impl Cleanups {
 
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grace: Duration) {
     let mut held = Held::new(grace);
+    let mut settled: Option<Settled> = None;
     let mut cleanups = Cleanups::default();
     let mut stop = false;
     while !stop {
@@ -594,6 +606,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
         for req in incoming {
             match req {
                 Request::Finished { entry } => held.hold(entry),
+                Request::OnSettled(f) => settled = Some(f),
                 Request::Acked { uid } if held.release(&uid) => {
                     batch.push(Request::Forget { uid });
                 }
@@ -607,14 +620,20 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
         }
         let outcome = commit(&mut conn, &batch);
         match outcome {
-            Ok(()) => reply_all(batch, Ok(())),
+            Ok(()) => {
+                notify_settled(settled.as_ref(), &batch);
+                reply_all(batch, Ok(()));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, path = %path.display(), "state DB group commit failed; retrying requests one by one");
                 // Commit each request on its own so that one bad request fails alone.
                 for req in batch {
                     let result = commit(&mut conn, std::slice::from_ref(&req));
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, path = %path.display(), "state DB write failed");
+                    match &result {
+                        Ok(()) => notify_settled(settled.as_ref(), std::slice::from_ref(&req)),
+                        Err(e) => {
+                            tracing::error!(error = %e, path = %path.display(), "state DB write failed")
+                        }
                     }
                     reply_all(vec![req], result.map_err(|e| e.to_string()));
                 }
@@ -622,6 +641,24 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
         }
     }
     tracing::debug!(path = %path.display(), "state DB writer stopped");
+}
+
+/// Tells `settled` which executions the committed `batch` took out of the state DB.
+fn notify_settled(settled: Option<&Settled>, batch: &[Request]) {
+    let Some(settled) = settled else {
+        return;
+    };
+    let uids: Vec<String> = batch
+        .iter()
+        .filter_map(|r| match r {
+            Request::Finished { entry } => Some(entry.uid.clone()),
+            Request::Forget { uid } => Some(uid.clone()),
+            _ => None,
+        })
+        .collect();
+    if !uids.is_empty() {
+        settled(uids);
+    }
 }
 
 fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
@@ -632,6 +669,7 @@ fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
             | Request::Finished { .. }
             | Request::Acked { .. }
             | Request::Forget { .. }
+            | Request::OnSettled(_)
             | Request::Stop => None,
         };
         if let Some(reply) = reply {
@@ -698,7 +736,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                 tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
                     .execute([uid])?;
             }
-            Request::Stop => {}
+            Request::OnSettled(_) | Request::Stop => {}
         }
     }
     if let Some(w) = watermark {

@@ -25,7 +25,9 @@ struct Hem {
 }
 
 fn start_hem(config: &Path) -> Hem {
-    let config = onehem_server::config::load(config).unwrap();
+    let mut config = onehem_server::config::load(config).unwrap();
+    // In-process, the running executable is this test: the hook supervisor is the real binary.
+    config.supervisor_program = env!("CARGO_BIN_EXE_onehem-server").into();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -15,5 +15,6 @@ mod no_loss;
 mod remote;
 mod seed_examples;
 mod service_notify;
+mod supervisor;
 mod thin_path;
 mod wal_size;

@@ -33,7 +33,7 @@ use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
 use crate::metrics::HemSource;
 use crate::remote::RemoteExecutor;
-use crate::runner::HemRunner;
+use crate::runner::{HemRunner, LocalHooks};
 use crate::scheduler::{self, Limits};
 use crate::uids::UidKey;
 use ledger::BusLedger;
@@ -84,7 +84,9 @@ pub async fn run(
             prefix: nats.layout.prefix.clone(),
             takeover: nats.takeover,
         },
-        local: LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
+        local: LocalHooks::InProcess(
+            LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
+        ),
         remote: remote.clone(),
         output_cap: config.output_cap,
         metrics: shared.metrics.clone(),

@@ -1,0 +1,414 @@
+//! The supervisor process (`onehem-server --supervisor --socket PATH`): spawns the HEM's local
+//! hooks through [`LocalExecutor`], enforces their TIMEOUT, captures their output, and keeps
+//! each outcome until the HEM says it has it in its state DB. It runs in a session of its own,
+//! so it outlives a HEM killed with its process group, and one loop owns all of its state.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::frame::{self, FromSupervisor, SpawnRequest, ToSupervisor};
+use super::{BUSY, Outgoing, READY};
+use crate::executor::{ExecOutcome, ExecRequest};
+use crate::local_executor::LocalExecutor;
+
+/// HEM connections served at once (one HEM, and a second while the first one's socket closes).
+const MAX_CONNECTIONS: usize = 4;
+
+/// How often a supervisor without a HEM and without hooks checks that its socket is still
+/// its own (a removed state directory ends it at once instead of after the linger time).
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// The outcome text of a spawn that arrives while the supervisor stops.
+const STOPPING: &str = "the hook supervisor is stopping";
+
+/// Runs the supervisor on `socket` until it is told to stop (the HEM's `Bye`, SIGTERM) and no
+/// hook runs, or until it has had neither HEM nor hook for `linger`. `Ok` also when another
+/// supervisor already serves the socket (it then prints [`BUSY`] instead of [`READY`]).
+pub fn serve(socket: &Path, linger: Duration) -> anyhow::Result<()> {
+    // A new session: a signal to the HEM's process group or terminal does not reach the hooks'
+    // supervisor. It fails only for a session leader, which is detached already.
+    let _ = nix::unistd::setsid();
+    let lock_path = socket.with_extension("lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode_private()
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            tracing::info!(socket = %socket.display(), "another hook supervisor serves this socket");
+            say(BUSY);
+            return Ok(());
+        }
+        Err((_, e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+        }
+    };
+    // Holding the lock, any socket file left is a dead supervisor's.
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", socket.display())),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    // The directory is the HEM's private one; the socket is private too.
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", socket.display()))?;
+    listener.set_nonblocking(true)?;
+    let inode = std::fs::metadata(socket)?.ino();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let listener = UnixListener::from_std(listener)?;
+        tracing::info!(socket = %socket.display(), pid = std::process::id(), "hook supervisor ready");
+        say(READY);
+        let outcome = Supervisor::new(socket.to_path_buf(), inode, linger)
+            .run(listener)
+            .await;
+        // Only this supervisor's socket file is removed, never a successor's.
+        if std::fs::metadata(socket).is_ok_and(|m| m.ino() == inode) {
+            let _ = std::fs::remove_file(socket);
+        }
+        outcome
+    })
+}
+
+/// One line to the HEM that started this process, which waits for it on a pipe.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for std::fs::OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}
+
+/// An execution the supervisor knows.
+enum Entry {
+    Running { owner: Option<u64> },
+    Finished { outcome: ExecOutcome },
+}
+
+struct Connection {
+    frames: mpsc::UnboundedSender<Outgoing>,
+    executor: LocalExecutor,
+    reader: tokio::task::AbortHandle,
+}
+
+enum Event {
+    Frame(u64, ToSupervisor),
+    Closed(u64, Option<frame::FrameError>),
+}
+
+struct Supervisor {
+    socket: PathBuf,
+    inode: u64,
+    linger: Duration,
+    execs: HashMap<String, Entry>,
+    connections: HashMap<u64, Connection>,
+    next_connection: u64,
+    hooks: JoinSet<(String, ExecOutcome)>,
+    hook_uids: HashMap<tokio::task::Id, String>,
+    stopping: bool,
+    cancel: watch::Sender<bool>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Supervisor {
+    fn new(socket: PathBuf, inode: u64, linger: Duration) -> Supervisor {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        Supervisor {
+            socket,
+            inode,
+            linger,
+            execs: HashMap::new(),
+            connections: HashMap::new(),
+            next_connection: 0,
+            hooks: JoinSet::new(),
+            hook_uids: HashMap::new(),
+            stopping: false,
+            cancel: watch::Sender::new(false),
+            events_tx,
+            events,
+        }
+    }
+
+    async fn run(mut self, listener: UnixListener) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut idle_since = Instant::now();
+        loop {
+            if self.stopping && self.hooks.is_empty() {
+                tracing::info!("hook supervisor stopped");
+                return Ok(());
+            }
+            let idle = self.connections.is_empty() && self.hooks.is_empty();
+            if !idle {
+                idle_since = Instant::now();
+            }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => self.connect(stream),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(event) = self.events.recv() => self.handle(event),
+                Some(joined) = self.hooks.join_next_with_id(), if !self.hooks.is_empty() => {
+                    match joined {
+                        Ok((id, (uid, outcome))) => {
+                            self.hook_uids.remove(&id);
+                            self.finished(uid, outcome);
+                        }
+                        Err(e) => {
+                            // Not expected: the executor turns every problem into an outcome.
+                            if let Some(uid) = self.hook_uids.remove(&e.id()) {
+                                tracing::error!(%uid, "a hook task failed: {e}");
+                                let outcome = ExecOutcome::start_failure(
+                                    format!("the hook supervisor lost the hook: {e}"),
+                                    SystemTime::now(),
+                                );
+                                self.finished(uid, outcome);
+                            }
+                        }
+                    }
+                }
+                _ = term.recv() => self.stop("SIGTERM"),
+                _ = int.recv() => self.stop("SIGINT"),
+                () = tokio::time::sleep(IDLE_CHECK), if idle => {
+                    if !self.socket_is_ours() {
+                        tracing::info!(socket = %self.socket.display(), "socket removed; hook supervisor exits");
+                        return Ok(());
+                    }
+                    if idle_since.elapsed() >= self.linger {
+                        tracing::info!(untaken = self.execs.len(),
+                            "no HEM and no hook for the linger time; hook supervisor exits");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn socket_is_ours(&self) -> bool {
+        std::fs::metadata(&self.socket).is_ok_and(|m| m.ino() == self.inode)
+    }
+
+    fn stop(&mut self, why: &str) {
+        if !self.stopping {
+            tracing::info!(
+                reason = why,
+                running = self.hooks.len(),
+                "hook supervisor stopping; running hooks are killed"
+            );
+        }
+        self.stopping = true;
+        self.cancel.send_replace(true);
+    }
+
+    fn connect(&mut self, stream: UnixStream) {
+        if self.connections.len() >= MAX_CONNECTIONS {
+            tracing::warn!(max = MAX_CONNECTIONS, "too many connections; one refused");
+            return;
+        }
+        let id = self.next_connection;
+        self.next_connection += 1;
+        let (read, write) = stream.into_split();
+        let mut read = tokio::io::BufReader::with_capacity(64 << 10, read);
+        let (frames, rx) = mpsc::unbounded_channel();
+        tokio::spawn(super::write_frames(write, rx));
+        let events = self.events_tx.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                let event = match frame::read_frame(&mut read, frame::MAX_TO_SUPERVISOR).await {
+                    Ok(Some(body)) => match ToSupervisor::decode(&body) {
+                        Ok(f) => Event::Frame(id, f),
+                        Err(e) => Event::Closed(id, Some(e)),
+                    },
+                    Ok(None) => Event::Closed(id, None),
+                    Err(e) => Event::Closed(id, Some(e)),
+                };
+                let closed = matches!(event, Event::Closed(..));
+                if events.send(event).is_err() || closed {
+                    return;
+                }
+            }
+        })
+        .abort_handle();
+        self.connections.insert(
+            id,
+            Connection {
+                frames,
+                executor: LocalExecutor::new(Duration::ZERO),
+                reader,
+            },
+        );
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Closed(id, error) => {
+                if let Some(c) = self.connections.remove(&id) {
+                    c.reader.abort();
+                }
+                match error {
+                    Some(e) => tracing::warn!(connection = id, error = %e,
+                        "bad frame from the HEM; connection closed"),
+                    None => tracing::info!(
+                        connection = id,
+                        running = self.hooks.len(),
+                        "HEM disconnected"
+                    ),
+                }
+            }
+            Event::Frame(id, frame) => self.frame(id, frame),
+        }
+    }
+
+    fn frame(&mut self, id: u64, frame: ToSupervisor) {
+        match frame {
+            ToSupervisor::Hello { env } => {
+                let env = env
+                    .into_iter()
+                    .map(|(k, v)| (k, std::ffi::OsString::from_vec(v)))
+                    .collect();
+                let mut running = Vec::new();
+                let mut finished = Vec::new();
+                for (uid, entry) in &self.execs {
+                    match entry {
+                        Entry::Running { .. } => running.push(uid.clone()),
+                        Entry::Finished { .. } => finished.push(uid.clone()),
+                    }
+                }
+                tracing::info!(
+                    connection = id,
+                    running = running.len(),
+                    untaken = finished.len(),
+                    "HEM connected"
+                );
+                if let Some(c) = self.connections.get_mut(&id) {
+                    c.executor = LocalExecutor::new(Duration::ZERO).with_env(env);
+                }
+                self.send(
+                    id,
+                    &FromSupervisor::Welcome {
+                        pid: std::process::id(),
+                        running,
+                        finished,
+                    },
+                );
+            }
+            ToSupervisor::Spawn(req) => self.spawn(id, req),
+            ToSupervisor::Taken { uids } => {
+                for uid in uids {
+                    if matches!(self.execs.get(&uid), Some(Entry::Finished { .. })) {
+                        self.execs.remove(&uid);
+                    }
+                }
+            }
+            ToSupervisor::Bye => self.stop("the HEM stopped"),
+        }
+    }
+
+    fn spawn(&mut self, id: u64, req: SpawnRequest) {
+        match self.execs.get_mut(&req.uid) {
+            // The HEM restarted and asks for an execution this supervisor already has.
+            Some(Entry::Running { owner }) => {
+                *owner = Some(id);
+                return;
+            }
+            Some(Entry::Finished { outcome }) => {
+                let frame = FromSupervisor::Finished {
+                    uid: req.uid,
+                    outcome: outcome.clone(),
+                };
+                self.send(id, &frame);
+                return;
+            }
+            None => {}
+        }
+        if self.stopping {
+            let outcome = ExecOutcome::start_failure(STOPPING, SystemTime::now());
+            self.send(
+                id,
+                &FromSupervisor::Finished {
+                    uid: req.uid,
+                    outcome,
+                },
+            );
+            return;
+        }
+        let Some(executor) = self.connections.get(&id).map(|c| c.executor.clone()) else {
+            return;
+        };
+        let mut cancel = self.cancel.subscribe();
+        let uid = req.uid.clone();
+        let kill_grace = req.kill_grace;
+        let request = ExecRequest {
+            argv: req.argv,
+            stdin: req.stdin,
+            timeout: req.timeout,
+            output_cap: req.output_cap,
+        };
+        let task_uid = uid.clone();
+        let handle = self.hooks.spawn(async move {
+            let cancelled = async move {
+                let _ = cancel.wait_for(|c| *c).await;
+            };
+            let outcome = executor.run_until(request, kill_grace, cancelled).await;
+            (task_uid, outcome)
+        });
+        self.hook_uids.insert(handle.id(), uid.clone());
+        self.execs.insert(uid, Entry::Running { owner: Some(id) });
+    }
+
+    fn finished(&mut self, uid: String, outcome: ExecOutcome) {
+        let owner = match self.execs.get(&uid) {
+            Some(Entry::Running { owner }) => *owner,
+            _ => None,
+        };
+        if let Some(owner) = owner {
+            self.send(
+                owner,
+                &FromSupervisor::Finished {
+                    uid: uid.clone(),
+                    outcome: outcome.clone(),
+                },
+            );
+        }
+        self.execs.insert(uid, Entry::Finished { outcome });
+    }
+
+    fn send(&self, id: u64, frame: &FromSupervisor) {
+        if let Some(c) = self.connections.get(&id) {
+            let _ = c.frames.send(frame.encode().into());
+        }
+    }
+}

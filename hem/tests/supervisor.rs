@@ -1,0 +1,179 @@
+//! The hook supervisor process (`onehem-server --supervisor`) on its socket, driven frame by
+//! frame: bad frames close only their connection, an execution that outlives its connection is
+//! reported to the next one without running twice, TIMEOUT is enforced, and `Bye` ends it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use onehem_server::supervisor::frame::{FromSupervisor, SpawnRequest, ToSupervisor};
+
+/// The supervisor process; killed if the test fails.
+struct Supervisor {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Supervisor {
+    let socket = dir.join("hem.db.hooks.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onehem-server"))
+        .args(["--supervisor", "--linger", "30", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("supervisor.log")).unwrap())
+        .spawn()
+        .expect("start the supervisor");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Supervisor { child, socket }
+}
+
+fn connect(s: &Supervisor) -> UnixStream {
+    let stream = UnixStream::connect(&s.socket).unwrap();
+    // A bound on each read: a hang fails the test instead of blocking it.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
+
+fn send(stream: &mut UnixStream, frame: &ToSupervisor) {
+    stream.write_all(&frame.encode()).unwrap();
+}
+
+/// The next frame, or `None` at the end of the stream.
+fn receive(stream: &mut UnixStream) -> Option<FromSupervisor> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+        Err(e) => panic!("reading from the supervisor: {e}"),
+    }
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).unwrap();
+    Some(FromSupervisor::decode(&body).unwrap())
+}
+
+fn hello(stream: &mut UnixStream) -> (Vec<String>, Vec<String>) {
+    send(stream, &ToSupervisor::Hello { env: Vec::new() });
+    match receive(stream) {
+        Some(FromSupervisor::Welcome {
+            running, finished, ..
+        }) => (running, finished),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+fn spawn(uid: &str, argv: &[&str], timeout: Option<Duration>) -> ToSupervisor {
+    ToSupervisor::Spawn(SpawnRequest {
+        uid: uid.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        stdin: None,
+        timeout,
+        kill_grace: Duration::from_millis(200),
+        output_cap: 1 << 16,
+    })
+}
+
+fn finished(stream: &mut UnixStream) -> (String, onehem_server::executor::ExecOutcome) {
+    match receive(stream) {
+        Some(FromSupervisor::Finished { uid, outcome }) => (uid, outcome),
+        other => panic!("expected an outcome, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let garbage: [&[u8]; 3] = [
+        // An unknown tag.
+        &[0, 0, 0, 1, 99],
+        // A frame longer than the supervisor reads.
+        &[0xff, 0xff, 0xff, 0xff],
+        // A spawn cut short.
+        &[0, 0, 0, 3, 2, 0, 0],
+    ];
+    for bytes in garbage {
+        let mut bad = connect(&s);
+        bad.write_all(bytes).unwrap();
+        assert_eq!(receive(&mut bad), None, "{bytes:?}");
+    }
+    let mut good = connect(&s);
+    hello(&mut good);
+    send(&mut good, &spawn("u1", &["/bin/echo", "hi"], None));
+    let (uid, outcome) = finished(&mut good);
+    assert_eq!((uid.as_str(), outcome.code), ("u1", 0));
+    assert_eq!(outcome.stdout, b"hi\n");
+    let log = std::fs::read_to_string(dir.path().join("supervisor.log")).unwrap();
+    assert_eq!(log.matches("bad frame from the HEM").count(), 3, "{log}");
+}
+
+#[test]
+fn an_execution_outlives_its_connection_and_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let runs = dir.path().join("runs");
+    let script = format!("echo run >> {}; sleep 0.5; echo out", runs.display());
+    let mut first = connect(&s);
+    hello(&mut first);
+    send(
+        &mut first,
+        &spawn("long", &["/bin/sh", "-c", &script], None),
+    );
+    send(
+        &mut first,
+        &spawn(
+            "slow",
+            &["/bin/sleep", "30"],
+            Some(Duration::from_millis(300)),
+        ),
+    );
+    // The HEM dies.
+    drop(first);
+
+    let mut second = connect(&s);
+    let (running, finished_uids) = hello(&mut second);
+    let mut known: Vec<String> = running.into_iter().chain(finished_uids).collect();
+    known.sort();
+    assert_eq!(known, ["long", "slow"]);
+    send(
+        &mut second,
+        &spawn("long", &["/bin/sh", "-c", &script], None),
+    );
+    send(&mut second, &spawn("slow", &["/bin/sleep", "30"], None));
+    let mut outcomes: Vec<_> = (0..2).map(|_| finished(&mut second)).collect();
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    let (_, long) = &outcomes[0];
+    assert_eq!((long.code, long.stdout.as_slice()), (0, &b"out\n"[..]));
+    let (_, slow) = &outcomes[1];
+    assert!(slow.timed_out, "{slow:?}");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n", "ran once");
+
+    // Taken outcomes are forgotten; Bye ends the supervisor.
+    send(
+        &mut second,
+        &ToSupervisor::Taken {
+            uids: vec!["long".into(), "slow".into()],
+        },
+    );
+    // Frames of one connection are handled in order: this greeting comes after the Taken.
+    assert_eq!(hello(&mut second), (vec![], vec![]));
+    send(&mut second, &ToSupervisor::Bye);
+    let mut s = s;
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!s.socket.exists(), "the socket is removed at exit");
+}
