@@ -428,8 +428,8 @@ impl Stack {
             .stdout(log.try_clone()?)
             .stderr(log)
             .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                one_log::LEVEL_ENV,
+                std::env::var(one_log::LEVEL_ENV).unwrap_or_else(|_| "info".into()),
             )
             .spawn()
             .with_context(|| format!("spawning {name}"))

@@ -115,7 +115,7 @@ impl Driver {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
-            .env("ONE_HM_LOG", "info")
+            .env("ONE_LOG", "info")
             .spawn()
             .context("spawning one_hm")?;
         let mut stdin = child.stdin.take().context("one_hm stdin")?;
@@ -294,7 +294,7 @@ impl Hem {
         let child = Command::new(bin("onehem-server")?)
             .arg("--config")
             .arg(&conf)
-            .env_remove("RUST_LOG")
+            .env_remove("ONE_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(err)

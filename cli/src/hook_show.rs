@@ -107,8 +107,10 @@ fn render_record(out: &mut Vec<u8>, record: &Element, style: &Style, zone: Zone)
     ] {
         out.push(b'\n');
         push(out, style.header(&format!("{title:<80}"), true));
-        let encoded = record.str_at(path);
-        if !encoded.is_empty() {
+        // The reference prints any element that is present, an empty one as an empty line
+        // (it reads as an empty hash, whose text decodes to nothing); an absent one not at all.
+        if let Some(element) = record.at(path) {
+            let encoded = element.text().unwrap_or("");
             puts(out, &one_proto::encoding::b64_decode_lenient(encoded));
         }
     }

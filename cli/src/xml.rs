@@ -174,7 +174,7 @@ impl HashValue {
     pub fn to_yaml(&self) -> String {
         let value = self.to_yaml_value();
         match serde_norway::to_string(&value) {
-            Ok(text) => format!("---\n{text}"),
+            Ok(text) => format!("---\n{}", quote_yaml11_booleans(&text)),
             // Serialising plain strings, maps and sequences cannot fail; keep a readable
             // fallback rather than a panic all the same.
             Err(e) => format!("--- # cannot be written as YAML: {e}\n"),
@@ -196,6 +196,51 @@ impl HashValue {
             }
         }
     }
+}
+
+/// Quotes the plain scalars that YAML 1.1 readers (Ruby's Psych, PyYAML) take for booleans:
+/// `yes`, `no`, `on`, `off` in any case. The emitter follows YAML 1.2, where they are strings
+/// and need no quotes, so `REMOTE: NO` would read back as false; Ruby writes `REMOTE: 'NO'`.
+/// Lines inside block scalars are text and are left alone.
+fn quote_yaml11_booleans(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The indentation of the line that opened a block scalar, while inside it.
+    let mut block: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let indent = body.len() - body.trim_start().len();
+        if let Some(opened) = block {
+            if body.trim().is_empty() || indent > opened {
+                out.push_str(line);
+                continue;
+            }
+            block = None;
+        }
+        let (head, value) = match body.find(": ") {
+            Some(i) => body.split_at(i + 2),
+            None => match body.trim_start().strip_prefix("- ") {
+                Some(rest) => body.split_at(body.len() - rest.len()),
+                None => (body, ""),
+            },
+        };
+        if value.starts_with('|') || value.starts_with('>') {
+            block = Some(indent);
+        }
+        let boolean = matches!(
+            value.to_ascii_lowercase().as_str(),
+            "yes" | "no" | "on" | "off"
+        );
+        if boolean {
+            out.push_str(head);
+            out.push('\'');
+            out.push_str(value);
+            out.push('\'');
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// A JSON string literal. serde_json escapes exactly as Ruby's generator does: `\"`, `\\`,
@@ -237,6 +282,24 @@ mod tests {
             json,
             "{\n  \"P\": {\n    \"H\": [\n      {\n        \"ID\": \"1\"\n      },\n      {\n        \"ID\": \"0\"\n      }\n    ],\n    \"E\": {}\n  }\n}"
         );
+    }
+
+    #[test]
+    fn yaml_quotes_what_yaml_1_1_reads_as_a_boolean() {
+        let doc = parse(
+            "<H><REMOTE>NO</REMOTE><A>yes</A><B>On</B><C>nope</C><L><X>off</X><X>no</X></L>\
+             <T>a\nno\n</T></H>",
+        )
+        .unwrap();
+        let yaml = doc.to_hash().to_yaml();
+        assert!(yaml.contains("REMOTE: 'NO'\n"), "{yaml}");
+        assert!(yaml.contains("A: 'yes'\n"), "{yaml}");
+        assert!(yaml.contains("B: 'On'\n"), "{yaml}");
+        assert!(yaml.contains("C: nope\n"), "{yaml}");
+        assert!(yaml.contains("- 'off'\n"), "{yaml}");
+        assert!(yaml.contains("- 'no'\n"), "{yaml}");
+        // Text inside a block scalar stays as it is.
+        assert!(yaml.contains("    no\n"), "{yaml}");
     }
 
     #[test]

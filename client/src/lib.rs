@@ -98,14 +98,19 @@ pub fn auth_file_from_env() -> Result<PathBuf, ClientError> {
         home_one("one_auth"),
         Some(PathBuf::from("/var/lib/one/.one/one_auth")),
     ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.exists())
-        .ok_or_else(|| ClientError::Auth {
-            path: home_one("one_auth").unwrap_or_else(|| PathBuf::from("~/.one/one_auth")),
-            message: "no ONE_AUTH and no one_auth file".to_string(),
-        })
+    let candidates: Vec<PathBuf> = candidates.into_iter().flatten().collect();
+    if let Some(found) = candidates.iter().find(|p| p.exists()) {
+        return Ok(found.clone());
+    }
+    let looked = candidates
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ClientError::Auth {
+        path: home_one("one_auth").unwrap_or_else(|| PathBuf::from("~/.one/one_auth")),
+        message: format!("ONE_AUTH is not set and no one_auth file exists (looked for {looked})"),
+    })
 }
 
 /// The session string held in a credentials file (trailing whitespace stripped).

@@ -171,6 +171,15 @@ pub struct Cli {
     #[arg(long = "curve-keygen", num_args = 2, value_names = ["DIR", "NAME"])]
     pub curve_keygen: Option<Vec<PathBuf>>,
 
+    /// Log level: an `EnvFilter` directive such as `warn`, `debug` or `one_hm=debug`. The
+    /// ONE_LOG environment variable overrides it.
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+
+    /// Log lines on stderr as `text` or `json` (one object per line).
+    #[arg(long = "log-format", default_value = "text")]
+    pub log_format: one_log::Format,
+
     /// Print help.
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,

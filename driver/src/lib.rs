@@ -47,12 +47,14 @@
 //! | `--nats-result-ack-wait` | `10s` | how long a forwarded result waits for oned's `STORED` before it is delivered again |
 //! | `--curve-secret-key`, `--curve-clients` | off | CURVE on all three sockets: the driver's secret certificate and the directory of allowed clients' public certificates (below) |
 //! | `--curve-keygen DIR NAME` | | write a key pair `DIR/NAME.key` and `DIR/NAME.key_secret` (0600) and exit |
+//! | `--log-level` | `info` | an `EnvFilter` directive; `ONE_LOG` overrides it |
+//! | `--log-format` | `text` | `text` or `json` lines on stderr |
 //! | `--help`, `--version` | | |
 //!
 //! As in the reference, the first three port flags may be given without a value, which means port
 //! 0 (an ephemeral port). oned passes the whole ARGUMENTS string as one argument; a single
 //! argument containing spaces is split into words, so the binary can be `HM_MAD` directly.
-//! Logs go to stderr (level from `ONE_HM_LOG`, e.g. `debug`); a closed stderr is harmless.
+//! Logs go to stderr (`--log-level`, overridden by `ONE_LOG`); a closed stderr is harmless.
 //!
 //! Exit status: 0 after FINALIZE, end of stdin, SIGTERM or SIGINT (a second signal exits at once
 //! with 1); 255 for bad flags or when the journal cannot be opened or a socket cannot be bound,

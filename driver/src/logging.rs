@@ -3,13 +3,12 @@
 //! oned closes fd 2 before it execs the driver. If fds 0-2 are left closed, the next file or
 //! socket the process opens takes one of those numbers, and log lines meant for stderr would be
 //! written into it (a ZeroMQ signalling pipe, the journal). So the free low fds are first filled
-//! with `/dev/null`, and every write error on stderr is ignored.
+//! with `/dev/null`; every write error on stderr is ignored (see `one_log`).
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::fd::{AsRawFd, IntoRawFd};
 
-use tracing_subscriber::EnvFilter;
+use crate::config::Cli;
 
 /// Points every closed fd among 0, 1 and 2 at `/dev/null`. Call first thing in `main`.
 pub fn reserve_standard_fds() {
@@ -25,28 +24,14 @@ pub fn reserve_standard_fds() {
     }
 }
 
-/// A stderr writer that never fails.
-struct QuietStderr;
-
-impl Write for QuietStderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        Ok(())
-    }
-}
-
-/// Installs the tracing subscriber: text lines on stderr, level from `ONE_HM_LOG` (an
-/// `EnvFilter` directive such as `debug` or `one_hm=debug`), `info` by default.
-pub fn init_tracing() {
-    let filter = EnvFilter::try_from_env("ONE_HM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(|| QuietStderr)
-        .try_init();
+/// Installs the tracing subscriber: lines on stderr at `--log-level` in `--log-format`
+/// (`ONE_LOG` overrides the level).
+pub fn init_tracing(cli: &Cli) -> Result<one_log::Logs, one_log::LogError> {
+    one_log::init(&one_log::Settings {
+        level: cli.log_level.clone(),
+        format: cli.log_format,
+        file: None,
+        stderr: true,
+        target: one_log::Target::Shown,
+    })
 }

@@ -35,7 +35,10 @@ fn main() -> ExitCode {
     if let Some([dir, name]) = cli.curve_keygen.as_deref() {
         return curve_keygen(dir, &name.to_string_lossy());
     }
-    logging::init_tracing();
+    if let Err(e) = logging::init_tracing(&cli) {
+        eprintln!("one_hm: {e}");
+        return ExitCode::from(FAILURE);
+    }
     let config = match Config::from_cli(cli) {
         Ok(config) => config,
         Err(problems) => {

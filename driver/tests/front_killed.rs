@@ -36,7 +36,7 @@ impl Front {
             .arg(dir.join("oned.conf"))
             .arg("--var-dir")
             .arg(dir.join("var"))
-            .env("RUST_LOG", "info")
+            .env("ONE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

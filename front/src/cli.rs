@@ -9,12 +9,16 @@ use clap::{CommandFactory as _, Parser};
 #[derive(Parser, Debug)]
 #[command(name = "oned-lite", version)]
 pub struct Args {
-    /// Configuration file in OpenNebula template syntax.
-    #[arg(long, value_name = "PATH", default_value = "etc/oned.conf")]
-    pub config: PathBuf,
-    /// Directory for the database and the oneadmin credentials (`one_auth`).
-    #[arg(long, value_name = "DIR", default_value = "var")]
-    pub var_dir: PathBuf,
+    /// Configuration file in OpenNebula template syntax [default: $ONE_LOCATION/etc/oned.conf,
+    /// else the first of /etc/one/oned.conf and etc/oned.conf in an ancestor of this binary's
+    /// directory].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Directory for the database and the oneadmin credentials (`one_auth`) [default:
+    /// $ONE_LOCATION/var, /var/lib/one for /etc/one/oned.conf, else `var` beside the
+    /// configuration's `etc` directory].
+    #[arg(long, value_name = "DIR")]
+    pub var_dir: Option<PathBuf>,
 }
 
 /// The command line's definition, for the man page and completions.

@@ -20,6 +20,55 @@ pub const DEFAULT_PORT: u16 = 2633;
 pub const DEFAULT_LOG_RETENTION: u32 = 10;
 /// Database file name used when `DB` names none; relative names live in the var dir.
 pub const DEFAULT_DB_FILE: &str = "one.db";
+/// Log file name used when `LOG = [ SYSTEM = "file" ]` names none; relative names live in the
+/// var dir, as the reference's `oned.log` does.
+pub const DEFAULT_LOG_FILE: &str = "oned.log";
+
+/// Every key oned-lite reads: single attributes, vector attributes, and the keys inside
+/// vectors as `VECTOR/KEY`. Other top-level attributes are kept for `one.system.config` and
+/// warned about at start, since oned-lite does nothing with them.
+pub const KEYS: &[&str] = &[
+    "PORT",
+    "LISTEN_ADDRESS",
+    "API_LIST_ORDER",
+    "DB",
+    "DB/BACKEND",
+    "DB/FILE",
+    "HM_MAD",
+    "HM_MAD/EXECUTABLE",
+    "HM_MAD/ARGUMENTS",
+    "HOOK_LOG_CONF",
+    "HOOK_LOG_CONF/LOG_RETENTION",
+    "LOG",
+    "LOG/SYSTEM",
+    "LOG/DEBUG_LEVEL",
+    "LOG/FILE",
+    "LOG/FORMAT",
+    "MAX_CONN",
+    "MAX_CONN_BACKLOG",
+    "KEEPALIVE_TIMEOUT",
+    "KEEPALIVE_MAX_CONN",
+    "TIMEOUT",
+    "LOGIN_THROTTLE",
+    "LOGIN_THROTTLE/FAILURES",
+    "LOGIN_THROTTLE/DELAY",
+    "LOGIN_THROTTLE/MAX_DELAY",
+    "LOGIN_THROTTLE/ADDRESS_USERS",
+    "EVENT_OUTBOX",
+    "EVENT_OUTBOX/LIMIT",
+    "EVENT_OUTBOX/ACK_TIMEOUT",
+    "SIM",
+    "METRICS_LISTEN",
+    "SIM/PROLOG_DELAY_MS",
+    "SIM/BOOT_DELAY_MS",
+    "SIM/SHUTDOWN_DELAY_MS",
+    "SIM/SAVE_DELAY_MS",
+    "SIM/EPILOG_DELAY_MS",
+    "SIM/SCHED_DELAY_MS",
+    "SIM/MONITOR_DELAY_MS",
+    "SIM/REBOOT_DELAY_MS",
+    "SIM/IMAGE_DELAY_MS",
+];
 
 /// The front-end configuration.
 #[derive(Clone, Debug)]
@@ -41,6 +90,10 @@ pub struct Config {
     pub server: ServerLimits,
     /// `LOGIN_THROTTLE = [ FAILURES = n, DELAY = s, MAX_DELAY = s, ADDRESS_USERS = n ]`.
     pub login_throttle: ThrottleConfig,
+    /// `LOG = [ SYSTEM = std | file, DEBUG_LEVEL = n, FILE = path, FORMAT = text | json ]`.
+    pub log: LogConf,
+    /// Top-level attributes of the file that oned-lite does not read, in file order.
+    pub unknown_keys: Vec<String>,
     /// `METRICS_LISTEN = "IP:PORT"`: where `/metrics` and `/health` are served; `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file as read, for `one.system.config` only: every key is read into a field above.
@@ -103,6 +156,36 @@ impl Default for ServerLimits {
     }
 }
 
+/// Where the log goes: the reference's `SYSTEM` values `std` (stderr) and `file`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogSystem {
+    #[default]
+    Std,
+    File,
+}
+
+/// `LOG = [ … ]`: the reference's `SYSTEM` and `DEBUG_LEVEL` (0 = ERROR, 1 = WARNING, 2 = INFO,
+/// 3 = DEBUG), and this front-end's `FILE` and `FORMAT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConf {
+    pub system: LogSystem,
+    pub debug_level: u8,
+    /// As written; a relative path is resolved against the var dir by [`Config::log_settings`].
+    pub file: PathBuf,
+    pub format: one_log::Format,
+}
+
+impl Default for LogConf {
+    fn default() -> Self {
+        LogConf {
+            system: LogSystem::Std,
+            debug_level: 2,
+            file: PathBuf::from(DEFAULT_LOG_FILE),
+            format: one_log::Format::Text,
+        }
+    }
+}
+
 /// `HM_MAD = [ EXECUTABLE = …, ARGUMENTS = … ]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HmMad {
@@ -120,7 +203,8 @@ pub struct ConfigProblem {
 /// Every problem found in a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {path}: {source}")]
+    // The cause is the source, which callers print after this text.
+    #[error("cannot read configuration file {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -162,6 +246,8 @@ impl Default for Config {
             event_outbox: EventOutbox::default(),
             server: ServerLimits::default(),
             login_throttle: ThrottleConfig::default(),
+            log: LogConf::default(),
+            unknown_keys: Vec::new(),
             metrics_listen: None,
             as_read: Template::new(),
         }
@@ -304,6 +390,10 @@ impl Config {
         if let Some(pairs) = vector(&raw, "LOGIN_THROTTLE", &mut problems) {
             config.login_throttle = login_throttle(pairs, &mut problems);
         }
+        if let Some(pairs) = vector(&raw, "LOG", &mut problems) {
+            config.log = log_conf(pairs, &mut problems);
+        }
+        config.unknown_keys = unknown_keys(&raw);
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
@@ -313,6 +403,21 @@ impl Config {
         }
         config.as_read = raw;
         Ok(config)
+    }
+
+    /// The logs' settings, a relative `LOG/FILE` resolved against `var_dir`.
+    pub fn log_settings(&self, var_dir: &Path) -> one_log::Settings {
+        let file = match self.log.system {
+            LogSystem::Std => None,
+            LogSystem::File => Some(var_dir.join(&self.log.file)),
+        };
+        one_log::Settings {
+            level: one_log::debug_level_directive(self.log.debug_level).to_string(),
+            format: self.log.format,
+            stderr: file.is_none(),
+            file,
+            target: one_log::Target::Shown,
+        }
     }
 
     /// The database file, relative names resolved against `var_dir`.
@@ -408,6 +513,55 @@ fn login_throttle(pairs: &[(String, String)], problems: &mut Vec<ConfigProblem>)
         );
     }
     throttle
+}
+
+fn log_conf(pairs: &[(String, String)], problems: &mut Vec<ConfigProblem>) -> LogConf {
+    let mut log = LogConf::default();
+    if let Some(v) = lookup(pairs, "SYSTEM") {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "std" => log.system = LogSystem::Std,
+            "file" => log.system = LogSystem::File,
+            _ => problem(
+                problems,
+                "LOG/SYSTEM",
+                format!("must be \"std\" or \"file\", not {v:?}"),
+            ),
+        }
+    }
+    if let Some(v) = lookup(pairs, "DEBUG_LEVEL") {
+        match v.trim().parse::<u8>() {
+            Ok(n) if n <= 5 => log.debug_level = n,
+            _ => problem(
+                problems,
+                "LOG/DEBUG_LEVEL",
+                format!("not an integer from 0 to 5: {v:?}"),
+            ),
+        }
+    }
+    match lookup(pairs, "FILE") {
+        Some(f) if f.trim().is_empty() => problem(problems, "LOG/FILE", "empty".to_string()),
+        Some(f) => log.file = PathBuf::from(f.trim()),
+        None => {}
+    }
+    if let Some(v) = lookup(pairs, "FORMAT") {
+        match v.parse::<one_log::Format>() {
+            Ok(format) => log.format = format,
+            Err(message) => problem(problems, "LOG/FORMAT", message),
+        }
+    }
+    log
+}
+
+/// The top-level attributes that no key of [`KEYS`] names, each once.
+fn unknown_keys(raw: &Template) -> Vec<String> {
+    let mut unknown: Vec<String> = Vec::new();
+    for attribute in raw.attributes() {
+        let name = attribute.name.as_str();
+        if !KEYS.contains(&name) && !unknown.iter().any(|u| u == name) {
+            unknown.push(name.to_string());
+        }
+    }
+    unknown
 }
 
 fn problem(problems: &mut Vec<ConfigProblem>, key: &str, message: String) {
@@ -529,6 +683,32 @@ mod tests {
         assert_eq!(c.db_path(Path::new("/v")), PathBuf::from("/tmp/x.db"));
         assert!(!c.api_list_order_desc);
         assert_eq!(c.as_read.get("SIM_SPEED"), Some("3"));
+        assert_eq!(c.unknown_keys, ["SIM_SPEED"]);
+        assert_eq!(c.log, LogConf::default());
+    }
+
+    #[test]
+    fn every_vector_key_listed_is_read() {
+        for key in KEYS {
+            let Some((vector, inner)) = key.split_once('/') else {
+                continue;
+            };
+            // A value no key accepts: the parser must name the key in its complaint.
+            let text = format!("{vector} = [ {inner} = \"@\" ]\n");
+            // Text keys take any value.
+            let text_key = matches!(
+                *key,
+                "HM_MAD/EXECUTABLE" | "HM_MAD/ARGUMENTS" | "DB/FILE" | "LOG/FILE"
+            );
+            match parse(&text) {
+                Err(ConfigError::Invalid { problems, .. }) => assert!(
+                    text_key || problems.iter().any(|p| p.key.eq_ignore_ascii_case(key)),
+                    "{key}: {problems:?}"
+                ),
+                Err(other) => panic!("{key}: {other}"),
+                Ok(_) => assert!(text_key, "{key} was not read"),
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod events;
 pub mod fd_limit;
 pub mod hook_log;
 pub mod hook_pool;
+pub mod install_paths;
 pub mod login_throttle;
 pub mod metrics;
 pub mod schema;

@@ -6,16 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use oned_lite::cli::Args;
+use oned_lite::install_paths::Lookup;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match start(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -26,13 +20,27 @@ fn main() -> ExitCode {
 }
 
 fn start(args: Args) -> anyhow::Result<()> {
-    let config = oned_lite::Config::load(&args.config)?;
+    let paths = Lookup::from_process(args.config, args.var_dir).resolve()?;
+    let config = oned_lite::Config::load(&paths.config)?;
+    let logs = one_log::init(&config.log_settings(&paths.var_dir))?;
+    tracing::info!(
+        config = %paths.config.display(),
+        var_dir = %paths.var_dir.display(),
+        "oned-lite starting"
+    );
+    for key in &config.unknown_keys {
+        tracing::warn!(key = %key, config = %paths.config.display(), "unknown configuration key ignored");
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        tokio::spawn(
+            logs.reopen_on_hangup()
+                .context("cannot install the SIGHUP handler")?,
+        );
         let addr = SocketAddr::new(config.listen_address, config.port);
         let listener = oned_lite::server::listen(addr, config.server.backlog)
             .with_context(|| format!("cannot listen on {addr}"))?;
-        oned_lite::run(config, args.var_dir, listener, shutdown_signal()).await
+        oned_lite::run(config, paths.var_dir, listener, shutdown_signal()).await
     })
 }
 

@@ -306,14 +306,33 @@ pub fn delete(tx: &Transaction<'_>, credentials: &Credentials, id: i64) -> rusql
     Ok(deleted)
 }
 
+/// The quota elements of a user without quotas, as oned writes them (user.xsd).
+const EMPTY_QUOTAS: &str = "<DATASTORE_QUOTA></DATASTORE_QUOTA><NETWORK_QUOTA></NETWORK_QUOTA>\
+<VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>";
+
+/// `DEFAULT_USER_QUOTAS` with no default set, closing `one.user.info` and `one.userpool.info`.
+pub fn default_user_quotas_xml() -> String {
+    format!("<DEFAULT_USER_QUOTAS>{EMPTY_QUOTAS}</DEFAULT_USER_QUOTAS>")
+}
+
 impl User {
-    /// The USER document (a subset of oned's: enough for pyone and the CLIs).
+    /// The USER document of `one.user.info`: the pool's element followed by the user's (empty)
+    /// quotas and the default quotas.
+    pub fn to_info_xml(&self) -> String {
+        let mut xml = self.to_xml();
+        let end = xml.len() - "</USER>".len();
+        xml.insert_str(end, &format!("{EMPTY_QUOTAS}{}", default_user_quotas_xml()));
+        xml
+    }
+
+    /// The USER element of the pool (a subset of oned's: enough for pyone and the CLIs). No
+    /// LOGIN_TOKEN: oned writes one only for a token the user holds, and none is issued here.
     pub fn to_xml(&self) -> String {
         use one_proto::encoding::xml_escape as esc;
         format!(
             "<USER><ID>{id}</ID><GID>{gid}</GID><GROUPS><ID>{gid}</ID></GROUPS><GNAME>{gname}</GNAME>\
 <NAME>{name}</NAME><PASSWORD>{password}</PASSWORD><AUTH_DRIVER>{driver}</AUTH_DRIVER>\
-<ENABLED>{enabled}</ENABLED><LOGIN_TOKEN></LOGIN_TOKEN><TEMPLATE>{template}</TEMPLATE></USER>",
+<ENABLED>{enabled}</ENABLED><TEMPLATE>{template}</TEMPLATE></USER>",
             id = self.id,
             gid = self.gid,
             gname = esc(&self.gname),
@@ -329,6 +348,33 @@ impl User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_info_document_has_the_quotas_of_user_xsd_and_no_empty_login_token() {
+        let user = User {
+            id: 3,
+            gid: 1,
+            gname: "users".into(),
+            name: "alice".into(),
+            password: "x".into(),
+            auth_driver: "core".into(),
+            enabled: true,
+            template: String::new(),
+        };
+        let info = user.to_info_xml();
+        assert!(!info.contains("LOGIN_TOKEN"), "{info}");
+        assert!(
+            info.ends_with(
+                "<TEMPLATE></TEMPLATE><DATASTORE_QUOTA></DATASTORE_QUOTA>\
+                 <NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>\
+                 <DEFAULT_USER_QUOTAS><DATASTORE_QUOTA></DATASTORE_QUOTA>\
+                 <NETWORK_QUOTA></NETWORK_QUOTA><VM_QUOTA></VM_QUOTA><IMAGE_QUOTA></IMAGE_QUOTA>\
+                 </DEFAULT_USER_QUOTAS></USER>"
+            ),
+            "{info}"
+        );
+        assert!(!user.to_xml().contains("QUOTA"));
+    }
 
     #[test]
     fn bootstrap_writes_credentials_that_authenticate() {

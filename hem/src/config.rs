@@ -56,6 +56,8 @@ pub struct Config {
     pub max_pending: usize,
     pub log_file: Option<PathBuf>,
     pub log_stderr: bool,
+    /// Text or JSON lines, in the file and on stderr alike.
+    pub log_format: one_log::Format,
     /// Front-end endpoint; `None` uses ONE_XMLRPC and the OCA defaults.
     pub one_xmlrpc: Option<String>,
     /// File holding `user:password`; `None` uses ONE_AUTH and the OCA defaults.
@@ -187,6 +189,66 @@ pub fn parse_with_location(
     path: &Path,
     one_location: Option<&Path>,
 ) -> Result<Config, ConfigError> {
+    parse_recording(text, path, one_location, &mut Vec::new())
+}
+
+/// Every key the parser accepts: the top-level keys (those of the distributed mode among
+/// them), `remote.KEY` for the keys of the `remote` section and `remote.hosts.NAME.KEY` for
+/// those of a host entry. docs/configuration.md must describe each.
+pub fn accepted_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    // With nats_servers given, the keys of the distributed mode are read as well.
+    let _ = parse_recording(
+        "nats_servers: nats://127.0.0.1:4222",
+        Path::new("keys"),
+        None,
+        &mut keys,
+    );
+    // The remote section is read by serde, which lists its fields when it meets another.
+    for (section, prefix) in [
+        ("remote: { zz_unknown: 1 }", "remote."),
+        (
+            "remote: { hosts: { NAME: { zz_unknown: 1 } } }",
+            "remote.hosts.NAME.",
+        ),
+    ] {
+        let errors = match parse_recording(section, Path::new("keys"), None, &mut Vec::new()) {
+            Err(e) => e.key_errors().to_vec(),
+            Ok(_) => Vec::new(),
+        };
+        for error in errors {
+            keys.extend(
+                expected_fields(&error.reason)
+                    .into_iter()
+                    .map(|field| format!("{prefix}{field}")),
+            );
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The field names of serde's "unknown field `x`, expected one of `a`, `b`" message.
+fn expected_fields(reason: &str) -> Vec<String> {
+    let Some((_, expected)) = reason.split_once("expected") else {
+        return Vec::new();
+    };
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// As [`parse_with_location`], adding to `asked` every top-level key the parser looked for.
+fn parse_recording(
+    text: &str,
+    path: &Path,
+    one_location: Option<&Path>,
+    asked: &mut Vec<String>,
+) -> Result<Config, ConfigError> {
     let syntax = |message: String| ConfigError::Syntax {
         path: path.to_path_buf(),
         message,
@@ -208,7 +270,11 @@ pub fn parse_with_location(
             )));
         }
     };
-    let mut fields = Fields { map, errors };
+    let mut fields = Fields {
+        map,
+        errors,
+        asked: Vec::new(),
+    };
     let defaults = Defaults::new(one_location);
 
     let mut config = Config {
@@ -233,6 +299,7 @@ pub fn parse_with_location(
         max_pending: fields.uint("max_pending", 2_000, 1, 10_000_000) as usize,
         log_file: fields.optional_path("log_file", &defaults.log_file),
         log_stderr: fields.boolean("log_stderr", false),
+        log_format: fields.log_format("log_format"),
         one_xmlrpc: fields.optional_string("one_xmlrpc"),
         one_auth: fields.optional_string("one_auth").map(PathBuf::from),
         resync_interval: fields.seconds("resync_interval", 300.0, 1.0, 86_400.0),
@@ -268,6 +335,7 @@ pub fn parse_with_location(
             fields.fail("remote", reason);
         }
     }
+    asked.append(&mut fields.asked);
     let mut errors = fields.errors;
     for key in fields.map.keys() {
         errors.push(KeyError {
@@ -388,6 +456,8 @@ fn show(v: &Value) -> String {
 struct Fields {
     map: BTreeMap<String, Value>,
     errors: Vec<KeyError>,
+    /// Every key asked for, present or not: the keys this parser accepts.
+    asked: Vec<String>,
 }
 
 impl Fields {
@@ -400,6 +470,7 @@ impl Fields {
 
     /// A present, non-null value; a null (`key:` with nothing after it) means "use the default".
     fn take(&mut self, key: &str) -> Option<Value> {
+        self.asked.push(key.to_string());
         match self.map.remove(key) {
             None | Some(Value::Null) => None,
             Some(v) => Some(v),
@@ -589,6 +660,17 @@ impl Fields {
                     );
                 }
                 Some(s)
+            }
+        }
+    }
+
+    fn log_format(&mut self, key: &str) -> one_log::Format {
+        match self.raw_string(key).map(|s| s.parse::<one_log::Format>()) {
+            None => one_log::Format::Text,
+            Some(Ok(format)) => format,
+            Some(Err(reason)) => {
+                self.fail(key, reason);
+                one_log::Format::Text
             }
         }
     }

@@ -50,6 +50,8 @@ pub async fn run_with_status(
     if let Some(nats) = config.nats.clone() {
         return crate::distributed::run(config, nats, shutdown, &shared, &view).await;
     }
+    // Credentials first: a HEM that cannot reach the front-end leaves no state DB behind.
+    let (access, source) = front_end(&config)?;
     let (db, db_thread, mut recovery) =
         StateDb::open(&config.state_db).context("cannot open the state DB")?;
     tracing::info!(
@@ -68,7 +70,6 @@ pub async fn run_with_status(
         recovery.uid_key.clone(),
         recovery.watermark,
     );
-    let (access, source) = front_end(&config)?;
     let (supervised, welcome) = start_supervisor(&config, &access, &db).await?;
     let ctx = zmq::Context::new();
     let work = start_work(&config, &ctx, &db, supervised.clone(), &shared.metrics)?;
@@ -138,9 +139,8 @@ pub fn start_metrics(
 }
 
 /// The front-end's endpoint and credentials, and the hook source reading it.
-fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
-    const FRONT_END: &str =
-        "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)";
+pub(crate) fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
+    const FRONT_END: &str = "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
     let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
         .context(FRONT_END)?;
     let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;

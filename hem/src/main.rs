@@ -37,14 +37,23 @@ fn main() -> ExitCode {
 
 fn daemon(config: Config) -> ExitCode {
     export_hook_env(&config);
-    if let Err(e) = onehem_server::logging::init(&config) {
-        eprintln!("{e:#}");
-        return ExitCode::from(1);
-    }
+    let logs = match onehem_server::logging::init(&config) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("onehem-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let Some(runtime) = runtime() else {
         return ExitCode::from(1);
     };
-    let result = runtime.block_on(onehem_server::run(config, shutdown_signal()));
+    let result = runtime.block_on(async move {
+        let reopen = logs
+            .reopen_on_hangup()
+            .map_err(|e| anyhow::anyhow!("cannot install the SIGHUP handler: {e}"))?;
+        tokio::spawn(reopen);
+        onehem_server::run(config, shutdown_signal()).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -72,7 +81,7 @@ fn supervisor(socket: &std::path::Path, linger: std::time::Duration) -> ExitCode
 fn sync_hooks(config: Config, request: SyncRequest) -> ExitCode {
     // A command's warnings go to the terminal, not to the daemon's log file.
     if let Err(e) = onehem_server::logging::init_command() {
-        eprintln!("{e:#}");
+        eprintln!("onehem-server: {e}");
         return ExitCode::from(1);
     }
     let Some(runtime) = runtime() else {

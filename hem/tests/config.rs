@@ -177,6 +177,25 @@ fn the_shipped_file_is_valid() {
 }
 
 #[test]
+fn the_shipped_file_holds_the_defaults_but_where_it_says_not() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/onehem-server.conf");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let marked: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("NOT the default"))
+        .collect();
+    assert_eq!(marked.len(), 2, "{marked:?}");
+    let unmarked: String = text
+        .lines()
+        .filter(|l| l.starts_with('#') || !l.contains("NOT the default"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let sample = config::parse_with_location(&unmarked, &path, None).unwrap();
+    let defaults = config::parse_with_location("", &path, None).unwrap();
+    assert_eq!(format!("{sample:?}"), format!("{defaults:?}"));
+}
+
+#[test]
 fn the_distributed_mode_keys() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");

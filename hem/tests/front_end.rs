@@ -81,6 +81,7 @@ fn configuration_then_environment_then_default_files() {
     std::fs::remove_file(one.join("one_auth")).unwrap();
     if !std::path::Path::new("/var/lib/one/.one/one_auth").exists() {
         let err = FrontEndAccess::resolve(None, None).unwrap_err().to_string();
-        assert!(err.contains("no ONE_AUTH"), "{err}");
+        assert!(err.contains("ONE_AUTH is not set"), "{err}");
+        assert!(err.contains("/var/lib/one/.one/one_auth"), "{err}");
     }
 }

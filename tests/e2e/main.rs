@@ -9,6 +9,7 @@ mod execution;
 mod file_modes;
 mod flood;
 mod forged_results;
+mod logs;
 mod metrics;
 mod nats_cluster;
 mod no_loss;

@@ -185,6 +185,8 @@ fn documents_in_xml_json_and_yaml() {
         yaml.starts_with("---\nHOOK:\n  ID: '0'\n  NAME: hook-vm\n"),
         "{yaml}"
     );
+    // Quoted, as Ruby writes it, so that YAML 1.1 readers do not take it for false.
+    assert!(yaml.contains("\n    REMOTE: 'NO'\n"), "{yaml}");
 }
 
 #[test]
@@ -209,6 +211,21 @@ fn errors_print_the_server_message_and_exit_255() {
     assert_eq!(
         oned.run("onehook", &["retry", "0", "x"]).failed(),
         "Argument 'x' is not a valid ID\n"
+    );
+    let created = oned
+        .run_stdin(
+            "onehook",
+            &["create"],
+            "NAME = retried\nTYPE = api\nCOMMAND = x\nCALL = \"one.vm.allocate\"\n",
+        )
+        .ok();
+    let hook = created.trim().strip_prefix("ID: ").expect("ID: <n>");
+    assert_eq!(
+        oned.run("onehook", &["retry", hook, "99"]).failed(),
+        format!(
+            "[one.hook.retry] Invalid HookLog body. Arguments not found: execution 99 of hook \
+             {hook} does not exist.\n"
+        )
     );
     let e = oned
         .run("onehook", &["log", "--since", "not a date"])

@@ -126,7 +126,7 @@ fn seed_walkthrough() {
         "{arguments}"
     );
     let tail = format!(
-        "</VM> pending \nEXIT CODE         : 255                 \n\n{:<80}\n\n{:<80}\n\
+        "</VM> pending \nEXIT CODE         : 255                 \n\n{:<80}\n\n\n{:<80}\n\
          Internal error No such file or directory - {script}\n\n",
         "EXECUTION STDOUT", "EXECUTION STDERR"
     );
@@ -155,7 +155,7 @@ fn seed_walkthrough() {
     let retried = normalize_times(&tool(&stack, "onehook", &["show", "0", "-e", "1"]).ok());
     assert!(
         retried.ends_with(&format!(
-            "EXIT CODE         : 0                   \n\n{:<80}\nExecuted!\n\n{:<80}\n\n",
+            "EXIT CODE         : 0                   \n\n{:<80}\nExecuted!\n\n{:<80}\n\n\n",
             "EXECUTION STDOUT", "EXECUTION STDERR"
         )),
         "{retried}"

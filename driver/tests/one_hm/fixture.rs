@@ -100,7 +100,7 @@ impl Driver {
         };
         let mut child = command
             .current_dir(dir)
-            .env("ONE_HM_LOG", "debug")
+            .env("ONE_LOG", "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

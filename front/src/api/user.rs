@@ -119,7 +119,7 @@ pub fn info(state: &AppState, caller: &Caller, params: &Params<'_>) -> CallResul
         )
         .into());
     }
-    Ok(ApiOk::new(Value::String(user.to_xml())))
+    Ok(ApiOk::new(Value::String(user.to_info_xml())))
 }
 
 /// `one.user.delete(id)`.
@@ -162,6 +162,7 @@ pub fn pool_info(state: &AppState, caller: &Caller, _params: &Params<'_>) -> Cal
     {
         xml.push_str(&u.to_xml());
     }
+    xml.push_str(&users::default_user_quotas_xml());
     xml.push_str("</USER_POOL>");
     Ok(ApiOk::new(Value::String(xml)))
 }

@@ -101,7 +101,10 @@ fn retention_filters_retry_and_delete() {
         }) => {
             assert_eq!(
                 message,
-                "[one.hook.retry] Invalid HookLog body. Arguments not found."
+                format!(
+                    "[one.hook.retry] Invalid HookLog body. Arguments not found: execution 0 \
+                     of hook {hook} does not exist."
+                )
             )
         }
         other => panic!("unexpected {other:?}"),

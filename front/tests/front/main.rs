@@ -8,6 +8,7 @@ mod api_restart;
 mod api_ruby;
 mod cloud_common;
 mod cloud_lifecycle;
+mod config_reference;
 mod events_ack;
 mod events_api_atomic;
 mod events_driver;

@@ -83,7 +83,9 @@ assert all(x.find("HOOKLOG") is None for x in pool)
 ok(p.one.hookpool.info(s))  # HEAD reads no parameters
 
 # retry without records; hook log is empty.
-failure(p.one.hook.retry(s, vm_id, 0), INTERNAL, "Invalid HookLog body. Arguments not found.", "one.hook.retry")
+failure(p.one.hook.retry(s, vm_id, 0), INTERNAL,
+        "Invalid HookLog body. Arguments not found: execution 0 of hook %d does not exist." % vm_id,
+        "one.hook.retry")
 assert len(xml(ok(p.one.hooklog.info(s, -1, -1, -1, 0)))) == 0
 
 # delete: gone from info and pool; ids are not reused.

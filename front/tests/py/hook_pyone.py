@@ -50,6 +50,15 @@ users = one.userpool.info()
 assert [u.NAME for u in users.USER] == ["oneadmin"], [u.NAME for u in users.USER]
 me = one.user.info(0)
 assert me.NAME == "oneadmin" and me.GID == 0 and me.GNAME == "oneadmin"
+# The shapes of OpenNebula's user.xsd and user_pool.xsd: empty quotas as oned sends them for a
+# user without quotas, and no LOGIN_TOKEN where no token was issued.
+for quota in (me.DATASTORE_QUOTA, me.NETWORK_QUOTA, me.VM_QUOTA, me.IMAGE_QUOTA):
+    assert quota is not None, me
+assert me.DEFAULT_USER_QUOTAS is not None and me.DEFAULT_USER_QUOTAS.VM_QUOTA is not None
+assert not me.VM_QUOTA.VM and not me.DATASTORE_QUOTA.DATASTORE, (me.VM_QUOTA.VM, me.DATASTORE_QUOTA.DATASTORE)
+assert me.LOGIN_TOKEN == [], me.LOGIN_TOKEN
+assert users.DEFAULT_USER_QUOTAS is not None and users.DEFAULT_USER_QUOTAS.IMAGE_QUOTA is not None
+assert users.USER[0].LOGIN_TOKEN == []
 
 assert isinstance(one.system.version(), str)
 print("hook_pyone: ok")

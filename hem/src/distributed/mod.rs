@@ -26,7 +26,6 @@ use one_bus::layout::{partitions_of, stream_tag};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::{Config, NatsSettings};
-use crate::front_end::FrontEndAccess;
 use crate::hook_map::HookMap;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::IngestShared;
@@ -55,11 +54,7 @@ pub async fn run(
     view: &HemSource,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
-    const FRONT_END: &str =
-        "cannot set up the front-end client (ONE_XMLRPC / ONE_AUTH or one_xmlrpc / one_auth)";
-    let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
-        .context(FRONT_END)?;
-    let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;
+    let (access, source) = crate::daemon::front_end(&config)?;
     tracing::info!(member = %nats.member, servers = %nats.bus.server_list(),
         endpoint = %access.endpoint, "HEM starting in the distributed mode");
 
