@@ -2,17 +2,15 @@
 //! the connect timeout, while other hosts keep working; a host that comes back works again
 //! with the same executor.
 
-mod remote_support;
-
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::remote_support::{Cloud, MARKER_HOOK, marker, req};
 use one_e2e::sshd::write_known_hosts;
 use onehem_server::remote::known_hosts::HostKeyProblem;
 use onehem_server::remote::{ExecMode, HostEntry, RemoteError, RemoteExecutor};
-use remote_support::{Cloud, MARKER_HOOK, marker, req};
 
 /// `SHA256:…` of a host's key as `ssh-keygen -l` prints it.
 fn keygen_fingerprint(pubkey_path: &std::path::Path) -> String {

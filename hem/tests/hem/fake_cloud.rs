@@ -1,8 +1,6 @@
 //! A stand-in front-end (XML-RPC hook pool) and Hook Manager driver (PUB with sequence tokens,
 //! result REP, journal replay REP) for HEM tests, on loopback sockets bound before use.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -2,15 +2,13 @@
 //! (failure record, then a successful retry), API hooks with stdin, reloads, remote hooks
 //! without a host, and events the subscriber missed.
 
-mod fake_cloud;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
+use crate::fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
 use one_proto::encoding::{b64_decode_strict, b64_encode};
 use one_proto::event::{ApiEvent, HookMessage};
 use one_proto::execution_uid::{EventRef, claim};

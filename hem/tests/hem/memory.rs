@@ -1,13 +1,11 @@
 //! Resident memory of the HEM binary with 10,000 hooks loaded (target: under 30 MB). Ignored
 //! by default because it measures the machine as much as the code; run it with
-//! `cargo test -p onehem-server --test memory -- --ignored --nocapture`.
-
-mod fake_cloud;
+//! `cargo test -p onehem-server --test hem memory:: -- --ignored --nocapture`.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, wait_for};
+use crate::fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, wait_for};
 use one_proto::hook::HookType;
 
 fn status_kib(pid: u32, field: &str) -> u64 {

@@ -3,14 +3,12 @@
 //! the HEM (or as interrupted when the supervisor was killed too), never run again; the waiting
 //! one and the events published while the HEM was down run once each.
 
-mod fake_cloud;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
+use crate::fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use one_proto::hook::HookType;

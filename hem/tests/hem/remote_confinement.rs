@@ -1,12 +1,10 @@
 //! TIMEOUT kills the hook's whole process group on the host, and commands outside the host's
 //! hook directory never run, in both modes.
 
-mod remote_support;
-
 use std::time::Duration;
 
+use crate::remote_support::{Cloud, group_alive, install_hook, req};
 use onehem_server::remote::{ExecMode, RemoteError, RemoteExecutor};
-use remote_support::{Cloud, group_alive, install_hook, req};
 
 /// The hook leaves a child that ignores SIGTERM and records its process group ($$: sshd makes
 /// the login shell a group leader and `exec` keeps its pid; the agent starts every hook as a
@@ -64,7 +62,7 @@ async fn escaping_commands_are_refused(mode: ExecMode) {
     );
     let outside = host.dir().join("outside.sh");
     let exec = RemoteExecutor::new(cloud.config(mode));
-    let global_dotdot = format!("{}/../outside.sh", remote_support::GLOBAL_BASE);
+    let global_dotdot = format!("{}/../outside.sh", crate::remote_support::GLOBAL_BASE);
     let host_dotdot = format!("{}/../outside.sh", host.base_path.display());
     for command in [
         global_dotdot.as_str(),

@@ -1,13 +1,11 @@
 //! Against a driver like OpenNebula's (no sequence tokens, no replay endpoint) the HEM runs
 //! live-only, says so in its log, and still runs every hook it receives.
 
-mod fake_cloud;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
+use crate::fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use one_proto::hook::HookType;

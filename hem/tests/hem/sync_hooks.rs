@@ -2,15 +2,13 @@
 //! what was already there, in both remote modes; a host that cannot be reached fails the
 //! command without stopping the others.
 
-mod remote_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use crate::remote_support::{Cloud, install_hook};
 use onehem_server::remote::{ExecMode, HostEntry};
 use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
-use remote_support::{Cloud, install_hook};
 
 /// Local hooks `a.sh` and `vm/b.sh` (mode 750).
 fn local_hooks() -> tempfile::TempDir {

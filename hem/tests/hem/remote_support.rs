@@ -2,8 +2,6 @@
 //! known_hosts file for them, and an executor configuration whose host map gives each host its
 //! own hook directory.
 
-#![allow(dead_code)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

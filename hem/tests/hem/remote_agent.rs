@@ -1,14 +1,12 @@
 //! The agent's life on a host: installed or upgraded by the HEM over the same connection,
 //! hook directories synchronised by checksum, hooks stopped when the HEM goes away.
 
-mod remote_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::remote_support::{Cloud, group_alive, install_hook, req, wait_for_file};
 use one_e2e::sshd::agent_binary;
 use onehem_server::remote::{ExecMode, RemoteError, RemoteExecutor};
-use remote_support::{Cloud, group_alive, install_hook, req, wait_for_file};
 use sha2::{Digest, Sha256};
 
 fn sha256(path: &Path) -> Vec<u8> {

@@ -1,12 +1,10 @@
 //! A remote hook runs on the host it is given and nowhere else, in both modes; arguments, stdin,
 //! exit codes and output caps come back as the hook produced them.
 
-mod remote_support;
-
 use std::time::Duration;
 
+use crate::remote_support::{Cloud, MARKER_HOOK, marker, req};
 use onehem_server::remote::{ExecMode, RemoteExecutor};
-use remote_support::{Cloud, MARKER_HOOK, marker, req};
 
 async fn runs_only_on_the_named_host(mode: ExecMode) {
     let cloud = Cloud::start(&[2, 3, 4]);
