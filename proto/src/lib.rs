@@ -17,6 +17,6 @@ pub mod states;
 pub mod subjects;
 pub mod template;
 mod xml_read;
-pub use xml_read::{XmlError, check_xml_document, check_xml_fragment};
+pub use xml_read::{NotWellFormed, check_xml_document, check_xml_fragment};
 pub mod xml_tree;
 pub mod xmlrpc;

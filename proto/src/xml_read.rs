@@ -18,13 +18,13 @@ use crate::encoding::{first_non_xml_char, is_xml_char};
 
 /// Checks that `xml` is a well-formed XML 1.0 document with exactly one root element: the test
 /// oned (libxml2) applies to a hook-log record before storing it.
-pub fn check_xml_document(xml: &str) -> Result<(), XmlError> {
+pub fn check_xml_document(xml: &str) -> Result<(), NotWellFormed> {
     check(xml, Shape::Document)
 }
 
 /// Checks that `xml` is well-formed element content (any mix of text, elements, CDATA and
 /// references), i.e. that it can be embedded in an element as is.
-pub fn check_xml_fragment(xml: &str) -> Result<(), XmlError> {
+pub fn check_xml_fragment(xml: &str) -> Result<(), NotWellFormed> {
     check(xml, Shape::Fragment)
 }
 
@@ -40,15 +40,15 @@ pub(crate) enum Shape {
 /// Why a text is not well-formed XML.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not well-formed XML at byte {offset}: {reason}")]
-pub struct XmlError {
+pub struct NotWellFormed {
     /// Byte offset in the checked text where the problem was found.
     pub offset: usize,
     /// What is wrong, in words.
     pub reason: String,
 }
 
-fn malformed(offset: usize, reason: impl Into<String>) -> XmlError {
-    XmlError {
+fn malformed(offset: usize, reason: impl Into<String>) -> NotWellFormed {
+    NotWellFormed {
         offset,
         reason: reason.into(),
     }
@@ -59,7 +59,7 @@ fn malformed(offset: usize, reason: impl Into<String>) -> XmlError {
 /// On top of quick-xml's tokenizer this checks what libxml2 checks and quick-xml does not: names,
 /// characters, references, `]]>` in text, a single root, nothing but whitespace outside it, and
 /// the position of the XML declaration and DOCTYPE.
-pub(crate) fn check(input: &str, shape: Shape) -> Result<(), XmlError> {
+pub(crate) fn check(input: &str, shape: Shape) -> Result<(), NotWellFormed> {
     let mut reader = Reader::from_str(input);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -167,11 +167,11 @@ pub(crate) fn check(input: &str, shape: Shape) -> Result<(), XmlError> {
     Ok(())
 }
 
-fn as_str(bytes: &[u8], at: usize) -> Result<&str, XmlError> {
+fn as_str(bytes: &[u8], at: usize) -> Result<&str, NotWellFormed> {
     std::str::from_utf8(bytes).map_err(|_| malformed(at, "invalid UTF-8"))
 }
 
-fn check_chars(text: &str, at: usize) -> Result<(), XmlError> {
+fn check_chars(text: &str, at: usize) -> Result<(), NotWellFormed> {
     let Some(p) = first_non_xml_char(text) else {
         return Ok(());
     };
@@ -182,7 +182,7 @@ fn check_chars(text: &str, at: usize) -> Result<(), XmlError> {
     ))
 }
 
-fn check_tag(tag: &BytesStart<'_>, at: usize) -> Result<(), XmlError> {
+fn check_tag(tag: &BytesStart<'_>, at: usize) -> Result<(), NotWellFormed> {
     let qname = tag.name();
     let name = as_str(qname.as_ref(), at)?;
     if !is_xml_name(name) {
