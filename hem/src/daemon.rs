@@ -17,12 +17,13 @@ use crate::front_end::FrontEndAccess;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::{Acceptor, Ingest, IngestSettings, IngestShared, snapshot_channel};
 use crate::journal::ZmqJournal;
-use crate::metrics::{HemMetrics, HemSource, Outcome};
+use crate::metrics::{HemMetrics, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::{ResultSender, SenderConfig};
 use crate::resync::resync_loop;
 use crate::runner::{HemRunner, LocalHooks, StateLedger, complete};
 use crate::scheduler::{self, Limits, Submitter};
+use crate::scrape::HemSource;
 use crate::state_db::{Recovery, StateDb, StateDbThread};
 use crate::subscriber::ZmqSubscriber;
 use crate::supervisor::{
@@ -51,7 +52,7 @@ pub async fn run_with_status(
         return crate::distributed::run(config, nats, shutdown, &shared, &view).await;
     }
     // Credentials first: a HEM that cannot reach the front-end leaves no state DB behind.
-    let (access, source) = front_end(&config)?;
+    let (access, source) = XmlRpcHookSource::from_config(&config)?;
     let (db, db_thread, mut recovery) =
         StateDb::open(&config.state_db).context("cannot open the state DB")?;
     tracing::info!(
@@ -136,16 +137,6 @@ pub fn start_metrics(
     let server = MetricsServer::start(listener, view.clone())
         .with_context(|| format!("cannot start the metrics endpoint on {addr}"))?;
     Ok(Some(server))
-}
-
-/// The front-end's endpoint and credentials, and the hook source reading it.
-pub(crate) fn front_end(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
-    const FRONT_END: &str = "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
-    let access = FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
-        .context(FRONT_END)?;
-    let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;
-    tracing::info!(endpoint = %access.endpoint, auth = %access.auth_file.display(), "front-end endpoint");
-    Ok((access, source))
 }
 
 /// Connects to the hook supervisor (starting it when none answers) and lets the state DB tell

@@ -5,6 +5,7 @@ use std::time::Duration;
 use one_client::{Client, ClientError};
 use one_proto::hook::{Hook, pool_from_xml_lenient};
 
+use crate::config::Config;
 use crate::front_end::FrontEndAccess;
 use crate::hook_map::HookSpec;
 use crate::ingest::HookSource;
@@ -51,5 +52,20 @@ impl HookSource for XmlRpcHookSource {
         let xml = self.client.hook_info(id).map_err(|e| e.to_string())?;
         let hook = Hook::from_xml(&xml).map_err(|e| e.to_string())?;
         Ok(spec_or_log(&hook))
+    }
+}
+
+impl XmlRpcHookSource {
+    /// The front-end's endpoint and credentials (the configuration, else ONE_XMLRPC / ONE_AUTH,
+    /// else the default files) and the hook source reading it.
+    pub fn from_config(config: &Config) -> anyhow::Result<(FrontEndAccess, XmlRpcHookSource)> {
+        use anyhow::Context as _;
+        const FRONT_END: &str = "cannot set up the front-end client (one_xmlrpc / one_auth in the configuration, or ONE_XMLRPC / ONE_AUTH)";
+        let access =
+            FrontEndAccess::resolve(config.one_xmlrpc.as_deref(), config.one_auth.as_deref())
+                .context(FRONT_END)?;
+        let source = XmlRpcHookSource::new(&access).context(FRONT_END)?;
+        tracing::info!(endpoint = %access.endpoint, auth = %access.auth_file.display(), "front-end endpoint");
+        Ok((access, source))
     }
 }

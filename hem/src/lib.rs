@@ -23,6 +23,7 @@ pub mod result_sender;
 pub mod resync;
 pub mod runner;
 pub mod scheduler;
+pub mod scrape;
 pub mod state_db;
 pub mod stop;
 pub mod subscriber;

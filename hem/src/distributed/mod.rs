@@ -31,10 +31,10 @@ use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::IngestShared;
 use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
-use crate::metrics::HemSource;
 use crate::remote::RemoteExecutor;
 use crate::runner::{HemRunner, LocalHooks};
 use crate::scheduler::{self, Limits};
+use crate::scrape::HemSource;
 use crate::uids::UidKey;
 use ledger::BusLedger;
 use markers::Markers;
@@ -54,7 +54,7 @@ pub async fn run(
     view: &HemSource,
 ) -> anyhow::Result<()> {
     tokio::pin!(shutdown);
-    let (access, source) = crate::daemon::front_end(&config)?;
+    let (access, source) = XmlRpcHookSource::from_config(&config)?;
     tracing::info!(member = %nats.member, servers = %nats.bus.server_list(),
         endpoint = %access.endpoint, "HEM starting in the distributed mode");
 

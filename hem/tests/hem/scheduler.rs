@@ -178,7 +178,7 @@ impl Runner for Gated {
 async fn waiting_running_and_start_latency_are_counted() {
     use one_metrics::{Exposition, Source};
     use onehem_server::ingest::IngestShared;
-    use onehem_server::metrics::HemSource;
+    use onehem_server::scrape::HemSource;
 
     let shared = Arc::new(IngestShared::new().unwrap());
     let metrics = shared.metrics.clone();
