@@ -175,6 +175,9 @@ pub trait EventLog: Send {
 
     /// Whether the journaled event `seq` has exactly the content of `event`.
     fn same_content(&mut self, seq: u64, event: &JournalEvent) -> Result<bool, JournalError>;
+
+    /// Frees caches that can be rebuilt from the log (called when the writer goes idle).
+    fn release_memory(&mut self) {}
 }
 
 /// The reader side, for replay.

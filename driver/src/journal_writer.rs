@@ -27,6 +27,9 @@ pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 /// Fewest events a trim pass may remove (more when the journal is growing faster).
 const TRIM_BUDGET: u64 = 20_000;
+/// How long the writer waits with nothing to do, after work, before it frees caches and
+/// returns free memory (a burst's buffers) to the system.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// Backoff bounds while the journal refuses commits.
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -70,6 +73,7 @@ pub fn run(
     let mut last_trim = Instant::now();
     let mut since_trim: u64 = 0;
     let mut owed = OwedMark::default();
+    let mut idle = IdleRelease::default();
     loop {
         // Waking up at least every trim interval keeps retention going on an idle journal.
         let first = match rx.recv_timeout(owed.wait(TRIM_INTERVAL)) {
@@ -77,6 +81,10 @@ pub fn run(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        if first.is_none() && idle.due() {
+            journal.release_memory();
+            crate::memory::release_free_memory();
+        }
         let mut work = Work::default();
         if let Some(msg) = first {
             work.absorb(msg);
@@ -111,6 +119,9 @@ pub fn run(
             );
         // Committed or given up at shutdown: either way no longer waiting.
         METRICS.events_awaiting_journal.sub(read);
+        if committed && !(work.batch.events.is_empty() && work.batch.results.is_empty()) {
+            idle.worked();
+        }
         if committed {
             METRICS.events_journaled.add(work.batch.events.len() as u64);
             since_trim += work.batch.events.len() as u64;
@@ -151,6 +162,37 @@ pub fn run(
         }
     }
     info!(head = journal.head(), "journal writer stopped");
+}
+
+/// When the writer last committed events or results, until it has been idle long enough to
+/// release memory once.
+struct IdleRelease {
+    last_work: Option<Instant>,
+    after: Duration,
+}
+
+impl Default for IdleRelease {
+    fn default() -> Self {
+        IdleRelease {
+            last_work: None,
+            after: IDLE_RELEASE,
+        }
+    }
+}
+
+impl IdleRelease {
+    fn worked(&mut self) {
+        self.last_work = Some(Instant::now());
+    }
+
+    /// `true` once per idle spell, [`IDLE_RELEASE`] after the last work.
+    fn due(&mut self) -> bool {
+        let due = self.last_work.is_some_and(|at| at.elapsed() >= self.after);
+        if due {
+            self.last_work = None;
+        }
+        due
+    }
 }
 
 /// A forwarding mark not committed yet.
@@ -350,6 +392,24 @@ mod tests {
     use super::*;
     use crate::journal::{EventReader, JournalError, JournalResult, PendingResult, Trimmed};
     use crate::messages::AcceptedResult;
+
+    #[test]
+    fn memory_is_released_once_per_idle_spell_after_work() {
+        let mut idle = IdleRelease {
+            last_work: None,
+            after: Duration::ZERO,
+        };
+        assert!(!idle.due(), "no work since start");
+        idle.worked();
+        assert!(idle.due(), "idle after work");
+        assert!(!idle.due(), "still idle: already released");
+        idle.worked();
+        idle.worked();
+        assert!(idle.due(), "idle again after more work");
+        let mut long = IdleRelease::default();
+        long.worked();
+        assert!(!long.due(), "work just now: not idle yet");
+    }
 
     /// A journal that refuses the first `failures` commits.
     struct Flaky {

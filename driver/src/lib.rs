@@ -237,6 +237,7 @@ pub mod config;
 pub mod journal;
 pub mod journal_writer;
 pub mod logging;
+pub mod memory;
 pub mod messages;
 pub mod metrics;
 pub mod nats_journal;

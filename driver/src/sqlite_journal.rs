@@ -428,6 +428,13 @@ impl EventLog for SqliteJournal {
         self.head
     }
 
+    fn release_memory(&mut self) {
+        // The page cache a burst filled (up to `cache_size`); pages are read back on demand.
+        if let Err(e) = self.conn.release_memory() {
+            tracing::debug!(error = %e, "journal page cache not released");
+        }
+    }
+
     fn reader(&self) -> Result<Box<dyn EventReader>, JournalError> {
         let conn = open_connection(&self.path)?;
         Ok(Box::new(SqliteReader { conn }))

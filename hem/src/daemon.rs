@@ -48,6 +48,8 @@ pub async fn run_with_status(
     let view = Arc::new(HemSource::new(shared.clone()));
     // Held until the HEM has stopped; the endpoint answers 503 while it starts and stops.
     let _endpoint = start_metrics(&config, &view)?;
+    // Held until the HEM has stopped: memory a burst used goes back once the HEM is idle.
+    let _trimmer = crate::memory::IdleTrimmer::start(shared.metrics.clone());
     if let Some(nats) = config.nats.clone() {
         return crate::distributed::run(config, nats, shutdown, &shared, &view).await;
     }
