@@ -1,5 +1,6 @@
 //! 10,000 events offered in about one second: how long until the last one has its record,
-//! and how many never get one (must be none).
+//! how many never get one (must be none), and how much memory the HEM and the driver keep
+//! once it is over.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::Scale;
 use crate::hook_log_db::HookLogDb;
 use crate::local::{HookSource, allocate_vms, budget, results_by_vm, sleep_until, stack_with_hook};
+use crate::procs::status_kib;
 use crate::report::{Goal, Report};
 use crate::workload::{vm_hook, vm_id_of, vm_state_line};
 
@@ -26,17 +28,44 @@ VM id with no result line once every expected line has arrived or the time budge
 oned-lite answers them (it cannot take 10,000 calls in one second, see section 5, so the \
 offered duration is given), until the last hook-log record (one run: it takes \
 tens of seconds); events without a record are allocated VMs with no record. Hook: \
-`/bin/true` with `$TEMPLATE bench` (as in section 3), HEM concurrency 10.";
+`/bin/true` with `$TEMPLATE bench` (as in section 3), HEM concurrency 10. **Memory after the \
+burst** (HEM route): `VmRSS` of /proc/<pid>/status of the HEM and the driver, idle (1 s after \
+the warm-up event, before the burst), and 1, 5 and 10 s after the burst's last result line; \
+the peak is `VmHWM` read at the end, so it covers the whole run.";
 
 struct Outcome {
     offered_secs: f64,
     last_secs: f64,
     missing: usize,
     doubled: usize,
+    /// The HEM's and the driver's memory around the burst (HEM route only).
+    memory: Option<[Memory; 2]>,
+}
+
+/// Seconds after the burst's last result at which resident memory is read.
+const AFTER: [u64; 3] = [1, 5, 10];
+
+/// Resident memory of one process around a burst, MiB.
+#[derive(Clone, Copy, Default)]
+struct Memory {
+    idle: f64,
+    peak: f64,
+    /// At each of [`AFTER`].
+    after: [f64; 3],
+}
+
+fn rss_mib(pid: u32, field: &str) -> Result<f64> {
+    Ok(status_kib(pid, field)? as f64 / 1024.0)
 }
 
 fn hem_burst(source: &HookSource, n: usize) -> Result<Outcome> {
     let mut p = source.pipeline(&[])?;
+    let pids = [p.hem.pid(), p.driver.pid()];
+    std::thread::sleep(Duration::from_secs(1));
+    let mut memory = [Memory::default(); 2];
+    for (m, pid) in memory.iter_mut().zip(pids) {
+        m.idle = rss_mib(pid, "VmRSS")?;
+    }
     let lines: Vec<String> = (0..n)
         .map(|i| vm_state_line(i as i64, "PENDING", "LCM_INIT"))
         .collect();
@@ -60,11 +89,22 @@ fn hem_burst(source: &HookSource, n: usize) -> Result<Outcome> {
         .map(|l| l.at)
         .max()
         .context("no result at all")?;
+    for (i, secs) in AFTER.into_iter().enumerate() {
+        sleep_until(last + Duration::from_secs(secs));
+        for (m, pid) in memory.iter_mut().zip(pids) {
+            m.after[i] = rss_mib(pid, "VmRSS")?;
+        }
+    }
+    for (m, pid) in memory.iter_mut().zip(pids) {
+        m.peak = rss_mib(pid, "VmHWM")?;
+    }
+
     Ok(Outcome {
         offered_secs,
         last_secs: (last - start).as_secs_f64(),
         missing: (0..n as i64).filter(|id| !r.by_vm.contains_key(id)).count() + r.failures,
         doubled: r.by_vm.values().filter(|v| v.len() > 1).count(),
+        memory: Some(memory),
     })
 }
 
@@ -110,6 +150,7 @@ fn front_burst(n: usize) -> Result<Outcome> {
             .count()
             + failed,
         doubled: per_vm.values().filter(|&&c| c > 1).count(),
+        memory: None,
     })
 }
 
@@ -158,5 +199,56 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             &note,
         );
     }
+    add_memory(report, &hem, n);
     Ok(())
+}
+
+/// The memory rows of the HEM route's runs, with their targets.
+fn add_memory(report: &mut Report, runs: &[Outcome], n: usize) {
+    let memory: Vec<[Memory; 2]> = runs.iter().filter_map(|o| o.memory).collect();
+    let note = format!("HEM route, {n} events");
+    for (who, i) in [("HEM", 0), ("driver", 1)] {
+        let of = |f: &dyn Fn(&Memory) -> f64| memory.iter().map(|m| f(&m[i])).collect();
+        report.add(
+            SECTION,
+            &format!("{who} resident memory, idle before the burst"),
+            "MiB",
+            of(&|m| m.idle),
+            &note,
+        );
+        report.add(
+            SECTION,
+            &format!("{who} peak resident memory (VmHWM)"),
+            "MiB",
+            of(&|m| m.peak),
+            &note,
+        );
+        for (k, secs) in AFTER.into_iter().enumerate() {
+            report.add(
+                SECTION,
+                &format!("{who} resident memory {secs} s after the burst's last result"),
+                "MiB",
+                of(&|m| m.after[k]),
+                &note,
+            );
+        }
+        if i == 0 {
+            report.goal(Goal::Below(30.0));
+        }
+    }
+    let last = AFTER.len() - 1;
+    report.add(
+        SECTION,
+        &format!(
+            "driver resident memory {} s after the burst's last result / idle",
+            AFTER[last]
+        ),
+        "×",
+        memory
+            .iter()
+            .map(|m| m[1].after[last] / m[1].idle)
+            .collect(),
+        &note,
+    );
+    report.goal(Goal::Below(2.0));
 }

@@ -167,5 +167,6 @@ fn run_section(section: Section, report: &mut Report, scale: Scale) {
     if let Err(e) = result {
         report.failed(name, &e);
     }
+    report.end_section(name);
     println!("   ({name}: {:.1} s)", start.elapsed().as_secs_f64());
 }

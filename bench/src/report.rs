@@ -74,12 +74,37 @@ struct Machine {
     load_end: String,
 }
 
+/// A section of the report: its method paragraph and how busy the machine was while it ran.
+#[derive(Clone, Debug, Serialize)]
+struct Section {
+    name: String,
+    method: String,
+    /// The 1-minute load average read when the section started, whenever one of its figures
+    /// was recorded, and when it ended, in that order.
+    load: Vec<f64>,
+}
+
+impl Section {
+    /// One sentence on the load while the section ran, or nothing if none could be read.
+    fn load_text(&self) -> Option<String> {
+        let (first, last) = (self.load.first()?, self.load.last()?);
+        let min = self.load.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.load.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Some(format!(
+            "Load average (1 minute, /proc/loadavg) while this section ran: {first:.2} at its \
+             start, {last:.2} at its end, {min:.2} to {max:.2} over {} readings (one as each \
+             figure was recorded).",
+            self.load.len()
+        ))
+    }
+}
+
 pub struct Report {
     scale: Scale,
     figures: Vec<Figure>,
     notes: Vec<(String, String)>,
-    /// Sections introduced in order, with their method paragraph.
-    sections: Vec<(String, String)>,
+    /// Sections introduced in order.
+    sections: Vec<Section>,
     failures: Vec<(String, String)>,
     load_start: String,
     started: std::time::Instant,
@@ -98,6 +123,16 @@ fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+/// The 1-minute load average in the text of /proc/loadavg.
+fn load_1min(loadavg: &str) -> Option<f64> {
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
+/// The machine's 1-minute load average now, if /proc/loadavg can be read.
+fn load_now() -> Option<f64> {
+    load_1min(&fs::read_to_string("/proc/loadavg").ok()?)
 }
 
 pub fn median(values: &[f64]) -> f64 {
@@ -141,8 +176,27 @@ impl Report {
     /// Opens a section with its method paragraph (what is measured from where to where).
     pub fn section(&mut self, section: &str, method: &str) {
         println!("== {section}");
-        if !self.sections.iter().any(|(s, _)| s == section) {
-            self.sections.push((section.into(), method.into()));
+        if !self.sections.iter().any(|s| s.name == section) {
+            self.sections.push(Section {
+                name: section.into(),
+                method: method.into(),
+                load: Vec::new(),
+            });
+        }
+        self.read_load(section);
+    }
+
+    /// Marks the end of a section (completed or not): the last load reading.
+    pub fn end_section(&mut self, section: &str) {
+        self.read_load(section);
+    }
+
+    fn read_load(&mut self, section: &str) {
+        if let (Some(s), Some(load)) = (
+            self.sections.iter_mut().find(|s| s.name == section),
+            load_now(),
+        ) {
+            s.load.push(load);
         }
     }
 
@@ -208,6 +262,7 @@ impl Report {
             met: None,
             reference: None,
         });
+        self.read_load(section);
         med
     }
 
@@ -262,7 +317,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Produced by `scripts/bench{}` on {}: {} CPUs ({}), {} GiB, Linux {}. \
-             Release build; every process is the real binary, talking over loopback. Each \
+             {}; every process is the real binary, talking over loopback. Each \
              figure is the median of {} run(s), with the min-max over the runs; targets are \
              judged on the median. The whole suite took {:.0} s.\n",
             if self.scale.quick { " --quick" } else { "" },
@@ -271,14 +326,20 @@ impl Report {
             m.cpu_model,
             m.memory_gib,
             m.kernel,
+            if cfg!(debug_assertions) {
+                "Debug build (a smoke run of the suite: its figures say nothing of the system)"
+            } else {
+                "Release build"
+            },
             self.scale.runs,
             self.started.elapsed().as_secs_f64(),
         );
         let _ = writeln!(
             out,
             "The machine is shared: load average {} at the start and {} at the end (1, 5 and \
-             15 minutes). Absolute times drift with that load, which is why the local figures \
-             are also given as a ratio of the fork/exec ceiling measured just before each of them.\n",
+             15 minutes), and each section gives the load while it ran. Absolute times drift with \
+             that load, which is why the local figures are also given as a ratio of the \
+             fork/exec ceiling measured just before each of them.\n",
             m.load_start, m.load_end
         );
         let _ = writeln!(
@@ -312,16 +373,24 @@ impl Report {
             );
         }
         out.push('\n');
-        let mut sections: Vec<(String, String)> = self.sections.clone();
+        let mut sections: Vec<Section> = self.sections.clone();
         for f in &self.figures {
-            if !sections.iter().any(|(s, _)| *s == f.section) {
-                sections.push((f.section.clone(), String::new()));
+            if !sections.iter().any(|s| s.name == f.section) {
+                sections.push(Section {
+                    name: f.section.clone(),
+                    method: String::new(),
+                    load: Vec::new(),
+                });
             }
         }
-        for (section, method) in &sections {
+        for s in &sections {
+            let section = &s.name;
             let _ = writeln!(out, "## {section}\n");
-            if !method.is_empty() {
-                let _ = writeln!(out, "{method}\n");
+            if !s.method.is_empty() {
+                let _ = writeln!(out, "{}\n", s.method);
+            }
+            if let Some(load) = s.load_text() {
+                let _ = writeln!(out, "{load}\n");
             }
             let figures: Vec<&Figure> = self
                 .figures
@@ -384,6 +453,7 @@ impl Report {
             "quick": self.scale.quick,
             "runs": self.scale.runs,
             "duration_s": self.started.elapsed().as_secs_f64(),
+            "sections": self.sections,
             "figures": self.figures,
             "notes": self.notes,
             "failures": self.failures,
@@ -449,5 +519,34 @@ mod tests {
             None
         );
         assert_eq!(kept_tail(""), None);
+    }
+
+    #[test]
+    fn the_one_minute_load_is_the_first_field_of_proc_loadavg() {
+        assert_eq!(load_1min("2.06 2.78 7.27 3/512 12345\n"), Some(2.06));
+        assert_eq!(load_1min(""), None);
+        assert_eq!(load_1min("busy 1 2"), None);
+    }
+
+    #[test]
+    fn each_section_states_the_load_read_while_it_ran() {
+        let mut report = Report::new(Scale {
+            quick: true,
+            runs: 1,
+        });
+        report.section("1. A", "method");
+        report.add("1. A", "x", "s", vec![1.0], "");
+        report.end_section("1. A");
+        let readings = report.sections[0].load.len();
+        assert_eq!(readings, 3, "start, one figure, end");
+        report.sections[0].load = vec![1.5, 4.25, 0.5];
+        let text = report.markdown();
+        let at = text.find("## 1. A").expect("the section is in the report");
+        assert!(
+            text[at..].contains("1.50 at its start, 0.50 at its end, 0.50 to 4.25 over 3 readings"),
+            "{text}"
+        );
+        report.sections[0].load.clear();
+        assert!(!report.markdown().contains("while this section ran"));
     }
 }
