@@ -231,7 +231,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         hem: false,
         ..StackOptions::default()
     })?;
-    let per_hook = scale.pick(1000, 50) as i64;
+    let per_hook = scale.pick(1000, 5) as i64;
     let log_hooks = 1000i64;
     let total = log_hooks * per_hook;
     let fill_start = Instant::now();
