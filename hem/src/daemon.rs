@@ -154,6 +154,7 @@ async fn start_supervisor(
         kill_grace: config.kill_grace,
         output_cap: config.output_cap,
         env: access.hook_env(),
+        bus: None,
     })
     .await
     .context("cannot start the hook supervisor")?;
@@ -206,7 +207,7 @@ fn start_work(
             results: sender.queue(),
             result_backlog: config.max_pending,
         },
-        local: LocalHooks::Supervised(supervised),
+        local: LocalHooks(supervised),
         remote: remote.clone(),
         output_cap: config.output_cap,
         metrics: metrics.clone(),
