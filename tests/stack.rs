@@ -65,6 +65,20 @@ pub fn python() -> Result<PathBuf> {
 
 /// A program `scripts/setup` installs into the workspace's `.venv`: `$<variable>` if set,
 /// else `.venv/bin/<name>`; `missing` says what to do when neither is there.
+/// Runs `script` with the `.venv` interpreter and `args`; its stdout, or an error with its
+/// stderr.
+pub fn run_python<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> Result<String> {
+    let out = Command::new(python()?)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!("python failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub fn venv_tool(variable: &str, name: &str, missing: &str) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(variable) {
         return Ok(PathBuf::from(p));

@@ -242,6 +242,13 @@ pub fn check_exactly_once(
     })
 }
 
+/// Runs a nats-py script (`sys.argv[1]` is the cluster's URL list, then `args`); its stdout.
+pub fn nats_py(urls: &str, script: &str, args: &[&str]) -> Result<String> {
+    let mut all = vec![urls];
+    all.extend_from_slice(args);
+    Ok(one_e2e::stack::run_python(script, &all)?.trim().to_string())
+}
+
 /// VM ids `first..first + count`.
 pub fn vm_range(first: i64, count: usize) -> BTreeSet<i64> {
     (first..first + count as i64).collect()

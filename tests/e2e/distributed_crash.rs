@@ -3,17 +3,20 @@
 //! the HEM taking their events over waits for those records and acknowledges the events
 //! without running anything. Every execution gets exactly one true record: hooks that end
 //! while the HEM is down, hooks that run on past the take-over time, hooks killed by their
-//! TIMEOUT meanwhile. Only when the supervisor dies too are the records "interrupted".
+//! TIMEOUT meanwhile. Only when the supervisor dies too are the records "interrupted". The
+//! supervisor uses the HEM's own credentials: the first test runs with TLS and the sample
+//! server configuration's least-permission users.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use one_e2e::stack::{Stack, python, wait_for};
+use one_e2e::nats::{Auth, ClusterOptions, NatsCluster, NatsUser};
+use one_e2e::stack::{Stack, StackOptions, wait_for};
 use one_proto::hook_log::ExecutionRecord;
 
-use crate::distributed::{Distributed, pending_hook, start, start_with};
+use crate::distributed::{Distributed, PARTITIONS, nats_py, pending_hook, start};
 use crate::flood::{allocate_vms, record_vm_id};
 
 /// Take-over time of these tests (s).
@@ -102,32 +105,66 @@ fn one_record_each(
     Ok(by_vm)
 }
 
+/// Two HEMs on a three-node cluster that requires TLS and the sample configuration's users
+/// (`etc/nats-server.conf`), every hook of the VMs running at once.
+fn secured() -> Result<Distributed> {
+    let nats = NatsCluster::start(ClusterOptions {
+        tls: true,
+        auth: Auth::Users(vec![
+            NatsUser::driver("driver", "driver-secret"),
+            NatsUser::hem("hem", "hem-secret"),
+        ]),
+        ..Default::default()
+    })?;
+    let mut access = nats.access(
+        Some(&NatsUser::driver("driver", "driver-secret")),
+        Some(&NatsUser::hem("hem", "hem-secret")),
+    );
+    access
+        .driver_args
+        .push_str(&format!(" --nats-partitions {PARTITIONS}"));
+    access
+        .hem_keys
+        .push_str(&format!("nats_takeover: {TAKEOVER_S}\n"));
+    let stack = Stack::start_with(StackOptions {
+        hems: 2,
+        log_retention: 1_000_000,
+        nats: Some(access),
+        concurrency: 3 * VMS as u32,
+        ..Default::default()
+    })?;
+    let d = Distributed { stack, nats };
+    d.wait_settled(&[0, 1])?;
+    Ok(d)
+}
+
 /// Events delivered to the HEMs and not acknowledged yet, over every partition's consumer
-/// (asked with nats-py, from the consumers' leaders).
+/// (asked with nats-py as the HEMs' user, from the consumers' leaders).
 fn unacknowledged(d: &Distributed) -> Result<u64> {
-    let out = std::process::Command::new(python()?)
-        .arg("-c")
-        .arg(
-            "import asyncio, sys, nats\n\
+    let ca = d
+        .nats
+        .ca_file()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    Ok(nats_py(
+        &d.nats.url_list(),
+        "import asyncio, ssl, sys, nats\n\
              async def main():\n\
-             \x20   nc = await nats.connect(sys.argv[1].split(','))\n\
+             \x20   opts = {}\n\
+             \x20   if sys.argv[2]:\n\
+             \x20       opts = dict(tls=ssl.create_default_context(cafile=sys.argv[2]), user='hem', password='hem-secret')\n\
+             \x20   nc = await nats.connect(sys.argv[1].split(','), **opts)\n\
              \x20   js = nc.jetstream()\n\
              \x20   n = 0\n\
-             \x20   for c in await js.consumers_info('ONE_EVENTS'):\n\
-             \x20       if c.name.startswith('hem-p'):\n\
-             \x20           n += c.num_ack_pending + c.num_pending\n\
+             \x20   for p in range(int(sys.argv[3])):\n\
+             \x20       c = await js.consumer_info('ONE_EVENTS', f'hem-p{p}')\n\
+             \x20       n += c.num_ack_pending + c.num_pending\n\
              \x20   print(n)\n\
              \x20   await nc.close()\n\
              asyncio.run(main())\n",
-        )
-        .arg(d.nats.url_list())
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "nats-py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+        &[&ca, &PARTITIONS.to_string()],
+    )?
+    .parse()?)
 }
 
 fn stderr_of(r: &ExecutionRecord) -> String {
@@ -145,8 +182,7 @@ fn supervisor_log(d: &Distributed, i: usize) -> String {
 
 #[test]
 fn a_killed_hems_hooks_are_reported_by_its_supervisor_and_nothing_says_interrupted() -> Result<()> {
-    // Every hook of the VMs runs at once.
-    let mut d = start_with(2, TAKEOVER_S, "", 3 * VMS as u32)?;
+    let mut d = secured()?;
     // Ends while the HEM is down, with a code and output of its own.
     write_hook(
         &d,

@@ -133,9 +133,10 @@ impl BusLedger {
             }
             State::Started => found.owner,
         };
-        // The event came back: the HEM that started this hook stopped holding it. It died, or
-        // it lost the bus for a while and still runs the hook, renewing the marker: only a
-        // marker left unchanged for the take-over time is claimed.
+        // The event came back: the HEM that started this hook stopped holding it. It died (its
+        // hook supervisor then renews the marker of a local hook while it runs, and reports
+        // it), or it lost the bus for a while and still runs the hook, renewing the marker:
+        // only a marker left unchanged for the take-over time is claimed.
         tokio::time::sleep(self.takeover).await;
         match self.markers.read(key).await? {
             Some((

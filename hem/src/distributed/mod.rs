@@ -319,35 +319,19 @@ async fn start_supervisor(
         one_wal::private_files::create_dir_all(dir)
             .context("cannot create the directory of the hook supervisor's socket")?;
     }
-    let socket = crate::supervisor::socket_path(&config.state_db);
-    let (supervised, welcome) = Supervised::start(SupervisorSettings {
-        socket: socket.clone(),
-        program: config.supervisor_program.clone(),
-        linger: config.supervisor_linger,
-        kill_grace: config.kill_grace,
-        output_cap: config.output_cap,
-        env,
-        bus: Some(BusContext {
-            settings: nats.bus.clone(),
-            bucket: nats.layout.bucket.clone(),
-            prefix: nats.layout.prefix.clone(),
-            replicas: nats.replicas,
-            takeover: nats.takeover,
-            marker_ttl: nats.marker_ttl,
-            member: nats.member.clone(),
-        }),
-    })
-    .await
-    .context("cannot start the hook supervisor")?;
+    let bus = BusContext {
+        settings: nats.bus.clone(),
+        bucket: nats.layout.bucket.clone(),
+        prefix: nats.layout.prefix.clone(),
+        replicas: nats.replicas,
+        takeover: nats.takeover,
+        marker_ttl: nats.marker_ttl,
+        member: nats.member.clone(),
+    };
     // A restarted HEM is a new member: what the supervisor still runs for the previous one
-    // it reports itself, so nothing here is taken back.
-    tracing::info!(
-        socket = %socket.display(),
-        supervisor_pid = welcome.pid,
-        found = welcome.found,
-        running = welcome.running.len(),
-        "hook supervisor connected"
-    );
+    // it reports itself, so nothing of its welcome is taken back.
+    let (supervised, _) =
+        Supervised::start_for_hem(SupervisorSettings::of_hem(config, env, Some(bus))).await?;
     Ok(supervised)
 }
 

@@ -69,12 +69,7 @@ pub async fn care(
             }
         }
         if let Some((js, markers)) = &bus_link {
-            let ended: Vec<String> = pending
-                .iter()
-                .filter(|(_, o)| o.outcome.is_some())
-                .map(|(uid, _)| uid.clone())
-                .collect();
-            for uid in ended {
+            for uid in uids(&pending, Phase::Ended) {
                 let Some(orphan) = pending.get(&uid) else {
                     continue;
                 };
@@ -90,12 +85,7 @@ pub async fn care(
             }
             if renewed.is_none_or(|at| at.elapsed() >= period) {
                 renewed = Some(Instant::now());
-                let running: Vec<String> = pending
-                    .iter()
-                    .filter(|(_, o)| o.outcome.is_none())
-                    .map(|(uid, _)| uid.clone())
-                    .collect();
-                for uid in running {
+                for uid in uids(&pending, Phase::Running) {
                     match renew(markers, &member, &uid).await {
                         Ok(true) => {}
                         Ok(false) => {
@@ -144,6 +134,21 @@ pub async fn care(
         }
     }
     tracing::info!(member = %member, "every execution of the dead HEM is settled");
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Ended,
+}
+
+/// The orphans whose hooks are in `phase`.
+fn uids(pending: &HashMap<String, Orphan>, phase: Phase) -> Vec<String> {
+    pending
+        .iter()
+        .filter(|(_, o)| o.outcome.is_some() == (phase == Phase::Ended))
+        .map(|(uid, _)| uid.clone())
+        .collect()
 }
 
 async fn connect(bus: &BusContext) -> Result<(jetstream::Context, Markers), String> {
@@ -200,7 +205,8 @@ async fn report(
     let (started, revision) = match still_started(markers, &bus.member, &key).await? {
         Ok(found) => found,
         Err(found) => {
-            tracing::warn!(uid = %record.uid, marker = ?found,
+            // The HEM recorded it before it died, or another HEM took it over.
+            tracing::info!(uid = %record.uid, marker = ?found,
                 "the execution's marker no longer names its dead HEM; not reported here");
             return Ok(());
         }

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::frame::{self, BusContext, FromSupervisor, SpawnRequest, ToSupervisor};
 use super::{BUSY, Outgoing, READY};
+use crate::config::Config;
 use crate::execution::ResultContext;
 use crate::executor::{ExecOutcome, ExecRequest};
 
@@ -96,7 +97,46 @@ struct Waiters {
     by_uid: HashMap<String, oneshot::Sender<ExecOutcome>>,
 }
 
+impl SupervisorSettings {
+    /// The settings of the HEM configured by `config`: its supervisor's socket beside
+    /// `state_db`, hooks with `env`, and in the distributed mode the `bus`.
+    pub fn of_hem(
+        config: &Config,
+        env: Vec<(String, OsString)>,
+        bus: Option<BusContext>,
+    ) -> SupervisorSettings {
+        SupervisorSettings {
+            socket: super::socket_path(&config.state_db),
+            program: config.supervisor_program.clone(),
+            linger: config.supervisor_linger,
+            kill_grace: config.kill_grace,
+            output_cap: config.output_cap,
+            env,
+            bus,
+        }
+    }
+}
+
 impl Supervised {
+    /// [`start`](Self::start) for the HEM's own supervisor, logging what it found.
+    pub async fn start_for_hem(
+        settings: SupervisorSettings,
+    ) -> anyhow::Result<(Supervised, Welcome)> {
+        let socket = settings.socket.clone();
+        let (supervised, welcome) = Supervised::start(settings)
+            .await
+            .context("cannot start the hook supervisor")?;
+        tracing::info!(
+            socket = %socket.display(),
+            supervisor_pid = welcome.pid,
+            found = welcome.found,
+            running = welcome.running.len(),
+            untaken = welcome.finished.len(),
+            "hook supervisor connected"
+        );
+        Ok((supervised, welcome))
+    }
+
     /// Connects to the supervisor serving `settings.socket`, starting one if none answers.
     pub async fn start(settings: SupervisorSettings) -> anyhow::Result<(Supervised, Welcome)> {
         // A supervisor that outlived an earlier version may have left its files readable.

@@ -1,7 +1,10 @@
 //! The frames between the HEM and its hook supervisor over their Unix socket: a big-endian
 //! `u32` length, then the body: one tag byte and the fields in order. Byte strings carry a `u32`
-//! length, numbers are big-endian, an optional field starts with a 0/1 byte. Decoding never
-//! panics: a short, over-long or malformed frame is an error naming what was wrong.
+//! length, numbers are big-endian, an optional field starts with a 0/1 byte. The distributed
+//! mode's additions (the bus in `Hello`, the record context in `Spawn`) are a frame's last
+//! field and present only when set, so the single-HEM mode's frames are those an earlier
+//! supervisor reads. Decoding never panics: a short, over-long or malformed frame is an error
+//! naming what was wrong.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -123,12 +126,8 @@ impl ToSupervisor {
                     w.bytes(name.as_bytes());
                     w.bytes(value);
                 }
-                match bus {
-                    Some(bus) => {
-                        w.u8(1);
-                        w.bus(bus);
-                    }
-                    None => w.u8(0),
+                if let Some(bus) = bus {
+                    w.bus(bus);
                 }
             }
             ToSupervisor::Spawn(req) => {
@@ -139,12 +138,8 @@ impl ToSupervisor {
                 w.opt_u64(req.timeout.map(millis));
                 w.u64(millis(req.kill_grace));
                 w.u64(req.output_cap as u64);
-                match &req.record {
-                    Some(record) => {
-                        w.u8(1);
-                        w.record(record);
-                    }
-                    None => w.u8(0),
+                if let Some(record) = &req.record {
+                    w.record(record);
                 }
             }
             ToSupervisor::Taken { uids } => {
@@ -169,7 +164,7 @@ impl ToSupervisor {
                         r.bytes("variable value")?.to_vec(),
                     ));
                 }
-                let bus = if r.flag("bus")? { Some(r.bus()?) } else { None };
+                let bus = if r.at_end() { None } else { Some(r.bus()?) };
                 ToSupervisor::Hello { env, bus }
             }
             SPAWN => ToSupervisor::Spawn(SpawnRequest {
@@ -179,11 +174,7 @@ impl ToSupervisor {
                 timeout: r.opt_u64("timeout")?.map(Duration::from_millis),
                 kill_grace: Duration::from_millis(r.u64("kill grace")?),
                 output_cap: usize::try_from(r.u64("output cap")?).unwrap_or(usize::MAX),
-                record: if r.flag("record")? {
-                    Some(r.record()?)
-                } else {
-                    None
-                },
+                record: if r.at_end() { None } else { Some(r.record()?) },
             }),
             TAKEN => ToSupervisor::Taken {
                 uids: r.strings("uids")?,
@@ -539,6 +530,9 @@ impl<'a> Reader<'a> {
             retry: self.flag("retry")?,
         })
     }
+    fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
     fn end(&self) -> Result<(), FrameError> {
         match self.rest.len() {
             0 => Ok(()),
@@ -672,10 +666,26 @@ mod tests {
             env: vec![("A".into(), b"1".to_vec())],
             bus: Some(bus(one_bus::Auth::Creds("/c".into()))),
         };
-        for s in [spawn().encode(), hello.encode()] {
+        for frame in [spawn(), hello] {
+            let s = frame.encode();
+            // Where the optional last field starts, the cut is that frame without it.
+            let without = match &frame {
+                ToSupervisor::Spawn(req) => ToSupervisor::Spawn(SpawnRequest {
+                    record: None,
+                    ..req.clone()
+                }),
+                ToSupervisor::Hello { env, .. } => ToSupervisor::Hello {
+                    env: env.clone(),
+                    bus: None,
+                },
+                other => other.clone(),
+            };
+            let tail_at = body(&without.encode()).len();
             for cut in 0..body(&s).len() {
-                let err = ToSupervisor::decode(&body(&s)[..cut]).unwrap_err();
-                assert!(matches!(err, FrameError::Truncated(_)), "{cut}: {err}");
+                match ToSupervisor::decode(&body(&s)[..cut]) {
+                    Ok(f) => assert!(cut == tail_at && f == without, "{cut}: {f:?}"),
+                    Err(e) => assert!(matches!(e, FrameError::Truncated(_)), "{cut}: {e}"),
+                }
             }
         }
         let f = finished().encode();
