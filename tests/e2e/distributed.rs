@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use one_e2e::nats::{ClusterOptions, NatsCluster};
+use one_e2e::nats::{ClusterOptions, NatsCluster, NatsUser};
 use one_e2e::stack::{Stack, StackOptions, wait_for};
 use one_proto::hook_log::ExecutionRecord;
 use one_proto::xmlrpc::Value;
@@ -33,39 +33,64 @@ pub const PARTITIONS: u32 = 8;
 /// Starts a three-node cluster and a stack with `hems` HEMs whose partitions move to another
 /// HEM within `takeover_s` seconds. `hem_extra` is added to every HEM's config.
 pub fn start(hems: usize, takeover_s: u32, hem_extra: &str) -> Result<Distributed> {
-    start_with(
+    start_with(Setup {
         hems,
         takeover_s,
-        hem_extra,
-        StackOptions::default().concurrency,
-    )
+        hem_extra: hem_extra.to_string(),
+        ..Setup::default()
+    })
 }
 
-/// [`start`] with the HEMs' `concurrency`.
-pub fn start_with(
-    hems: usize,
-    takeover_s: u32,
-    hem_extra: &str,
-    concurrency: u32,
-) -> Result<Distributed> {
-    let nats = NatsCluster::start(ClusterOptions::default())?;
-    let mut access = nats.access(None, None);
+/// What [`start_with`] starts.
+pub struct Setup {
+    pub hems: usize,
+    pub takeover_s: u32,
+    /// Added to every HEM's config.
+    pub hem_extra: String,
+    pub cluster: ClusterOptions,
+    /// The driver's and the HEMs' users, when the cluster requires users.
+    pub users: Option<(NatsUser, NatsUser)>,
+    /// The HEMs' `concurrency`.
+    pub concurrency: u32,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            hems: 2,
+            takeover_s: 4,
+            hem_extra: String::new(),
+            cluster: ClusterOptions::default(),
+            users: None,
+            concurrency: StackOptions::default().concurrency,
+        }
+    }
+}
+
+/// [`start`] with a cluster, users and concurrency of the caller's choice.
+pub fn start_with(setup: Setup) -> Result<Distributed> {
+    let nats = NatsCluster::start(setup.cluster)?;
+    let (driver, hem) = match &setup.users {
+        Some((driver, hem)) => (Some(driver), Some(hem)),
+        None => (None, None),
+    };
+    let mut access = nats.access(driver, hem);
     access
         .driver_args
         .push_str(&format!(" --nats-partitions {PARTITIONS}"));
     access
         .hem_keys
-        .push_str(&format!("nats_takeover: {takeover_s}\n"));
+        .push_str(&format!("nats_takeover: {}\n", setup.takeover_s));
     let stack = Stack::start_with(StackOptions {
-        hems,
+        hems: setup.hems,
         log_retention: 1_000_000,
         nats: Some(access),
-        hem_extra: hem_extra.to_string(),
-        concurrency,
+        hem_extra: setup.hem_extra,
+        concurrency: setup.concurrency,
         ..Default::default()
     })?;
     let d = Distributed { stack, nats };
-    d.wait_settled(&(0..hems).collect::<Vec<_>>())?;
+    d.wait_settled(&(0..setup.hems).collect::<Vec<_>>())?;
     Ok(d)
 }
 

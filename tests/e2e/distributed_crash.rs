@@ -12,11 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use one_e2e::nats::{Auth, ClusterOptions, NatsCluster, NatsUser};
-use one_e2e::stack::{Stack, StackOptions, wait_for};
+use one_e2e::nats::{Auth, ClusterOptions, NatsUser};
+use one_e2e::stack::{Stack, wait_for};
 use one_proto::hook_log::ExecutionRecord;
 
-use crate::distributed::{Distributed, PARTITIONS, nats_py, pending_hook, start};
+use crate::distributed::{
+    Distributed, PARTITIONS, Setup, nats_py, pending_hook, start, start_with,
+};
 use crate::flood::{allocate_vms, record_vm_id};
 
 /// Take-over time of these tests (s).
@@ -108,34 +110,22 @@ fn one_record_each(
 /// Two HEMs on a three-node cluster that requires TLS and the sample configuration's users
 /// (`etc/nats-server.conf`), every hook of the VMs running at once.
 fn secured() -> Result<Distributed> {
-    let nats = NatsCluster::start(ClusterOptions {
-        tls: true,
-        auth: Auth::Users(vec![
-            NatsUser::driver("driver", "driver-secret"),
-            NatsUser::hem("hem", "hem-secret"),
-        ]),
-        ..Default::default()
-    })?;
-    let mut access = nats.access(
-        Some(&NatsUser::driver("driver", "driver-secret")),
-        Some(&NatsUser::hem("hem", "hem-secret")),
+    let (driver, hem) = (
+        NatsUser::driver("driver", "driver-secret"),
+        NatsUser::hem("hem", "hem-secret"),
     );
-    access
-        .driver_args
-        .push_str(&format!(" --nats-partitions {PARTITIONS}"));
-    access
-        .hem_keys
-        .push_str(&format!("nats_takeover: {TAKEOVER_S}\n"));
-    let stack = Stack::start_with(StackOptions {
+    start_with(Setup {
         hems: 2,
-        log_retention: 1_000_000,
-        nats: Some(access),
+        takeover_s: TAKEOVER_S,
+        cluster: ClusterOptions {
+            tls: true,
+            auth: Auth::Users(vec![driver.clone(), hem.clone()]),
+            ..Default::default()
+        },
+        users: Some((driver, hem)),
         concurrency: 3 * VMS as u32,
-        ..Default::default()
-    })?;
-    let d = Distributed { stack, nats };
-    d.wait_settled(&[0, 1])?;
-    Ok(d)
+        ..Setup::default()
+    })
 }
 
 /// Events delivered to the HEMs and not acknowledged yet, over every partition's consumer
