@@ -258,6 +258,13 @@ impl RemoteExecutor {
             return Ok(Arc::clone(link));
         }
         let s = &self.settings;
+        // Starting an agent forks a session and a process on the host: it takes a turn to
+        // open a host, like the connection before it.
+        let _turn = s
+            .opening
+            .acquire()
+            .await
+            .map_err(|_| RemoteError::ShutDown)?;
         if s.install_agent {
             let local = self.local_agent().await?;
             agent_install::ensure_installed(&live.ssh, &s.agent_path, &local, s.connect_timeout)
