@@ -79,6 +79,15 @@ impl SshConnection {
         target: &HostTarget,
         settings: &Settings,
     ) -> Result<SshConnection, RemoteError> {
+        // The turn comes first, before the key and known_hosts are read: a thousand hosts
+        // opened together must not hold a thousand parsed copies of known_hosts while they
+        // wait. The connect timeout bounds the attempt, not the wait for a turn; a turn is
+        // held at most one connect timeout.
+        let _turn = settings
+            .opening
+            .acquire()
+            .await
+            .map_err(|_| RemoteError::ShutDown)?;
         let key = load_identity(settings, target).await?;
         let known = KnownHosts::load(&settings.known_hosts).map_err(|e| RemoteError::Config {
             message: format!("cannot read known_hosts: {e}"),
@@ -165,13 +174,6 @@ impl SshConnection {
             }
             Ok(handle)
         };
-        // The connect timeout bounds the attempt, not the wait for a turn: a turn is held at
-        // most one connect timeout by whoever holds it.
-        let _turn = settings
-            .opening
-            .acquire()
-            .await
-            .map_err(|_| RemoteError::ShutDown)?;
         let handle = tokio::time::timeout(settings.connect_timeout, attempt)
             .await
             .map_err(|_| RemoteError::ConnectTimeout {
