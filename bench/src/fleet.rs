@@ -24,7 +24,8 @@ loopback address in 127.99.0.0/16, served by real OpenSSH `sshd` processes: one 
 thousand, each with its own host key, all checked against one known_hosts file of 1,000 lines. \
 One host, in the middle of the list, has an sshd of its own so that it can die alone. The \
 executor is the HEM's (`onehem_server::remote::RemoteExecutor` in agent mode, default settings: \
-connect timeout 5 s, 32 hooks at most per host) in the benchmark process, on a tokio runtime \
+connect timeout 5 s, 16 hosts being opened at once, 32 hooks at most per host) in the benchmark \
+process, on a tokio runtime \
 with 2 worker threads as in the HEM; the hook is a copy of `/bin/true`. **Connect**: one \
 execution on every host, all started at once on a fresh executor, until the last has its \
 outcome: TCP, key exchange, host key check, public key authentication and the start of \
@@ -295,7 +296,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.goal(Goal::AtMost(200.0));
     report.add(
         SECTION,
-        &format!("growth of that memory over the process before the executor"),
+        "growth of that memory over the process before the executor",
         "MiB",
         col(|r| r.rss_growth_mib),
         "",

@@ -385,5 +385,17 @@ mod tests {
         assert_eq!(s.connect_timeout, Duration::from_secs(5));
         assert_eq!(s.max_per_host, None);
         assert_eq!(s.target("h").max_running, 5);
+        let cfg = RemoteConfig {
+            max_connecting: Some(0),
+            ..RemoteConfig::default()
+        };
+        assert_eq!(
+            cfg.problems(),
+            ["remote.max_connecting: must be at least 1"]
+        );
+        assert_eq!(
+            Settings::resolve(cfg).opening.available_permits(),
+            DEFAULT_MAX_CONNECTING
+        );
     }
 }
