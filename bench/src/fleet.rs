@@ -258,6 +258,8 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         );
         return Ok(());
     }
+    // The executor here holds a socket per host, as the HEM does; raise the limit as it does.
+    onehem_server::remote::raise_open_files_limit().context("raising the open files limit")?;
     let count = scale.pick(1000, 100);
     let dead = count / 2;
     let total = scale.pick(20_000, 2_000);

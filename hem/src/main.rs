@@ -118,33 +118,12 @@ fn export_hook_env(config: &Config) {
     }
 }
 
-/// Raises the soft limit of open files to the hard limit: every remote host holds a socket,
-/// so a HEM with a thousand hosts needs more than the usual soft limit of 1,024. Hooks inherit
-/// the raised limit.
+/// Raises the soft limit of open files (see `remote::raise_open_files_limit`) and logs it.
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them, which
-    // lives on this stack frame for the duration of each call.
-    #[allow(unsafe_code)]
-    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    // An unlimited hard limit is capped: the kernel refuses more than `fs.nr_open`.
-    let wanted = limit.rlim_max.min(1 << 20);
-    if got != 0 || limit.rlim_cur >= wanted {
-        return;
-    }
-    let before = limit.rlim_cur;
-    limit.rlim_cur = wanted;
-    // SAFETY: as above.
-    #[allow(unsafe_code)]
-    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    if set == 0 {
-        tracing::info!(from = before, to = wanted, "open files limit raised");
-    } else {
-        tracing::warn!(limit = before, error = %std::io::Error::last_os_error(),
-            "cannot raise the open files limit");
+    match onehem_server::remote::raise_open_files_limit() {
+        Ok(Some((from, to))) => tracing::info!(from, to, "open files limit raised"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
 }
 
