@@ -7,18 +7,19 @@
 //! after a crash of the whole machine the last transactions may be lost. The fsyncs run on the
 //! checkpoint thread ([`one_wal`]), never inside a commit that executions wait for.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use one_wal::{Checkpointer, Durability};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::execution::{Execution, Plan, Target};
+use crate::start_log::{self, StartLog};
 use crate::uids::UidKey;
 
 /// Requests committed together at most; bounds the latency a large burst adds to one commit.
@@ -78,6 +79,8 @@ pub enum StateDbError {
     Write(String),
     #[error("the state DB is closed")]
     Closed,
+    #[error(transparent)]
+    StartLog(#[from] start_log::StartLogError),
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
@@ -90,6 +93,8 @@ enum Request {
     Accept {
         execs: Vec<Execution>,
         watermark: Option<u64>,
+        /// Acceptances are numbered in queue order; see [`Shared::accepts_done`].
+        number: u64,
     },
     Started {
         uid: String,
@@ -114,6 +119,20 @@ enum Request {
 #[derive(Clone, Debug)]
 pub struct StateDb {
     tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+/// What the handles share with the writer.
+#[derive(Debug)]
+struct Shared {
+    /// Acceptances queued so far. The lock is held while one is queued, so the writer receives
+    /// them in number order.
+    accepts_queued: Mutex<u64>,
+    /// The highest acceptance number whose commit the writer has finished (the writer holds
+    /// the sender: a writer that is gone ends every wait).
+    accepts_done: watch::Receiver<u64>,
+    /// The start marks; the writer forgets those of executions its commits took out.
+    marks: Mutex<StartLog>,
 }
 
 /// Owns the writer thread; dropping it (or calling [`StateDbThread::stop`]) ends the thread
@@ -157,17 +176,39 @@ impl StateDb {
             source,
         };
         prepare(&conn).map_err(sql)?;
-        let recovery = recover(&conn).map_err(sql)?;
+        let marks_path = start_log::path_for(path);
+        let marks = start_log::read_marks(&marks_path)?;
+        let recovery = recover(&conn, &marks).map_err(sql)?;
+        // Only the marks of executions the state DB still holds matter from now on.
+        let live = recovery
+            .interrupted
+            .iter()
+            .filter(|e| marks.contains(&e.uid))
+            .map(|e| e.uid.clone())
+            .collect();
+        let marks = StartLog::open(&marks_path, live)?;
         let checkpointer = Checkpointer::open(path, "hem-state-ckpt", Durability::Normal)
             .map_err(|e| StateDbError::Write(format!("cannot start checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
+        let (done_tx, accepts_done) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            accepts_queued: Mutex::new(0),
+            accepts_done,
+            marks: Mutex::new(marks),
+        });
         let db_path = path.to_path_buf();
+        let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("hem-state-db".into())
-            .spawn(move || writer(conn, rx, db_path, ack_grace))
+            .spawn(move || {
+                writer(conn, rx, db_path, ack_grace, (&writer_shared, done_tx));
+            })
             .map_err(|e| StateDbError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok((
-            StateDb { tx: tx.clone() },
+            StateDb {
+                tx: tx.clone(),
+                shared,
+            },
             StateDbThread {
                 tx,
                 handle: Some(handle),
@@ -187,22 +228,53 @@ impl StateDb {
         execs: Vec<Execution>,
         watermark: Option<u64>,
     ) -> Result<(), StateDbError> {
-        self.send(Request::Accept { execs, watermark })
+        let mut queued = self
+            .shared
+            .accepts_queued
+            .lock()
+            .map_err(|_| StateDbError::Closed)?;
+        *queued += 1;
+        self.send(Request::Accept {
+            execs,
+            watermark,
+            number: *queued,
+        })
     }
 
     /// Moves the watermark without waiting for the commit (events that matched no hook).
     pub fn set_watermark(&self, watermark: u64) -> Result<(), StateDbError> {
-        self.send(Request::Accept {
-            execs: Vec::new(),
-            watermark: Some(watermark),
-        })
+        self.accept(Vec::new(), Some(watermark))
     }
 
     /// Marks an execution started; call before the process is spawned, so that a crash can
-    /// never make it run twice.
+    /// never make it run twice. The mark is a line appended to the start-mark file
+    /// ([`start_log`]), written once every acceptance queued so far is committed: a mark never
+    /// precedes its execution's row, whose acceptance a restart would otherwise repeat under
+    /// another uid. Under load that commit is long done and the mark costs one `write`, with no
+    /// hand-off to the writer thread. Should the file refuse the line, the mark is committed to
+    /// the state DB instead.
     pub async fn started(&self, uid: &str) -> Result<(), StateDbError> {
-        let uid = uid.to_string();
-        committed(self.request(|reply| Request::Started { uid, reply })?.await)
+        let queued = *self
+            .shared
+            .accepts_queued
+            .lock()
+            .map_err(|_| StateDbError::Closed)?;
+        let mut done = self.shared.accepts_done.clone();
+        if *done.borrow_and_update() < queued {
+            done.wait_for(|d| *d >= queued)
+                .await
+                .map_err(|_| StateDbError::Closed)?;
+        }
+        let marked = match self.shared.marks.lock() {
+            Ok(mut marks) => marks.mark(uid),
+            Err(_) => return Err(StateDbError::Closed),
+        };
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, %uid, "cannot append a start mark; committing it to the state DB");
+            let uid = uid.to_string();
+            return committed(self.request(|reply| Request::Started { uid, reply })?.await);
+        }
+        Ok(())
     }
 
     /// Replaces the execution by its result in the outbox, in one transaction, without waiting
@@ -337,7 +409,8 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
+/// What the state DB holds after a restart; `marks` are the uids of the start-mark file.
+fn recover(conn: &Connection, marks: &HashSet<String>) -> rusqlite::Result<Recovery> {
     let meta = |key: &str| -> rusqlite::Result<Option<String>> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
@@ -419,7 +492,8 @@ fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
     })?;
     for row in rows {
         let (exec, started) = row?;
-        if started {
+        // Marks committed to the table come from the fallback, or from an earlier version.
+        if started || marks.contains(&exec.uid) {
             interrupted.push(exec);
         } else {
             pending.push(exec);
@@ -557,7 +631,13 @@ impl Cleanups {
     }
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grace: Duration) {
+fn writer(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Request>,
+    path: PathBuf,
+    grace: Duration,
+    (shared, accepts_done): (&Shared, watch::Sender<u64>),
+) {
     let mut held = Held::new(grace);
     let mut settled: Option<Settled> = None;
     let mut cleanups = Cleanups::default();
@@ -618,10 +698,17 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
         if batch.is_empty() {
             continue;
         }
+        let accepted = batch
+            .iter()
+            .filter_map(|r| match r {
+                Request::Accept { number, .. } => Some(*number),
+                _ => None,
+            })
+            .max();
         let outcome = commit(&mut conn, &batch);
         match outcome {
             Ok(()) => {
-                notify_settled(settled.as_ref(), &batch);
+                notify_settled(shared, settled.as_ref(), &batch);
                 reply_all(batch, Ok(()));
             }
             Err(e) => {
@@ -630,7 +717,9 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                 for req in batch {
                     let result = commit(&mut conn, std::slice::from_ref(&req));
                     match &result {
-                        Ok(()) => notify_settled(settled.as_ref(), std::slice::from_ref(&req)),
+                        Ok(()) => {
+                            notify_settled(shared, settled.as_ref(), std::slice::from_ref(&req))
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, path = %path.display(), "state DB write failed")
                         }
@@ -639,15 +728,21 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                 }
             }
         }
+        // Done, committed or failed: a start mark after a failed acceptance names no row.
+        if let Some(number) = accepted {
+            accepts_done.send_if_modified(|done| {
+                let newer = number > *done;
+                *done = (*done).max(number);
+                newer
+            });
+        }
     }
     tracing::debug!(path = %path.display(), "state DB writer stopped");
 }
 
-/// Tells `settled` which executions the committed `batch` took out of the state DB.
-fn notify_settled(settled: Option<&Settled>, batch: &[Request]) {
-    let Some(settled) = settled else {
-        return;
-    };
+/// Tells the start marks and `settled` which executions the committed `batch` took out of the
+/// state DB.
+fn notify_settled(shared: &Shared, settled: Option<&Settled>, batch: &[Request]) {
     let uids: Vec<String> = batch
         .iter()
         .filter_map(|r| match r {
@@ -656,7 +751,13 @@ fn notify_settled(settled: Option<&Settled>, batch: &[Request]) {
             _ => None,
         })
         .collect();
-    if !uids.is_empty() {
+    if uids.is_empty() {
+        return;
+    }
+    if let Ok(mut marks) = shared.marks.lock() {
+        marks.settled(&uids);
+    }
+    if let Some(settled) = settled {
         settled(uids);
     }
 }
@@ -686,6 +787,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
             Request::Accept {
                 execs,
                 watermark: w,
+                ..
             } => {
                 let mut stmt = tx.prepare_cached(
                     "INSERT OR IGNORE INTO executions (uid, seq, hook_id, lane, resource, event_key,
