@@ -112,6 +112,8 @@ enum Request {
         uid: String,
     },
     OnSettled(Settled),
+    /// Acknowledgements are waiting in [`Shared::acks`].
+    Wake,
     Stop,
 }
 
@@ -133,6 +135,19 @@ struct Shared {
     accepts_done: watch::Receiver<u64>,
     /// The start marks; the writer forgets those of executions its commits took out.
     marks: Mutex<StartLog>,
+    /// Acknowledged uids, taken by the writer whenever it wakes up.
+    acks: Mutex<Acks>,
+}
+
+/// Acknowledgements on their way to the writer. They are clean-ups that may wait (see
+/// [`Cleanups`]), so they do not wake the writer each: it takes them whenever it wakes up
+/// anyway (every finished result has a deadline there), and only a writer asleep without any
+/// deadline is woken by the first one.
+#[derive(Debug, Default)]
+struct Acks {
+    uids: Vec<String>,
+    /// The writer sleeps until a request comes.
+    writer_asleep: bool,
 }
 
 /// Owns the writer thread; dropping it (or calling [`StateDbThread::stop`]) ends the thread
@@ -195,6 +210,7 @@ impl StateDb {
             accepts_queued: Mutex::new(0),
             accepts_done,
             marks: Mutex::new(marks),
+            acks: Mutex::new(Acks::default()),
         });
         let db_path = path.to_path_buf();
         let writer_shared = shared.clone();
@@ -296,9 +312,14 @@ impl StateDb {
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
     /// driver drops as a duplicate).
     pub fn acked(&self, uid: &str) {
-        let _ = self.send(Request::Acked {
-            uid: uid.to_string(),
-        });
+        let Ok(mut acks) = self.shared.acks.lock() else {
+            return;
+        };
+        acks.uids.push(uid.to_string());
+        if acks.writer_asleep {
+            acks.writer_asleep = false;
+            let _ = self.send(Request::Wake);
+        }
     }
 
     fn send(&self, req: Request) -> Result<(), StateDbError> {
@@ -642,34 +663,61 @@ fn writer(
     let mut settled: Option<Settled> = None;
     let mut cleanups = Cleanups::default();
     let mut stop = false;
+    // Acknowledgements whose result may still be queued behind the last batch.
+    let mut carried: Vec<String> = Vec::new();
     while !stop {
         let deadline = held
             .next_deadline()
             .into_iter()
             .chain(cleanups.deadline())
             .min();
-        let first = match deadline {
-            None => rx.recv().ok(),
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+        let acks_waiting = !carried.is_empty() || ack_or_sleep(shared, deadline.is_none());
+        let first = if acks_waiting {
+            match rx.try_recv() {
                 Ok(req) => Some(req),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => {
                     stop = true;
                     None
                 }
-            },
+            }
+        } else {
+            match deadline {
+                None => rx.recv().ok(),
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(req) => Some(req),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        stop = true;
+                        None
+                    }
+                },
+            }
         };
-        if first.is_none() && held.next_deadline().is_none() && cleanups.deadline().is_none() {
+        // Taken before the rest of the queue is read: every result acknowledged here was queued
+        // before, so it is in `first` or in what the queue still holds.
+        let acks = take_acks(shared, &mut carried);
+        if first.is_none()
+            && acks.is_empty()
+            && held.next_deadline().is_none()
+            && cleanups.deadline().is_none()
+        {
             // Every sender is gone and nothing is held.
             break;
         }
         let mut incoming: Vec<Request> = first.into_iter().collect();
+        // Whether the queue was read to its end, so every result queued before `acks` is seen.
+        let mut drained = incoming.is_empty();
         while !incoming.is_empty() && incoming.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(req) => incoming.push(req),
-                Err(_) => break,
+                Err(_) => {
+                    drained = true;
+                    break;
+                }
             }
         }
+        let mut acks = acks;
         if let Some(pos) = incoming.iter().position(|r| matches!(r, Request::Stop)) {
             stop = true;
             incoming.truncate(pos);
@@ -679,18 +727,28 @@ fn writer(
                     incoming.push(req);
                 }
             }
+            drained = true;
+            acks.extend(take_acks(shared, &mut carried));
         }
         // Requests of one execution are queued in order (finished before the result is sent,
         // so before its ACK): an ACK always finds its result held or already written.
-        let mut batch = Vec::with_capacity(incoming.len());
+        let mut batch = Vec::with_capacity(incoming.len() + acks.len());
         for req in incoming {
             match req {
                 Request::Finished { entry } => held.hold(entry),
                 Request::OnSettled(f) => settled = Some(f),
-                Request::Acked { uid } if held.release(&uid) => {
-                    batch.push(Request::Forget { uid });
-                }
+                Request::Wake => {}
                 other => batch.push(other),
+            }
+        }
+        for uid in acks {
+            if held.release(&uid) {
+                batch.push(Request::Forget { uid });
+            } else if drained {
+                // Its result was written to the outbox (or never held here).
+                batch.push(Request::Acked { uid });
+            } else {
+                carried.push(uid);
             }
         }
         batch.extend(held.due((!stop).then(Instant::now)));
@@ -740,6 +798,27 @@ fn writer(
     tracing::debug!(path = %path.display(), "state DB writer stopped");
 }
 
+/// Whether acknowledgements are waiting; when none are and `no_deadline` (the writer is about
+/// to sleep until a request comes), the next one wakes it.
+fn ack_or_sleep(shared: &Shared, no_deadline: bool) -> bool {
+    let Ok(mut acks) = shared.acks.lock() else {
+        return false;
+    };
+    let waiting = !acks.uids.is_empty();
+    acks.writer_asleep = no_deadline && !waiting;
+    waiting
+}
+
+/// The acknowledgements waiting, those carried from the last round first.
+fn take_acks(shared: &Shared, carried: &mut Vec<String>) -> Vec<String> {
+    let mut out = std::mem::take(carried);
+    if let Ok(mut acks) = shared.acks.lock() {
+        out.append(&mut acks.uids);
+        acks.writer_asleep = false;
+    }
+    out
+}
+
 /// Tells the start marks and `settled` which executions the committed `batch` took out of the
 /// state DB.
 fn notify_settled(shared: &Shared, settled: Option<&Settled>, batch: &[Request]) {
@@ -771,6 +850,7 @@ fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
             | Request::Acked { .. }
             | Request::Forget { .. }
             | Request::OnSettled(_)
+            | Request::Wake
             | Request::Stop => None,
         };
         if let Some(reply) = reply {
@@ -838,7 +918,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                 tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
                     .execute([uid])?;
             }
-            Request::OnSettled(_) | Request::Stop => {}
+            Request::OnSettled(_) | Request::Wake | Request::Stop => {}
         }
     }
     if let Some(w) = watermark {

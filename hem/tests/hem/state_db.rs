@@ -347,3 +347,42 @@ async fn start_marks_are_a_file_of_their_own() {
     assert_eq!(mode, 0o600);
     thread.stop();
 }
+
+/// Acknowledgements reach the writer beside its queue, not through it; however they interleave
+/// with more results than one commit takes, each finds its held result, so nothing acknowledged
+/// is left in the outbox or the state DB.
+#[tokio::test]
+async fn acknowledgements_beside_the_queue_each_find_their_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    // Held far longer than the test: a result leaves the state DB only through its ACK.
+    let (db, thread, _) = StateDb::open_with(&path, Duration::from_secs(60)).unwrap();
+    let execs: Vec<Execution> = (1..=3000).map(|s| exec(s, 3, Target::Local)).collect();
+    db.accept(execs.clone(), Some(3000)).unwrap();
+    for e in &execs {
+        db.started(&e.uid).await.unwrap();
+    }
+    let acker = std::thread::spawn({
+        let (db, uids) = (
+            db.clone(),
+            execs.iter().map(|e| e.uid.clone()).collect::<Vec<_>>(),
+        );
+        move || {
+            for uid in &uids[..2000] {
+                db.acked(uid);
+            }
+        }
+    });
+    for e in &execs {
+        db.finished(entry(&e.uid)).unwrap();
+    }
+    acker.join().unwrap();
+    for e in &execs[2000..] {
+        db.acked(&e.uid);
+    }
+    thread.stop();
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert!(rec.outbox.is_empty(), "{} results left", rec.outbox.len());
+    assert!(rec.interrupted.is_empty() && rec.pending.is_empty());
+    thread.stop();
+}
