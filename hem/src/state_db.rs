@@ -5,7 +5,9 @@
 //! (group commit), so the per-execution writes cost little under load. The file is in WAL mode
 //! with [`Durability::Normal`]: a committed transaction survives a crash of the HEM (kill -9);
 //! after a crash of the whole machine the last transactions may be lost. The fsyncs run on the
-//! checkpoint thread ([`one_wal`]), never inside a commit that executions wait for.
+//! checkpoint thread ([`one_wal`]), never inside a commit that executions wait for. Which
+//! accepted executions have started is kept beside the file, in the start marks of
+//! [`crate::start_log`], which the writer keeps in step with its commits.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
