@@ -362,24 +362,22 @@ async fn acknowledgements_beside_the_queue_each_find_their_result() {
     for e in &execs {
         db.started(&e.uid).await.unwrap();
     }
+    // Another thread acknowledges each result once it is queued, as the result senders do.
+    let (sent, to_ack) = std::sync::mpsc::channel::<String>();
     let acker = std::thread::spawn({
-        let (db, uids) = (
-            db.clone(),
-            execs.iter().map(|e| e.uid.clone()).collect::<Vec<_>>(),
-        );
+        let db = db.clone();
         move || {
-            for uid in &uids[..2000] {
-                db.acked(uid);
+            for uid in to_ack {
+                db.acked(&uid);
             }
         }
     });
     for e in &execs {
         db.finished(entry(&e.uid)).unwrap();
+        sent.send(e.uid.clone()).unwrap();
     }
+    drop(sent);
     acker.join().unwrap();
-    for e in &execs[2000..] {
-        db.acked(&e.uid);
-    }
     thread.stop();
     let (_db, thread, rec) = StateDb::open(&path).unwrap();
     assert!(rec.outbox.is_empty(), "{} results left", rec.outbox.len());
