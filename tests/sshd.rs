@@ -9,6 +9,11 @@
 //! [`SshHost::stop`] kills the sshd and everything it started (sessions and their hooks), as a
 //! host that loses power would; [`SshHost::restart`] brings it back with the same host key on
 //! the same port.
+//!
+//! [`SshFleet`] is many fake hosts at once (hundreds to thousands), each a distinct name on a
+//! distinct loopback address in `127.99.0.0/16`, a range no other harness uses. One sshd serves
+//! up to [`MAX_LISTEN_SOCKS`] of them (one `ListenAddress` line each), so a thousand hosts take
+//! 63 sshd processes, not a thousand.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -27,6 +32,13 @@ use crate::stack::bin_dir;
 
 /// How long an sshd may take to accept connections after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Listening sockets one OpenSSH sshd accepts (`MAX_LISTEN_SOCKS` in its `sshd.c`); a 17th
+/// `ListenAddress` makes it exit with "Too many listen sockets".
+pub const MAX_LISTEN_SOCKS: usize = 16;
+
+/// The second octet of the fleet's loopback addresses: `127.99.x.y`.
+const FLEET_NET: u8 = 99;
 
 /// The client key pair every fake host accepts (ed25519, no passphrase).
 pub struct ClientIdentity {
@@ -63,8 +75,10 @@ impl ClientIdentity {
 pub struct SshHost {
     /// The host's name as the cloud knows it (`host<index>`).
     pub name: String,
-    /// Its loopback address.
+    /// Its loopback address (the first one, for an sshd serving several).
     pub addr: Ipv4Addr,
+    /// Every address this sshd listens on (`addr` first), all on `port`.
+    pub addrs: Vec<Ipv4Addr>,
     /// The port its sshd listens on (kept across restarts).
     pub port: u16,
     /// Its hook directory (`remote_hook_base_path` of this host).
@@ -80,14 +94,36 @@ impl SshHost {
     /// Starts a fake host on 127.0.0.`index` (use 2 and above; 127.0.0.1 is crowded) that
     /// accepts `identity`.
     pub fn start(index: u8, identity: &ClientIdentity) -> io::Result<SshHost> {
+        SshHost::start_on(
+            &format!("host{index}"),
+            &[Ipv4Addr::new(127, 0, 0, index)],
+            identity,
+        )
+    }
+
+    /// Starts one sshd named `name` listening on every address of `addrs` (at most
+    /// [`MAX_LISTEN_SOCKS`]) with one port for all, accepting `identity`.
+    pub fn start_on(
+        name: &str,
+        addrs: &[Ipv4Addr],
+        identity: &ClientIdentity,
+    ) -> io::Result<SshHost> {
+        let Some(&addr) = addrs.first() else {
+            return Err(io::Error::other("an sshd needs at least one address"));
+        };
+        if addrs.len() > MAX_LISTEN_SOCKS {
+            return Err(io::Error::other(format!(
+                "{} addresses for one sshd; OpenSSH listens on at most {MAX_LISTEN_SOCKS}",
+                addrs.len()
+            )));
+        }
         // sshd refuses to start without its privilege separation directory.
         let _ = fs::create_dir_all("/run/sshd");
-        let addr = Ipv4Addr::new(127, 0, 0, index);
         let dir = tempfile::Builder::new()
-            .prefix(&format!("sshd-host{index}-"))
+            .prefix(&format!("sshd-{name}-"))
             .tempdir()?;
         let host_key_path = dir.path().join("ssh_host_ed25519_key");
-        keygen(&host_key_path, &format!("host{index}"))?;
+        keygen(&host_key_path, name)?;
         let host_key =
             public_key_without_comment(&fs::read_to_string(host_key_path.with_extension("pub"))?);
         fs::write(
@@ -97,8 +133,9 @@ impl SshHost {
         let base_path = dir.path().join("hooks");
         fs::create_dir_all(&base_path)?;
         let mut host = SshHost {
-            name: format!("host{index}"),
+            name: name.to_string(),
             addr,
+            addrs: addrs.to_vec(),
             port: 0,
             base_path,
             host_key,
@@ -110,7 +147,7 @@ impl SshHost {
         // listener; a port taken in between makes sshd fail at once, and another is tried.
         let mut last_error = None;
         for _ in 0..5 {
-            host.port = free_port(addr)?;
+            host.port = free_port(addrs)?;
             match host.spawn() {
                 Ok(()) => return Ok(host),
                 Err(e) => last_error = Some(e),
@@ -168,6 +205,21 @@ impl SshHost {
         let _ = child.wait();
     }
 
+    /// Stops the sshd and every process it started with SIGSTOP, like a host that hangs: the
+    /// kernel still completes TCP handshakes on its listening sockets, but nothing answers.
+    /// [`stop`](Self::stop) or [`restart`](Self::restart) ends it.
+    pub fn freeze(&mut self) {
+        let Some(child) = self.child.as_ref() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+            for p in descendants(pid) {
+                let _ = kill(Pid::from_raw(p), Signal::SIGSTOP);
+            }
+        }
+    }
+
     /// Starts the sshd again with the same host key and port.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
@@ -184,8 +236,13 @@ impl SshHost {
 
     fn spawn(&mut self) -> io::Result<()> {
         let d = self.dir.path();
+        let listen: String = self
+            .addrs
+            .iter()
+            .map(|a| format!("ListenAddress {a}:{}\n", self.port))
+            .collect();
         let config = format!(
-            "ListenAddress {addr}:{port}\n\
+            "{listen}\
              HostKey {d}/ssh_host_ed25519_key\n\
              AuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\n\
@@ -200,8 +257,6 @@ impl SshHost {
              MaxStartups 100:30:200\n\
              SetEnv SHLVL=5\n\
              LogLevel ERROR\n",
-            addr = self.addr,
-            port = self.port,
             d = d.display(),
         );
         fs::write(&self.config, config)?;
@@ -271,6 +326,136 @@ impl Drop for SshHost {
     }
 }
 
+/// One host of a [`SshFleet`]: a name and an address of its own, served by a shared sshd.
+#[derive(Clone, Debug)]
+pub struct FleetHost {
+    /// Its name as the cloud knows it (`fleet0000`, `fleet0001`…).
+    pub name: String,
+    /// Its loopback address, `127.99.x.y`.
+    pub addr: Ipv4Addr,
+    /// The port of the sshd serving it.
+    pub port: u16,
+    /// Index of that sshd in [`SshFleet::sshds`].
+    pub sshd: usize,
+    /// Its hook directory, shared by the hosts of one sshd.
+    pub base_path: PathBuf,
+}
+
+/// Many fake hosts served by few sshd processes (see the module documentation).
+pub struct SshFleet {
+    pub hosts: Vec<FleetHost>,
+    pub sshds: Vec<SshHost>,
+}
+
+impl SshFleet {
+    /// The most hosts a fleet can have: 250 addresses in each of 254 `127.99.x.0/24` nets.
+    pub const MAX_HOSTS: usize = 250 * 254;
+
+    /// Starts `count` hosts on `127.99.x.y`, [`MAX_LISTEN_SOCKS`] per sshd, except those whose
+    /// index is in `alone`: each of them gets an sshd of its own, so that it can be stopped
+    /// while its neighbours keep running.
+    pub fn start(count: usize, identity: &ClientIdentity, alone: &[usize]) -> io::Result<SshFleet> {
+        if count > SshFleet::MAX_HOSTS {
+            return Err(io::Error::other(format!(
+                "{count} hosts; a fleet holds at most {}",
+                SshFleet::MAX_HOSTS
+            )));
+        }
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut shared: Vec<usize> = Vec::new();
+        for i in 0..count {
+            if alone.contains(&i) {
+                groups.push(vec![i]);
+            } else {
+                shared.push(i);
+                if shared.len() == MAX_LISTEN_SOCKS {
+                    groups.push(std::mem::take(&mut shared));
+                }
+            }
+        }
+        if !shared.is_empty() {
+            groups.push(shared);
+        }
+        let mut hosts: Vec<Option<FleetHost>> = vec![None; count];
+        let mut sshds = Vec::with_capacity(groups.len());
+        for (g, members) in groups.iter().enumerate() {
+            let addrs: Vec<Ipv4Addr> = members.iter().map(|i| SshFleet::address(*i)).collect();
+            let sshd = SshHost::start_on(&format!("fleet-sshd{g}"), &addrs, identity)?;
+            for (i, addr) in members.iter().zip(&addrs) {
+                hosts[*i] = Some(FleetHost {
+                    name: format!("fleet{i:04}"),
+                    addr: *addr,
+                    port: sshd.port,
+                    sshd: g,
+                    base_path: sshd.base_path.clone(),
+                });
+            }
+            sshds.push(sshd);
+        }
+        Ok(SshFleet {
+            hosts: hosts.into_iter().flatten().collect(),
+            sshds,
+        })
+    }
+
+    /// The address of host `index`: `127.99.(1 + index / 250).(1 + index % 250)`.
+    pub fn address(index: usize) -> Ipv4Addr {
+        let net = u8::try_from(1 + index / 250).unwrap_or(u8::MAX);
+        let host = u8::try_from(1 + index % 250).unwrap_or(u8::MAX);
+        Ipv4Addr::new(127, FLEET_NET, net, host)
+    }
+
+    /// Writes a known_hosts file with one line per host (its address and its name, each with
+    /// the port, and the key of the sshd serving it).
+    pub fn write_known_hosts(&self, path: &Path) -> io::Result<()> {
+        let mut text = String::new();
+        for h in &self.hosts {
+            let _ = writeln!(
+                text,
+                "[{}]:{},[{}]:{} {}",
+                h.addr, h.port, h.name, h.port, self.sshds[h.sshd].host_key
+            );
+        }
+        fs::write(path, text)
+    }
+
+    /// Copies `source` into every hook directory as `name`, executable.
+    pub fn install_hook(&self, source: &Path, name: &str) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for sshd in &self.sshds {
+            let target = sshd.base_path.join(name);
+            fs::copy(source, &target)?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(())
+    }
+
+    /// Stops the sshd serving host `index` and everything it started, like a host that goes
+    /// down (every host that sshd serves goes down with it: start the fleet with `index` in
+    /// `alone` to stop it by itself).
+    pub fn stop_host(&mut self, index: usize) {
+        if let Some(h) = self.hosts.get(index) {
+            self.sshds[h.sshd].stop();
+        }
+    }
+
+    /// Freezes the sshd serving host `index` (see [`SshHost::freeze`]; same caveat as
+    /// [`stop_host`](Self::stop_host)).
+    pub fn freeze_host(&mut self, index: usize) {
+        if let Some(h) = self.hosts.get(index) {
+            self.sshds[h.sshd].freeze();
+        }
+    }
+
+    /// Starts the sshd serving host `index` again, with the same key and port.
+    pub fn restart_host(&mut self, index: usize) -> io::Result<()> {
+        match self.hosts.get(index) {
+            Some(h) => self.sshds[h.sshd].restart(),
+            None => Err(io::Error::other(format!("no host {index} in the fleet"))),
+        }
+    }
+}
+
 /// Writes a known_hosts file listing `hosts`.
 pub fn write_known_hosts(path: &Path, hosts: &[&SshHost]) -> io::Result<()> {
     let mut text = String::new();
@@ -302,8 +487,26 @@ fn public_key_without_comment(line: &str) -> String {
         .join(" ")
 }
 
-fn free_port(addr: Ipv4Addr) -> io::Result<u16> {
-    Ok(TcpListener::bind((addr, 0))?.local_addr()?.port())
+/// A port free on every address of `addrs` (the first lets the kernel choose; the others are
+/// checked by binding it too).
+fn free_port(addrs: &[Ipv4Addr]) -> io::Result<u16> {
+    let Some(&first) = addrs.first() else {
+        return Err(io::Error::other("no address"));
+    };
+    let mut last_error = None;
+    for _ in 0..20 {
+        let listener = TcpListener::bind((first, 0))?;
+        let port = listener.local_addr()?.port();
+        let others: io::Result<Vec<TcpListener>> = addrs[1..]
+            .iter()
+            .map(|a| TcpListener::bind((*a, port)))
+            .collect();
+        match others {
+            Ok(_) => return Ok(port),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| io::Error::other("no common free port")))
 }
 
 /// Every process below `root` in the parent tree, read from /proc.

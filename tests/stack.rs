@@ -65,6 +65,20 @@ pub fn python() -> Result<PathBuf> {
 
 /// A program `scripts/setup` installs into the workspace's `.venv`: `$<variable>` if set,
 /// else `.venv/bin/<name>`; `missing` says what to do when neither is there.
+/// Runs `script` with the `.venv` interpreter and `args`; its stdout, or an error with its
+/// stderr.
+pub fn run_python<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> Result<String> {
+    let out = Command::new(python()?)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()?;
+    if !out.status.success() {
+        bail!("python failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 pub fn venv_tool(variable: &str, name: &str, missing: &str) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(variable) {
         return Ok(PathBuf::from(p));
@@ -374,10 +388,7 @@ impl Stack {
             .collect::<Vec<_>>()
             .join(", ");
         for i in 0..self.hems.len() {
-            let state = match i {
-                0 => self.var_dir.join("hem-state.db"),
-                i => self.var_dir.join(format!("hem-state-{i}.db")),
-            };
+            let state = self.hem_state_db(i);
             let metrics = if self.options.metrics {
                 format!(":metrics_listen: '{}'\n", self.metrics_addr(Daemon::Hem(i)))
             } else {
@@ -544,6 +555,32 @@ impl Stack {
     /// Pid of HEM `i`, if running.
     pub fn hem_pid_at(&self, i: usize) -> Option<u32> {
         self.hems.get(i)?.as_ref().map(Child::id)
+    }
+
+    /// The state DB of HEM `i` (beside it, its hook supervisor's socket).
+    pub fn hem_state_db(&self, i: usize) -> PathBuf {
+        match i {
+            0 => self.var_dir.join("hem-state.db"),
+            i => self.var_dir.join(format!("hem-state-{i}.db")),
+        }
+    }
+
+    /// Pid of the hook supervisor of HEM `i` (the parent of its local hooks), if one runs:
+    /// the process started with `--supervisor --socket <its state DB>.hooks.sock`.
+    pub fn supervisor_pid_at(&self, i: usize) -> Option<u32> {
+        let mut socket = self.hem_state_db(i).into_os_string();
+        socket.push(".hooks.sock");
+        let socket = socket.into_encoded_bytes();
+        fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let serves = args.contains(&&b"--supervisor"[..])
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"--socket" && w[1] == socket.as_slice());
+            serves.then_some(pid)
+        })
     }
 
     /// Pid of oned-lite, if running.

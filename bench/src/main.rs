@@ -1,9 +1,11 @@
 //! `one-bench`: the benchmark suite. `scripts/bench` builds in release mode and runs
 //! `one-bench all`, which writes BENCHMARKS.md and benchmarks.json.
 
+mod bare_ssh;
 mod burst;
 mod ceiling;
 mod driver;
+mod fleet;
 mod footprint;
 mod front;
 mod hook_log_db;
@@ -61,6 +63,8 @@ enum Section {
     Burst,
     /// 8. Distributed mode over NATS JetStream: 1-3 HEMs against the ZeroMQ route, failover.
     Nats,
+    /// 9. One remote executor with 1,000 hosts in agent mode: connect, memory, exec/s, a dead host.
+    Fleet,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +126,7 @@ fn run(
                 Section::Footprint,
                 Section::Burst,
                 Section::Nats,
+                Section::Fleet,
             ];
             for section in all {
                 run_section(section, &mut report, scale);
@@ -163,6 +168,7 @@ fn run_section(section: Section, report: &mut Report, scale: Scale) {
         Section::Footprint => (footprint::SECTION, footprint::run(report, scale)),
         Section::Burst => (burst::SECTION, burst::run(report, scale)),
         Section::Nats => (nats::SECTION, nats::run(report, scale)),
+        Section::Fleet => (fleet::SECTION, fleet::run(report, scale)),
     };
     if let Err(e) = result {
         report.failed(name, &e);

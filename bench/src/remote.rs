@@ -13,6 +13,7 @@ use one_e2e::sshd::{ClientIdentity, SshHost, agent_binary, write_known_hosts};
 use onehem_server::executor::ExecRequest;
 use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig, RemoteExecutor};
 
+use crate::bare_ssh::{BareConnection, exec_rate};
 use crate::report::{Goal, Report, percentile};
 use crate::{Scale, ceiling};
 
@@ -31,9 +32,14 @@ per execution (OpenSSH client, full handshake each time). Latency: executions on
 one idle host, from the call to its outcome. Throughput: a fixed number of executions with a \
 fixed number in flight (32 for the executor modes, whose per-host bound is 32 in agent mode and \
 5 in ssh-channel mode; 10 for new ssh, the HEM's concurrency), spread round-robin over the \
-hosts; the 20-host latency is the median per execution during that run. The sshd, the agents and \
-the hooks run on the same two cores as the client side, so the fork/exec ceiling (section 1's \
-method) is measured again just before each agent-mode run, the denominator of agent mode's share.";
+hosts; the 20-host latency is the median per execution during that run. **bare exec channels** is \
+the ceiling of ssh-channel mode, measured right after it on the same hosts with the same \
+executions and in-flight count: a bare russh client in this process (same cipher, no Nagle), one \
+connection per host to the same sshd, opening one exec channel per execution that runs the same \
+hook (sshd still starts it through the login shell) and waiting for its exit status and close, \
+with nothing else; the mode's share of it is taken run by run. The sshd, the agents and the hooks \
+run on the same two cores as the client side, so the fork/exec ceiling (section 1's method) is \
+measured again just before each agent-mode run, the denominator of agent mode's share.";
 
 const GLOBAL_BASE: &str = "/var/tmp/one/hooks";
 
@@ -307,6 +313,37 @@ fn executor_mode(
     result
 }
 
+/// The ssh-channel mode's ceiling: the bare exec loop of [`bare_ssh`] over one connection per
+/// host to the same sshd, running the same hook with the same load; executions/s per run.
+fn channel_ceiling(
+    rt: &tokio::runtime::Runtime,
+    cloud: &Cloud,
+    hosts: usize,
+    sizes: &Sizes,
+    runs: usize,
+) -> Result<Vec<f64>> {
+    rt.block_on(async {
+        let mut conns = Vec::new();
+        for h in cloud.hosts.iter().take(hosts) {
+            let conn = BareConnection::connect(
+                &h.addr.to_string(),
+                h.port,
+                &h.host_key,
+                "root",
+                &cloud.identity.private_key,
+            )
+            .await?;
+            conns.push((conn, h.base_path.join("true").display().to_string()));
+        }
+        let conns = Arc::new(conns);
+        let mut rates = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            rates.push(exec_rate(Arc::clone(&conns), sizes.total, sizes.in_flight).await?);
+        }
+        Ok(rates)
+    })
+}
+
 fn new_ssh_mode(cloud: &Cloud, hosts: usize, sizes: &Sizes, runs: usize) -> Result<ModeFigures> {
     let mut f = ModeFigures::default();
     for _ in 0..runs {
@@ -398,6 +435,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         &channel_sizes,
         scale.runs,
     )?;
+    let ceiling = channel_ceiling(&rt, &cloud, hosts, &channel_sizes, scale.runs)?;
     let ssh = new_ssh_mode(&cloud, hosts, &ssh_sizes, scale.runs)?;
 
     let modes: [(&str, &ModeFigures, &Sizes); 3] = [
@@ -457,6 +495,30 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
             &note,
         );
     }
+    let note = format!(
+        "{} executions, {} in flight",
+        channel_sizes.total, channel_sizes.in_flight
+    );
+    report.add(
+        SECTION,
+        &format!("bare exec channels (ssh-channel ceiling): executions/s, {hosts} hosts"),
+        "exec/s",
+        ceiling.clone(),
+        &note,
+    );
+    report.add(
+        SECTION,
+        &format!("ssh channel / its ceiling: executions/s, {hosts} hosts"),
+        "%",
+        channel
+            .rate_20
+            .iter()
+            .zip(&ceiling)
+            .map(|(mode, bare)| 100.0 * mode / bare)
+            .collect(),
+        "run by run",
+    );
+    report.goal(Goal::AtLeast(80.0));
     // Ratios per run, of the per-execution latencies on one idle host.
     let ratio =
         |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| x / y).collect() };
@@ -501,7 +563,7 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
 
 /// The OpenSSH programs the fake hosts (`sshd`, keys made by `ssh-keygen`) and the per-hook
 /// `ssh` baseline need, where they were not found.
-fn missing_openssh() -> Vec<&'static str> {
+pub(crate) fn missing_openssh() -> Vec<&'static str> {
     let on_path = |name: &str| {
         std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))

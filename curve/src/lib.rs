@@ -1,12 +1,14 @@
 //! CURVE authentication and encryption for the driver's ZeroMQ sockets (ARCHITECTURE.md
 //! "CURVE"): certificate files in CZMQ's and pyzmq's format ([`cert`]), the ZAP handler that
-//! admits only listed client keys ([`zap`]), and the socket options of each end.
+//! admits only listed client keys ([`zap`]), the monitors that report handshakes failing before it
+//! is asked ([`handshakes`]), and the socket options of each end.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
 pub mod cert;
+pub mod handshakes;
 pub mod z85;
 pub mod zap;
 

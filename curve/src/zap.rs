@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use crate::cert::{AllowList, Key};
+use crate::handshakes::{self, HandshakeFailure, Monitor};
 
 /// Where libzmq looks for the handler.
 pub const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
@@ -27,6 +28,7 @@ const DENIAL_WINDOW: Duration = Duration::from_secs(60);
 pub struct ZapHandler {
     socket: zmq::Socket,
     allowed: AllowList,
+    monitors: Vec<Monitor>,
 }
 
 impl ZapHandler {
@@ -35,7 +37,25 @@ impl ZapHandler {
         let socket = ctx.socket(zmq::REP)?;
         socket.set_linger(0)?;
         socket.bind(ZAP_ENDPOINT)?;
-        Ok(ZapHandler { socket, allowed })
+        Ok(ZapHandler {
+            socket,
+            allowed,
+            monitors: Vec::new(),
+        })
+    }
+
+    /// Also reports the failed handshakes of `socket` (a CURVE server socket of `ctx`, named
+    /// `name`) that never reach the handler ([`crate::handshakes`]). Call before [`spawn`].
+    ///
+    /// [`spawn`]: ZapHandler::spawn
+    pub fn watch(
+        &mut self,
+        ctx: &zmq::Context,
+        socket: &zmq::Socket,
+        name: &str,
+    ) -> zmq::Result<()> {
+        self.monitors.push(Monitor::attach(ctx, socket, name)?);
+        Ok(())
     }
 
     /// Serves requests on a thread of its own until stopped.
@@ -52,43 +72,71 @@ impl ZapHandler {
     }
 
     fn serve(self, stop: &AtomicBool) {
-        let mut denials = DenialLog::default();
+        let mut refusals = RateLimit::default();
         while !stop.load(Ordering::Relaxed) {
-            match self.socket.poll(zmq::POLLIN, POLL_MS) {
-                Ok(0) => continue,
-                Ok(_) => {}
-                Err(zmq::Error::EINTR) => continue,
-                Err(e) => {
-                    warn!(error = %e, "ZAP socket poll failed; CURVE clients can no longer connect");
-                    return;
-                }
-            }
-            let frames = match self.socket.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => continue,
-                Err(e) => {
-                    warn!(error = %e, "ZAP socket receive failed");
-                    continue;
+            let ready = {
+                let mut items: Vec<zmq::PollItem<'_>> = std::iter::once(&self.socket)
+                    .chain(self.monitors.iter().map(|m| &m.socket))
+                    .map(|s| s.as_poll_item(zmq::POLLIN))
+                    .collect();
+                match zmq::poll(&mut items, POLL_MS) {
+                    Ok(0) => continue,
+                    Ok(_) => items
+                        .iter()
+                        .map(zmq::PollItem::is_readable)
+                        .collect::<Vec<_>>(),
+                    Err(zmq::Error::EINTR) => continue,
+                    Err(e) => {
+                        warn!(error = %e, "ZAP socket poll failed; CURVE clients can no longer connect");
+                        return;
+                    }
                 }
             };
-            let request = ZapRequest::parse(&frames);
-            let verdict = decide(&request, &self.allowed);
-            match &verdict {
-                Verdict::Allow { name } => debug!(
-                    socket = %request.domain,
-                    peer = %request.address,
-                    client = %name,
-                    "CURVE client allowed"
-                ),
-                Verdict::Deny { reason } => {
-                    denials.record(Instant::now(), &request, reason);
-                }
+            if ready.first() == Some(&true) {
+                self.answer(&mut refusals);
             }
-            if let Err(e) = self.socket.send_multipart(reply(&request, &verdict), 0) {
-                warn!(error = %e, "ZAP reply failed");
+            for (monitor, _) in self
+                .monitors
+                .iter()
+                .zip(ready.iter().skip(1))
+                .filter(|(_, ready)| **ready)
+            {
+                if let Ok(frames) = monitor.socket.recv_multipart(zmq::DONTWAIT)
+                    && let Some(failure) = HandshakeFailure::parse(&frames)
+                {
+                    handshakes::record(&mut refusals, Instant::now(), &monitor.name, &failure);
+                }
             }
         }
         debug!("ZAP handler stopped");
+    }
+
+    /// Answers one ZAP request, if one is waiting.
+    fn answer(&self, refusals: &mut RateLimit) {
+        let frames = match self.socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => frames,
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return,
+            Err(e) => {
+                warn!(error = %e, "ZAP socket receive failed");
+                return;
+            }
+        };
+        let request = ZapRequest::parse(&frames);
+        let verdict = decide(&request, &self.allowed);
+        match &verdict {
+            Verdict::Allow { name } => debug!(
+                socket = %request.domain,
+                peer = %request.address,
+                client = %name,
+                "CURVE client allowed"
+            ),
+            Verdict::Deny { reason } => {
+                record_denial(refusals, Instant::now(), &request, reason);
+            }
+        }
+        if let Err(e) = self.socket.send_multipart(reply(&request, &verdict), 0) {
+            warn!(error = %e, "ZAP reply failed");
+        }
     }
 }
 
@@ -210,26 +258,27 @@ fn reply(request: &ZapRequest, verdict: &Verdict) -> Vec<Vec<u8>> {
     ]
 }
 
-/// Logs denials, at most [`DENIALS_PER_WINDOW`] a minute: a client retrying with a wrong key
-/// reconnects every few hundred milliseconds and would otherwise fill the log.
+/// At most [`DENIALS_PER_WINDOW`] refusals logged a minute: a client retrying with a wrong key
+/// reconnects every few hundred milliseconds and would otherwise fill the log. The rest are
+/// counted and summed up when the next window opens.
 #[derive(Debug, Default)]
-pub struct DenialLog {
+pub struct RateLimit {
     window: Option<Instant>,
     logged: u32,
     suppressed: u64,
 }
 
-impl DenialLog {
-    /// Records one denial; returns whether it was logged.
-    pub fn record(&mut self, now: Instant, request: &ZapRequest, reason: &str) -> bool {
+impl RateLimit {
+    /// Whether one more refusal may be logged now.
+    pub fn admit(&mut self, now: Instant) -> bool {
         let fresh = self
             .window
             .is_none_or(|start| now.duration_since(start) >= DENIAL_WINDOW);
         if fresh {
             if self.suppressed > 0 {
                 warn!(
-                    denied = self.suppressed,
-                    "more CURVE clients were denied in the last minute than were logged"
+                    refused = self.suppressed,
+                    "more CURVE connections were refused in the last minute than were logged"
                 );
             }
             self.window = Some(now);
@@ -241,19 +290,32 @@ impl DenialLog {
             return false;
         }
         self.logged += 1;
-        let key = request
-            .client_key()
-            .map_or_else(|| "-".to_string(), |k| k.z85());
-        warn!(
-            socket = %request.domain,
-            peer = %request.address,
-            key = %key,
-            mechanism = %request.mechanism,
-            reason,
-            "CURVE client denied"
-        );
         true
     }
+}
+
+/// Logs one ZAP denial within `limit`; returns whether it was logged.
+pub fn record_denial(
+    limit: &mut RateLimit,
+    now: Instant,
+    request: &ZapRequest,
+    reason: &str,
+) -> bool {
+    if !limit.admit(now) {
+        return false;
+    }
+    let key = request
+        .client_key()
+        .map_or_else(|| "-".to_string(), |k| k.z85());
+    warn!(
+        socket = %request.domain,
+        peer = %request.address,
+        key = %key,
+        mechanism = %request.mechanism,
+        reason,
+        "CURVE client denied"
+    );
+    true
 }
 
 #[cfg(test)]
@@ -317,15 +379,27 @@ mod tests {
 
     #[test]
     fn denials_are_logged_a_few_a_minute() {
-        let mut log = DenialLog::default();
+        let mut log = RateLimit::default();
         let start = Instant::now();
         let denied = request("CURVE", &[0; 32]);
         let logged = (0..50)
-            .filter(|i| log.record(start + Duration::from_millis(i * 100), &denied, "test"))
+            .filter(|i| {
+                record_denial(
+                    &mut log,
+                    start + Duration::from_millis(i * 100),
+                    &denied,
+                    "test",
+                )
+            })
             .count();
         assert_eq!(logged, DENIALS_PER_WINDOW as usize);
         assert_eq!(log.suppressed, 40);
-        assert!(log.record(start + DENIAL_WINDOW, &denied, "test"));
+        assert!(record_denial(
+            &mut log,
+            start + DENIAL_WINDOW,
+            &denied,
+            "test"
+        ));
         assert_eq!(log.suppressed, 0);
     }
 }

@@ -323,7 +323,7 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let ctx = zmq::Context::new();
     // Bound before the sockets it guards and stopped after they are closed (one_curve::zap).
     let zap = match &config.curve {
-        Some(keys) => Some(start_zap(&ctx, keys)?),
+        Some(keys) => Some(bind_zap(&ctx, keys)?),
         None => None,
     };
     let publisher = bind(
@@ -351,6 +351,19 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let replay = bind(&ctx, &config, zmq::REP, config.replay_port, "replay", |s| {
         s.set_maxmsgsize(MAX_REPLAY_FRAME_BYTES)
     })?;
+    let zap = match (zap, &config.curve) {
+        (Some(handler), Some(keys)) => Some(start_zap(
+            &ctx,
+            handler,
+            keys,
+            [
+                (&publisher, "publisher"),
+                (&results, "replier"),
+                (&replay, "replay"),
+            ],
+        )?),
+        _ => None,
+    };
     let metrics_endpoint = start_metrics(&config)?;
     let endpoints = Endpoints {
         publisher: last_endpoint(&publisher)?,
@@ -469,12 +482,27 @@ fn journal_name(config: &Config) -> String {
     }
 }
 
-fn start_zap(
+fn bind_zap(
     ctx: &zmq::Context,
     keys: &one_curve::ServerKeys,
+) -> anyhow::Result<one_curve::ZapHandler> {
+    one_curve::ZapHandler::bind(ctx, keys.clients.clone())
+        .context("binding the CURVE authentication handler (ZAP)")
+}
+
+/// Serves ZAP, and reports the handshakes of `sockets` that fail before ZAP is asked (a
+/// client without CURVE).
+fn start_zap(
+    ctx: &zmq::Context,
+    mut handler: one_curve::ZapHandler,
+    keys: &one_curve::ServerKeys,
+    sockets: [(&zmq::Socket, &str); 3],
 ) -> anyhow::Result<one_curve::ZapThread> {
-    let handler = one_curve::ZapHandler::bind(ctx, keys.clients.clone())
-        .context("binding the CURVE authentication handler (ZAP)")?;
+    for (socket, name) in sockets {
+        handler
+            .watch(ctx, socket, name)
+            .with_context(|| format!("monitoring the {name} socket's CURVE handshakes"))?;
+    }
     let thread = handler
         .spawn()
         .context("starting the CURVE authentication thread")?;

@@ -11,8 +11,8 @@
 //!
 //! Delivery acknowledgement ([`one_proto::mad`]): a driver that journals what it reads answers
 //! `JOURNALED SUCCESS <seq> -` once everything up to that line is journaled. The outbox keeps
-//! every event until such a line covers it (deleted in batches, one delete per acknowledgement
-//! read), and a new driver session starts again from the oldest event kept, so lines that sat in
+//! every event until such a line covers it (deleted in batches: one delete for every 1,024
+//! acknowledged events or 100 ms, whichever comes first), and a new driver session starts again from the oldest event kept, so lines that sat in
 //! the pipe of a driver that died are sent again (the driver drops the ones it had journaled).
 //! A driver that never acknowledges (the reference `one_hm`) is recognised when no `JOURNALED`
 //! line arrives within the acknowledgement timeout ([`DEFAULT_ACK_TIMEOUT`], oned.conf
@@ -29,7 +29,7 @@
 //! log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use one_proto::encoding::b64_encode;
@@ -48,14 +48,14 @@ use crate::db::{Cached, Db};
 pub const DEFAULT_OUTBOX_LIMIT: u64 = 100_000;
 
 /// How many events one delivery batch reads and writes.
-const BATCH: usize = 1000;
+const BATCH: usize = 128;
 
 /// How often the sender looks at the outbox even when nobody told it about a new event (a
 /// safety net; every writer notifies it).
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Acknowledged events deleted together at most, while new events keep the sender busy.
+/// Acknowledged events deleted together at most.
 const SETTLE_EVERY: i64 = 1024;
-/// Longest time acknowledged events wait for their delete while the sender is busy.
+/// Longest time acknowledged events wait for their delete (after the first of a session).
 const SETTLE_PERIOD: Duration = Duration::from_millis(100);
 
 /// How long a driver has to acknowledge the first lines written to it before it is taken for
@@ -72,8 +72,6 @@ pub enum EventError {
     Store(#[from] rusqlite::Error),
     #[error("cannot write events to the driver: {0}")]
     Write(#[source] std::io::Error),
-    #[error("event outbox task failed: {0}")]
-    Task(String),
 }
 
 /// What an outbox entry becomes on the driver's stdin.
@@ -134,6 +132,12 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
+    /// Appends the MAD line and its LF to `buf`.
+    fn write_line(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.line().as_bytes());
+        buf.push(b'\n');
+    }
+
     /// The MAD line, without LF, with the sequence number as event id.
     pub fn line(&self) -> String {
         let id = u64::try_from(self.seq).unwrap_or(0);
@@ -154,6 +158,9 @@ struct Inner {
     db: Db,
     /// Wakes the sender; a permit is stored when it is busy, so no wake-up is lost.
     notify: Notify,
+    /// Set by [`EventBus::notify`]: events were committed since the sender last read the
+    /// outbox.
+    committed: AtomicBool,
     limit: AtomicU64,
     /// [`AckMode`] as learnt from the drivers so far.
     ack_mode: AtomicU8,
@@ -176,6 +183,7 @@ impl EventBus {
             inner: Arc::new(Inner {
                 db,
                 notify: Notify::new(),
+                committed: AtomicBool::new(false),
                 limit: AtomicU64::new(DEFAULT_OUTBOX_LIMIT),
                 ack_mode: AtomicU8::new(AckMode::Unknown.to_u8()),
                 ack_timeout_ms: AtomicU64::new(millis(DEFAULT_ACK_TIMEOUT)),
@@ -253,6 +261,7 @@ impl EventBus {
 
     /// Wakes the sender: call it after committing a transaction that enqueued events.
     pub fn notify(&self) {
+        self.inner.committed.store(true, Ordering::Release);
         self.inner.notify.notify_one();
     }
 
@@ -289,6 +298,12 @@ impl EventBus {
     ) -> Result<Written, EventError> {
         let mut session = Session::default();
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        // A session starts from the oldest event kept; after that the outbox is read again only
+        // when a producer said it committed events, when the last batch was full, or at the
+        // safety-net poll, so that an acknowledgement or a `STORED` line wakes the sender
+        // without a read of the database.
+        let mut fetch_due = true;
+        let mut fetched = Instant::now();
         loop {
             if *stop.borrow() {
                 return Ok(Written {
@@ -303,21 +318,28 @@ impl EventBus {
                 buf.push(b'\n');
                 session.stored_sent = stored;
             }
-            let bus = self.clone();
-            let cursor = session.cursor;
-            let batch = tokio::task::spawn_blocking(move || bus.fetch(cursor, BATCH))
-                .await
-                .map_err(|e| EventError::Task(e.to_string()))??;
+            let mut batch = Vec::new();
+            if std::mem::take(&mut fetch_due) | self.inner.committed.swap(false, Ordering::AcqRel) {
+                // Read here rather than on the blocking pool, which would cost two thread
+                // hand-offs on every event's way to the driver: the read-only connection is the
+                // sender's alone and, in WAL mode, never waits for the writer, and a batch is
+                // small enough to read in a fraction of a millisecond.
+                batch = self.fetch(session.cursor, BATCH)?;
+                fetched = Instant::now();
+                fetch_due = batch.len() >= BATCH;
+                if fetch_due {
+                    // Catching up on a backlog: let the runtime's other tasks in between reads.
+                    tokio::task::yield_now().await;
+                }
+            }
             for entry in &batch {
-                buf.extend_from_slice(entry.line().as_bytes());
-                buf.push(b'\n');
+                entry.write_line(&mut buf);
             }
             if !buf.is_empty() {
                 out.write_all(&buf).await.map_err(EventError::Write)?;
                 out.flush().await.map_err(EventError::Write)?;
             }
-            let wrote = batch.last().map(|e| e.seq);
-            if let Some(last) = wrote {
+            if let Some(last) = batch.last().map(|e| e.seq) {
                 session.cursor = last;
                 session.first_write.get_or_insert_with(Instant::now);
                 tracing::debug!(
@@ -326,39 +348,36 @@ impl EventBus {
                     "events written to the driver"
                 );
             }
-            // New events go out before acknowledged ones are deleted; while events keep coming,
-            // the deletes are gathered into one transaction every SETTLE_EVERY events or
-            // SETTLE_PERIOD, so that the sender does not add a write to the database per event.
+            // New events go out before acknowledged ones are deleted, and the deletes are
+            // gathered into one transaction every SETTLE_EVERY events or SETTLE_PERIOD, so that
+            // the sender does not add a write to the database per event or per acknowledgement.
             let journaled = *acks.journaled.borrow_and_update();
-            let unsettled = i64::try_from(journaled)
-                .unwrap_or(i64::MAX)
-                .min(session.cursor)
-                - session.deleted;
-            if wrote.is_none()
-                || unsettled >= SETTLE_EVERY
-                || session
-                    .settled
-                    .is_none_or(|at| at.elapsed() >= SETTLE_PERIOD)
-            {
-                self.settle(&mut session, journaled).await;
+            let through = self.learn(&mut session, journaled);
+            let settle_at = settle_due(&session, through);
+            if settle_at.is_some_and(|at| at <= Instant::now()) {
+                self.remove(&mut session, through).await;
                 session.settled = Some(Instant::now());
             }
-            if wrote.is_some() {
+            if fetch_due {
                 continue;
             }
-            // Wake up for new events, acknowledgements, the acknowledgement deadline or stop.
-            let wait = match (session.acked, session.first_write, self.ack_mode()) {
-                (false, Some(at), AckMode::Unknown | AckMode::Acking) => {
-                    (at + self.ack_timeout()).saturating_duration_since(Instant::now())
-                }
-                _ => POLL_INTERVAL,
+            // Wake up for new events, acknowledgements, the acknowledgement deadline, the next
+            // gathered delete or stop.
+            let now = Instant::now();
+            let mut wait = (fetched + POLL_INTERVAL).saturating_duration_since(now);
+            if let (false, Some(at), AckMode::Unknown | AckMode::Acking) =
+                (session.acked, session.first_write, self.ack_mode())
+            {
+                wait = wait.min((at + self.ack_timeout()).saturating_duration_since(now));
             }
-            .min(POLL_INTERVAL);
+            if let Some(at) = settle_due(&session, through) {
+                wait = wait.min(at.saturating_duration_since(now));
+            }
             tokio::select! {
                 _ = self.inner.notify.notified() => {}
                 _ = next_change(&mut acks.journaled) => {}
                 _ = next_change(&mut acks.stored) => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => fetch_due = fetched.elapsed() >= POLL_INTERVAL,
                 _ = stop.changed() => {}
             }
         }
@@ -391,10 +410,10 @@ impl EventBus {
         }
     }
 
-    /// Applies what the driver acknowledged so far (`journaled`, 0 for nothing): deletes the
-    /// covered events, learns the [`AckMode`], and falls back to deleting on write when the
-    /// driver stays silent past the acknowledgement timeout.
-    async fn settle(&self, session: &mut Session, journaled: u64) {
+    /// Learns from what the driver acknowledged so far (`journaled`, 0 for nothing): the
+    /// [`AckMode`], and the fall back to deleting on write when the driver stays silent past
+    /// the acknowledgement timeout. Returns the newest event that may be deleted.
+    fn learn(&self, session: &mut Session, journaled: u64) -> i64 {
         if journaled > 0 && !session.acked {
             session.acked = true;
             if self.set_ack_mode(AckMode::Acking) != AckMode::Acking {
@@ -416,32 +435,49 @@ impl EventBus {
                  events are deleted once written, and events in the pipe can be lost when this driver dies"
             );
         }
-        let through = if self.ack_mode() == AckMode::NonAcking && !session.acked {
-            session.cursor
-        } else {
-            let acked = i64::try_from(journaled).unwrap_or(i64::MAX);
-            if acked > session.cursor && !session.warned_ahead {
-                session.warned_ahead = true;
-                tracing::warn!(
-                    acknowledged = acked,
-                    written = session.cursor,
-                    "the driver acknowledged an event id that was not written to it; ignored beyond what was written"
-                );
-            }
-            acked.min(session.cursor)
-        };
+        if self.ack_mode() == AckMode::NonAcking && !session.acked {
+            return session.cursor;
+        }
+        let acked = i64::try_from(journaled).unwrap_or(i64::MAX);
+        if acked > session.cursor && !session.warned_ahead {
+            session.warned_ahead = true;
+            tracing::warn!(
+                acknowledged = acked,
+                written = session.cursor,
+                "the driver acknowledged an event id that was not written to it; ignored beyond what was written"
+            );
+        }
+        acked.min(session.cursor)
+    }
+
+    /// Deletes the events up to `through` that this session has not deleted yet.
+    async fn remove(&self, session: &mut Session, through: i64) {
         if through <= session.deleted {
             return;
         }
         let bus = self.clone();
         match tokio::task::spawn_blocking(move || bus.remove_through(through)).await {
             Ok(Ok(_)) => session.deleted = through,
-            // Tried again at the next acknowledgement or wake-up.
+            // Tried again at the next gathered delete.
             Ok(Err(e)) => {
                 tracing::error!(seq = through, error = %e, "cannot delete delivered events")
             }
             Err(e) => tracing::error!(seq = through, error = %e, "cannot delete delivered events"),
         }
+    }
+}
+
+/// When the events up to `through` are to be deleted (`None`: nothing to delete): at once the
+/// first time in a session or when SETTLE_EVERY of them wait, else SETTLE_PERIOD after the last
+/// delete.
+fn settle_due(session: &Session, through: i64) -> Option<Instant> {
+    let waiting = through - session.deleted;
+    if waiting <= 0 {
+        return None;
+    }
+    match session.settled {
+        Some(at) if waiting < SETTLE_EVERY => Some(at + SETTLE_PERIOD),
+        _ => Some(Instant::now()),
     }
 }
 
@@ -799,6 +835,81 @@ mod tests {
         pipe.stored.send(9).unwrap();
         assert_eq!(pipe.lines(3).await[2], "STORED  9 -");
         pipe.stop().await;
+    }
+
+    /// A driver session that has written `n` new events.
+    async fn session_over(bus: &EventBus, n: i64) -> Pipe {
+        add_events(bus, 0..n);
+        let mut pipe = Pipe::start(bus);
+        pipe.lines(usize::try_from(n).unwrap()).await;
+        pipe
+    }
+
+    /// Times the sender read the outbox so far.
+    fn outbox_reads(bus: &EventBus) -> i32 {
+        bus.inner.db.committed(|c| {
+            c.prepare_cached(FETCH)
+                .unwrap()
+                .get_status(rusqlite::StatementStatus::Run)
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acknowledgements_wake_the_sender_without_reading_the_outbox() {
+        let (_dir, bus) = bus();
+        let mut pipe = session_over(&bus, 2).await;
+        let reads = outbox_reads(&bus);
+        for id in 1..=3 {
+            pipe.stored.send(id).unwrap();
+            assert_eq!(
+                pipe.lines(2 + id as usize).await.last().unwrap(),
+                &format!("STORED  {id} -")
+            );
+        }
+        pipe.journaled.send(2).unwrap();
+        wait_pending(&bus, 0).await;
+        assert_eq!(outbox_reads(&bus), reads, "acknowledgements read nothing");
+        // A committed event is read once, and written.
+        add_events(&bus, 2..3);
+        bus.notify();
+        assert!(pipe.lines(6).await[5].starts_with("EXECUTE  3 "));
+        assert_eq!(outbox_reads(&bus), reads + 1);
+        pipe.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acknowledged_events_are_deleted_together() {
+        let (_dir, bus) = bus();
+        let pipe = session_over(&bus, 6).await;
+        // The first acknowledgement of a session is applied at once.
+        pipe.journaled.send(1).unwrap();
+        wait_pending(&bus, 5).await;
+        // The next ones wait for the settle period and go in one delete.
+        let start = Instant::now();
+        pipe.journaled.send(2).unwrap();
+        tokio::task::yield_now().await;
+        pipe.journaled.send(4).unwrap();
+        wait_pending(&bus, 2).await;
+        assert!(start.elapsed() >= SETTLE_PERIOD - Duration::from_millis(10));
+        pipe.stop().await;
+    }
+
+    #[test]
+    fn deletes_are_due_at_once_the_first_time_and_when_many_wait() {
+        let now = Instant::now();
+        let mut session = Session {
+            cursor: 5000,
+            deleted: 10,
+            ..Session::default()
+        };
+        assert_eq!(settle_due(&session, 10), None, "nothing to delete");
+        assert!(settle_due(&session, 11).is_some_and(|at| at <= Instant::now()));
+        session.settled = Some(now);
+        assert_eq!(settle_due(&session, 11), Some(now + SETTLE_PERIOD));
+        assert!(
+            settle_due(&session, 10 + SETTLE_EVERY).is_some_and(|at| at <= Instant::now()),
+            "a full batch of acknowledged events goes at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]

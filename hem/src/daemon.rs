@@ -26,10 +26,7 @@ use crate::scheduler::{self, Limits, Submitter};
 use crate::scrape::HemSource;
 use crate::state_db::{Recovery, StateDb, StateDbThread};
 use crate::subscriber::ZmqSubscriber;
-use crate::supervisor::{
-    self,
-    client::{Supervised, SupervisorSettings, Welcome},
-};
+use crate::supervisor::client::{Supervised, SupervisorSettings, Welcome};
 use one_metrics::MetricsServer;
 
 /// Runs the HEM until `shutdown` completes.
@@ -148,25 +145,9 @@ async fn start_supervisor(
     access: &FrontEndAccess,
     db: &StateDb,
 ) -> anyhow::Result<(Supervised, Welcome)> {
-    let socket = supervisor::socket_path(&config.state_db);
-    let (supervised, welcome) = Supervised::start(SupervisorSettings {
-        socket: socket.clone(),
-        program: config.supervisor_program.clone(),
-        linger: config.supervisor_linger,
-        kill_grace: config.kill_grace,
-        output_cap: config.output_cap,
-        env: access.hook_env(),
-    })
-    .await
-    .context("cannot start the hook supervisor")?;
-    tracing::info!(
-        socket = %socket.display(),
-        supervisor_pid = welcome.pid,
-        found = welcome.found,
-        running = welcome.running.len(),
-        untaken = welcome.finished.len(),
-        "hook supervisor connected"
-    );
+    let (supervised, welcome) =
+        Supervised::start_for_hem(SupervisorSettings::of_hem(config, access.hook_env(), None))
+            .await?;
     let taker = supervised.clone();
     db.on_settled(Box::new(move |uids| taker.taken(uids)))
         .context("cannot reach the state DB writer")?;
@@ -208,7 +189,7 @@ fn start_work(
             results: sender.queue(),
             result_backlog: config.max_pending,
         },
-        local: LocalHooks::Supervised(supervised),
+        local: LocalHooks(supervised),
         remote: remote.clone(),
         output_cap: config.output_cap,
         metrics: metrics.clone(),

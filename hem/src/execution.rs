@@ -203,17 +203,31 @@ impl Plan {
     }
 }
 
-impl Execution {
+/// What an execution's record holds besides the outcome of its run: enough for whoever
+/// reports the outcome (the HEM, or in the distributed mode the hook supervisor finishing what
+/// a dead HEM started) to build the same result body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultContext {
+    pub uid: String,
+    pub hook_id: i64,
+    /// The expanded arguments.
+    pub arguments: String,
+    /// The command line the record names ([`Plan::command_line`]).
+    pub command: String,
+    pub report_host: Option<String>,
+    pub retry: bool,
+}
+
+impl ResultContext {
     /// The record body for an outcome. Timeouts and start failures get the reference's stderr
     /// texts; truncated output gets a marker.
     pub fn result(&self, outcome: &ExecOutcome) -> ExecutionResult {
-        let command = self.plan.command_line();
         let mut stdout = outcome.stdout.clone();
         if outcome.stdout_truncated {
             stdout.extend_from_slice(truncation_marker(stdout.len()).as_bytes());
         }
         let stderr = if outcome.timed_out {
-            format!("Timeout executing {command}").into_bytes()
+            format!("Timeout executing {}", self.command).into_bytes()
         } else if let Some(reason) = &outcome.start_error {
             format!("Internal error {reason}").into_bytes()
         } else {
@@ -224,8 +238,8 @@ impl Execution {
             e
         };
         ExecutionResult {
-            arguments: self.plan.arguments.clone(),
-            command,
+            arguments: self.arguments.clone(),
+            command: self.command.clone(),
             stdout,
             stderr,
             code: if outcome.timed_out || outcome.start_error.is_some() {
@@ -233,9 +247,28 @@ impl Execution {
             } else {
                 outcome.code
             },
-            remote_host: self.plan.report_host.clone(),
-            retry: self.plan.retry,
+            remote_host: self.report_host.clone(),
+            retry: self.retry,
             execution_uid: Some(self.uid.clone()),
+        }
+    }
+}
+
+impl Execution {
+    /// The record body for an outcome ([`ResultContext::result`]).
+    pub fn result(&self, outcome: &ExecOutcome) -> ExecutionResult {
+        self.result_context().result(outcome)
+    }
+
+    /// What its record holds besides the outcome.
+    pub fn result_context(&self) -> ResultContext {
+        ResultContext {
+            uid: self.uid.clone(),
+            hook_id: self.hook_id,
+            arguments: self.plan.arguments.clone(),
+            command: self.plan.command_line(),
+            report_host: self.plan.report_host.clone(),
+            retry: self.plan.retry,
         }
     }
 

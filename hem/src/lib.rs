@@ -24,6 +24,7 @@ pub mod resync;
 pub mod runner;
 pub mod scheduler;
 pub mod scrape;
+pub mod start_log;
 pub mod state_db;
 pub mod stop;
 pub mod subscriber;

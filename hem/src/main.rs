@@ -44,6 +44,7 @@ fn daemon(config: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    raise_fd_limit();
     let Some(runtime) = runtime() else {
         return ExitCode::from(1);
     };
@@ -114,6 +115,15 @@ fn export_hook_env(config: &Config) {
         unsafe {
             std::env::set_var(name, value);
         }
+    }
+}
+
+/// Raises the soft limit of open files (see `remote::raise_open_files_limit`) and logs it.
+fn raise_fd_limit() {
+    match onehem_server::remote::raise_open_files_limit() {
+        Ok(Some((from, to))) => tracing::info!(from, to, "open files limit raised"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
 }
 

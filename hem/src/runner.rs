@@ -12,7 +12,6 @@ use one_proto::mad::ResultFrame;
 
 use crate::execution::{Execution, Target};
 use crate::executor::{ExecOutcome, ExecRequest};
-use crate::local_executor::LocalExecutor;
 use crate::metrics::{HemMetrics, Outcome};
 use crate::remote::RemoteExecutor;
 use crate::result_sender::ResultQueue;
@@ -40,21 +39,15 @@ pub enum Start {
     Report(ExecutionResult),
 }
 
-/// Where local hooks run.
+/// Where local hooks run: under the hook supervisor, which outlives the HEM (both modes; in the
+/// distributed one it also reports what a dead HEM started).
 #[derive(Debug)]
-pub enum LocalHooks {
-    /// Under the hook supervisor, which outlives the HEM (the single-HEM mode).
-    Supervised(Supervised),
-    /// As children of the HEM itself (the distributed mode, whose takeover reports them).
-    InProcess(LocalExecutor),
-}
+pub struct LocalHooks(pub Supervised);
 
 impl LocalHooks {
-    async fn run(&self, uid: &str, req: ExecRequest) -> ExecOutcome {
-        match self {
-            LocalHooks::Supervised(s) => s.run(uid, req).await,
-            LocalHooks::InProcess(l) => l.run(req).await,
-        }
+    async fn run(&self, exec: &Execution, req: ExecRequest) -> ExecOutcome {
+        let record = self.0.reports_for_the_dead().then(|| exec.result_context());
+        self.0.run(&exec.uid, req, record).await
     }
 }
 
@@ -92,7 +85,7 @@ impl<L: Ledger> HemRunner<L> {
         let req = exec.plan.request(self.output_cap);
         let (counted, outcome) = match &exec.plan.target {
             Target::Local => {
-                let o = self.local.run(&exec.uid, req).await;
+                let o = self.local.run(&exec, req).await;
                 (Outcome::of(&o), o)
             }
             Target::Remote { host } => {
@@ -171,16 +164,21 @@ impl Ledger for StateLedger {
 
 /// The outbox entry of a result: the frame `<rc> <hook_id> <base64 body>`.
 pub fn outbox_entry(exec: &Execution, result: &ExecutionResult) -> OutboxEntry {
-    let frame = ResultFrame {
-        rc: i64::from(result.code),
-        hook_id: exec.hook_id,
-        body: b64_encode(result.to_xml().as_bytes()),
-    };
     OutboxEntry {
         uid: exec.uid.clone(),
         hook_id: exec.hook_id,
-        frame: frame.to_frame(),
+        frame: result_frame(exec.hook_id, result),
     }
+}
+
+/// The result frame `<rc> <hook_id> <base64 body>` both modes send.
+pub fn result_frame(hook_id: i64, result: &ExecutionResult) -> String {
+    ResultFrame {
+        rc: i64::from(result.code),
+        hook_id,
+        body: b64_encode(result.to_xml().as_bytes()),
+    }
+    .to_frame()
 }
 
 /// Stores a result in the outbox (replacing the execution) and queues it for delivery. The

@@ -5,20 +5,23 @@
 //! (group commit), so the per-execution writes cost little under load. The file is in WAL mode
 //! with [`Durability::Normal`]: a committed transaction survives a crash of the HEM (kill -9);
 //! after a crash of the whole machine the last transactions may be lost. The fsyncs run on the
-//! checkpoint thread ([`one_wal`]), never inside a commit that executions wait for.
+//! checkpoint thread ([`one_wal`]), never inside a commit that executions wait for. Which
+//! accepted executions have started is kept beside the file, in the start marks of
+//! [`crate::start_log`], which the writer keeps in step with its commits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use one_wal::{Checkpointer, Durability};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::execution::{Execution, Plan, Target};
+use crate::start_log::{self, StartLog};
 use crate::uids::UidKey;
 
 /// Requests committed together at most; bounds the latency a large burst adds to one commit.
@@ -78,6 +81,8 @@ pub enum StateDbError {
     Write(String),
     #[error("the state DB is closed")]
     Closed,
+    #[error(transparent)]
+    StartLog(#[from] start_log::StartLogError),
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
@@ -90,6 +95,8 @@ enum Request {
     Accept {
         execs: Vec<Execution>,
         watermark: Option<u64>,
+        /// Acceptances are numbered in queue order; see [`Shared::accepts_done`].
+        number: u64,
     },
     Started {
         uid: String,
@@ -107,6 +114,8 @@ enum Request {
         uid: String,
     },
     OnSettled(Settled),
+    /// Acknowledgements are waiting in [`Shared::acks`].
+    Wake,
     Stop,
 }
 
@@ -114,6 +123,33 @@ enum Request {
 #[derive(Clone, Debug)]
 pub struct StateDb {
     tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+/// What the handles share with the writer.
+#[derive(Debug)]
+struct Shared {
+    /// Acceptances queued so far. The lock is held while one is queued, so the writer receives
+    /// them in number order.
+    accepts_queued: Mutex<u64>,
+    /// The highest acceptance number whose commit the writer has finished (the writer holds
+    /// the sender: a writer that is gone ends every wait).
+    accepts_done: watch::Receiver<u64>,
+    /// The start marks; the writer forgets those of executions its commits took out.
+    marks: Mutex<StartLog>,
+    /// Acknowledged uids, taken by the writer whenever it wakes up.
+    acks: Mutex<Acks>,
+}
+
+/// Acknowledgements on their way to the writer. They are clean-ups that may wait (see
+/// [`Cleanups`]), so they do not wake the writer each: it takes them whenever it wakes up
+/// anyway (every finished result has a deadline there), and only a writer asleep without any
+/// deadline is woken by the first one.
+#[derive(Debug, Default)]
+struct Acks {
+    uids: Vec<String>,
+    /// The writer sleeps until a request comes.
+    writer_asleep: bool,
 }
 
 /// Owns the writer thread; dropping it (or calling [`StateDbThread::stop`]) ends the thread
@@ -157,17 +193,40 @@ impl StateDb {
             source,
         };
         prepare(&conn).map_err(sql)?;
-        let recovery = recover(&conn).map_err(sql)?;
+        let marks_path = start_log::path_for(path);
+        let marks = start_log::read_marks(&marks_path)?;
+        let recovery = recover(&conn, &marks).map_err(sql)?;
+        // Only the marks of executions the state DB still holds matter from now on.
+        let live = recovery
+            .interrupted
+            .iter()
+            .filter(|e| marks.contains(&e.uid))
+            .map(|e| e.uid.clone())
+            .collect();
+        let marks = StartLog::open(&marks_path, live)?;
         let checkpointer = Checkpointer::open(path, "hem-state-ckpt", Durability::Normal)
             .map_err(|e| StateDbError::Write(format!("cannot start checkpoints: {e}")))?;
         let (tx, rx) = mpsc::channel();
+        let (done_tx, accepts_done) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            accepts_queued: Mutex::new(0),
+            accepts_done,
+            marks: Mutex::new(marks),
+            acks: Mutex::new(Acks::default()),
+        });
         let db_path = path.to_path_buf();
+        let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("hem-state-db".into())
-            .spawn(move || writer(conn, rx, db_path, ack_grace))
+            .spawn(move || {
+                writer(conn, rx, db_path, ack_grace, (&writer_shared, done_tx));
+            })
             .map_err(|e| StateDbError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok((
-            StateDb { tx: tx.clone() },
+            StateDb {
+                tx: tx.clone(),
+                shared,
+            },
             StateDbThread {
                 tx,
                 handle: Some(handle),
@@ -187,22 +246,53 @@ impl StateDb {
         execs: Vec<Execution>,
         watermark: Option<u64>,
     ) -> Result<(), StateDbError> {
-        self.send(Request::Accept { execs, watermark })
+        let mut queued = self
+            .shared
+            .accepts_queued
+            .lock()
+            .map_err(|_| StateDbError::Closed)?;
+        *queued += 1;
+        self.send(Request::Accept {
+            execs,
+            watermark,
+            number: *queued,
+        })
     }
 
     /// Moves the watermark without waiting for the commit (events that matched no hook).
     pub fn set_watermark(&self, watermark: u64) -> Result<(), StateDbError> {
-        self.send(Request::Accept {
-            execs: Vec::new(),
-            watermark: Some(watermark),
-        })
+        self.accept(Vec::new(), Some(watermark))
     }
 
     /// Marks an execution started; call before the process is spawned, so that a crash can
-    /// never make it run twice.
+    /// never make it run twice. The mark is a line appended to the start-mark file
+    /// ([`start_log`]), written once every acceptance queued so far is committed: a mark never
+    /// precedes its execution's row, whose acceptance a restart would otherwise repeat under
+    /// another uid. Under load that commit is long done and the mark costs one `write`, with no
+    /// hand-off to the writer thread. Should the file refuse the line, the mark is committed to
+    /// the state DB instead.
     pub async fn started(&self, uid: &str) -> Result<(), StateDbError> {
-        let uid = uid.to_string();
-        committed(self.request(|reply| Request::Started { uid, reply })?.await)
+        let queued = *self
+            .shared
+            .accepts_queued
+            .lock()
+            .map_err(|_| StateDbError::Closed)?;
+        let mut done = self.shared.accepts_done.clone();
+        if *done.borrow_and_update() < queued {
+            done.wait_for(|d| *d >= queued)
+                .await
+                .map_err(|_| StateDbError::Closed)?;
+        }
+        let marked = match self.shared.marks.lock() {
+            Ok(mut marks) => marks.mark(uid),
+            Err(_) => return Err(StateDbError::Closed),
+        };
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, %uid, "cannot append a start mark; committing it to the state DB");
+            let uid = uid.to_string();
+            return committed(self.request(|reply| Request::Started { uid, reply })?.await);
+        }
+        Ok(())
     }
 
     /// Replaces the execution by its result in the outbox, in one transaction, without waiting
@@ -224,9 +314,14 @@ impl StateDb {
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
     /// driver drops as a duplicate).
     pub fn acked(&self, uid: &str) {
-        let _ = self.send(Request::Acked {
-            uid: uid.to_string(),
-        });
+        let Ok(mut acks) = self.shared.acks.lock() else {
+            return;
+        };
+        acks.uids.push(uid.to_string());
+        if acks.writer_asleep {
+            acks.writer_asleep = false;
+            let _ = self.send(Request::Wake);
+        }
     }
 
     fn send(&self, req: Request) -> Result<(), StateDbError> {
@@ -337,7 +432,8 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
+/// What the state DB holds after a restart; `marks` are the uids of the start-mark file.
+fn recover(conn: &Connection, marks: &HashSet<String>) -> rusqlite::Result<Recovery> {
     let meta = |key: &str| -> rusqlite::Result<Option<String>> {
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
@@ -419,7 +515,8 @@ fn recover(conn: &Connection) -> rusqlite::Result<Recovery> {
     })?;
     for row in rows {
         let (exec, started) = row?;
-        if started {
+        // Marks committed to the table come from the fallback, or from an earlier version.
+        if started || marks.contains(&exec.uid) {
             interrupted.push(exec);
         } else {
             pending.push(exec);
@@ -557,39 +654,72 @@ impl Cleanups {
     }
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grace: Duration) {
+fn writer(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Request>,
+    path: PathBuf,
+    grace: Duration,
+    (shared, accepts_done): (&Shared, watch::Sender<u64>),
+) {
     let mut held = Held::new(grace);
     let mut settled: Option<Settled> = None;
     let mut cleanups = Cleanups::default();
     let mut stop = false;
+    // Acknowledgements whose result may still be queued behind the last batch.
+    let mut carried: Vec<String> = Vec::new();
     while !stop {
         let deadline = held
             .next_deadline()
             .into_iter()
             .chain(cleanups.deadline())
             .min();
-        let first = match deadline {
-            None => rx.recv().ok(),
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+        let acks_waiting = !carried.is_empty() || ack_or_sleep(shared, deadline.is_none());
+        let first = if acks_waiting {
+            match rx.try_recv() {
                 Ok(req) => Some(req),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => {
                     stop = true;
                     None
                 }
-            },
+            }
+        } else {
+            match deadline {
+                None => rx.recv().ok(),
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(req) => Some(req),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        stop = true;
+                        None
+                    }
+                },
+            }
         };
-        if first.is_none() && held.next_deadline().is_none() && cleanups.deadline().is_none() {
+        // Taken before the rest of the queue is read: every result acknowledged here was queued
+        // before, so it is in `first` or in what the queue still holds.
+        let acks = take_acks(shared, &mut carried);
+        if first.is_none()
+            && acks.is_empty()
+            && held.next_deadline().is_none()
+            && cleanups.deadline().is_none()
+        {
             // Every sender is gone and nothing is held.
             break;
         }
         let mut incoming: Vec<Request> = first.into_iter().collect();
+        // Whether the queue was read to its end, so every result queued before `acks` is seen.
+        let mut drained = incoming.is_empty();
         while !incoming.is_empty() && incoming.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(req) => incoming.push(req),
-                Err(_) => break,
+                Err(_) => {
+                    drained = true;
+                    break;
+                }
             }
         }
+        let mut acks = acks;
         if let Some(pos) = incoming.iter().position(|r| matches!(r, Request::Stop)) {
             stop = true;
             incoming.truncate(pos);
@@ -599,18 +729,28 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                     incoming.push(req);
                 }
             }
+            drained = true;
+            acks.extend(take_acks(shared, &mut carried));
         }
         // Requests of one execution are queued in order (finished before the result is sent,
         // so before its ACK): an ACK always finds its result held or already written.
-        let mut batch = Vec::with_capacity(incoming.len());
+        let mut batch = Vec::with_capacity(incoming.len() + acks.len());
         for req in incoming {
             match req {
                 Request::Finished { entry } => held.hold(entry),
                 Request::OnSettled(f) => settled = Some(f),
-                Request::Acked { uid } if held.release(&uid) => {
-                    batch.push(Request::Forget { uid });
-                }
+                Request::Wake => {}
                 other => batch.push(other),
+            }
+        }
+        for uid in acks {
+            if held.release(&uid) {
+                batch.push(Request::Forget { uid });
+            } else if drained {
+                // Its result was written to the outbox (or never held here).
+                batch.push(Request::Acked { uid });
+            } else {
+                carried.push(uid);
             }
         }
         batch.extend(held.due((!stop).then(Instant::now)));
@@ -618,10 +758,17 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
         if batch.is_empty() {
             continue;
         }
+        let accepted = batch
+            .iter()
+            .filter_map(|r| match r {
+                Request::Accept { number, .. } => Some(*number),
+                _ => None,
+            })
+            .max();
         let outcome = commit(&mut conn, &batch);
         match outcome {
             Ok(()) => {
-                notify_settled(settled.as_ref(), &batch);
+                notify_settled(shared, settled.as_ref(), &batch);
                 reply_all(batch, Ok(()));
             }
             Err(e) => {
@@ -630,7 +777,9 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                 for req in batch {
                     let result = commit(&mut conn, std::slice::from_ref(&req));
                     match &result {
-                        Ok(()) => notify_settled(settled.as_ref(), std::slice::from_ref(&req)),
+                        Ok(()) => {
+                            notify_settled(shared, settled.as_ref(), std::slice::from_ref(&req))
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, path = %path.display(), "state DB write failed")
                         }
@@ -639,15 +788,42 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Request>, path: PathBuf, grac
                 }
             }
         }
+        // Done, committed or failed: a start mark after a failed acceptance names no row.
+        if let Some(number) = accepted {
+            accepts_done.send_if_modified(|done| {
+                let newer = number > *done;
+                *done = (*done).max(number);
+                newer
+            });
+        }
     }
     tracing::debug!(path = %path.display(), "state DB writer stopped");
 }
 
-/// Tells `settled` which executions the committed `batch` took out of the state DB.
-fn notify_settled(settled: Option<&Settled>, batch: &[Request]) {
-    let Some(settled) = settled else {
-        return;
+/// Whether acknowledgements are waiting; when none are and `no_deadline` (the writer is about
+/// to sleep until a request comes), the next one wakes it.
+fn ack_or_sleep(shared: &Shared, no_deadline: bool) -> bool {
+    let Ok(mut acks) = shared.acks.lock() else {
+        return false;
     };
+    let waiting = !acks.uids.is_empty();
+    acks.writer_asleep = no_deadline && !waiting;
+    waiting
+}
+
+/// The acknowledgements waiting, those carried from the last round first.
+fn take_acks(shared: &Shared, carried: &mut Vec<String>) -> Vec<String> {
+    let mut out = std::mem::take(carried);
+    if let Ok(mut acks) = shared.acks.lock() {
+        out.append(&mut acks.uids);
+        acks.writer_asleep = false;
+    }
+    out
+}
+
+/// Tells the start marks and `settled` which executions the committed `batch` took out of the
+/// state DB.
+fn notify_settled(shared: &Shared, settled: Option<&Settled>, batch: &[Request]) {
     let uids: Vec<String> = batch
         .iter()
         .filter_map(|r| match r {
@@ -656,7 +832,13 @@ fn notify_settled(settled: Option<&Settled>, batch: &[Request]) {
             _ => None,
         })
         .collect();
-    if !uids.is_empty() {
+    if uids.is_empty() {
+        return;
+    }
+    if let Ok(mut marks) = shared.marks.lock() {
+        marks.settled(&uids);
+    }
+    if let Some(settled) = settled {
         settled(uids);
     }
 }
@@ -670,6 +852,7 @@ fn reply_all(batch: Vec<Request>, result: Result<(), String>) {
             | Request::Acked { .. }
             | Request::Forget { .. }
             | Request::OnSettled(_)
+            | Request::Wake
             | Request::Stop => None,
         };
         if let Some(reply) = reply {
@@ -686,6 +869,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
             Request::Accept {
                 execs,
                 watermark: w,
+                ..
             } => {
                 let mut stmt = tx.prepare_cached(
                     "INSERT OR IGNORE INTO executions (uid, seq, hook_id, lane, resource, event_key,
@@ -736,7 +920,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                 tx.prepare_cached("DELETE FROM outbox WHERE uid = ?1")?
                     .execute([uid])?;
             }
-            Request::OnSettled(_) | Request::Stop => {}
+            Request::OnSettled(_) | Request::Wake | Request::Stop => {}
         }
     }
     if let Some(w) = watermark {

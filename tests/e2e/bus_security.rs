@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use one_e2e::nats::{Auth, ClusterOptions, NatsCluster, NatsUser};
-use one_e2e::stack::{Stack, StackOptions, python};
+use one_e2e::stack::{Stack, StackOptions, run_python};
 
 use crate::distributed::{Distributed, check_exactly_once, pending_hook, vm_range, write_vm_hook};
 use crate::flood::allocate_vms;
@@ -51,19 +51,9 @@ fn nats_py(nats: &NatsCluster, script: &str, args: &[&str]) -> Result<String> {
         .ca_file()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let out = std::process::Command::new(python()?)
-        .arg("-c")
-        .arg(script)
-        .arg(nats.url_list())
-        .arg(ca)
-        .args(args)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "nats-py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let mut all = vec![nats.url_list(), ca];
+    all.extend(args.iter().map(|a| a.to_string()));
+    run_python(script, &all)
 }
 
 /// Tries, as `argv[3]`/`argv[4]` (or without credentials when empty) and with or without the

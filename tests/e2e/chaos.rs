@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use one_e2e::stack::{Stack, python, wait_for};
+use one_e2e::stack::{Stack, wait_for};
 
 use crate::distributed::{
-    Distributed, Tally, check_exactly_once, pending_hook, read_runs, start, vm_range, write_vm_hook,
+    Distributed, Tally, check_exactly_once, nats_py, pending_hook, read_runs, start, vm_range,
+    write_vm_hook,
 };
 use crate::flood::Flood;
 
@@ -98,25 +99,16 @@ fn chaos_c_driver_killed_during_a_flood() -> Result<()> {
 
 /// The name of the node leading `stream`, asked with nats-py.
 fn stream_leader(stack: &Stack, urls: &str, stream: &str) -> Result<String> {
-    let out = std::process::Command::new(python()?)
-        .arg("-c")
-        .arg(
-            "import asyncio, sys, nats\n\
+    nats_py(
+        urls,
+        "import asyncio, sys, nats\n\
              async def main():\n\
              \x20   nc = await nats.connect(sys.argv[1].split(','))\n\
              \x20   info = await nc.jetstream().stream_info(sys.argv[2])\n\
              \x20   print(info.cluster.leader)\n\
              \x20   await nc.close()\n\
              asyncio.run(main())\n",
-        )
-        .arg(urls)
-        .arg(stream)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "nats-py: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        stack.tail_log("oned")
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        &[stream],
+    )
+    .with_context(|| stack.tail_log("oned"))
 }

@@ -31,18 +31,9 @@ for frame in sys.argv[2:]:\n\
 
 /// The replies of the driver to `frames`, in order.
 fn send_results(stack: &Stack, frames: &[String]) -> Result<Vec<String>> {
-    let out = Command::new(one_e2e::stack::python()?)
-        .arg("-c")
-        .arg(SENDER)
-        .arg(format!("tcp://{}:{LOGGER_PORT}", stack.ip))
-        .args(frames)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "sender failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?
+    let mut args = vec![format!("tcp://{}:{LOGGER_PORT}", stack.ip)];
+    args.extend_from_slice(frames);
+    Ok(one_e2e::stack::run_python(SENDER, &args)?
         .lines()
         .map(str::to_owned)
         .collect())

@@ -5,6 +5,7 @@ mod chaos;
 mod confinement;
 mod curve;
 mod distributed;
+mod distributed_crash;
 mod execution;
 mod file_modes;
 mod flood;

@@ -50,7 +50,11 @@ pub(super) async fn next_line<R: AsyncBufRead + Unpin>(
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
-    Ok(Some(String::from_utf8_lossy(buf).into_owned()))
+    // Lines are ASCII in practice (base64 bodies): the validating copy is the fast path.
+    Ok(Some(match std::str::from_utf8(buf) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(buf).into_owned(),
+    }))
 }
 
 /// A result line from the driver.

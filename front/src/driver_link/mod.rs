@@ -251,12 +251,11 @@ async fn run_once(
     let (journaled_tx, journaled_rx) = watch::channel(0u64);
     let (stored_tx, stored_rx) = watch::channel(0u64);
     let mut reader = tokio::spawn(read_driver(stdout, results_tx, journaled_tx, pid));
-    let writer = tokio::spawn(store_results(
-        db.clone(),
-        spec.retention,
-        results_rx,
-        stored_tx,
-    ));
+    let writer = {
+        let db = db.clone();
+        let retention = spec.retention;
+        tokio::task::spawn_blocking(move || store_results(db, retention, results_rx, stored_tx))
+    };
     let (sender_stop, sender_stop_rx) = watch::channel(false);
     // The last acknowledgements are applied after a FINALIZE, when the sender is gone.
     let journaled_final = journaled_rx.clone();

@@ -12,7 +12,10 @@ use crate::db::Db;
 /// Stores results in batches: one transaction for whatever arrived while the previous batch
 /// was being written. After each commit, the newest `FORWARDED` marker whose results are all
 /// stored goes to `stored`, which the sender writes to the driver as `STORED  <id> -`.
-pub(super) async fn store_results(
+///
+/// Runs on a blocking thread of its own for the whole driver session, so that a result goes
+/// from the reader to its transaction with one wake-up and no task hand-off per batch.
+pub(super) fn store_results(
     db: Db,
     retention: u32,
     mut results: mpsc::Receiver<FromDriver>,
@@ -21,7 +24,7 @@ pub(super) async fn store_results(
     // Cleared by a result that could not be stored: acknowledging later markers would cover it,
     // so the rest of this session is left for the next driver to forward again.
     let mut acking = true;
-    while let Some(first) = results.recv().await {
+    while let Some(first) = results.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < RESULT_BATCH {
             match results.try_recv() {
@@ -29,20 +32,7 @@ pub(super) async fn store_results(
                 Err(_) => break,
             }
         }
-        let db2 = db.clone();
-        let (batch, outcome) = match tokio::task::spawn_blocking(move || {
-            let outcome = store_batch(&db2, &batch, retention);
-            (batch, outcome)
-        })
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "hook result store task failed; results are lost");
-                acking = false;
-                continue;
-            }
-        };
+        let outcome = store_batch(&db, &batch, retention);
         let stored_upto = match outcome {
             Ok(first_failed) => first_failed.unwrap_or(batch.len()),
             Err(e) => {

@@ -13,8 +13,9 @@ use one_proto::subjects::result_subject;
 
 use super::markers::{Created, Marker, MarkerError, Markers, State};
 use super::tickets::Tickets;
-use crate::execution::Execution;
+use crate::execution::{Execution, Target};
 use crate::runner::{Ledger, Start, outbox_entry};
+use crate::supervisor::client::Supervised;
 
 /// Longest pause between attempts at a write the bus refused (it is down or electing a leader).
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -27,6 +28,8 @@ pub struct BusLedger {
     /// How long a start marker of another HEM must stay unchanged before it is taken for
     /// abandoned.
     pub takeover: Duration,
+    /// Told when a local execution's record is in place, so that it forgets the outcome.
+    pub supervised: Supervised,
 }
 
 impl Ledger for BusLedger {
@@ -104,6 +107,9 @@ impl Ledger for BusLedger {
                 }
             }
         }
+        if exec.plan.target == Target::Local {
+            self.supervised.taken(vec![exec.uid.clone()]);
+        }
         self.tickets.recorded(&exec.uid).await;
     }
 }
@@ -127,9 +133,10 @@ impl BusLedger {
             }
             State::Started => found.owner,
         };
-        // The event came back: the HEM that started this hook stopped holding it. It died, or
-        // it lost the bus for a while and still runs the hook, renewing the marker: only a
-        // marker left unchanged for the take-over time is claimed.
+        // The event came back: the HEM that started this hook stopped holding it. It died (its
+        // hook supervisor then renews the marker of a local hook while it runs, and reports
+        // it), or it lost the bus for a while and still runs the hook, renewing the marker:
+        // only a marker left unchanged for the take-over time is claimed.
         tokio::time::sleep(self.takeover).await;
         match self.markers.read(key).await? {
             Some((
@@ -174,23 +181,8 @@ impl BusLedger {
         let subject = result_subject(&self.prefix, exec.hook_id);
         let mut delay = Duration::from_millis(50);
         loop {
-            let mut headers = HeaderMap::new();
-            headers.insert(MSG_ID, exec.uid.as_str());
-            let sent = match self
-                .js
-                .publish_with_headers(subject.clone(), headers, Bytes::from(frame.clone()))
-                .await
-            {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match sent {
-                Ok(ack) => {
-                    if ack.duplicate {
-                        tracing::info!("the results stream had this execution's record already");
-                    }
-                    return;
-                }
+            match publish_result(&self.js, &subject, &exec.uid, &frame).await {
+                Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64,
                         "cannot publish the result; retrying");
@@ -200,4 +192,26 @@ impl BusLedger {
             }
         }
     }
+}
+
+/// One attempt at publishing a result frame to the results stream under the execution uid as
+/// its message id; `Ok` once the stream has it (stored now, or before as a duplicate).
+pub async fn publish_result(
+    js: &jetstream::Context,
+    subject: &str,
+    uid: &str,
+    frame: &str,
+) -> Result<(), String> {
+    let mut headers = HeaderMap::new();
+    headers.insert(MSG_ID, uid);
+    let ack = js
+        .publish_with_headers(subject.to_string(), headers, Bytes::from(frame.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())?;
+    if ack.duplicate {
+        tracing::info!("the results stream had this execution's record already");
+    }
+    Ok(())
 }

@@ -29,12 +29,13 @@ use crate::config::{Config, NatsSettings};
 use crate::hook_map::HookMap;
 use crate::hook_source::XmlRpcHookSource;
 use crate::ingest::IngestShared;
-use crate::local_executor::LocalExecutor;
 use crate::matcher::{HookSource, Matcher, Snapshot};
 use crate::remote::RemoteExecutor;
 use crate::runner::{HemRunner, LocalHooks};
 use crate::scheduler::{self, Limits};
 use crate::scrape::HemSource;
+use crate::supervisor::client::{Supervised, SupervisorSettings};
+use crate::supervisor::frame::BusContext;
 use crate::uids::UidKey;
 use ledger::BusLedger;
 use markers::Markers;
@@ -73,6 +74,7 @@ pub async fn run(
     })?;
     let tag = stream_tag(&info);
     let tickets = Arc::new(Tickets::default());
+    let supervised = start_supervisor(&config, &nats, access.hook_env()).await?;
 
     let remote = Arc::new(RemoteExecutor::new(config.remote.clone()));
     let _ = view.remote.set(remote.clone());
@@ -83,10 +85,9 @@ pub async fn run(
             tickets: tickets.clone(),
             prefix: nats.layout.prefix.clone(),
             takeover: nats.takeover,
+            supervised: supervised.clone(),
         },
-        local: LocalHooks::InProcess(
-            LocalExecutor::new(config.kill_grace).with_env(access.hook_env()),
-        ),
+        local: LocalHooks(supervised.clone()),
         remote: remote.clone(),
         output_cap: config.output_cap,
         metrics: shared.metrics.clone(),
@@ -284,6 +285,9 @@ pub async fn run(
         scheduler_task.abort();
         let _ = scheduler_task.await;
     }
+    // The supervisor kills what still runs and exits once it is gone; the HEMs taking these
+    // events over report those executions.
+    supervised.bye().await;
     let _ = keep_stop.send(true);
     let _ = keep_alive.await;
     let _ = heartbeat.await;
@@ -297,6 +301,38 @@ pub async fn run(
     .context("shutdown task failed")?;
     tracing::info!("HEM stopped");
     Ok(())
+}
+
+/// Connects to this HEM's hook supervisor (starting it when none answers), telling it the bus,
+/// so that it finishes this HEM's executions if the HEM dies. Its socket is beside `state_db`,
+/// which this mode does not otherwise use.
+async fn start_supervisor(
+    config: &Config,
+    nats: &NatsSettings,
+    env: Vec<(String, std::ffi::OsString)>,
+) -> anyhow::Result<Supervised> {
+    if let Some(dir) = config
+        .state_db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        one_wal::private_files::create_dir_all(dir)
+            .context("cannot create the directory of the hook supervisor's socket")?;
+    }
+    let bus = BusContext {
+        settings: nats.bus.clone(),
+        bucket: nats.layout.bucket.clone(),
+        prefix: nats.layout.prefix.clone(),
+        replicas: nats.replicas,
+        takeover: nats.takeover,
+        marker_ttl: nats.marker_ttl,
+        member: nats.member.clone(),
+    };
+    // A restarted HEM is a new member: what the supervisor still runs for the previous one
+    // it reports itself, so nothing of its welcome is taken back.
+    let (supervised, _) =
+        Supervised::start_for_hem(SupervisorSettings::of_hem(config, env, Some(bus))).await?;
+    Ok(supervised)
 }
 
 /// Connects, finds the events stream, opens the HEMs' bucket and reads their uid key, retrying until all of it

@@ -8,7 +8,9 @@
 //! HEM that gets the event anyway (this one lost the bus for a while) sees that they still run
 //! here, and the ended ones before their time to live runs out. A HEM that stops doing both,
 //! because it died, lets JetStream deliver the event to the partition's next holder, which
-//! finds the markers unchanged and reports what was started as interrupted.
+//! waits while the markers change (its hook supervisor renews those of the local hooks still
+//! running, and marks them done as it reports them) and reports what was started under a
+//! marker left unchanged as interrupted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -8,6 +8,7 @@
 //!   :known_hosts: /var/lib/one/.ssh/known_hosts
 //!   :connect_timeout: 5           # seconds
 //!   :max_per_host: 32
+//!   :max_connecting: 16
 //!   :install_agent: true
 //!   :agent_binary: /usr/lib/one/onehem/onehem-agent
 //!   :hosts:
@@ -16,9 +17,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 /// How hooks are run on a host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -65,6 +68,11 @@ pub struct RemoteConfig {
     pub known_hosts: Option<PathBuf>,
     /// Seconds to establish a connection, key exchange and authentication included (5).
     pub connect_timeout: Option<f64>,
+    /// Hosts being opened at once (connection, key exchange, authentication, agent start),
+    /// across all hosts (16). Further openings wait for a turn before their connect timeout
+    /// starts, so that a thousand hosts opened together do not all time out on a busy HEM or
+    /// on sshd's `MaxStartups`.
+    pub max_connecting: Option<usize>,
     /// Seconds of silence before a keepalive is sent (15).
     pub keepalive_interval: Option<f64>,
     /// Unanswered keepalives before a connection is declared dead (3).
@@ -97,6 +105,7 @@ pub struct RemoteConfig {
 
 const DEFAULT_BASE: &str = "/var/tmp/one/hooks";
 const DEFAULT_AGENT_PATH: &str = "/var/tmp/one/onehem-agent";
+const DEFAULT_MAX_CONNECTING: usize = 16;
 
 impl RemoteConfig {
     /// Reads the section from the (already `:`-stripped) YAML value; an absent section is
@@ -128,6 +137,9 @@ impl RemoteConfig {
         secs("kill_grace", self.kill_grace, true);
         if self.max_per_host == Some(0) {
             out.push("remote.max_per_host: must be at least 1".into());
+        }
+        if self.max_connecting == Some(0) {
+            out.push("remote.max_connecting: must be at least 1".into());
         }
         if self.keepalive_max == Some(0) {
             out.push("remote.keepalive_max: must be at least 1".into());
@@ -177,6 +189,8 @@ pub(crate) struct Settings {
     pub identity: Option<PathBuf>,
     pub known_hosts: Vec<PathBuf>,
     pub connect_timeout: Duration,
+    /// Turns to open a host (see `RemoteConfig::max_connecting`), shared by every host.
+    pub opening: Arc<Semaphore>,
     pub keepalive_interval: Duration,
     pub keepalive_max: usize,
     pub max_per_host: Option<usize>,
@@ -259,6 +273,12 @@ impl Settings {
             identity: cfg.identity,
             known_hosts,
             connect_timeout: seconds(cfg.connect_timeout, 5.0, false),
+            opening: Arc::new(Semaphore::new(
+                cfg.max_connecting
+                    .filter(|n| *n > 0)
+                    .unwrap_or(DEFAULT_MAX_CONNECTING)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
             keepalive_interval: seconds(cfg.keepalive_interval, 15.0, false),
             keepalive_max: cfg.keepalive_max.filter(|n| *n > 0).unwrap_or(3),
             max_per_host: cfg.max_per_host.filter(|n| *n > 0),
@@ -365,5 +385,17 @@ mod tests {
         assert_eq!(s.connect_timeout, Duration::from_secs(5));
         assert_eq!(s.max_per_host, None);
         assert_eq!(s.target("h").max_running, 5);
+        let cfg = RemoteConfig {
+            max_connecting: Some(0),
+            ..RemoteConfig::default()
+        };
+        assert_eq!(
+            cfg.problems(),
+            ["remote.max_connecting: must be at least 1"]
+        );
+        assert_eq!(
+            Settings::resolve(cfg).opening.available_permits(),
+            DEFAULT_MAX_CONNECTING
+        );
     }
 }

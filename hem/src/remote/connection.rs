@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelWriteHalf, Disconnect, Preferred};
 
 use super::config::{HostTarget, Settings};
@@ -17,7 +17,11 @@ use super::known_hosts::{HostKeyProblem, KnownHosts, key_family, lookup_name};
 /// The russh event handler: only the host key check matters to us.
 pub(crate) struct ClientHandler {
     names: Vec<String>,
-    known: Arc<KnownHosts>,
+    /// known_hosts until the host key is verified, then dropped: a connection lives as long as
+    /// the HEM and must not keep its own copy of a file with a line per host.
+    known: Option<KnownHosts>,
+    /// The key verified when the connection was made; a key re-exchange must present it again.
+    accepted: Option<PublicKey>,
     problem: Arc<Mutex<Option<HostKeyProblem>>>,
 }
 
@@ -28,12 +32,25 @@ impl client::Handler for ClientHandler {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let verdict = match server_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.known.verify(&self.names, key),
-            PublicKeyOrCertificate::Certificate(_) => Err(HostKeyProblem::Certificate),
+        let key = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key,
+            PublicKeyOrCertificate::Certificate(_) => {
+                *self.problem.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(HostKeyProblem::Certificate);
+                return Ok(false);
+            }
         };
-        match verdict {
-            Ok(()) => Ok(true),
+        if let Some(accepted) = &self.accepted {
+            return Ok(accepted.key_data() == key.key_data());
+        }
+        let Some(known) = self.known.take() else {
+            return Ok(false);
+        };
+        match known.verify(&self.names, key) {
+            Ok(()) => {
+                self.accepted = Some(key.clone());
+                Ok(true)
+            }
             Err(problem) => {
                 *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = Some(problem);
                 Ok(false)
@@ -62,6 +79,15 @@ impl SshConnection {
         target: &HostTarget,
         settings: &Settings,
     ) -> Result<SshConnection, RemoteError> {
+        // The turn comes first, before the key and known_hosts are read: a thousand hosts
+        // opened together must not hold a thousand parsed copies of known_hosts while they
+        // wait. The connect timeout bounds the attempt, not the wait for a turn; a turn is
+        // held at most one connect timeout.
+        let _turn = settings
+            .opening
+            .acquire()
+            .await
+            .map_err(|_| RemoteError::ShutDown)?;
         let key = load_identity(settings, target).await?;
         let known = KnownHosts::load(&settings.known_hosts).map_err(|e| RemoteError::Config {
             message: format!("cannot read known_hosts: {e}"),
@@ -98,7 +124,8 @@ impl SshConnection {
         let problem = Arc::new(Mutex::new(None));
         let handler = ClientHandler {
             names,
-            known: Arc::new(known),
+            known: Some(known),
+            accepted: None,
             problem: Arc::clone(&problem),
         };
         let attempt = async {

@@ -48,6 +48,34 @@ use host_pool::{HostSlot, Live};
 
 use crate::executor::{ExecOutcome, ExecRequest};
 
+/// Raises the soft limit of open files to the hard limit (an unlimited one capped at 2^20, as
+/// the kernel refuses more than `fs.nr_open`): every host holds a socket, so a thousand hosts
+/// need more than the usual soft limit of 1,024. Processes started afterwards inherit it.
+/// Returns the limits before and after when it changed.
+pub fn raise_open_files_limit() -> std::io::Result<Option<(u64, u64)>> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which outlives the call.
+    #[allow(unsafe_code)]
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let wanted = limit.rlim_max.min(1 << 20);
+    if limit.rlim_cur >= wanted {
+        return Ok(None);
+    }
+    let before = limit.rlim_cur;
+    limit.rlim_cur = wanted;
+    // SAFETY: setrlimit only reads the struct it is given, which outlives the call.
+    #[allow(unsafe_code)]
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some((before, wanted)))
+}
+
 /// Runs hooks on hosts over SSH. Cheap to share: clone the `Arc` it lives in.
 pub struct RemoteExecutor {
     settings: Arc<Settings>,
@@ -258,6 +286,13 @@ impl RemoteExecutor {
             return Ok(Arc::clone(link));
         }
         let s = &self.settings;
+        // Starting an agent forks a session and a process on the host: it takes a turn to
+        // open a host, like the connection before it.
+        let _turn = s
+            .opening
+            .acquire()
+            .await
+            .map_err(|_| RemoteError::ShutDown)?;
         if s.install_agent {
             let local = self.local_agent().await?;
             agent_install::ensure_installed(&live.ssh, &s.agent_path, &local, s.connect_timeout)

@@ -16,8 +16,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::frame::{self, FromSupervisor, SpawnRequest, ToSupervisor};
+use super::frame::{self, BusContext, FromSupervisor, SpawnRequest, ToSupervisor};
 use super::{BUSY, Outgoing, READY};
+use crate::config::Config;
+use crate::execution::ResultContext;
 use crate::executor::{ExecOutcome, ExecRequest};
 
 /// The start failure text of an execution whose supervisor went away while it ran.
@@ -42,6 +44,9 @@ pub struct SupervisorSettings {
     pub output_cap: usize,
     /// Variables every hook gets.
     pub env: Vec<(String, OsString)>,
+    /// In the distributed mode: the bus, so that the supervisor can finish this HEM's
+    /// executions if it dies.
+    pub bus: Option<BusContext>,
 }
 
 /// What the supervisor said when the HEM connected at its start.
@@ -92,7 +97,46 @@ struct Waiters {
     by_uid: HashMap<String, oneshot::Sender<ExecOutcome>>,
 }
 
+impl SupervisorSettings {
+    /// The settings of the HEM configured by `config`: its supervisor's socket beside
+    /// `state_db`, hooks with `env`, and in the distributed mode the `bus`.
+    pub fn of_hem(
+        config: &Config,
+        env: Vec<(String, OsString)>,
+        bus: Option<BusContext>,
+    ) -> SupervisorSettings {
+        SupervisorSettings {
+            socket: super::socket_path(&config.state_db),
+            program: config.supervisor_program.clone(),
+            linger: config.supervisor_linger,
+            kill_grace: config.kill_grace,
+            output_cap: config.output_cap,
+            env,
+            bus,
+        }
+    }
+}
+
 impl Supervised {
+    /// [`start`](Self::start) for the HEM's own supervisor, logging what it found.
+    pub async fn start_for_hem(
+        settings: SupervisorSettings,
+    ) -> anyhow::Result<(Supervised, Welcome)> {
+        let socket = settings.socket.clone();
+        let (supervised, welcome) = Supervised::start(settings)
+            .await
+            .context("cannot start the hook supervisor")?;
+        tracing::info!(
+            socket = %socket.display(),
+            supervisor_pid = welcome.pid,
+            found = welcome.found,
+            running = welcome.running.len(),
+            untaken = welcome.finished.len(),
+            "hook supervisor connected"
+        );
+        Ok((supervised, welcome))
+    }
+
     /// Connects to the supervisor serving `settings.socket`, starting one if none answers.
     pub async fn start(settings: SupervisorSettings) -> anyhow::Result<(Supervised, Welcome)> {
         // A supervisor that outlived an earlier version may have left its files readable.
@@ -116,9 +160,20 @@ impl Supervised {
         Ok((Supervised { inner }, welcome))
     }
 
+    /// Whether spawns carry their record context (the distributed mode), for the supervisor
+    /// to report them if this HEM dies.
+    pub fn reports_for_the_dead(&self) -> bool {
+        self.inner.settings.bus.is_some()
+    }
+
     /// Runs one execution under the supervisor (or attaches to it, when the supervisor already
     /// has `uid`). Never fails: every problem becomes an outcome.
-    pub async fn run(&self, uid: &str, req: ExecRequest) -> ExecOutcome {
+    pub async fn run(
+        &self,
+        uid: &str,
+        req: ExecRequest,
+        record: Option<ResultContext>,
+    ) -> ExecOutcome {
         let started = SystemTime::now();
         let conn = match self.inner.connection().await {
             Ok(c) => c,
@@ -146,6 +201,7 @@ impl Supervised {
             timeout: req.timeout,
             kill_grace: self.inner.settings.kill_grace,
             output_cap: req.output_cap,
+            record,
         });
         // A failed send means the connection is gone; its reader then drops the waiter.
         let _ = conn.frames.send(frame.encode().into());
@@ -255,7 +311,13 @@ impl Inner {
             .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
             .collect();
         stream
-            .write_all(&ToSupervisor::Hello { env }.encode())
+            .write_all(
+                &ToSupervisor::Hello {
+                    env,
+                    bus: self.settings.bus.clone(),
+                }
+                .encode(),
+            )
             .await?;
         let body = frame::read_frame(&mut stream, self.max_frame())
             .await?

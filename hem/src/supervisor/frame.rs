@@ -1,12 +1,19 @@
 //! The frames between the HEM and its hook supervisor over their Unix socket: a big-endian
 //! `u32` length, then the body: one tag byte and the fields in order. Byte strings carry a `u32`
-//! length, numbers are big-endian, an optional field starts with a 0/1 byte. Decoding never
-//! panics: a short, over-long or malformed frame is an error naming what was wrong.
+//! length, numbers are big-endian, an optional field starts with a 0/1 byte. The distributed
+//! mode's additions (the bus in `Hello`, the record context in `Spawn`) are a frame's last
+//! field and present only when set, so the single-HEM mode's frames are those an earlier
+//! supervisor reads. Decoding never panics: a short, over-long or malformed frame is an error
+//! naming what was wrong.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::execution::ResultContext;
 use crate::executor::ExecOutcome;
 
 /// Longest frame the supervisor reads from the HEM (a spawn's stdin holds the arguments of an
@@ -19,8 +26,12 @@ pub const OUTCOME_OVERHEAD: usize = 64 << 10;
 /// What the HEM sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToSupervisor {
-    /// First frame of a connection: the variables every hook spawned for it gets.
-    Hello { env: Vec<(String, Vec<u8>)> },
+    /// First frame of a connection: the variables every hook spawned for it gets, and, from
+    /// a HEM of the distributed mode, how to reach the bus to finish its executions if it dies.
+    Hello {
+        env: Vec<(String, Vec<u8>)>,
+        bus: Option<BusContext>,
+    },
     /// Run this execution, or, when the supervisor already has its uid, report that one.
     Spawn(SpawnRequest),
     /// These outcomes are in the HEM's state DB: the supervisor forgets them.
@@ -38,6 +49,25 @@ pub struct SpawnRequest {
     pub timeout: Option<Duration>,
     pub kill_grace: Duration,
     pub output_cap: usize,
+    /// From a HEM of the distributed mode: what the execution's record holds besides the
+    /// outcome, so that the supervisor can report it when the HEM cannot.
+    pub record: Option<ResultContext>,
+}
+
+/// What the supervisor needs to finish a dead distributed-mode HEM's executions: the HEM's
+/// own connection settings and names (ARCHITECTURE.md "Distributed mode").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusContext {
+    pub settings: one_bus::Settings,
+    pub bucket: String,
+    /// The subject prefix of results.
+    pub prefix: String,
+    pub replicas: usize,
+    /// The take-over time: markers are renewed every quarter of it.
+    pub takeover: Duration,
+    pub marker_ttl: Duration,
+    /// The HEM's member name, the owner of its start markers.
+    pub member: String,
 }
 
 /// What the supervisor sends.
@@ -89,12 +119,15 @@ impl ToSupervisor {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            ToSupervisor::Hello { env } => {
+            ToSupervisor::Hello { env, bus } => {
                 w.u8(HELLO);
                 w.u32(env.len() as u32);
                 for (name, value) in env {
                     w.bytes(name.as_bytes());
                     w.bytes(value);
+                }
+                if let Some(bus) = bus {
+                    w.bus(bus);
                 }
             }
             ToSupervisor::Spawn(req) => {
@@ -105,6 +138,9 @@ impl ToSupervisor {
                 w.opt_u64(req.timeout.map(millis));
                 w.u64(millis(req.kill_grace));
                 w.u64(req.output_cap as u64);
+                if let Some(record) = &req.record {
+                    w.record(record);
+                }
             }
             ToSupervisor::Taken { uids } => {
                 w.u8(TAKEN);
@@ -128,7 +164,8 @@ impl ToSupervisor {
                         r.bytes("variable value")?.to_vec(),
                     ));
                 }
-                ToSupervisor::Hello { env }
+                let bus = if r.at_end() { None } else { Some(r.bus()?) };
+                ToSupervisor::Hello { env, bus }
             }
             SPAWN => ToSupervisor::Spawn(SpawnRequest {
                 uid: r.string("uid")?,
@@ -137,6 +174,7 @@ impl ToSupervisor {
                 timeout: r.opt_u64("timeout")?.map(Duration::from_millis),
                 kill_grace: Duration::from_millis(r.u64("kill grace")?),
                 output_cap: usize::try_from(r.u64("output cap")?).unwrap_or(usize::MAX),
+                record: if r.at_end() { None } else { Some(r.record()?) },
             }),
             TAKEN => ToSupervisor::Taken {
                 uids: r.strings("uids")?,
@@ -323,6 +361,43 @@ impl Writer {
             None => self.u8(0),
         }
     }
+    fn path(&mut self, p: Option<&Path>) {
+        self.opt_bytes(p.map(|p| p.as_os_str().as_bytes()));
+    }
+    fn bus(&mut self, bus: &BusContext) {
+        let s = &bus.settings;
+        self.strings(&s.servers);
+        match &s.auth {
+            one_bus::Auth::None => self.u8(0),
+            one_bus::Auth::UserPassword { user, password } => {
+                self.u8(1);
+                self.bytes(user.as_bytes());
+                self.bytes(password.as_bytes());
+            }
+            one_bus::Auth::Creds(path) => {
+                self.u8(2);
+                self.bytes(path.as_os_str().as_bytes());
+            }
+        }
+        self.path(s.tls.ca.as_deref());
+        self.path(s.tls.cert.as_deref());
+        self.path(s.tls.key.as_deref());
+        self.bytes(s.name.as_bytes());
+        self.bytes(bus.bucket.as_bytes());
+        self.bytes(bus.prefix.as_bytes());
+        self.u64(bus.replicas as u64);
+        self.u64(millis(bus.takeover));
+        self.u64(millis(bus.marker_ttl));
+        self.bytes(bus.member.as_bytes());
+    }
+    fn record(&mut self, r: &ResultContext) {
+        self.bytes(r.uid.as_bytes());
+        self.u64(r.hook_id as u64);
+        self.bytes(r.arguments.as_bytes());
+        self.bytes(r.command.as_bytes());
+        self.opt_bytes(r.report_host.as_deref().map(str::as_bytes));
+        self.u8(u8::from(r.retry));
+    }
     fn finish(mut self) -> Vec<u8> {
         let len = (self.0.len() - 4) as u32;
         self.0[..4].copy_from_slice(&len.to_be_bytes());
@@ -401,6 +476,63 @@ impl<'a> Reader<'a> {
             Ok(None)
         }
     }
+    fn path(&mut self, what: &'static str) -> Result<Option<PathBuf>, FrameError> {
+        Ok(self
+            .opt_bytes(what)?
+            .map(|b| PathBuf::from(OsString::from_vec(b.to_vec()))))
+    }
+    fn bus(&mut self) -> Result<BusContext, FrameError> {
+        let servers = self.strings("servers")?;
+        let auth = match self.u8("auth")? {
+            0 => one_bus::Auth::None,
+            1 => one_bus::Auth::UserPassword {
+                user: self.string("user")?,
+                password: self.string("password")?,
+            },
+            2 => one_bus::Auth::Creds(PathBuf::from(OsString::from_vec(
+                self.bytes("credentials file")?.to_vec(),
+            ))),
+            other => return Err(FrameError::BadFlag("auth", other)),
+        };
+        let tls = one_bus::Tls {
+            ca: self.path("TLS CA")?,
+            cert: self.path("TLS certificate")?,
+            key: self.path("TLS key")?,
+        };
+        Ok(BusContext {
+            settings: one_bus::Settings {
+                servers,
+                auth,
+                tls,
+                name: self.string("connection name")?,
+            },
+            bucket: self.string("bucket")?,
+            prefix: self.string("prefix")?,
+            replicas: usize::try_from(self.u64("replicas")?).unwrap_or(usize::MAX),
+            takeover: Duration::from_millis(self.u64("take-over time")?),
+            marker_ttl: Duration::from_millis(self.u64("marker TTL")?),
+            member: self.string("member")?,
+        })
+    }
+    fn record(&mut self) -> Result<ResultContext, FrameError> {
+        Ok(ResultContext {
+            uid: self.string("record uid")?,
+            hook_id: self.u64("hook id")? as i64,
+            arguments: self.string("arguments")?,
+            command: self.string("command")?,
+            report_host: match self.opt_bytes("report host")? {
+                Some(b) => Some(
+                    String::from_utf8(b.to_vec())
+                        .map_err(|_| FrameError::NotUtf8("report host"))?,
+                ),
+                None => None,
+            },
+            retry: self.flag("retry")?,
+        })
+    }
+    fn at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
     fn end(&self) -> Result<(), FrameError> {
         match self.rest.len() {
             0 => Ok(()),
@@ -421,7 +553,36 @@ mod tests {
             timeout: Some(Duration::from_secs(3)),
             kill_grace: Duration::from_millis(200),
             output_cap: 1 << 20,
+            record: Some(ResultContext {
+                uid: "abc-1-7".into(),
+                hook_id: 7,
+                arguments: "a b".into(),
+                command: "/bin/echo a b".into(),
+                report_host: Some("host-3".into()),
+                retry: true,
+            }),
         })
+    }
+
+    fn bus(auth: one_bus::Auth) -> BusContext {
+        BusContext {
+            settings: one_bus::Settings {
+                servers: vec!["nats://127.0.0.1:4222".into(), "tls://h:4223".into()],
+                auth,
+                tls: one_bus::Tls {
+                    ca: Some("/etc/one/ca.pem".into()),
+                    cert: None,
+                    key: Some(PathBuf::from(OsString::from_vec(b"/k\xff".to_vec()))),
+                },
+                name: "onehem-server h-1".into(),
+            },
+            bucket: "ONE_HEM".into(),
+            prefix: "one".into(),
+            replicas: 3,
+            takeover: Duration::from_millis(4_000),
+            marker_ttl: Duration::from_secs(600),
+            member: "h-1".into(),
+        }
     }
 
     fn finished() -> FromSupervisor {
@@ -453,8 +614,31 @@ mod tests {
         let to = [
             ToSupervisor::Hello {
                 env: vec![("ONE_AUTH".into(), b"/x/one_auth".to_vec())],
+                bus: None,
+            },
+            ToSupervisor::Hello {
+                env: vec![],
+                bus: Some(bus(one_bus::Auth::None)),
+            },
+            ToSupervisor::Hello {
+                env: vec![],
+                bus: Some(bus(one_bus::Auth::UserPassword {
+                    user: "hem".into(),
+                    password: "p w".into(),
+                })),
+            },
+            ToSupervisor::Hello {
+                env: vec![],
+                bus: Some(bus(one_bus::Auth::Creds("/etc/one/hem.creds".into()))),
             },
             spawn(),
+            ToSupervisor::Spawn(SpawnRequest {
+                record: None,
+                ..match spawn() {
+                    ToSupervisor::Spawn(req) => req,
+                    _ => unreachable!(),
+                }
+            }),
             ToSupervisor::Taken {
                 uids: vec!["a".into(), "b".into()],
             },
@@ -478,10 +662,31 @@ mod tests {
 
     #[test]
     fn every_cut_of_a_frame_is_an_error_never_a_panic() {
-        let s = spawn().encode();
-        for cut in 0..body(&s).len() {
-            let err = ToSupervisor::decode(&body(&s)[..cut]).unwrap_err();
-            assert!(matches!(err, FrameError::Truncated(_)), "{cut}: {err}");
+        let hello = ToSupervisor::Hello {
+            env: vec![("A".into(), b"1".to_vec())],
+            bus: Some(bus(one_bus::Auth::Creds("/c".into()))),
+        };
+        for frame in [spawn(), hello] {
+            let s = frame.encode();
+            // Where the optional last field starts, the cut is that frame without it.
+            let without = match &frame {
+                ToSupervisor::Spawn(req) => ToSupervisor::Spawn(SpawnRequest {
+                    record: None,
+                    ..req.clone()
+                }),
+                ToSupervisor::Hello { env, .. } => ToSupervisor::Hello {
+                    env: env.clone(),
+                    bus: None,
+                },
+                other => other.clone(),
+            };
+            let tail_at = body(&without.encode()).len();
+            for cut in 0..body(&s).len() {
+                match ToSupervisor::decode(&body(&s)[..cut]) {
+                    Ok(f) => assert!(cut == tail_at && f == without, "{cut}: {f:?}"),
+                    Err(e) => assert!(matches!(e, FrameError::Truncated(_)), "{cut}: {e}"),
+                }
+            }
         }
         let f = finished().encode();
         for cut in 0..body(&f).len() {

@@ -4,8 +4,10 @@
 //! The supervisor is this binary re-executed in a hidden mode ([`server::serve`]); the HEM
 //! talks to it over a Unix socket next to its state DB ([`client::Supervised`]) with the frames
 //! of [`frame`]. After a crash of the HEM the hooks go on under the supervisor, which keeps
-//! their outcomes until the restarted HEM has taken them into its state DB.
+//! their outcomes until the restarted HEM has taken them into its state DB. In the distributed
+//! mode it finishes a dead HEM's executions itself ([`caretaker`]).
 
+pub mod caretaker;
 pub mod client;
 pub mod frame;
 pub mod server;

@@ -16,8 +16,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::frame::{self, FromSupervisor, SpawnRequest, ToSupervisor};
+use super::caretaker::{self, Orphan};
+use super::frame::{self, BusContext, FromSupervisor, SpawnRequest, ToSupervisor};
 use super::{BUSY, Outgoing, READY};
+use crate::execution::ResultContext;
 use crate::executor::{ExecOutcome, ExecRequest};
 use crate::local_executor::LocalExecutor;
 
@@ -30,6 +32,9 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The outcome text of a spawn that arrives while the supervisor stops.
 const STOPPING: &str = "the hook supervisor is stopping";
+
+/// How long a stopping supervisor, its hooks ended, still lets its caretakers report.
+const CARETAKER_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the supervisor on `socket` until it is told to stop (the HEM's `Bye`, SIGTERM) and no
 /// hook runs, or until it has had neither HEM nor hook for `linger`. `Ok` also when another
@@ -107,20 +112,37 @@ impl PrivateMode for std::fs::OpenOptions {
     }
 }
 
-/// An execution the supervisor knows.
+/// An execution the supervisor knows: its state, the connection that spawned it, and, from a
+/// distributed-mode HEM, its record context.
+struct Exec {
+    state: Entry,
+    origin: u64,
+    record: Option<ResultContext>,
+}
+
 enum Entry {
-    Running { owner: Option<u64> },
-    Finished { outcome: ExecOutcome },
+    Running {
+        owner: Option<u64>,
+        /// Its HEM died: the outcome goes to the caretaker reporting for it.
+        adopted: Option<mpsc::UnboundedSender<(String, ExecOutcome)>>,
+    },
+    Finished {
+        outcome: ExecOutcome,
+    },
 }
 
 struct Connection {
     frames: mpsc::UnboundedSender<Outgoing>,
     executor: LocalExecutor,
     reader: tokio::task::AbortHandle,
+    /// A distributed-mode HEM's bus, to finish its executions if it dies.
+    bus: Option<BusContext>,
+    /// The HEM said `Bye`: it ends what it ran itself.
+    said_bye: bool,
 }
 
 enum Event {
-    Frame(u64, ToSupervisor),
+    Frame(u64, Box<ToSupervisor>),
     Closed(u64, Option<frame::FrameError>),
 }
 
@@ -128,7 +150,9 @@ struct Supervisor {
     socket: PathBuf,
     inode: u64,
     linger: Duration,
-    execs: HashMap<String, Entry>,
+    execs: HashMap<String, Exec>,
+    /// Caretakers finishing the executions of dead distributed-mode HEMs.
+    caretakers: JoinSet<()>,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
     hooks: JoinSet<(String, ExecOutcome)>,
@@ -147,6 +171,7 @@ impl Supervisor {
             inode,
             linger,
             execs: HashMap::new(),
+            caretakers: JoinSet::new(),
             connections: HashMap::new(),
             next_connection: 0,
             hooks: JoinSet::new(),
@@ -165,10 +190,21 @@ impl Supervisor {
         let mut idle_since = Instant::now();
         loop {
             if self.stopping && self.hooks.is_empty() {
+                if tokio::time::timeout(CARETAKER_GRACE, async {
+                    while self.caretakers.join_next().await.is_some() {}
+                })
+                .await
+                .is_err()
+                {
+                    tracing::warn!(
+                        "stopping before every execution of a dead HEM was reported; the HEMs taking them over record them interrupted"
+                    );
+                }
                 tracing::info!("hook supervisor stopped");
                 return Ok(());
             }
-            let idle = self.connections.is_empty() && self.hooks.is_empty();
+            let idle =
+                self.connections.is_empty() && self.hooks.is_empty() && self.caretakers.is_empty();
             if !idle {
                 idle_since = Instant::now();
             }
@@ -200,6 +236,7 @@ impl Supervisor {
                         }
                     }
                 }
+                Some(_) = self.caretakers.join_next(), if !self.caretakers.is_empty() => {}
                 _ = term.recv() => self.stop("SIGTERM"),
                 _ = int.recv() => self.stop("SIGINT"),
                 () = tokio::time::sleep(IDLE_CHECK), if idle => {
@@ -249,7 +286,7 @@ impl Supervisor {
             loop {
                 let event = match frame::read_frame(&mut read, frame::MAX_TO_SUPERVISOR).await {
                     Ok(Some(body)) => match ToSupervisor::decode(&body) {
-                        Ok(f) => Event::Frame(id, f),
+                        Ok(f) => Event::Frame(id, Box::new(f)),
                         Err(e) => Event::Closed(id, Some(e)),
                     },
                     Ok(None) => Event::Closed(id, None),
@@ -268,6 +305,8 @@ impl Supervisor {
                 frames,
                 executor: LocalExecutor::new(Duration::ZERO),
                 reader,
+                bus: None,
+                said_bye: false,
             },
         );
     }
@@ -277,6 +316,9 @@ impl Supervisor {
             Event::Closed(id, error) => {
                 if let Some(c) = self.connections.remove(&id) {
                     c.reader.abort();
+                    if let (Some(bus), false) = (c.bus, c.said_bye) {
+                        self.adopt(id, bus);
+                    }
                 }
                 match error {
                     Some(e) => tracing::warn!(connection = id, error = %e,
@@ -288,21 +330,21 @@ impl Supervisor {
                     ),
                 }
             }
-            Event::Frame(id, frame) => self.frame(id, frame),
+            Event::Frame(id, frame) => self.frame(id, *frame),
         }
     }
 
     fn frame(&mut self, id: u64, frame: ToSupervisor) {
         match frame {
-            ToSupervisor::Hello { env } => {
+            ToSupervisor::Hello { env, bus } => {
                 let env = env
                     .into_iter()
                     .map(|(k, v)| (k, std::ffi::OsString::from_vec(v)))
                     .collect();
                 let mut running = Vec::new();
                 let mut finished = Vec::new();
-                for (uid, entry) in &self.execs {
-                    match entry {
+                for (uid, exec) in &self.execs {
+                    match exec.state {
                         Entry::Running { .. } => running.push(uid.clone()),
                         Entry::Finished { .. } => finished.push(uid.clone()),
                     }
@@ -315,6 +357,7 @@ impl Supervisor {
                 );
                 if let Some(c) = self.connections.get_mut(&id) {
                     c.executor = LocalExecutor::new(Duration::ZERO).with_env(env);
+                    c.bus = bus;
                 }
                 self.send(
                     id,
@@ -328,19 +371,30 @@ impl Supervisor {
             ToSupervisor::Spawn(req) => self.spawn(id, req),
             ToSupervisor::Taken { uids } => {
                 for uid in uids {
-                    if matches!(self.execs.get(&uid), Some(Entry::Finished { .. })) {
+                    if matches!(
+                        self.execs.get(&uid),
+                        Some(Exec {
+                            state: Entry::Finished { .. },
+                            ..
+                        })
+                    ) {
                         self.execs.remove(&uid);
                     }
                 }
             }
-            ToSupervisor::Bye => self.stop("the HEM stopped"),
+            ToSupervisor::Bye => {
+                if let Some(c) = self.connections.get_mut(&id) {
+                    c.said_bye = true;
+                }
+                self.stop("the HEM stopped")
+            }
         }
     }
 
     fn spawn(&mut self, id: u64, req: SpawnRequest) {
-        match self.execs.get_mut(&req.uid) {
+        match self.execs.get_mut(&req.uid).map(|e| &mut e.state) {
             // The HEM restarted and asks for an execution this supervisor already has.
-            Some(Entry::Running { owner }) => {
+            Some(Entry::Running { owner, .. }) => {
                 *owner = Some(id);
                 return;
             }
@@ -386,14 +440,35 @@ impl Supervisor {
             (task_uid, outcome)
         });
         self.hook_uids.insert(handle.id(), uid.clone());
-        self.execs.insert(uid, Entry::Running { owner: Some(id) });
+        self.execs.insert(
+            uid,
+            Exec {
+                state: Entry::Running {
+                    owner: Some(id),
+                    adopted: None,
+                },
+                origin: id,
+                record: req.record,
+            },
+        );
     }
 
     fn finished(&mut self, uid: String, outcome: ExecOutcome) {
-        let owner = match self.execs.get(&uid) {
-            Some(Entry::Running { owner }) => *owner,
-            _ => None,
+        let Some(exec) = self.execs.get_mut(&uid) else {
+            return;
         };
+        let (owner, adopted) = match &mut exec.state {
+            Entry::Running { owner, adopted } => (*owner, adopted.take()),
+            Entry::Finished { .. } => (None, None),
+        };
+        if let Some(caretaker) = adopted {
+            // The caretaker reports it; a HEM that attached meanwhile gets it too, and only
+            // the one the start marker names records it.
+            let _ = caretaker.send((uid.clone(), outcome.clone()));
+            if owner.is_none() {
+                self.execs.remove(&uid);
+            }
+        }
         if let Some(owner) = owner {
             self.send(
                 owner,
@@ -403,7 +478,49 @@ impl Supervisor {
                 },
             );
         }
-        self.execs.insert(uid, Entry::Finished { outcome });
+        if let Some(exec) = self.execs.get_mut(&uid) {
+            exec.state = Entry::Finished { outcome };
+        }
+    }
+
+    /// The distributed-mode HEM of connection `id` went away without `Bye` (it died): a
+    /// caretaker finishes its executions, those still running and those ended but not yet
+    /// taken, which the HEM may not have reported.
+    fn adopt(&mut self, id: u64, bus: BusContext) {
+        let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
+        let mut orphans = Vec::new();
+        let mut untaken = Vec::new();
+        for (uid, exec) in &mut self.execs {
+            let Some(record) = exec.record.clone() else {
+                continue;
+            };
+            match &mut exec.state {
+                Entry::Running { owner, adopted } if *owner == Some(id) => {
+                    *owner = None;
+                    *adopted = Some(outcomes_tx.clone());
+                    orphans.push(Orphan {
+                        record,
+                        outcome: None,
+                    });
+                }
+                Entry::Finished { outcome } if exec.origin == id => {
+                    untaken.push(uid.clone());
+                    orphans.push(Orphan {
+                        record,
+                        outcome: Some(outcome.clone()),
+                    });
+                }
+                _ => {}
+            }
+        }
+        for uid in untaken {
+            self.execs.remove(&uid);
+        }
+        if orphans.is_empty() {
+            return;
+        }
+        self.caretakers
+            .spawn(caretaker::care(bus, orphans, outcomes, self.linger));
     }
 
     fn send(&self, id: u64, frame: &FromSupervisor) {

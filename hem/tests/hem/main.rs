@@ -17,6 +17,7 @@ mod reference_driver;
 mod remote_agent;
 mod remote_confinement;
 mod remote_failures;
+mod remote_fleet;
 mod remote_placement;
 mod remote_support;
 mod result_sender;

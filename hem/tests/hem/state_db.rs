@@ -276,3 +276,111 @@ async fn forgetting_an_acknowledged_execution_is_committed_alone_when_nothing_el
     assert!(rec.outbox.is_empty() && rec.pending.is_empty());
     thread.stop();
 }
+
+/// A start mark is written only once its execution's acceptance is committed: a kill -9 right
+/// after the mark must find the execution's row, never a mark without it (a restart would
+/// accept that event again under another uid and run the hook a second time).
+#[tokio::test]
+async fn a_start_mark_waits_for_its_acceptance_to_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let marks = dir.path().join("hem.db-started");
+    let (db, thread, _) = StateDb::open(&path).unwrap();
+    // Another connection holds the write lock, so the acceptance cannot commit yet.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let a = exec(1, 3, Target::Local);
+    db.accept(vec![a.clone()], Some(1)).unwrap();
+    let marking = tokio::spawn({
+        let (db, uid) = (db.clone(), a.uid.clone());
+        async move { db.started(&uid).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !marking.is_finished(),
+        "marked before the acceptance committed"
+    );
+    assert_eq!(std::fs::read_to_string(&marks).unwrap(), "");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    tokio::time::timeout(Duration::from_secs(30), marking)
+        .await
+        .expect("the mark follows the commit")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&marks).unwrap(),
+        format!("{}\n", a.uid)
+    );
+    // Like kill -9: the writer is never told to stop.
+    std::mem::forget(thread);
+    std::mem::forget(db);
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.interrupted, vec![a]);
+    thread.stop();
+}
+
+/// Start marks live in their own file beside the state DB; those of executions that left the
+/// state DB are dropped from it at the next start.
+#[tokio::test]
+async fn start_marks_are_a_file_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let marks = dir.path().join("hem.db-started");
+    let (db, thread, _) = StateDb::open_with(&path, Duration::from_millis(1)).unwrap();
+    let (a, b) = (exec(1, 3, Target::Local), exec(2, 3, Target::Local));
+    accept(&db, vec![a.clone(), b.clone()], Some(2)).await;
+    db.started(&a.uid).await.unwrap();
+    db.started(&b.uid).await.unwrap();
+    let text = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(text, format!("{}\n{}\n", a.uid, b.uid));
+    db.finished(entry(&a.uid)).unwrap();
+    thread.stop();
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.interrupted, vec![b.clone()]);
+    assert_eq!(
+        std::fs::read_to_string(&marks).unwrap(),
+        format!("{}\n", b.uid)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&marks).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    thread.stop();
+}
+
+/// Acknowledgements reach the writer beside its queue, not through it; however they interleave
+/// with more results than one commit takes, each finds its held result, so nothing acknowledged
+/// is left in the outbox or the state DB.
+#[tokio::test]
+async fn acknowledgements_beside_the_queue_each_find_their_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    // Held far longer than the test: a result leaves the state DB only through its ACK.
+    let (db, thread, _) = StateDb::open_with(&path, Duration::from_secs(60)).unwrap();
+    let execs: Vec<Execution> = (1..=3000).map(|s| exec(s, 3, Target::Local)).collect();
+    db.accept(execs.clone(), Some(3000)).unwrap();
+    for e in &execs {
+        db.started(&e.uid).await.unwrap();
+    }
+    // Another thread acknowledges each result once it is queued, as the result senders do.
+    let (sent, to_ack) = std::sync::mpsc::channel::<String>();
+    let acker = std::thread::spawn({
+        let db = db.clone();
+        move || {
+            for uid in to_ack {
+                db.acked(&uid);
+            }
+        }
+    });
+    for e in &execs {
+        db.finished(entry(&e.uid)).unwrap();
+        sent.send(e.uid.clone()).unwrap();
+    }
+    drop(sent);
+    acker.join().unwrap();
+    thread.stop();
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert!(rec.outbox.is_empty(), "{} results left", rec.outbox.len());
+    assert!(rec.interrupted.is_empty() && rec.pending.is_empty());
+    thread.stop();
+}

@@ -67,7 +67,13 @@ fn receive(stream: &mut UnixStream) -> Option<FromSupervisor> {
 }
 
 fn hello(stream: &mut UnixStream) -> (Vec<String>, Vec<String>) {
-    send(stream, &ToSupervisor::Hello { env: Vec::new() });
+    send(
+        stream,
+        &ToSupervisor::Hello {
+            env: Vec::new(),
+            bus: None,
+        },
+    );
     match receive(stream) {
         Some(FromSupervisor::Welcome {
             running, finished, ..
@@ -84,6 +90,7 @@ fn spawn(uid: &str, argv: &[&str], timeout: Option<Duration>) -> ToSupervisor {
         timeout,
         kill_grace: Duration::from_millis(200),
         output_cap: 1 << 16,
+        record: None,
     })
 }
 
