@@ -1,7 +1,8 @@
 //! Failed CURVE handshakes that never reach the ZAP handler: a client on ZeroMQ's NULL
 //! mechanism, or one whose handshake is garbled, is dropped by libzmq before any ZAP request.
 //! Each CURVE server socket gets a monitor (an inproc PAIR) that reports those failures, and
-//! the ZAP thread logs them beside its denials, rate-limited the same way.
+//! the ZAP thread logs them beside its denials, rate-limited the same way but on a budget of
+//! their own.
 //!
 //! Failures the ZAP handler decided (`HANDSHAKE_FAILED_AUTH`) are not watched: the handler
 //! logs them already, with the client's key.
@@ -64,7 +65,7 @@ impl HandshakeFailure {
     /// What went wrong, in words an operator can act on.
     pub fn reason(&self) -> &'static str {
         if self.event == zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16 {
-            return "the connection ended during the handshake (a client without CURVE ends it so)";
+            return "the connection ended during the handshake (as a client that does not use CURVE ends it)";
         }
         match self.value {
             0x1100_0002 => "the client does not use CURVE (mechanism mismatch)",
@@ -76,7 +77,7 @@ impl HandshakeFailure {
     }
 }
 
-/// Logs one failure on socket `name`, within the shared rate limit; returns whether it was
+/// Logs one failure on socket `name`, within `limit`; returns whether it was
 /// logged.
 pub fn record(limit: &mut RateLimit, now: Instant, name: &str, failure: &HandshakeFailure) -> bool {
     if !limit.admit(now) {

@@ -72,7 +72,9 @@ impl ZapHandler {
     }
 
     fn serve(self, stop: &AtomicBool) {
-        let mut refusals = RateLimit::default();
+        // Two budgets: a keyless client reconnecting in a loop must not hide the denials.
+        let mut denials = RateLimit::default();
+        let mut failures = RateLimit::default();
         while !stop.load(Ordering::Relaxed) {
             let ready = {
                 let mut items: Vec<zmq::PollItem<'_>> = std::iter::once(&self.socket)
@@ -93,7 +95,7 @@ impl ZapHandler {
                 }
             };
             if ready.first() == Some(&true) {
-                self.answer(&mut refusals);
+                self.answer(&mut denials);
             }
             for (monitor, _) in self
                 .monitors
@@ -104,7 +106,7 @@ impl ZapHandler {
                 if let Ok(frames) = monitor.socket.recv_multipart(zmq::DONTWAIT)
                     && let Some(failure) = HandshakeFailure::parse(&frames)
                 {
-                    handshakes::record(&mut refusals, Instant::now(), &monitor.name, &failure);
+                    handshakes::record(&mut failures, Instant::now(), &monitor.name, &failure);
                 }
             }
         }

@@ -127,8 +127,15 @@ fn curve_results_from_unlisted_keys_are_never_stored_or_forwarded() {
         assert_eq!(out, ["TIMEOUT"]);
         assert!(!status.success());
     }
-    let log = driver.wait_for_log("socket=replier");
-    assert!(log.contains(&keys.public_z85("stranger")), "{log}");
+    let log = driver.wait_for_log("CURVE client denied");
+    let denied = log
+        .lines()
+        .find(|l| l.contains("CURVE client denied"))
+        .expect("denial line");
+    assert!(
+        denied.contains("socket=replier") && denied.contains(&keys.public_z85("stranger")),
+        "{denied}"
+    );
 
     for (n, name) in ["ours", "py"].iter().enumerate() {
         let genuine = result_body("/bin/true", 0, Some(&format!("genuine-{n}")));
