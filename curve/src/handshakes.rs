@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use crate::zap::RateLimit;
+use crate::rate_limit::RateLimit;
 
 /// The events watched: protocol errors and failures without detail.
 pub const WATCHED_EVENTS: i32 = zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32

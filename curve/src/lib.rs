@@ -9,6 +9,7 @@
 
 pub mod cert;
 pub mod handshakes;
+pub mod rate_limit;
 pub mod z85;
 pub mod zap;
 

@@ -9,20 +9,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{debug, warn};
 
 use crate::cert::{AllowList, Key};
 use crate::handshakes::{self, HandshakeFailure, Monitor};
+use crate::rate_limit::RateLimit;
 
 /// Where libzmq looks for the handler.
 pub const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
 /// How often the idle handler looks at its stop switch.
 const POLL_MS: i64 = 100;
-/// Denials logged per window; the rest are counted and summed up in the next window.
-const DENIALS_PER_WINDOW: u32 = 10;
-const DENIAL_WINDOW: Duration = Duration::from_secs(60);
 
 /// A bound ZAP socket, not yet served.
 pub struct ZapHandler {
@@ -260,42 +258,6 @@ fn reply(request: &ZapRequest, verdict: &Verdict) -> Vec<Vec<u8>> {
     ]
 }
 
-/// At most [`DENIALS_PER_WINDOW`] refusals logged a minute: a client retrying with a wrong key
-/// reconnects every few hundred milliseconds and would otherwise fill the log. The rest are
-/// counted and summed up when the next window opens.
-#[derive(Debug, Default)]
-pub struct RateLimit {
-    window: Option<Instant>,
-    logged: u32,
-    suppressed: u64,
-}
-
-impl RateLimit {
-    /// Whether one more refusal may be logged now.
-    pub fn admit(&mut self, now: Instant) -> bool {
-        let fresh = self
-            .window
-            .is_none_or(|start| now.duration_since(start) >= DENIAL_WINDOW);
-        if fresh {
-            if self.suppressed > 0 {
-                warn!(
-                    refused = self.suppressed,
-                    "more CURVE connections were refused in the last minute than were logged"
-                );
-            }
-            self.window = Some(now);
-            self.logged = 0;
-            self.suppressed = 0;
-        }
-        if self.logged >= DENIALS_PER_WINDOW {
-            self.suppressed += 1;
-            return false;
-        }
-        self.logged += 1;
-        true
-    }
-}
-
 /// Logs one ZAP denial within `limit`; returns whether it was logged.
 pub fn record_denial(
     limit: &mut RateLimit,
@@ -322,6 +284,8 @@ pub fn record_denial(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn request(mechanism: &str, key: &[u8]) -> ZapRequest {
@@ -394,11 +358,11 @@ mod tests {
                 )
             })
             .count();
-        assert_eq!(logged, DENIALS_PER_WINDOW as usize);
+        assert_eq!(logged, crate::rate_limit::PER_WINDOW as usize);
         assert_eq!(log.suppressed, 40);
         assert!(record_denial(
             &mut log,
-            start + DENIAL_WINDOW,
+            start + crate::rate_limit::WINDOW,
             &denied,
             "test"
         ));
