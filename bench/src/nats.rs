@@ -48,7 +48,7 @@ a schedule at 50/s, then 500/s on the same driver and HEMs, from the moment an e
 written to the driver's stdin to the hook's own clock reading); where a route cannot take \
 500 events/s its latency at that rate is the queue's and grows with the count in the note. \
 **Failover**: the last run's driver and HEMs of the largest count (three; two with \
-`--quick`) and a hook that prints its parent's pid, so that a result names the HEM that ran \
+`--quick`) and a hook that prints its parent's pid (the hook supervisor of its HEM), so that a result names the HEM that ran \
 it; VM ACTIVE/PROLOG events, each of a new VM, are written at 100/s throughout a round. Once \
 every partition has results and every HEM has run hooks, one HEM is killed with SIGKILL; the \
 partitions it held are those whose latest result it produced. The failover time runs from \
@@ -240,6 +240,18 @@ impl NatsPipeline {
         self.hems.iter().map(Hem::pid).collect()
     }
 
+    /// The parent pid each HEM's local hooks see: its hook supervisor's.
+    fn hook_parents(&self) -> Result<Vec<u32>> {
+        self.hems
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                h.supervisor_pid()
+                    .with_context(|| format!("HEM {i} has no hook supervisor running"))
+            })
+            .collect()
+    }
+
     /// The HEMs' and the driver's log tails, for errors.
     fn context(&self) -> String {
         format!(
@@ -390,8 +402,8 @@ struct Round {
 struct Seen {
     at: Instant,
     vm: i64,
-    /// The parent pid the hook printed: the HEM that ran it (`None` for a record that reports
-    /// an execution the HEM never saw end, such as one interrupted by the kill).
+    /// The parent pid the hook printed: the hook supervisor of the HEM that ran it (`None` for
+    /// a record that reports an execution that never ran, such as one interrupted by the kill).
     hem: Option<u32>,
     ok: bool,
 }
@@ -431,7 +443,8 @@ fn failover_round(
     warm_up: Duration,
     tail: Duration,
 ) -> Result<Round> {
-    let pids = p.pids();
+    // The hooks print their parent: each HEM's hook supervisor.
+    let pids = p.hook_parents()?;
     let victim_pid = pids[victim];
     let output = Arc::clone(&p.driver.output);
     let stop = AtomicBool::new(false);
@@ -557,7 +570,8 @@ fn failover_round(
     })
 }
 
-/// Writes the failover hook: it prints its parent's pid, the HEM that spawned it.
+/// Writes the failover hook: it prints its parent's pid, the hook supervisor of the HEM that
+/// spawned it.
 fn ppid_hook(dir: &Path) -> Result<String> {
     let path = dir.join("ppid.sh");
     fs::write(&path, "#!/bin/sh\necho \"$PPID\"\n")?;

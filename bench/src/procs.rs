@@ -307,6 +307,23 @@ impl Hem {
         self.child.id()
     }
 
+    /// The pid of this HEM's hook supervisor (the parent of its local hooks), if one runs:
+    /// the process started with `--supervisor --socket <state DB>.hooks.sock`.
+    pub fn supervisor_pid(&self) -> Option<u32> {
+        let socket = self.dir.path().join("hem-state.db.hooks.sock");
+        let socket = socket.as_os_str().as_encoded_bytes();
+        fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let serves = args.contains(&&b"--supervisor"[..])
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"--socket" && w[1] == socket);
+            serves.then_some(pid)
+        })
+    }
+
     /// Waits until the hook pool is loaded and the reading position is taken; returns the
     /// number of hooks loaded.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<u64> {
@@ -374,6 +391,11 @@ impl Hem {
 impl Drop for Hem {
     fn drop(&mut self) {
         stop_child(&mut self.child, Some(Signal::SIGTERM));
+        // A HEM stopped in order ends its supervisor; a killed one's would linger for
+        // minutes after the run.
+        if let Some(pid) = self.supervisor_pid().and_then(|p| i32::try_from(p).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
     }
 }
 
