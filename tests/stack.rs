@@ -93,6 +93,25 @@ pub fn venv_tool(variable: &str, name: &str, missing: &str) -> Result<PathBuf> {
 }
 
 /// A fresh loopback address for one stack: 127.77.<pid byte>.<counter>.
+/// Pid of the hook supervisor of the HEM whose state DB is `state_db` (the parent of its
+/// local hooks), if one runs: the process started with `--supervisor --socket
+/// <state DB>.hooks.sock`.
+pub fn supervisor_pid(state_db: &Path) -> Option<u32> {
+    let mut socket = state_db.as_os_str().to_owned();
+    socket.push(".hooks.sock");
+    let socket = socket.into_encoded_bytes();
+    fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let serves = args.contains(&&b"--supervisor"[..])
+            && args
+                .windows(2)
+                .any(|w| w[0] == b"--socket" && w[1] == socket.as_slice());
+        serves.then_some(pid)
+    })
+}
+
 fn next_address() -> Ipv4Addr {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -568,19 +587,7 @@ impl Stack {
     /// Pid of the hook supervisor of HEM `i` (the parent of its local hooks), if one runs:
     /// the process started with `--supervisor --socket <its state DB>.hooks.sock`.
     pub fn supervisor_pid_at(&self, i: usize) -> Option<u32> {
-        let mut socket = self.hem_state_db(i).into_os_string();
-        socket.push(".hooks.sock");
-        let socket = socket.into_encoded_bytes();
-        fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let serves = args.contains(&&b"--supervisor"[..])
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == b"--socket" && w[1] == socket.as_slice());
-            serves.then_some(pid)
-        })
+        supervisor_pid(&self.hem_state_db(i))
     }
 
     /// Pid of oned-lite, if running.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use one_e2e::sshd::{ClientIdentity, MAX_LISTEN_SOCKS, SshFleet, agent_binary};
 use onehem_server::executor::ExecRequest;
-use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig, RemoteExecutor};
+use onehem_server::remote::{ExecMode, RemoteConfig, RemoteExecutor};
 
 use crate::Scale;
 use crate::procs::status_kib;
@@ -73,15 +73,7 @@ impl Hosts {
             ..RemoteConfig::default()
         };
         for h in &self.fleet.hosts {
-            cfg.hosts.insert(
-                h.name.clone(),
-                HostEntry {
-                    address: Some(h.addr.to_string()),
-                    port: Some(h.port),
-                    remote_hook_base_path: Some(h.base_path.display().to_string()),
-                    ..HostEntry::default()
-                },
-            );
+            cfg.add_host(&h.name, h.addr, h.port, &h.base_path);
         }
         Ok(cfg)
     }

@@ -307,21 +307,9 @@ impl Hem {
         self.child.id()
     }
 
-    /// The pid of this HEM's hook supervisor (the parent of its local hooks), if one runs:
-    /// the process started with `--supervisor --socket <state DB>.hooks.sock`.
+    /// The pid of this HEM's hook supervisor (the parent of its local hooks), if one runs.
     pub fn supervisor_pid(&self) -> Option<u32> {
-        let socket = self.dir.path().join("hem-state.db.hooks.sock");
-        let socket = socket.as_os_str().as_encoded_bytes();
-        fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let serves = args.contains(&&b"--supervisor"[..])
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == b"--socket" && w[1] == socket);
-            serves.then_some(pid)
-        })
+        one_e2e::stack::supervisor_pid(&self.dir.path().join("hem-state.db"))
     }
 
     /// Waits until the hook pool is loaded and the reading position is taken; returns the

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use one_e2e::sshd::{ClientIdentity, SshHost, agent_binary, write_known_hosts};
 use onehem_server::executor::ExecRequest;
-use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig, RemoteExecutor};
+use onehem_server::remote::{ExecMode, RemoteConfig, RemoteExecutor};
 
 use crate::bare_ssh::{BareConnection, exec_rate};
 use crate::report::{Goal, Report, percentile};
@@ -82,15 +82,7 @@ impl Cloud {
             ..RemoteConfig::default()
         };
         for h in &self.hosts {
-            cfg.hosts.insert(
-                h.name.clone(),
-                HostEntry {
-                    address: Some(h.addr.to_string()),
-                    port: Some(h.port),
-                    remote_hook_base_path: Some(h.base_path.display().to_string()),
-                    ..HostEntry::default()
-                },
-            );
+            cfg.add_host(&h.name, h.addr, h.port, &h.base_path);
         }
         Ok(cfg)
     }

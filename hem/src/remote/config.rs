@@ -16,7 +16,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +108,20 @@ const DEFAULT_AGENT_PATH: &str = "/var/tmp/one/onehem-agent";
 const DEFAULT_MAX_CONNECTING: usize = 16;
 
 impl RemoteConfig {
+    /// Adds host `name` at `address`:`port`, with its own hook directory; the rest of the
+    /// entry takes the section's defaults.
+    pub fn add_host(&mut self, name: &str, address: impl ToString, port: u16, hook_dir: &Path) {
+        self.hosts.insert(
+            name.to_string(),
+            HostEntry {
+                address: Some(address.to_string()),
+                port: Some(port),
+                remote_hook_base_path: Some(hook_dir.display().to_string()),
+                ..HostEntry::default()
+            },
+        );
+    }
+
     /// Reads the section from the (already `:`-stripped) YAML value; an absent section is
     /// the default configuration.
     pub fn from_yaml(value: serde_norway::Value) -> Result<RemoteConfig, String> {

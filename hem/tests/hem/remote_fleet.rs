@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use one_e2e::sshd::{ClientIdentity, SshFleet, agent_binary};
 use onehem_server::executor::{ExecOutcome, ExecRequest};
-use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig, RemoteExecutor};
+use onehem_server::remote::{ExecMode, RemoteConfig, RemoteExecutor};
 
 use crate::remote_support::{GLOBAL_BASE, install_hook};
 
@@ -42,15 +42,7 @@ fn config(
         ..RemoteConfig::default()
     };
     for h in &fleet.hosts {
-        cfg.hosts.insert(
-            h.name.clone(),
-            HostEntry {
-                address: Some(h.addr.to_string()),
-                port: Some(h.port),
-                remote_hook_base_path: Some(h.base_path.display().to_string()),
-                ..HostEntry::default()
-            },
-        );
+        cfg.add_host(&h.name, h.addr, h.port, &h.base_path);
     }
     cfg
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use one_e2e::sshd::{ClientIdentity, SshHost, agent_binary, write_known_hosts};
 use onehem_server::executor::ExecRequest;
-use onehem_server::remote::{ExecMode, HostEntry, RemoteConfig};
+use onehem_server::remote::{ExecMode, RemoteConfig};
 
 /// The HEM's `remote_hook_base_path`; every host maps it to its own directory.
 pub const GLOBAL_BASE: &str = "/var/tmp/one/hooks";
@@ -80,15 +80,7 @@ impl Cloud {
             ..RemoteConfig::default()
         };
         for h in &self.hosts {
-            cfg.hosts.insert(
-                h.name.clone(),
-                HostEntry {
-                    address: Some(h.addr.to_string()),
-                    port: Some(h.port),
-                    remote_hook_base_path: Some(h.base_path.display().to_string()),
-                    ..HostEntry::default()
-                },
-            );
+            cfg.add_host(&h.name, h.addr, h.port, &h.base_path);
         }
         cfg
     }
