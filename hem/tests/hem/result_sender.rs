@@ -24,25 +24,36 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn every_result_is_acknowledged_on_a_healthy_driver() {
-    let ctx = zmq::Context::new();
-    let rep = ctx.socket(zmq::REP).unwrap();
-    rep.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = rep.get_last_endpoint().unwrap().unwrap();
+/// Result senders with `sockets` sockets to `endpoint`, and the uids they saw acknowledged.
+fn started(
+    ctx: &zmq::Context,
+    endpoint: String,
+    sockets: usize,
+    ack_timeout: Duration,
+) -> (ResultSender, Arc<Mutex<Vec<String>>>) {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let a = acked.clone();
     let sender = ResultSender::start(
         ctx.clone(),
         SenderConfig {
             endpoint,
-            sockets: 3,
-            ack_timeout: Duration::from_secs(5),
+            sockets,
+            ack_timeout,
             curve: None,
         },
         Arc::new(move |e: &OutboxEntry| a.lock().unwrap().push(e.uid.clone())),
     )
     .expect("result senders");
+    (sender, acked)
+}
+
+#[test]
+fn every_result_is_acknowledged_on_a_healthy_driver() {
+    let ctx = zmq::Context::new();
+    let rep = ctx.socket(zmq::REP).unwrap();
+    rep.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = rep.get_last_endpoint().unwrap().unwrap();
+    let (sender, acked) = started(&ctx, endpoint, 3, Duration::from_secs(5));
     let queue = sender.queue();
     for n in 0..50 {
         queue.send(entry(n));
@@ -74,19 +85,7 @@ fn a_lost_ack_reconnects_resends_and_does_not_block_later_results() {
     let router = ctx.socket(zmq::ROUTER).unwrap();
     router.bind("tcp://127.0.0.1:*").unwrap();
     let endpoint = router.get_last_endpoint().unwrap().unwrap();
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let a = acked.clone();
-    let sender = ResultSender::start(
-        ctx.clone(),
-        SenderConfig {
-            endpoint,
-            sockets: 2,
-            ack_timeout: Duration::from_millis(300),
-            curve: None,
-        },
-        Arc::new(move |e: &OutboxEntry| a.lock().unwrap().push(e.uid.clone())),
-    )
-    .expect("result senders");
+    let (sender, acked) = started(&ctx, endpoint, 2, Duration::from_millis(300));
     let queue = sender.queue();
     for n in 0..20 {
         queue.send(entry(n));
