@@ -1,9 +1,10 @@
 //! The results socket on the logger port: hook results from the HEM.
 //!
-//! Peers are REQ sockets (reference §5.5). The driver's side is a ROUTER socket, which speaks the
-//! same wire protocol as REP but lets many requests wait for the journal at once, so results from
-//! several senders share one group commit instead of queueing behind each other. Every request
-//! gets exactly one reply, so a peer's REQ socket never wedges:
+//! Peers are REQ sockets (reference §5.5), or our HEM's DEALER, which puts a request id before
+//! the delimiter and gets it back with the reply. The driver's side is a ROUTER socket, which
+//! speaks the same wire protocol as REP but lets many requests wait for the journal at once, so
+//! results from several senders share one group commit instead of queueing behind each other.
+//! Every request gets exactly one reply, so a peer's REQ socket never wedges:
 //!
 //! - `ACK` once the result is stored in the journal (or was stored before under the same
 //!   EXECUTION_UID); it is then forwarded to oned in order;

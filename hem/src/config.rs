@@ -66,7 +66,7 @@ pub struct Config {
     pub resync_interval: Duration,
     /// How long a result waits for the driver's ACK before its socket is reconnected.
     pub result_timeout: Duration,
-    /// Results in flight to the driver at once (one REQ socket each).
+    /// Results in flight to the driver at once on the one results socket.
     pub result_senders: usize,
     /// Time between SIGTERM and SIGKILL to a timed-out hook's process group.
     pub kill_grace: Duration,
@@ -304,7 +304,7 @@ fn parse_recording(
         one_auth: fields.optional_string("one_auth").map(PathBuf::from),
         resync_interval: fields.seconds("resync_interval", 300.0, 1.0, 86_400.0),
         result_timeout: fields.seconds("result_timeout", 5.0, 0.05, 3600.0),
-        result_senders: fields.uint("result_senders", 8, 1, 64) as usize,
+        result_senders: fields.uint("result_senders", 64, 1, 4096) as usize,
         kill_grace: fields.seconds("kill_grace", 2.0, 0.0, 3600.0),
         shutdown_grace: fields.seconds("shutdown_grace", 10.0, 0.0, 3600.0),
         supervisor_linger: fields.seconds("supervisor_linger", 300.0, 1.0, 86_400.0),

@@ -175,7 +175,7 @@ fn start_work(
         ctx.clone(),
         SenderConfig {
             endpoint: config.replier_endpoint.clone(),
-            sockets: config.result_senders,
+            in_flight: config.result_senders,
             ack_timeout: config.result_timeout,
             curve: config.curve.clone(),
         },

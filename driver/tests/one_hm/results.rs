@@ -1,4 +1,4 @@
-//! The results REP socket with a Python REQ client.
+//! The results socket with a Python REQ client, and with a DEALER like the HEM's.
 
 use serde_json::json;
 
@@ -246,4 +246,67 @@ fn results_a_front_end_did_not_acknowledge_are_forwarded_again_after_a_restart()
         assert!(driver.wait().success());
         assert!(driver.rest_of_stdout().is_empty());
     }
+}
+
+#[test]
+fn a_dealer_with_many_results_in_flight_gets_each_reply_under_its_request_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut driver = Driver::start(dir.path(), &[]);
+    driver.init();
+    let bodies = [
+        result_body("/bin/true", 0, Some("uid-a")),
+        result_body("/bin/false", 1, Some("uid-b")),
+        result_body("/bin/echo", 0, Some("uid-c")),
+    ];
+    // The HEM's sender: one DEALER, every request as [request id, empty, frame], all sent
+    // before any reply is read; the last one resends the first result under a new id.
+    let ctx = zmq::Context::new();
+    let dealer = ctx.socket(zmq::DEALER).unwrap();
+    dealer.set_linger(0).unwrap();
+    dealer.connect(&driver.endpoints.logger).unwrap();
+    let frames = [
+        (b"id-1", format!("0 3 {}", bodies[0])),
+        (b"id-2", format!("1 4 {}", bodies[1])),
+        (b"id-3", format!("0 5 {}", bodies[2])),
+        (b"id-4", format!("0 3 {}", bodies[0])),
+    ];
+    for (id, frame) in &frames {
+        dealer
+            .send_multipart([&id[..], b"", frame.as_bytes()], 0)
+            .unwrap();
+    }
+    let mut replies = Vec::new();
+    while replies.len() < frames.len() {
+        assert!(
+            dealer.poll(zmq::POLLIN, 30_000).unwrap() > 0,
+            "replies missing after {replies:?}"
+        );
+        replies.push(dealer.recv_multipart(0).unwrap());
+    }
+    replies.sort();
+    let expected: Vec<Vec<Vec<u8>>> = frames
+        .iter()
+        .map(|(id, _)| vec![id.to_vec(), vec![], b"ACK".to_vec()])
+        .collect();
+    assert_eq!(
+        replies, expected,
+        "each reply carries its request's envelope"
+    );
+    assert_eq!(
+        driver.next_line(),
+        format!("EXECUTE SUCCESS 3 0 {}", bodies[0])
+    );
+    assert_eq!(
+        driver.next_line(),
+        format!("EXECUTE FAILURE 4 1 {}", bodies[1])
+    );
+    assert_eq!(
+        driver.next_line(),
+        format!("EXECUTE SUCCESS 5 0 {}", bodies[2])
+    );
+    driver.send("FINALIZE");
+    assert!(driver.wait().success());
+    // The resend was acknowledged and not forwarded again.
+    assert!(driver.rest_of_stdout().is_empty());
+    assert!(driver.stderr().contains("duplicate result acknowledged"));
 }
