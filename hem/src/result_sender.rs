@@ -241,19 +241,31 @@ struct Worker {
 /// What woke the thread.
 struct Woken {
     replies: bool,
+    rung: bool,
 }
 
 impl Worker {
     fn run(mut self) {
+        // The first pass looks at the queue as if the bell had rung.
+        let mut rung = true;
         while !self.stop.is_requested() {
+            if rung {
+                // Drained before the take, so a result queued after the take rings it again.
+                self.inbox.bell.drain();
+            }
             self.take_queued();
             self.ensure_link();
             self.resend_expired();
             self.send_waiting();
             match self.wait() {
-                Ok(Woken { replies: true }) => self.read_replies(),
-                Ok(Woken { replies: false }) => {}
+                Ok(woken) => {
+                    rung = woken.rung;
+                    if woken.replies {
+                        self.read_replies();
+                    }
+                }
                 Err(e) => {
+                    rung = true;
                     // The socket is no longer usable; a new one starts afresh.
                     tracing::warn!(error = %e, endpoint = %self.config.endpoint,
                         "results socket failed; reconnecting");
@@ -266,10 +278,8 @@ impl Worker {
         self.inbox.lock().closed = true;
     }
 
-    /// Moves every queued result to the waiting list. The bell is drained first, so a result
-    /// queued after the take rings it again.
+    /// Moves every queued result to the waiting list.
     fn take_queued(&mut self) {
-        self.inbox.bell.drain();
         let taken = std::mem::take(&mut self.inbox.lock().entries);
         self.waiting.extend(taken);
     }
@@ -425,20 +435,28 @@ impl Worker {
                     zmq::PollItem::from_fd(bell_fd, zmq::POLLIN),
                     zmq::PollItem::from_fd(stop_fd, zmq::POLLIN),
                 ];
-                zmq::poll(&mut items, timeout).map(|_| items[0].is_readable())
+                zmq::poll(&mut items, timeout).map(|_| Woken {
+                    replies: items[0].is_readable(),
+                    rung: items[1].is_readable(),
+                })
             }
             None => {
                 let mut items = [
                     zmq::PollItem::from_fd(bell_fd, zmq::POLLIN),
                     zmq::PollItem::from_fd(stop_fd, zmq::POLLIN),
                 ];
-                zmq::poll(&mut items, timeout).map(|_| false)
+                zmq::poll(&mut items, timeout).map(|_| Woken {
+                    replies: false,
+                    rung: items[0].is_readable(),
+                })
             }
         };
         match polled {
-            Ok(replies) => Ok(Woken { replies }),
-            Err(zmq::Error::EINTR) => Ok(Woken { replies: false }),
-            Err(e) => Err(e),
+            Err(zmq::Error::EINTR) => Ok(Woken {
+                replies: false,
+                rung: true,
+            }),
+            other => other,
         }
     }
 
