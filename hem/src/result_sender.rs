@@ -208,6 +208,9 @@ impl ResultSender {
     }
 }
 
+/// Room the sender keeps in its lists between bursts.
+const SHRINK_ABOVE: usize = 1024;
+
 /// A result sent and waiting for its reply.
 struct Flight {
     entry: OutboxEntry,
@@ -376,6 +379,13 @@ impl Worker {
                 },
             );
             self.transmit(id);
+        }
+        if self.waiting.is_empty() && self.waiting.capacity() > SHRINK_ABOVE {
+            // A burst held back by a slow driver gives its memory back once it is sent.
+            self.waiting.shrink_to(SHRINK_ABOVE);
+        }
+        if self.flights.is_empty() && self.flights.capacity() > SHRINK_ABOVE {
+            self.flights.shrink_to(SHRINK_ABOVE);
         }
     }
 
