@@ -541,20 +541,28 @@ fn run_groups(conn: &Arc<Mutex<Connection>>, calls: &mpsc::Receiver<Box<dyn Grou
         match committed {
             Ok(()) => {
                 for f in after.into_inner() {
-                    f();
+                    survive("work after a commit", f);
                 }
                 for call in group {
-                    call.settle(None);
+                    survive("answering a call", || call.settle(None));
                 }
             }
             Err(e) => {
                 let reason = e.to_string();
                 tracing::error!(calls = group.len(), error = %reason, "a group of calls is lost: nothing of it is stored");
                 for call in group {
-                    call.settle(Some(GroupError::Commit(reason.clone())));
+                    let error = GroupError::Commit(reason.clone());
+                    survive("answering a call", || call.settle(Some(error)));
                 }
             }
         }
+    }
+}
+
+/// Runs `f` on the writer, which must outlive a panic in it: every later call needs it.
+fn survive(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        tracing::error!(what, "panicked on the database writer");
     }
 }
 
