@@ -16,9 +16,11 @@ const HOSTILE: usize = 1000;
 /// The functional bound: a new call is answered within this, whatever the attack. Before the
 /// cap shed idle and slow connections, such a call waited 30 s or more, or was never answered.
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
-/// No fresh call may take longer than this even on a machine so loaded that a plain call
-/// sometimes misses [`ANSWER_WITHIN`] (the test machine shares two cores with builds).
-const ANSWER_AT_WORST: Duration = Duration::from_secs(5);
+/// One call in this many may miss [`ANSWER_WITHIN`]. The attackers reconnect as fast as they
+/// are shed, so the listen queue is sometimes full when a fresh client's SYN arrives; the kernel
+/// drops it and the client's retries come 1, 3 and 7 s later. On a loaded machine one such call
+/// in eight does happen; it must still be answered (within [`CALL_TIMEOUT`]).
+const ONE_SLOW_CALL_IN: usize = 8;
 /// How long a test's own calls may take before they count as failed (a hung call).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -87,21 +89,18 @@ fn calls_during_attack(stack: &Stack, hold: impl FnOnce(&AtomicBool) + Send) -> 
     })
 }
 
-/// The median call within [`ANSWER_WITHIN`], none beyond [`ANSWER_AT_WORST`].
+/// Every call answered, all but one in [`ONE_SLOW_CALL_IN`] within [`ANSWER_WITHIN`].
 fn assert_answered_promptly(took: &[Duration], attack: &str) {
     let median = took[took.len() / 2];
-    let slowest = took[took.len() - 1];
+    let slow = took.iter().filter(|t| **t >= ANSWER_WITHIN).count();
+    let allowed = took.len().div_ceil(ONE_SLOW_CALL_IN);
     eprintln!(
-        "{} calls during {attack}: median {median:?}, slowest {slowest:?}",
+        "{} calls during {attack}: median {median:?}, {slow} of them slower than {ANSWER_WITHIN:?}",
         took.len()
     );
     assert!(
-        median < ANSWER_WITHIN,
-        "median call {median:?} during {attack}: {took:?}"
-    );
-    assert!(
-        slowest < ANSWER_AT_WORST,
-        "slowest call {slowest:?} during {attack}: {took:?}"
+        slow <= allowed,
+        "{slow} calls slower than {ANSWER_WITHIN:?} during {attack}: {took:?}"
     );
 }
 
