@@ -174,8 +174,8 @@ impl Process {
 
 /// Several processes started in a row, as [`Process::spawn`] starts one: the spawning thread
 /// takes the short scheduler slice once for all of them and gets its own settings back when the
-/// batch is dropped (see `quick_start`), instead of twice per process. Hold it only while
-/// spawning: whatever the thread does meanwhile runs with the short slice.
+/// batch is dropped (see `quick_start`), instead of twice per process. Hold it for a short run
+/// of spawns only: whatever else the thread does meanwhile runs with the short slice too.
 pub struct SpawnBatch {
     quick: QuickStart,
 }
