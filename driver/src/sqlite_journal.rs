@@ -228,9 +228,28 @@ impl SqliteJournal {
         })
     }
 
+    /// One transaction holding the whole batch. BEGIN and COMMIT are cached statements: a
+    /// transaction opened through `execute_batch` parses both again at every commit, which is a
+    /// visible share of a commit that carries one event or one result. On any error the
+    /// transaction is rolled back, so nothing of the batch is durable.
     fn write(&mut self, batch: &mut Batch, first_seq: u64) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let written = self
+            .write_rows(batch, first_seq)
+            .and_then(|()| self.conn.prepare_cached("COMMIT")?.execute([]).map(drop));
+        if written.is_err()
+            && !self.conn.is_autocommit()
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "journal rollback failed");
+        }
+        written
+    }
+
+    /// The batch's rows, inside the transaction [`Self::write`] opened.
+    fn write_rows(&self, batch: &mut Batch, first_seq: u64) -> Result<(), rusqlite::Error> {
         let ts = now_ms();
-        let tx = self.conn.transaction()?;
+        let tx = &self.conn;
         if !batch.events.is_empty() {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO events (seq, ts, source, keys, content) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -280,7 +299,7 @@ impl SqliteJournal {
             )?
             .execute([to_i64(forwarded)])?;
         }
-        tx.commit()
+        Ok(())
     }
 
     fn trim_events(&mut self, budget: u64, now: i64) -> Result<u64, rusqlite::Error> {
@@ -650,6 +669,63 @@ mod tests {
         };
         j.commit(&mut batch).expect("commit");
         assert_eq!(j.recent_sources(10).expect("sources"), [(2, 9)]);
+    }
+
+    #[test]
+    fn a_batch_that_fails_midway_leaves_nothing_and_the_next_one_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let mut j = SqliteJournal::open(&path, options(None)).expect("open");
+        j.commit(&mut Batch {
+            events: vec![event(1)],
+            ..Batch::default()
+        })
+        .expect("commit");
+        // A row another connection put where the batch's third event goes makes that insert
+        // fail after two rows and a result were written in the same transaction.
+        let other = Connection::open(&path).expect("second connection");
+        other
+            .execute_batch("INSERT INTO events (seq, ts, keys, content) VALUES (4, 0, 'X', 'x')")
+            .expect("blocker");
+        let mut batch = Batch {
+            events: (2..5).map(event).collect(),
+            results: vec![result(Some("u1"))],
+            forwarded: Some(1),
+        };
+        j.commit(&mut batch)
+            .expect_err("the third insert conflicts");
+        assert!(
+            batch.events.iter().all(|e| e.seq == 0),
+            "no number handed out"
+        );
+        assert!(
+            batch.results.iter().all(|r| r.id == 0),
+            "no result id handed out"
+        );
+        assert_eq!(j.head(), 1);
+        let counts = |c: &Connection| -> (i64, i64, i64) {
+            c.query_row(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM results),
+                        (SELECT value FROM meta WHERE name = 'forwarded')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("count")
+        };
+        assert_eq!(
+            counts(&other),
+            (2, 0, 0),
+            "only the first event and the blocker"
+        );
+        other
+            .execute_batch("DELETE FROM events WHERE seq = 4")
+            .expect("unblock");
+        j.commit(&mut batch)
+            .expect("commit once the conflict is gone");
+        let seqs: Vec<u64> = batch.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [2, 3, 4]);
+        assert_eq!(batch.results[0].id, 1);
+        assert_eq!(counts(&other), (4, 1, 1));
     }
 
     #[test]

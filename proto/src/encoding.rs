@@ -61,7 +61,18 @@ pub fn b64_decode_strict(s: &str) -> Result<Vec<u8>, DecodeError> {
     if !bytes.len().is_multiple_of(4) {
         return Err(DecodeError::InvalidLength { len: bytes.len() });
     }
-    // Validate by hand first so the error names the exact offending byte.
+    // Well-formed input, the usual case, decodes in one pass: the engine refuses every input
+    // `check_strict` refuses, and that check then names the offending byte.
+    if let Ok(decoded) = STRICT.decode(bytes) {
+        return Ok(decoded);
+    }
+    let body_end = check_strict(bytes)?;
+    Err(DecodeError::InvalidPadding { offset: body_end })
+}
+
+/// Checks base64 whose length is a multiple of 4 byte by byte: where its padding starts, or the
+/// exact offending byte.
+fn check_strict(bytes: &[u8]) -> Result<usize, DecodeError> {
     let body_len = bytes
         .iter()
         .rev()
@@ -78,9 +89,7 @@ pub fn b64_decode_strict(s: &str) -> Result<Vec<u8>, DecodeError> {
             return Err(DecodeError::InvalidByte { offset, byte });
         }
     }
-    STRICT
-        .decode(bytes)
-        .map_err(|_| DecodeError::InvalidPadding { offset: body_end })
+    Ok(body_end)
 }
 
 /// Decodes like Ruby's `Base64.decode64` (`unpack1("m")`): bytes outside the alphabet are skipped,
@@ -329,6 +338,54 @@ mod tests {
             b64_decode_strict("Q==="),
             Err(DecodeError::InvalidPadding { offset: 1 })
         );
+    }
+
+    /// The byte-by-byte check first, then the engine: what the one-pass decode must agree with.
+    fn check_then_decode(s: &str) -> Result<Vec<u8>, DecodeError> {
+        let bytes = s.as_bytes();
+        if !bytes.len().is_multiple_of(4) {
+            return Err(DecodeError::InvalidLength { len: bytes.len() });
+        }
+        let body_end = check_strict(bytes)?;
+        STRICT
+            .decode(bytes)
+            .map_err(|_| DecodeError::InvalidPadding { offset: body_end })
+    }
+
+    #[test]
+    fn strict_decodes_and_refuses_exactly_as_checking_first_does() {
+        const SYMBOLS: &[u8] = b"AQw/+=- \n";
+        let mut checked = 0;
+        for len in [4usize, 8] {
+            // Every string of `len` symbols for 4; for 8, a fixed valid half and every other half.
+            let combos = SYMBOLS.len().pow(4);
+            for n in 0..combos {
+                let mut quad = Vec::with_capacity(4);
+                let mut k = n;
+                for _ in 0..4 {
+                    quad.push(SYMBOLS[k % SYMBOLS.len()]);
+                    k /= SYMBOLS.len();
+                }
+                let inputs = if len == 4 {
+                    vec![quad.clone()]
+                } else {
+                    vec![
+                        [b"QUJD".as_slice(), &quad].concat(),
+                        [&quad, b"QQ==".as_slice()].concat(),
+                    ]
+                };
+                for input in inputs {
+                    let text = String::from_utf8(input).expect("ASCII");
+                    assert_eq!(
+                        b64_decode_strict(&text),
+                        check_then_decode(&text),
+                        "{text:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000);
     }
 
     #[test]

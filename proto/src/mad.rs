@@ -396,10 +396,8 @@ impl ResultFrame {
     /// The parsed frame and its decoded body.
     fn parse_decoded(frame: &[u8]) -> Result<(ResultFrame, Vec<u8>), FrameError> {
         let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotText)?;
-        let words: Vec<&str> = ruby_words(text).collect();
-        let [rc_word, id_word, body] = words[..] else {
-            return Err(FrameError::WordCount { words: words.len() });
-        };
+        let [rc_word, id_word, body] =
+            three_words(text).map_err(|words| FrameError::WordCount { words })?;
         let rc = parse_int(rc_word, true).ok_or_else(|| FrameError::BadRc {
             word: shorten(rc_word),
         })?;
@@ -490,6 +488,32 @@ fn ruby_words(s: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The words of a result frame when there are exactly three, else how many there are. The last
+/// word, the body, is most of the frame, so its end is found with `memchr` rather than byte by
+/// byte; the split is the same as [`ruby_words`].
+fn three_words(text: &str) -> Result<[&str; 3], usize> {
+    let mut head = ruby_words(text);
+    let (Some(rc), Some(id)) = (head.next(), head.next()) else {
+        return Err(ruby_words(text).count());
+    };
+    // `id` is a subslice of `text`: the body starts after it.
+    let after_id = id.as_ptr() as usize - text.as_ptr() as usize + id.len();
+    let rest = text[after_id..].trim_start_matches(is_ruby_space);
+    let bytes = rest.as_bytes();
+    let end = match (
+        memchr::memchr3(b' ', b'\t', b'\n', bytes),
+        memchr::memchr3(0x0b, 0x0c, b'\r', bytes),
+    ) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(bytes.len()),
+    };
+    let (body, tail) = rest.split_at(end);
+    if body.is_empty() || !tail.bytes().all(|b| is_ruby_space(char::from(b))) {
+        return Err(ruby_words(text).count());
+    }
+    Ok([rc, id, body])
+}
+
 fn trim_line_end(line: &str) -> &str {
     line.trim_end_matches(['\n', '\r'])
 }
@@ -506,6 +530,40 @@ fn next_word(s: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_frames_split_into_words_as_ruby_does() {
+        let frames = [
+            "0 1 QUJD",
+            "0 1 QUJD\n",
+            " \t0\x0b1\x0cQUJD\r\n ",
+            "-1 22 QUJD",
+            "0 1",
+            "0",
+            "",
+            "   ",
+            "0 1 QUJD QUJD",
+            "0 1 QUJD \t QUJD \n",
+            "0 1 QU\rJD",
+            "0 1 QU\x0bJD",
+            "0 1 é",
+            "0\n1\nQUJD\nx",
+        ];
+        for frame in frames {
+            let words: Vec<&str> = ruby_words(frame).collect();
+            let expected = match words[..] {
+                [a, b, c] => Ok([a, b, c]),
+                _ => Err(words.len()),
+            };
+            assert_eq!(three_words(frame), expected, "{frame:?}");
+        }
+        let long = format!("0 7 {}\n", "QUJD".repeat(10_000));
+        assert_eq!(three_words(&long).map(|w| w[2].len()), Ok(40_000));
+        assert_eq!(
+            ResultFrame::parse(b"0 7 QUJD QUJD"),
+            Err(FrameError::WordCount { words: 4 })
+        );
+    }
 
     #[test]
     fn result_acknowledgement_lines() {
