@@ -23,4 +23,6 @@ mod quick_start;
 
 pub use capture::Captured;
 pub use group::kill_group_now;
-pub use process::{Ending, FAILURE_CODE, Finished, Limits, Process, SpawnError, Timing};
+pub use process::{
+    Ending, FAILURE_CODE, Finished, Limits, Process, SpawnBatch, SpawnError, Timing,
+};

@@ -115,33 +115,7 @@ impl Process {
     /// `input`, stdin is a pipe that [`supervise`](Self::supervise) feeds it through and then
     /// closes; without, stdin is `/dev/null`, so the process sees end of file at once.
     pub fn spawn(cmd: &mut Command, input: Option<Vec<u8>>) -> Result<Process, SpawnError> {
-        let stdin = match input {
-            Some(_) => Stdio::piped(),
-            None => dev_null(),
-        };
-        cmd.process_group(0)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // The spawning thread takes a short scheduler slice, and with it the child, until the
-        // child has called `exec` (see `quick_start`).
-        let quick = QuickStart::enter();
-        let child = cmd.spawn().map_err(SpawnError::Io);
-        let pid = child
-            .as_ref()
-            .ok()
-            .and_then(Child::id)
-            .and_then(|p| i32::try_from(p).ok());
-        quick.release(pid);
-        let child = child?;
-        let Some(pid) = pid else {
-            return Err(SpawnError::Vanished);
-        };
-        Ok(Process {
-            child,
-            group: Group::new(pid),
-            input,
-        })
+        SpawnBatch::begin().spawn(cmd, input)
     }
 
     /// The process group id (the process's pid).
@@ -195,6 +169,62 @@ impl Process {
             stdout,
             stderr,
         }
+    }
+}
+
+/// Several processes started in a row, as [`Process::spawn`] starts one: the spawning thread
+/// takes the short scheduler slice once for all of them and gets its own settings back when the
+/// batch is dropped (see `quick_start`), instead of twice per process. Hold it for a short run
+/// of spawns only: whatever else the thread does meanwhile runs with the short slice too.
+pub struct SpawnBatch {
+    quick: QuickStart,
+}
+
+impl SpawnBatch {
+    /// Gives the calling thread the short slice until the batch is dropped.
+    pub fn begin() -> SpawnBatch {
+        SpawnBatch {
+            quick: QuickStart::enter(),
+        }
+    }
+
+    /// Starts `cmd` as [`Process::spawn`] does.
+    pub fn spawn(
+        &mut self,
+        cmd: &mut Command,
+        input: Option<Vec<u8>>,
+    ) -> Result<Process, SpawnError> {
+        let stdin = match input {
+            Some(_) => Stdio::piped(),
+            None => dev_null(),
+        };
+        cmd.process_group(0)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().map_err(SpawnError::Io);
+        let pid = child
+            .as_ref()
+            .ok()
+            .and_then(Child::id)
+            .and_then(|p| i32::try_from(p).ok());
+        // Past its `exec`, the child runs with the thread's normal settings.
+        self.quick.give_back(pid);
+        let child = child?;
+        let Some(pid) = pid else {
+            return Err(SpawnError::Vanished);
+        };
+        Ok(Process {
+            child,
+            group: Group::new(pid),
+            input,
+        })
+    }
+}
+
+impl std::fmt::Debug for SpawnBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnBatch").finish_non_exhaustive()
     }
 }
 

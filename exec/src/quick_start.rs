@@ -7,9 +7,11 @@
 //! for a shorter slice, which also lets it preempt a task with a longer one when it wakes up;
 //! a child inherits its parent's slice. So the spawning thread takes the shortest slice just
 //! for the spawn ([`QuickStart::enter`]), and once the child has called `exec` it gets the
-//! thread's normal settings back ([`QuickStart::release`]), so the hook itself runs with the
-//! default slice. Older kernels ignore the request; a thread that is not a fair task (real-time
-//! or deadline policy) is left alone.
+//! thread's normal settings back ([`QuickStart::give_back`]), so the hook itself runs with the
+//! default slice; the thread gets them back when the `QuickStart` is dropped. A thread that
+//! starts several processes in a row holds the short slice across all of them and gets its own
+//! settings back once (`SpawnBatch`). Older kernels ignore the request; a thread that is not a
+//! fair task (real-time or deadline policy) is left alone.
 #![allow(unsafe_code)]
 
 use nix::libc;
@@ -73,8 +75,9 @@ impl QuickStart {
         }
     }
 
-    /// Restores the thread's settings and gives them to `child` (started, past its `exec`).
-    pub(crate) fn release(self, child: Option<libc::pid_t>) {
+    /// Gives the thread's normal settings to `child` (started, past its `exec`); the thread
+    /// keeps the short slice for its next spawn until this is dropped.
+    pub(crate) fn give_back(&self, child: Option<libc::pid_t>) {
         // The child may already be gone, or be set-uid and out of reach; it then keeps the
         // short slice, which only makes it yield the CPU more readily.
         if let (Some(normal), Some(pid)) = (&self.normal, child) {
@@ -113,7 +116,8 @@ mod tests {
             .spawn()
             .expect("spawn cat");
         let at_start = slice_of(child.id());
-        quick.release(i32::try_from(child.id()).ok());
+        quick.give_back(i32::try_from(child.id()).ok());
+        drop(quick);
         let after = slice_of(child.id());
         drop(child.stdin.take());
         child.wait().expect("wait");

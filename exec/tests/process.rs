@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use one_exec::{Ending, FAILURE_CODE, Finished, Limits, Process, SpawnError, Timing};
+use one_exec::{Ending, FAILURE_CODE, Finished, Limits, Process, SpawnBatch, SpawnError, Timing};
 use tokio::process::Command;
 use tokio::sync::oneshot;
 
@@ -214,5 +214,53 @@ async fn a_missing_program_is_a_spawn_error() {
     match Process::spawn(&mut cmd, None) {
         Err(SpawnError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
         other => panic!("expected a spawn error, got {other:?}"),
+    }
+}
+
+/// Processes started in one batch are each their own group with their own pipes and stdin; a
+/// failed start inside the batch fails only itself.
+#[tokio::test]
+async fn a_batch_starts_each_process_as_spawn_does() {
+    let mut batch = SpawnBatch::begin();
+    let mut started = Vec::new();
+    for i in 0..20 {
+        let input = (i % 2 == 0).then(|| format!("in{i}").into_bytes());
+        let process = batch
+            .spawn(&mut sh(&format!("cat; echo {i}; echo e{i} >&2")), input)
+            .unwrap();
+        started.push((i, process));
+    }
+    let missing = batch.spawn(&mut Command::new("/nonexistent/hook"), None);
+    assert!(matches!(missing, Err(SpawnError::Io(_))), "{missing:?}");
+    drop(batch);
+    let pgids: std::collections::HashSet<i32> = started.iter().map(|(_, p)| p.pgid()).collect();
+    assert_eq!(pgids.len(), 20, "one group each");
+    let runs: Vec<_> = started
+        .into_iter()
+        .map(|(i, p)| {
+            tokio::spawn(async move {
+                let f = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    p.supervise(NO_LIMITS, TIMING, std::future::pending()),
+                )
+                .await
+                .expect("supervision did not end");
+                (i, f)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (i, f) = run.await.unwrap();
+        let fed = if i % 2 == 0 {
+            format!("in{i}")
+        } else {
+            String::new()
+        };
+        assert_eq!(f.code(), 0);
+        assert_eq!(
+            String::from_utf8_lossy(&f.stdout.bytes),
+            format!("{fed}{i}\n")
+        );
+        assert_eq!(String::from_utf8_lossy(&f.stderr.bytes), format!("e{i}\n"));
     }
 }

@@ -8,10 +8,21 @@
 //! adds the call's event to the outbox before the commit, so the change and its event exist
 //! together or not at all. Inside it, [`Db::write`] becomes a savepoint of that transaction
 //! and [`Db::read`] reads through it; the code in between does not change.
+//!
+//! [`Db::submit`] hands a state-changing call to the writer thread, which commits calls in
+//! groups: each call runs in a savepoint of the group's one transaction (a call that fails or
+//! panics loses only its savepoint), the group commits once the queue is empty or
+//! [`GROUP_LIMIT`] calls ran, and only then is each call answered. So an answered call is
+//! committed, and one commit serves every call that arrived while the previous group was
+//! running. [`Db::snapshot`] runs read-only work on a connection of its own that sees the last
+//! commit and never waits for the writer.
 
 use crate::schema::MIGRATIONS;
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use one_wal::{Checkpointer, Durability};
@@ -83,6 +94,12 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot start the writer thread of database {path}: {source}")]
+    Writer {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start checkpoints of database {path}: {reason}")]
     Checkpoints { path: PathBuf, reason: String },
     #[error("cannot make database {path} private: {source}")]
@@ -93,13 +110,34 @@ pub enum DbError {
     },
 }
 
-/// The transaction of the [`Db::atomic`] running on this thread, and whose database it is.
+/// Calls one group commits at most: a bound on how long other writers (the hook log, the
+/// simulated cloud's timers) wait for the connection behind a stream of calls.
+pub const GROUP_LIMIT: usize = 128;
+
+/// Read-only connections [`Db::snapshot`] keeps between uses.
+const SNAPSHOT_READERS_KEPT: usize = 8;
+
+/// Work to run once the transaction it belongs to has committed.
+type AfterCommit = RefCell<Vec<Box<dyn FnOnce()>>>;
+
+/// The transaction of the [`Db::atomic`] or of the writer's group running on this thread, whose
+/// database it is, and the work to run after its commit.
 #[derive(Clone, Copy)]
 struct Scope<'a> {
     db: usize,
     tx: &'a Transaction<'a>,
+    after: &'a AfterCommit,
 }
 
+/// The read-only connection of the [`Db::snapshot`] running on this thread, and whose
+/// database it is.
+#[derive(Clone, Copy)]
+struct Snapshot<'a> {
+    db: usize,
+    conn: &'a Connection,
+}
+
+scoped_thread_local!(static SNAPSHOT: for<'a> Snapshot<'a>);
 scoped_thread_local!(static SCOPE: for<'a> Scope<'a>);
 
 /// A shared handle to the one SQLite connection.
@@ -114,9 +152,91 @@ pub struct Db {
     /// must not queue behind the writer (WAL readers never wait for it).
     reader: Arc<Mutex<Connection>>,
     path: Arc<PathBuf>,
+    /// Read-only connections for [`Db::snapshot`], kept between uses.
+    snapshot_readers: Arc<Mutex<Vec<Connection>>>,
+    /// The queue of the writer thread that commits calls in groups ([`Db::submit`]); stops with
+    /// the last handle.
+    writer: Arc<GroupWriter>,
     /// Checkpoints the WAL on its own thread, so that no API call waits for a checkpoint's
     /// fsync while it holds the connection; stops with the last handle.
     _checkpointer: Arc<Checkpointer>,
+}
+
+/// Why a call given to [`Db::submit`] has no committed outcome; nothing of it is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("cannot begin the group transaction: {0}")]
+    Begin(#[source] rusqlite::Error),
+    #[error("cannot commit the group transaction: {0}")]
+    Commit(String),
+    #[error("the call panicked")]
+    Panicked,
+    #[error("the database writer has stopped")]
+    Stopped,
+}
+
+/// One call queued for the writer: its work, and where its outcome goes once its group is
+/// over.
+trait GroupCall: Send {
+    /// Runs the work in the current savepoint; returns false when it panicked.
+    fn run(&mut self) -> bool;
+    /// Hands on the outcome: the work's value when the group committed, else `error`.
+    fn settle(self: Box<Self>, error: Option<GroupError>);
+}
+
+struct Queued<R, W, A> {
+    work: Option<W>,
+    value: Option<R>,
+    answer: A,
+}
+
+impl<R, W, A> GroupCall for Queued<R, W, A>
+where
+    R: Send,
+    W: FnOnce() -> R + Send,
+    A: FnOnce(Result<R, GroupError>) + Send,
+{
+    fn run(&mut self) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(work)) {
+            Ok(value) => {
+                self.value = Some(value);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn settle(self: Box<Self>, error: Option<GroupError>) {
+        let outcome = match (error, self.value) {
+            (Some(e), _) => Err(e),
+            (None, Some(value)) => Ok(value),
+            (None, None) => Err(GroupError::Panicked),
+        };
+        (self.answer)(outcome);
+    }
+}
+
+/// The writer thread and its queue.
+struct GroupWriter {
+    queue: Mutex<Option<mpsc::Sender<Box<dyn GroupCall>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for GroupWriter {
+    fn drop(&mut self) {
+        let queue = self.queue.get_mut().unwrap_or_else(|p| p.into_inner());
+        drop(queue.take());
+        let thread = self.thread.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(thread) = thread.take() {
+            // The last handle can go away on the writer itself, inside a call it runs.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -162,23 +282,21 @@ impl Db {
                     reason: e.to_string(),
                 }
             })?;
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .and_then(|reader| {
-            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-            reader.busy_timeout(Duration::from_secs(5))?;
-            Ok(reader)
-        })
-        .map_err(|source| DbError::Open {
+        let reader = open_reader(path).map_err(|source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = start_writer(conn.clone()).map_err(|source| DbError::Writer {
             path: path.to_path_buf(),
             source,
         })?;
         Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
             reader: Arc::new(Mutex::new(reader)),
             path: Arc::new(path.to_path_buf()),
+            snapshot_readers: Arc::default(),
+            writer: Arc::new(writer),
             _checkpointer: Arc::new(checkpointer),
         })
     }
@@ -189,11 +307,7 @@ impl Db {
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a transaction open (it is rolled back on
-        // drop), so the connection is still usable.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock_connection(&self.conn)
     }
 
     /// Runs `f` inside one IMMEDIATE transaction, committed when `f` returns `Ok`. Inside
@@ -225,13 +339,88 @@ impl Db {
         f(&reader)
     }
 
-    /// Runs `f` with the connection, for reads (inside [`Db::atomic`], in its transaction).
+    /// Runs `f` with the connection, for reads (inside [`Db::atomic`], in its transaction;
+    /// inside [`Db::snapshot`], on the snapshot's connection).
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
         if self.in_scope() {
             return SCOPE.with(|scope| f(scope.tx));
         }
+        if SNAPSHOT.is_set() && SNAPSHOT.with(|snapshot| snapshot.db == self.id()) {
+            return SNAPSHOT.with(|snapshot| f(snapshot.conn));
+        }
         let conn = self.lock();
         f(&conn)
+    }
+
+    /// Runs `body` with every [`Db::read`] of this database on this thread going to a
+    /// read-only connection that sees the last commit, so that it never waits for the writer
+    /// (a WAL reader does not). For read-only calls: everything they read was committed, and
+    /// a call is answered only once committed. [`Db::write`] inside it is not affected.
+    pub fn snapshot<T>(&self, body: impl FnOnce() -> T) -> T {
+        let kept = self
+            .snapshot_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let conn = match kept.map_or_else(|| open_reader(&self.path), Ok) {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Reads still work through the writer's connection, only later.
+                tracing::warn!(error = %e, "cannot open a snapshot reader; reading through the writer");
+                return body();
+            }
+        };
+        let value = SNAPSHOT.set(
+            Snapshot {
+                db: self.id(),
+                conn: &conn,
+            },
+            body,
+        );
+        let mut kept = self
+            .snapshot_readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if kept.len() < SNAPSHOT_READERS_KEPT {
+            kept.push(conn);
+        }
+        value
+    }
+
+    /// Runs `f` once the transaction this thread is in has committed (at once outside one).
+    /// Nothing runs when the transaction fails.
+    pub fn after_commit(&self, f: impl FnOnce() + 'static) {
+        if self.in_scope() {
+            SCOPE.with(|scope| scope.after.borrow_mut().push(Box::new(f)));
+        } else {
+            f();
+        }
+    }
+
+    /// Queues `work` for the writer thread, which runs it in a savepoint of its current group
+    /// transaction, with every [`Db::read`], [`Db::write`] and [`Db::atomic`] of this database
+    /// inside it; `answer` gets what `work` returned once the group has committed, or the
+    /// reason why nothing of it is stored. `work` must not wait for another thread that uses
+    /// the database.
+    pub fn submit<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+        answer: impl FnOnce(Result<R, GroupError>) + Send + 'static,
+    ) {
+        let call: Box<dyn GroupCall> = Box::new(Queued {
+            work: Some(work),
+            value: None,
+            answer,
+        });
+        let queue = self.writer.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let refused = match queue.as_ref() {
+            Some(queue) => queue.send(call).err().map(|e| e.0),
+            None => Some(call),
+        };
+        drop(queue);
+        if let Some(call) = refused {
+            call.settle(Some(GroupError::Stopped));
+        }
     }
 
     /// Runs `body`, with every [`Db::write`] and [`Db::read`] of this database on this thread,
@@ -245,20 +434,31 @@ impl Db {
         finish: impl FnOnce(&Transaction<'_>, &R) -> rusqlite::Result<()>,
     ) -> rusqlite::Result<R> {
         if self.in_scope() {
-            // Already inside one: it is the transaction.
-            let value = body();
-            SCOPE.with(|scope| finish(scope.tx, &value))?;
-            return Ok(value);
+            // Already inside one (a group of the writer): a savepoint of it, so that a failing
+            // final step takes only this body's writes with it.
+            return SCOPE.with(|scope| {
+                savepoint(scope.tx, |tx| {
+                    let value = body();
+                    finish(tx, &value)?;
+                    Ok(value)
+                })
+            });
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let after = AfterCommit::default();
         let scope = Scope {
             db: self.id(),
             tx: &tx,
+            after: &after,
         };
         let value = SCOPE.set(scope, body);
         finish(&tx, &value)?;
         tx.commit()?;
+        drop(conn);
+        for f in after.into_inner() {
+            f();
+        }
         Ok(value)
     }
 
@@ -269,6 +469,118 @@ impl Db {
 
     fn in_scope(&self) -> bool {
         SCOPE.is_set() && SCOPE.with(|scope| scope.db == self.id())
+    }
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    reader.busy_timeout(Duration::from_secs(5))?;
+    Ok(reader)
+}
+
+fn lock_connection(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a transaction open (it is rolled back on
+    // drop), so the connection is still usable.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the writer thread of [`Db::submit`] on `conn`. Inside a tokio runtime, the thread
+/// runs in its context, as the blocking pool's threads do, so calls behave the same on it.
+fn start_writer(conn: Arc<Mutex<Connection>>) -> std::io::Result<GroupWriter> {
+    let (queue, calls) = mpsc::channel();
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let thread = std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || {
+            let _runtime = runtime.as_ref().map(|r| r.enter());
+            run_groups(&conn, &calls);
+        })?;
+    Ok(GroupWriter {
+        queue: Mutex::new(Some(queue)),
+        thread: Mutex::new(Some(thread)),
+    })
+}
+
+/// The writer: one transaction per group of queued calls, each call in a savepoint of it;
+/// committed when the queue is empty or [`GROUP_LIMIT`] calls ran, then every call answered.
+fn run_groups(conn: &Arc<Mutex<Connection>>, calls: &mpsc::Receiver<Box<dyn GroupCall>>) {
+    let id = Arc::as_ptr(conn) as usize;
+    while let Ok(first) = calls.recv() {
+        let mut group = vec![first];
+        let after = AfterCommit::default();
+        let mut guard = lock_connection(conn);
+        let committed = match guard.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Err(e) => Err(GroupError::Begin(e)),
+            Ok(tx) => {
+                let scope = Scope {
+                    db: id,
+                    tx: &tx,
+                    after: &after,
+                };
+                SCOPE.set(scope, || {
+                    let mut next = 0;
+                    while next < group.len() {
+                        run_call(&tx, group[next].as_mut());
+                        next += 1;
+                        if next == group.len()
+                            && group.len() < GROUP_LIMIT
+                            && let Ok(call) = calls.try_recv()
+                        {
+                            group.push(call);
+                        }
+                    }
+                });
+                tx.commit().map_err(|e| GroupError::Commit(e.to_string()))
+            }
+        };
+        drop(guard);
+        match committed {
+            Ok(()) => {
+                for f in after.into_inner() {
+                    survive("work after a commit", f);
+                }
+                for call in group {
+                    survive("answering a call", || call.settle(None));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(calls = group.len(), error = %reason, "a group of calls is lost: nothing of it is stored");
+                for call in group {
+                    let error = GroupError::Commit(reason.clone());
+                    survive("answering a call", || call.settle(Some(error)));
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` on the writer, which must outlive a panic in it: every later call needs it.
+fn survive(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        tracing::error!(what, "panicked on the database writer");
+    }
+}
+
+/// Runs one call in a savepoint of the group's transaction; a call that panics loses its
+/// writes and nothing else.
+fn run_call(tx: &Transaction<'_>, call: &mut dyn GroupCall) {
+    if let Err(e) = tx.run("SAVEPOINT group_call", []) {
+        tracing::error!(error = %e, "cannot open a call's savepoint");
+        return;
+    }
+    let kept = if call.run() {
+        tx.run("RELEASE group_call", []).map(|_| ())
+    } else {
+        tx.execute_batch("ROLLBACK TO group_call; RELEASE group_call")
+    };
+    if let Err(e) = kept {
+        // The transaction itself is gone; the group's commit fails and reports it.
+        tracing::error!(error = %e, "cannot close a call's savepoint");
     }
 }
 
@@ -492,6 +804,142 @@ mod tests {
         go_tx.send(()).unwrap();
         worker.join().unwrap();
         assert_eq!(reader.join().unwrap(), ["inside"]);
+    }
+
+    /// Calls queued while the writer is busy share one group transaction; one whose final step
+    /// fails and one that panics lose their own writes and nothing else; every call is answered
+    /// only once its group committed.
+    #[test]
+    fn a_failing_call_in_a_group_leaves_the_others_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let (answers_tx, answers_rx) = std::sync::mpsc::channel();
+        let submit = |name: &'static str, work: Box<dyn FnOnce(&Db) -> bool + Send>| {
+            let worker = db.clone();
+            let checker = db.clone();
+            let answers = answers_tx.clone();
+            db.submit(
+                move || work(&worker),
+                move |outcome: Result<bool, GroupError>| {
+                    // Answered after the commit: a separate connection sees the group's rows.
+                    let visible = checker.committed(names);
+                    answers.send((name, outcome.ok(), visible)).unwrap();
+                },
+            );
+        };
+        // The first call holds the writer until every other call is queued behind it.
+        submit(
+            "first",
+            Box::new(move |db| {
+                db.write(|tx| insert(tx, 1, "first")).unwrap();
+                hold_rx.recv().unwrap();
+                true
+            }),
+        );
+        submit(
+            "two",
+            Box::new(|db| db.write(|tx| insert(tx, 2, "two")).is_ok()),
+        );
+        submit(
+            "failing",
+            Box::new(|db| {
+                db.atomic(
+                    || db.write(|tx| insert(tx, 3, "three")).unwrap(),
+                    |tx, _| insert(tx, 4, "first").map(|_| ()),
+                )
+                .is_ok()
+            }),
+        );
+        submit(
+            "panicking",
+            Box::new(|db| {
+                db.write(|tx| insert(tx, 5, "five")).unwrap();
+                panic!("a handler that panics");
+            }),
+        );
+        submit(
+            "six",
+            Box::new(|db| {
+                db.write(|tx| insert(tx, 6, "six")).unwrap();
+                // The same transaction as the calls before it, not yet committed.
+                hooks(db).contains(&"two".to_string()) && db.committed(names).is_empty()
+            }),
+        );
+        hold_tx.send(()).unwrap();
+        let mut answers = Vec::new();
+        for _ in 0..5 {
+            answers.push(
+                answers_rx
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("every call is answered"),
+            );
+        }
+        let committed = vec!["first".to_string(), "two".into(), "six".into()];
+        assert_eq!(
+            answers,
+            vec![
+                ("first", Some(true), committed.clone()),
+                ("two", Some(true), committed.clone()),
+                ("failing", Some(false), committed.clone()),
+                ("panicking", None, committed.clone()),
+                ("six", Some(true), committed.clone()),
+            ]
+        );
+        assert_eq!(hooks(&db), committed);
+    }
+
+    /// A snapshot reads the last commit while the writer holds an open group, without waiting
+    /// for it.
+    #[test]
+    fn snapshots_do_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        db.write(|tx| insert(tx, 1, "a")).unwrap();
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let worker = db.clone();
+        db.submit(
+            move || {
+                worker.write(|tx| insert(tx, 2, "b")).unwrap();
+                entered_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+            },
+            move |outcome| done_tx.send(outcome.is_ok()).unwrap(),
+        );
+        entered_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(db.snapshot(|| hooks(&db)), ["a"]);
+        go_tx.send(()).unwrap();
+        assert!(done_rx.recv_timeout(Duration::from_secs(30)).unwrap());
+        assert_eq!(db.snapshot(|| hooks(&db)), ["a", "b"]);
+    }
+
+    /// Work registered with `after_commit` runs once the transaction committed, and not at all
+    /// when it failed.
+    #[test]
+    fn after_commit_waits_for_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("one.db")).unwrap();
+        let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let log = seen.clone();
+        let reader = db.clone();
+        db.atomic(
+            || {
+                db.write(|tx| insert(tx, 1, "a")).unwrap();
+                db.after_commit(move || log.borrow_mut().push(reader.committed(names)));
+            },
+            |_, _| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(*seen.borrow(), [vec!["a".to_string()]]);
+        let log = seen.clone();
+        let failed = db.atomic(
+            || db.after_commit(move || log.borrow_mut().push(Vec::new())),
+            |tx, _| insert(tx, 2, "a").map(|_| ()),
+        );
+        assert!(failed.is_err());
+        assert_eq!(seen.borrow().len(), 1);
     }
 
     #[test]

@@ -49,19 +49,6 @@ pub fn add_result(
             .and_then(|r| r.execution_uid)
             .filter(|u| !u.is_empty())
     };
-    if let Some(uid) = &exec_uid {
-        let seen = tx
-            .one(
-                "SELECT exeid FROM hook_log WHERE hkid = ?1 AND exec_uid = ?2",
-                params![hook_id, uid],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?;
-        if let Some(exeid) = seen {
-            tracing::info!(hook_id, exec_uid = %uid, execution_id = exeid, "dropped a duplicate hook result");
-            return Ok(None);
-        }
-    }
     let last: i64 = tx.one(
         "SELECT COALESCE(MAX(exeid), -1) FROM hook_log WHERE hkid = ?1",
         [hook_id],
@@ -75,10 +62,21 @@ pub fn add_result(
             return Ok(None);
         }
     };
-    tx.run(
-        "INSERT INTO hook_log (hkid, exeid, timestamp, rc, body, exec_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    // The unique index on (hkid, exec_uid) finds a duplicate as part of the insert, with no
+    // read of its own before it.
+    let inserted = tx.run(
+        "INSERT INTO hook_log (hkid, exeid, timestamp, rc, body, exec_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (hkid, exec_uid) WHERE exec_uid IS NOT NULL DO NOTHING",
         params![hook_id, exeid, now, rc, record, exec_uid],
     )?;
+    if inserted == 0 {
+        tracing::info!(
+            hook_id,
+            exec_uid = exec_uid.as_deref().unwrap_or_default(),
+            "dropped a duplicate hook result"
+        );
+        return Ok(None);
+    }
     // Execution ids of a hook are contiguous, so this keeps exactly the last `retention` rows
     // (the reference deletes the same range once the count reaches the retention).
     tx.run(

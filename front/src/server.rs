@@ -1,5 +1,6 @@
 //! The HTTP/1.1 listener: `POST /RPC2` with keep-alive, a bounded request body, XML-RPC decoding
-//! and encoding. Calls run on the blocking pool because they use SQLite.
+//! and encoding. Calls run where [`crate::api::handle`] puts them: on the database's writer
+//! thread, or on the blocking pool for read-only calls.
 //!
 //! Connections are capped and timed by [`crate::connections`]: the accept loop never waits for
 //! an idle or slow client, it closes the one that waited longest instead.
@@ -271,15 +272,9 @@ async fn respond(
             "connection closed to make room\n",
         );
     }
-    let method = call.method.clone();
-    let outcome = tokio::task::spawn_blocking(move || api::handle(&state, call, peer)).await;
-    let text = match outcome {
-        Ok(RpcResponse::Value(v)) => xmlrpc::format_response(&v),
-        Ok(RpcResponse::Fault { code, message }) => xmlrpc::format_fault(code, &message),
-        Err(e) => {
-            tracing::error!(method = %method, error = %e, "call handler failed");
-            xmlrpc::format_fault(call::FAULT_INTERNAL, "Internal error")
-        }
+    let text = match api::handle(state, call, peer).await {
+        RpcResponse::Value(v) => xmlrpc::format_response(&v),
+        RpcResponse::Fault { code, message } => xmlrpc::format_fault(code, &message),
     };
     xml_reply(text)
 }

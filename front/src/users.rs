@@ -214,8 +214,10 @@ impl Credentials {
         known
     }
 
-    /// Forgets every user: call it inside the transaction that changes a user row.
-    fn forget_all(&self) {
+    /// Forgets every user: call it inside the transaction that changes a user row, and after
+    /// a group of calls failed to commit (a call in it may have remembered a user that an
+    /// earlier call of the same group had created).
+    pub(crate) fn forget_all(&self) {
         self.lock().clear();
     }
 

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
-use one_exec::{Limits, Process, SpawnError, Timing};
+use one_exec::{Limits, Process, SpawnBatch, SpawnError, Timing};
 use tokio::process::Command;
 
 use crate::executor::{ExecOutcome, ExecRequest};
@@ -58,32 +58,80 @@ impl LocalExecutor {
         kill_grace: Duration,
         cancel: impl std::future::Future<Output = ()>,
     ) -> ExecOutcome {
+        let started = self.start(req, kill_grace, &mut SpawnBatch::begin());
+        match started {
+            Ok(hook) => hook.finish(cancel).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Spawns the request's process within `batch` (several spawns in a row share one short
+    /// scheduler slice); [`Started::finish`] then runs it to its end. A process that did not
+    /// start is its outcome already. Call inside the runtime, which registers its pipes.
+    pub fn start(
+        &self,
+        req: ExecRequest,
+        kill_grace: Duration,
+        batch: &mut SpawnBatch,
+    ) -> Result<Started, ExecOutcome> {
         let started = SystemTime::now();
         let t0 = Instant::now();
         let Some(path) = req.argv.first() else {
-            return ExecOutcome::start_failure("empty command", started);
+            return Err(ExecOutcome::start_failure("empty command", started));
         };
         let mut cmd = Command::new(path);
         cmd.args(&req.argv[1..])
             .envs(self.env.iter().map(|(k, v)| (k, v)));
-        let process = match Process::spawn(&mut cmd, req.stdin) {
+        let process = match batch.spawn(&mut cmd, req.stdin) {
             Ok(process) => process,
             Err(SpawnError::Io(e)) => {
-                return ExecOutcome::start_failure(spawn_error_text(&e, &req.argv), started);
+                return Err(ExecOutcome::start_failure(
+                    spawn_error_text(&e, &req.argv),
+                    started,
+                ));
             }
             Err(SpawnError::Vanished) => {
-                return ExecOutcome::start_failure("process vanished after start", started);
+                return Err(ExecOutcome::start_failure(
+                    "process vanished after start",
+                    started,
+                ));
             }
         };
-        let limits = Limits {
-            timeout: req.timeout,
-            output_cap: req.output_cap,
-        };
-        let timing = Timing {
-            kill_grace,
-            ..self.timing
-        };
-        let finished = process.supervise(limits, timing, cancel).await;
+        Ok(Started {
+            process,
+            limits: Limits {
+                timeout: req.timeout,
+                output_cap: req.output_cap,
+            },
+            timing: Timing {
+                kill_grace,
+                ..self.timing
+            },
+            started,
+            t0,
+        })
+    }
+}
+
+/// A hook process that has started, to be run to its end by [`Started::finish`]. Dropped
+/// before that, its process group is killed.
+#[derive(Debug)]
+pub struct Started {
+    process: Process,
+    limits: Limits,
+    timing: Timing,
+    started: SystemTime,
+    t0: Instant,
+}
+
+impl Started {
+    /// Feeds stdin, captures the outputs, enforces TIMEOUT (and `cancel`) with a group kill,
+    /// and returns the outcome once the process is reaped.
+    pub async fn finish(self, cancel: impl std::future::Future<Output = ()>) -> ExecOutcome {
+        let finished = self
+            .process
+            .supervise(self.limits, self.timing, cancel)
+            .await;
         ExecOutcome {
             code: finished.code(),
             signal: finished.signal(),
@@ -97,8 +145,8 @@ impl LocalExecutor {
             stderr: finished.stderr.bytes,
             stdout_truncated: finished.stdout.truncated,
             stderr_truncated: finished.stderr.truncated,
-            started,
-            duration: t0.elapsed(),
+            started: self.started,
+            duration: self.t0.elapsed(),
         }
     }
 }

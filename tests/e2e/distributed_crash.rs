@@ -251,10 +251,16 @@ fn a_killed_hems_hooks_are_reported_by_its_supervisor_and_nothing_says_interrupt
         );
     }
     // The supervisor reported the killed HEM's executions, HEM 1 found them recorded and
-    // acknowledged their events.
-    let reported = supervisor_log(&d, 0)
-        .matches("reported the outcome of a hook whose HEM died")
-        .count();
+    // acknowledged their events. A result can be stored before the caretaker logs its line.
+    let reported_count = || {
+        supervisor_log(&d, 0)
+            .matches("reported the outcome of a hook whose HEM died")
+            .count()
+    };
+    let _ = wait_for("the supervisor's report lines", WAIT, || {
+        (reported_count() >= 3 * victims.len()).then_some(())
+    });
+    let reported = reported_count();
     ensure!(
         reported == 3 * victims.len(),
         "the supervisor reported {reported} executions of {} VMs' hooks:\n{}",

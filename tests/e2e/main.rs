@@ -10,6 +10,7 @@ mod execution;
 mod file_modes;
 mod flood;
 mod forged_results;
+mod group_commit;
 mod logs;
 mod metrics;
 mod nats_cluster;

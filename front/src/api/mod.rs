@@ -1,6 +1,11 @@
 //! The XML-RPC method table: session authentication, typed parameters, the success and failure
 //! arrays with OpenNebula's error codes, and the API event of every non-info call, written to
 //! the outbox in the same transaction as the call's changes ([`crate::db::Db::atomic`]).
+//!
+//! A call that can change state runs on the database's writer thread ([`crate::db::Db::submit`]), in a
+//! savepoint of the group transaction it shares with the calls queued beside it, and is answered
+//! once that group has committed; a read-only call runs on the blocking pool through a snapshot
+//! of the last commit ([`crate::db::Db::snapshot`]) and never waits for the writer.
 
 pub mod hook;
 pub mod host;
@@ -11,15 +16,17 @@ pub mod user;
 pub mod vm;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use one_proto::event::ApiEvent;
 use one_proto::xmlrpc::{MethodCall, Response, Value};
 
 use crate::AppState;
 use crate::call::{
-    ApiError, CallError, CallResult, Caller, ErrorCode, FAULT_NO_SUCH_METHOD, FAULT_TYPE, Params,
-    int_value,
+    ApiError, CallError, CallResult, Caller, ErrorCode, FAULT_INTERNAL, FAULT_NO_SUCH_METHOD,
+    FAULT_TYPE, Params, int_value,
 };
+use crate::db::GroupError;
 use crate::login_throttle::Admission;
 
 /// The replication index of a failure array: UINT64_MAX, which xmlrpc-c writes as `<i8>-1</i8>`.
@@ -46,10 +53,48 @@ fn success_value(value: Value) -> Value {
     Value::Array(vec![Value::Bool(true), value, Value::Int(0)])
 }
 
-/// Answers one call from `peer` (see [`answer`]) and counts it by method and outcome.
-pub fn handle(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
+/// Answers one call from `peer` (see [`answer`]) and counts it by method and outcome: a
+/// read-only call at once on the blocking pool, any other on the writer thread, once the group
+/// it ran in has committed.
+pub async fn handle(state: Arc<AppState>, call: MethodCall, peer: IpAddr) -> Response {
     let index = one_proto::hook::registered_call_index(&call.method);
-    let response = answer(state, call, peer);
+    let method = call.method.clone();
+    let internal_fault = || Response::Fault {
+        code: FAULT_INTERNAL,
+        message: "Internal error".to_string(),
+    };
+    let response = if is_info_call(&method) {
+        match tokio::task::spawn_blocking(move || answer(&state, call, peer)).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(method = %method, error = %e, "call handler failed");
+                internal_fault()
+            }
+        }
+    } else {
+        let (answered, answer_rx) = tokio::sync::oneshot::channel();
+        let writer = state.clone();
+        state.db.submit(
+            move || answer(&writer, call, peer),
+            move |outcome| {
+                // The connection may be gone; its call stays committed, as any other.
+                let _ = answered.send(outcome);
+            },
+        );
+        match answer_rx.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(GroupError::Panicked)) | Err(_) => {
+                tracing::error!(method = %method, "call handler failed");
+                internal_fault()
+            }
+            Ok(Err(e)) => {
+                state.credentials.forget_all();
+                tracing::error!(method = %method, error = %e, "cannot commit the call and its API event; nothing of it is stored");
+                let err = ApiError::internal("Internal database error.", -1);
+                Response::Value(failure_value(&method, &err))
+            }
+        }
+    };
     crate::metrics::METRICS.call_answered(index, &response);
     response
 }
@@ -114,7 +159,7 @@ fn answer(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
     let params = Params::new(rest);
     let run = || dispatch(state, &caller, method, &params);
     let result = if is_info_call(method) {
-        run()
+        state.db.snapshot(run)
     } else {
         // The handler's writes and the call's API event are one transaction: a crash cannot
         // keep the change and lose the event, or the other way round.
@@ -129,7 +174,8 @@ fn answer(state: &AppState, call: MethodCall, peer: IpAddr) -> Response {
         };
         match state.db.atomic(run, emit) {
             Ok(result) => {
-                state.bus.notify();
+                let bus = state.bus.clone();
+                state.db.after_commit(move || bus.notify());
                 result
             }
             Err(e) => {

@@ -264,7 +264,7 @@ pub(crate) fn next_oid(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<i6
 }
 
 impl Inner {
-    /// Runs `f` in one transaction; wakes the event sender when it committed events.
+    /// Runs `f` in one transaction; wakes the event sender once it committed events.
     pub(crate) fn apply<T>(
         &self,
         f: impl FnOnce(&mut Change<'_>) -> Result<T, OpError>,
@@ -281,7 +281,8 @@ impl Inner {
             Ok::<_, OpError>((value, change.events))
         })?;
         if events > 0 {
-            self.bus.notify();
+            let bus = self.bus.clone();
+            self.db.after_commit(move || bus.notify());
         }
         Ok(value)
     }

@@ -2,6 +2,12 @@
 //! hooks through [`LocalExecutor`], enforces their TIMEOUT, captures their output, and keeps
 //! each outcome until the HEM says it has it in its state DB. It runs in a session of its own,
 //! so it outlives a HEM killed with its process group, and one loop owns all of its state.
+//!
+//! The loop works in wake-ups: it handles every frame already read, spawning the hooks they ask
+//! for right there, one after the other under one short scheduler slice
+//! ([`one_exec::SpawnBatch`]), and it takes every hook that has ended; the frames a wake-up
+//! produces go to each connection's writer as one buffer, one `write`. Each running hook's
+//! task only waits for it (outputs, exit, TIMEOUT).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
+use one_exec::SpawnBatch;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -161,7 +168,12 @@ struct Supervisor {
     cancel: watch::Sender<bool>,
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
+    /// Frames produced in this wake-up, by connection, in order; written at its end.
+    outbox: Vec<(u64, Vec<u8>)>,
 }
+
+/// Hooks that ended, as their tasks return them.
+type Joined = Result<(tokio::task::Id, (String, ExecOutcome)), tokio::task::JoinError>;
 
 impl Supervisor {
     fn new(socket: PathBuf, inode: u64, linger: Duration) -> Supervisor {
@@ -180,6 +192,7 @@ impl Supervisor {
             cancel: watch::Sender::new(false),
             events_tx,
             events,
+            outbox: Vec::new(),
         }
     }
 
@@ -216,24 +229,19 @@ impl Supervisor {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
-                Some(event) = self.events.recv() => self.handle(event),
+                Some(event) = self.events.recv() => {
+                    // Every frame already read is handled in this wake-up, and the hooks they
+                    // ask for are spawned in one batch.
+                    let mut batch = None;
+                    self.handle(event, &mut batch);
+                    while let Ok(event) = self.events.try_recv() {
+                        self.handle(event, &mut batch);
+                    }
+                }
                 Some(joined) = self.hooks.join_next_with_id(), if !self.hooks.is_empty() => {
-                    match joined {
-                        Ok((id, (uid, outcome))) => {
-                            self.hook_uids.remove(&id);
-                            self.finished(uid, outcome);
-                        }
-                        Err(e) => {
-                            // Not expected: the executor turns every problem into an outcome.
-                            if let Some(uid) = self.hook_uids.remove(&e.id()) {
-                                tracing::error!(%uid, "a hook task failed: {e}");
-                                let outcome = ExecOutcome::start_failure(
-                                    format!("the hook supervisor lost the hook: {e}"),
-                                    SystemTime::now(),
-                                );
-                                self.finished(uid, outcome);
-                            }
-                        }
+                    self.joined(joined);
+                    while let Some(joined) = self.hooks.try_join_next_with_id() {
+                        self.joined(joined);
                     }
                 }
                 Some(_) = self.caretakers.join_next(), if !self.caretakers.is_empty() => {}
@@ -249,6 +257,28 @@ impl Supervisor {
                             "no HEM and no hook for the linger time; hook supervisor exits");
                         return Ok(());
                     }
+                }
+            }
+            self.flush();
+        }
+    }
+
+    /// Records what a hook's task returned.
+    fn joined(&mut self, joined: Joined) {
+        match joined {
+            Ok((id, (uid, outcome))) => {
+                self.hook_uids.remove(&id);
+                self.finished(uid, outcome);
+            }
+            Err(e) => {
+                // Not expected: the executor turns every problem into an outcome.
+                if let Some(uid) = self.hook_uids.remove(&e.id()) {
+                    tracing::error!(%uid, "a hook task failed: {e}");
+                    let outcome = ExecOutcome::start_failure(
+                        format!("the hook supervisor lost the hook: {e}"),
+                        SystemTime::now(),
+                    );
+                    self.finished(uid, outcome);
                 }
             }
         }
@@ -311,7 +341,7 @@ impl Supervisor {
         );
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: Event, batch: &mut Option<SpawnBatch>) {
         match event {
             Event::Closed(id, error) => {
                 if let Some(c) = self.connections.remove(&id) {
@@ -330,11 +360,11 @@ impl Supervisor {
                     ),
                 }
             }
-            Event::Frame(id, frame) => self.frame(id, *frame),
+            Event::Frame(id, frame) => self.frame(id, *frame, batch),
         }
     }
 
-    fn frame(&mut self, id: u64, frame: ToSupervisor) {
+    fn frame(&mut self, id: u64, frame: ToSupervisor, batch: &mut Option<SpawnBatch>) {
         match frame {
             ToSupervisor::Hello { env, bus } => {
                 let env = env
@@ -368,7 +398,7 @@ impl Supervisor {
                     },
                 );
             }
-            ToSupervisor::Spawn(req) => self.spawn(id, req),
+            ToSupervisor::Spawn(req) => self.spawn(id, req, batch),
             ToSupervisor::Taken { uids } => {
                 for uid in uids {
                     if matches!(
@@ -391,7 +421,9 @@ impl Supervisor {
         }
     }
 
-    fn spawn(&mut self, id: u64, req: SpawnRequest) {
+    /// Starts the execution `req` asks for, within `batch` (begun by the first spawn of a
+    /// wake-up), unless the supervisor has it already or is stopping.
+    fn spawn(&mut self, id: u64, req: SpawnRequest, batch: &mut Option<SpawnBatch>) {
         match self.execs.get_mut(&req.uid).map(|e| &mut e.state) {
             // The HEM restarted and asks for an execution this supervisor already has.
             Some(Entry::Running { owner, .. }) => {
@@ -419,29 +451,20 @@ impl Supervisor {
             );
             return;
         }
-        let Some(executor) = self.connections.get(&id).map(|c| c.executor.clone()) else {
+        let Some(connection) = self.connections.get(&id) else {
             return;
         };
-        let mut cancel = self.cancel.subscribe();
         let uid = req.uid.clone();
-        let kill_grace = req.kill_grace;
         let request = ExecRequest {
             argv: req.argv,
             stdin: req.stdin,
             timeout: req.timeout,
             output_cap: req.output_cap,
         };
-        let task_uid = uid.clone();
-        let handle = self.hooks.spawn(async move {
-            let cancelled = async move {
-                let _ = cancel.wait_for(|c| *c).await;
-            };
-            let outcome = executor.run_until(request, kill_grace, cancelled).await;
-            (task_uid, outcome)
-        });
-        self.hook_uids.insert(handle.id(), uid.clone());
+        let batch = batch.get_or_insert_with(SpawnBatch::begin);
+        let started = connection.executor.start(request, req.kill_grace, batch);
         self.execs.insert(
-            uid,
+            uid.clone(),
             Exec {
                 state: Entry::Running {
                     owner: Some(id),
@@ -451,6 +474,21 @@ impl Supervisor {
                 record: req.record,
             },
         );
+        match started {
+            Ok(hook) => {
+                let mut cancel = self.cancel.subscribe();
+                let task_uid = uid.clone();
+                let handle = self.hooks.spawn(async move {
+                    let cancelled = async move {
+                        let _ = cancel.wait_for(|c| *c).await;
+                    };
+                    (task_uid, hook.finish(cancelled).await)
+                });
+                self.hook_uids.insert(handle.id(), uid);
+            }
+            // It never ran: its outcome is its start failure.
+            Err(outcome) => self.finished(uid, outcome),
+        }
     }
 
     fn finished(&mut self, uid: String, outcome: ExecOutcome) {
@@ -523,9 +561,22 @@ impl Supervisor {
             .spawn(caretaker::care(bus, orphans, outcomes, self.linger));
     }
 
-    fn send(&self, id: u64, frame: &FromSupervisor) {
-        if let Some(c) = self.connections.get(&id) {
-            let _ = c.frames.send(frame.encode().into());
+    /// Queues `frame` for connection `id`; [`flush`](Self::flush) writes it at the end of the
+    /// wake-up.
+    fn send(&mut self, id: u64, frame: &FromSupervisor) {
+        match self.outbox.iter_mut().find(|(c, _)| *c == id) {
+            Some((_, bytes)) => bytes.extend_from_slice(&frame.encode()),
+            None => self.outbox.push((id, frame.encode())),
+        }
+    }
+
+    /// Hands each connection the frames of this wake-up, in the order they were produced, as
+    /// one buffer. A connection that closed meanwhile gets nothing.
+    fn flush(&mut self) {
+        for (id, bytes) in self.outbox.drain(..) {
+            if let Some(c) = self.connections.get(&id) {
+                let _ = c.frames.send(bytes.into());
+            }
         }
     }
 }

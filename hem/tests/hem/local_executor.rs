@@ -31,7 +31,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Processes whose process group is `pgid` and that are not zombies.
-fn live_group_members(pgid: i32) -> Vec<i32> {
+pub(crate) fn live_group_members(pgid: i32) -> Vec<i32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use onehem_server::supervisor::frame::{FromSupervisor, SpawnRequest, ToSupervisor};
 
+use crate::local_executor::live_group_members;
+
 /// The supervisor process; killed if the test fails.
 struct Supervisor {
     child: Child,
@@ -183,4 +185,114 @@ fn an_execution_outlives_its_connection_and_runs_once() {
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(!s.socket.exists(), "the socket is removed at exit");
+}
+
+/// Many spawns arriving together are handled in one wake-up and spawned in one batch: each
+/// ends as exactly one outcome, its own, and the reports the supervisor gives at once (spawns
+/// of executions it has finished) come back in the order they were asked for.
+#[test]
+fn a_burst_of_spawns_ends_as_one_outcome_each_in_order() {
+    const N: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let mut hem = connect(&s);
+    hello(&mut hem);
+    let uids: Vec<String> = (0..N).map(|i| format!("burst-{i}")).collect();
+    let burst: Vec<u8> = uids
+        .iter()
+        .flat_map(|uid| spawn(uid, &["/bin/echo", uid], None).encode())
+        .collect();
+    hem.write_all(&burst).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..N {
+        let (uid, outcome) = finished(&mut hem);
+        assert_eq!(outcome.code, 0, "{uid}: {outcome:?}");
+        assert_eq!(
+            outcome.stdout,
+            format!("{uid}\n").into_bytes(),
+            "its own output"
+        );
+        assert!(seen.insert(uid.clone()), "{uid} reported twice");
+    }
+    assert_eq!(seen.len(), N);
+
+    // Asked again, in another order, in one write: answered from the outcomes kept, in that
+    // order, nothing run a second time.
+    let asked: Vec<&String> = uids.iter().rev().collect();
+    let again: Vec<u8> = asked
+        .iter()
+        .flat_map(|uid| spawn(uid, &["/bin/false"], None).encode())
+        .collect();
+    hem.write_all(&again).unwrap();
+    for uid in asked {
+        let (got, outcome) = finished(&mut hem);
+        assert_eq!(&got, uid);
+        assert_eq!(outcome.stdout, format!("{uid}\n").into_bytes());
+    }
+}
+
+/// A hook that outlives its TIMEOUT, spawned in a batch with others, is killed with its whole
+/// process group (a background child that ignores SIGTERM included), while the others end
+/// normally.
+#[test]
+fn a_hook_past_its_timeout_in_a_batch_is_killed_with_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let mut hem = connect(&s);
+    hello(&mut hem);
+    let pid_file = dir.path().join("group");
+    // The shell leads the group; the background child stays in it and only SIGKILL ends it.
+    let script = format!(
+        "(trap '' TERM; sleep 300) & echo $$ > {}; sleep 300",
+        pid_file.display()
+    );
+    let mut burst = Vec::new();
+    for i in 0..10 {
+        burst.extend(spawn(&format!("quick-{i}"), &["/bin/true"], None).encode());
+    }
+    burst.extend(
+        spawn(
+            "slow",
+            &["/bin/sh", "-c", &script],
+            Some(Duration::from_millis(500)),
+        )
+        .encode(),
+    );
+    for i in 10..20 {
+        burst.extend(spawn(&format!("quick-{i}"), &["/bin/true"], None).encode());
+    }
+    hem.write_all(&burst).unwrap();
+    let mut quick = 0;
+    let mut slow = None;
+    for _ in 0..21 {
+        let (uid, outcome) = finished(&mut hem);
+        if uid == "slow" {
+            slow = Some(outcome);
+        } else {
+            assert_eq!((outcome.code, outcome.timed_out), (0, false), "{uid}");
+            quick += 1;
+        }
+    }
+    assert_eq!(quick, 20);
+    let slow = slow.expect("the slow hook's outcome");
+    assert!(slow.timed_out, "{slow:?}");
+    assert_eq!(slow.code, 255);
+    let pgid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The kill was sent before the outcome; the kernel may still be tearing processes down.
+    let mut members = live_group_members(pgid);
+    for _ in 0..200 {
+        if members.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+        members = live_group_members(pgid);
+    }
+    assert!(
+        members.is_empty(),
+        "processes of group {pgid} survive: {members:?}"
+    );
 }
