@@ -9,12 +9,62 @@ use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::db::Cached;
-use one_proto::hook_log::{ExecutionResult, record_xml};
+use one_proto::hook_log::{ExecutionResult, record_xml, wrap_record};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookLogError {
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+}
+
+/// A result decoded and checked before its transaction, so that the write lock is held only
+/// for the database work.
+#[derive(Debug)]
+pub struct PreparedResult {
+    hook_id: i64,
+    rc: i64,
+    /// The decoded body; empty when it was not strict base64 (a record without a result).
+    body: String,
+    exec_uid: Option<String>,
+}
+
+/// Decodes and checks one result. `body_b64` is the strict base64 of the HEM result body.
+/// `None` when the result is dropped: its body is not UTF-8, or not well-formed XML.
+pub fn prepare_result(hook_id: i64, rc: i64, body_b64: &str) -> Option<PreparedResult> {
+    // oned decodes strictly; an undecodable body still yields a record, without a result.
+    let body = match base64::engine::general_purpose::STANDARD.decode(body_b64.as_bytes()) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(_) => {
+                tracing::warn!(hook_id, rc, "dropped a hook result whose body is not UTF-8");
+                return None;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(hook_id, rc, error = %e, "hook result body is not strict base64; storing an empty record");
+            String::new()
+        }
+    };
+    // Checked as a record under placeholder numbers: the real execution id is known only inside
+    // the transaction, and numbers never change whether a record is well-formed.
+    if let Err(e) = record_xml(hook_id, 0, 0, &body) {
+        tracing::warn!(hook_id, rc, error = %e, "dropped a hook result that is not well-formed XML");
+        return None;
+    }
+    let exec_uid = if body.is_empty() {
+        None
+    } else {
+        ExecutionResult::parse(&body)
+            .ok()
+            .and_then(|r| r.execution_uid)
+            .filter(|u| !u.is_empty())
+    };
+    Some(PreparedResult {
+        hook_id,
+        rc,
+        body,
+        exec_uid,
+    })
 }
 
 /// Stores one result. `body_b64` is the strict base64 of the HEM result body. Returns the new
@@ -27,41 +77,33 @@ pub fn add_result(
     retention: u32,
     now: i64,
 ) -> Result<Option<i64>, HookLogError> {
-    // oned decodes strictly; an undecodable body still yields a record, without a result.
-    let body = match base64::engine::general_purpose::STANDARD.decode(body_b64.as_bytes()) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(_) => {
-                tracing::warn!(hook_id, rc, "dropped a hook result whose body is not UTF-8");
-                return Ok(None);
-            }
-        },
-        Err(e) => {
-            tracing::warn!(hook_id, rc, error = %e, "hook result body is not strict base64; storing an empty record");
-            String::new()
-        }
-    };
-    let exec_uid = if body.is_empty() {
-        None
-    } else {
-        ExecutionResult::parse(&body)
-            .ok()
-            .and_then(|r| r.execution_uid)
-            .filter(|u| !u.is_empty())
-    };
+    match prepare_result(hook_id, rc, body_b64) {
+        Some(result) => add_prepared(tx, &result, retention, now),
+        None => Ok(None),
+    }
+}
+
+/// Stores one prepared result. Returns the new execution id, or `None` when it was a
+/// duplicate (or `retention` is 0).
+pub fn add_prepared(
+    tx: &Transaction<'_>,
+    result: &PreparedResult,
+    retention: u32,
+    now: i64,
+) -> Result<Option<i64>, HookLogError> {
+    let PreparedResult {
+        hook_id,
+        rc,
+        ref body,
+        ref exec_uid,
+    } = *result;
     let last: i64 = tx.one(
         "SELECT COALESCE(MAX(exeid), -1) FROM hook_log WHERE hkid = ?1",
         [hook_id],
         |r| r.get(0),
     )?;
     let exeid = last + 1;
-    let record = match record_xml(hook_id, exeid, now, &body) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(hook_id, rc, error = %e, "dropped a hook result that is not well-formed XML");
-            return Ok(None);
-        }
-    };
+    let record = wrap_record(hook_id, exeid, now, body);
     // The unique index on (hkid, exec_uid) finds a duplicate as part of the insert, with no
     // read of its own before it.
     let inserted = tx.run(

@@ -291,6 +291,20 @@ pub fn record_xml(
     timestamp: i64,
     body_xml: &str,
 ) -> Result<String, LogError> {
+    let out = wrap_record(hook_id, execution_id, timestamp, body_xml);
+    xml_read::check(&out, Shape::Document).map_err(|e| LogError::NotWellFormed {
+        hook_id,
+        execution_id,
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// The record of [`record_xml`] without its check, for a body already found well-formed by
+/// [`record_xml`] under other numbers (the numbers never change whether a record is
+/// well-formed). The front-end checks a result before its transaction and wraps it inside,
+/// once the execution id is known, so the check does not hold the write lock.
+pub fn wrap_record(hook_id: i64, execution_id: i64, timestamp: i64, body_xml: &str) -> String {
     let mut out = String::with_capacity(body_xml.len() + 160);
     out.push_str("<HOOK_EXECUTION_RECORD><HOOK_ID>");
     out.push_str(&hook_id.to_string());
@@ -301,12 +315,7 @@ pub fn record_xml(
     out.push_str("</TIMESTAMP>");
     out.push_str(body_xml);
     out.push_str("</HOOK_EXECUTION_RECORD>");
-    xml_read::check(&out, Shape::Document).map_err(|e| LogError::NotWellFormed {
-        hook_id,
-        execution_id,
-        reason: e.to_string(),
-    })?;
-    Ok(out)
+    out
 }
 
 /// `<HOOKLOG>` followed by the records as given, then `</HOOKLOG>`. Records that are not

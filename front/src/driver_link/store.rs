@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 use super::RESULT_BATCH;
 use super::from_driver::FromDriver;
 use crate::db::Db;
+use crate::hook_log::{PreparedResult, add_prepared, prepare_result};
 
 /// Stores results in batches: one transaction for whatever arrived while the previous batch
 /// was being written. After each commit, the newest `FORWARDED` marker whose results are all
@@ -83,15 +84,24 @@ pub(super) fn store_batch(
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
+    // Decoded and checked before the transaction: the write lock, which API calls wait for,
+    // is held only for the inserts.
+    let prepared: Vec<Option<(&_, PreparedResult)>> = batch
+        .iter()
+        .map(|item| match item {
+            FromDriver::Result(r) => prepare_result(r.hook_id, r.rc, &r.body).map(|p| (r, p)),
+            FromDriver::Forwarded(_) => None,
+        })
+        .collect();
     let write = || {
         db.write(|tx| {
             let mut first_failed = None;
             let mut stored = 0u64;
-            for (i, item) in batch.iter().enumerate() {
-                let FromDriver::Result(r) = item else {
+            for (i, item) in prepared.iter().enumerate() {
+                let Some((r, result)) = item else {
                     continue;
                 };
-                match crate::hook_log::add_result(tx, r.hook_id, r.rc, &r.body, retention, now) {
+                match add_prepared(tx, result, retention, now) {
                     Ok(Some(execution_id)) => {
                         stored += 1;
                         if r.success {
@@ -103,7 +113,7 @@ pub(super) fn store_batch(
                     Ok(None) => tracing::warn!(
                         hook_id = r.hook_id,
                         rc = r.rc,
-                        "hook result not stored (a duplicate, or not well-formed XML)"
+                        "hook result not kept (a duplicate, or LOG_RETENTION is 0)"
                     ),
                     Err(e) => {
                         tracing::error!(hook_id = r.hook_id, rc = r.rc, error = %e, "cannot store hook result");
