@@ -240,14 +240,7 @@ fn one_run(
 
 pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.section(SECTION, METHOD);
-    let missing = crate::remote::missing_openssh();
-    if !missing.is_empty() {
-        let list = missing.join(", ");
-        println!("{SECTION}: skipped: {list} not found (scripts/setup installs OpenSSH)");
-        report.note(
-            SECTION,
-            &format!("**Skipped:** this section needs OpenSSH; not found: {list}."),
-        );
+    if crate::remote::skipped_without_openssh(report, SECTION) {
         return Ok(());
     }
     // The executor here holds a socket per host, as the HEM does; raise the limit as it does.

@@ -353,14 +353,7 @@ fn new_ssh_mode(cloud: &Cloud, hosts: usize, sizes: &Sizes, runs: usize) -> Resu
 
 pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     report.section(SECTION, METHOD);
-    let missing = missing_openssh();
-    if !missing.is_empty() {
-        let list = missing.join(", ");
-        println!("{SECTION}: skipped: {list} not found (scripts/setup installs OpenSSH)");
-        report.note(
-            SECTION,
-            &format!("**Skipped:** this section needs OpenSSH; not found: {list}."),
-        );
+    if skipped_without_openssh(report, SECTION) {
         return Ok(());
     }
     // The quick smoke run starts fewer sshd; the figures name the count.
@@ -553,9 +546,25 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
     Ok(())
 }
 
+/// Whether `section` cannot run for lack of OpenSSH; if so it is reported as skipped, with
+/// what is missing.
+pub(crate) fn skipped_without_openssh(report: &mut Report, section: &str) -> bool {
+    let missing = missing_openssh();
+    if missing.is_empty() {
+        return false;
+    }
+    let list = missing.join(", ");
+    println!("{section}: skipped: {list} not found (scripts/setup installs OpenSSH)");
+    report.note(
+        section,
+        &format!("**Skipped:** this section needs OpenSSH; not found: {list}."),
+    );
+    true
+}
+
 /// The OpenSSH programs the fake hosts (`sshd`, keys made by `ssh-keygen`) and the per-hook
 /// `ssh` baseline need, where they were not found.
-pub(crate) fn missing_openssh() -> Vec<&'static str> {
+fn missing_openssh() -> Vec<&'static str> {
     let on_path = |name: &str| {
         std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
