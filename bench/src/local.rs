@@ -49,7 +49,8 @@ XML-RPC request was sent (an upper bound: it includes the call itself). The pace
 offer everything at once, so their latency grows with the queue and depends on the count given \
 in the note. Every run also checks that each event produced exactly one successful result. \
 CPU per event is user+system time from /proc over the throughput run, per process (the hooks \
-as the HEM's waited-for children) and, on the HEM route, per thread. The shares of the ceiling \
+as the waited-for children of the HEM's hook supervisor) and, on the HEM route, per thread (the \
+supervisor's too). The shares of the ceiling \
 divide each throughput run by a ceiling measured just before it (section 1's method, fewer \
 spawns, with the processes of the run started and idle): the machine is shared and its speed \
 drifts within minutes, so a ceiling taken at the start of the suite would judge a run by \
@@ -177,11 +178,12 @@ fn front_throughput(n: usize) -> Result<FrontThroughput> {
         &vm_hook("bench-true", "/bin/true", "PENDING", "LCM_INIT"),
         WARM,
     )?;
-    // The HEM last: its waited-for children are the hooks.
+    // The hook supervisor last: its waited-for children are the hooks.
     let pids = [
         ("oned-lite", stack.oned_pid()),
         ("the driver", stack.driver_pid()),
         ("the HEM", stack.hem_pid()),
+        ("the hook supervisor", stack.supervisor_pid_at(0)),
     ];
     let cpu = || -> Result<Vec<CpuTime>> {
         pids.iter()
@@ -200,8 +202,11 @@ fn front_throughput(n: usize) -> Result<FrontThroughput> {
         .zip(&spent)
         .map(|((name, _), t)| format!("{name} {:.0} µs", per(t.own)))
         .collect();
-    if let Some(hem) = spent.last() {
-        parts.push(format!("the hook process {:.0} µs", per(hem.children)));
+    if let Some(supervisor) = spent.last() {
+        parts.push(format!(
+            "the hook process {:.0} µs",
+            per(supervisor.children)
+        ));
     }
     Ok(FrontThroughput {
         rate: n as f64 / (last - start).as_secs_f64(),
@@ -398,8 +403,10 @@ pub fn results_by_vm(lines: &[OutputLine], hook: i64) -> ResultsByVm {
 /// What a HEM-route throughput run measured.
 pub struct Throughput {
     pub rate: f64,
-    /// CPU seconds over the run: the HEM, the hooks it ran, the driver.
+    /// CPU seconds over the run: the HEM, its hook supervisor and the hooks (the supervisor's
+    /// children), the driver.
     pub hem: CpuTime,
+    pub supervisor: CpuTime,
     pub driver: CpuTime,
     /// CPU per event by thread, as text.
     pub threads: String,
@@ -409,19 +416,42 @@ pub struct Throughput {
 /// result line, and the CPU the HEM, its hooks and the driver spent meanwhile.
 pub fn hem_throughput(p: &mut Pipeline, hook: i64, n: usize) -> Result<Throughput> {
     let (hem_pid, driver_pid) = (p.hem.pid(), p.driver.pid());
-    let (hem0, drv0) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
-    let (hem_t0, drv_t0) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
+    // The warm-up ran local hooks, so the supervisor is up.
+    let sup_pid = p
+        .hem
+        .supervisor_pid()
+        .context("the HEM's hook supervisor is not running")?;
+    let (hem0, sup0, drv0) = (
+        cpu_time(hem_pid)?,
+        cpu_time(sup_pid)?,
+        cpu_time(driver_pid)?,
+    );
+    let (hem_t0, sup_t0, drv_t0) = (
+        thread_cpu(hem_pid)?,
+        thread_cpu(sup_pid)?,
+        thread_cpu(driver_pid)?,
+    );
     let hem = &p.hem;
     let rate = route_throughput(&mut p.driver, &mut p.warm, hook, n, || hem.log_tail())?;
-    let (hem1, drv1) = (cpu_time(hem_pid)?, cpu_time(driver_pid)?);
-    let (hem_t1, drv_t1) = (thread_cpu(hem_pid)?, thread_cpu(driver_pid)?);
+    let (hem1, sup1, drv1) = (
+        cpu_time(hem_pid)?,
+        cpu_time(sup_pid)?,
+        cpu_time(driver_pid)?,
+    );
+    let (hem_t1, sup_t1, drv_t1) = (
+        thread_cpu(hem_pid)?,
+        thread_cpu(sup_pid)?,
+        thread_cpu(driver_pid)?,
+    );
     Ok(Throughput {
         rate,
         hem: hem1 - hem0,
+        supervisor: sup1 - sup0,
         driver: drv1 - drv0,
         threads: format!(
-            "HEM: {}; driver: {}",
+            "HEM: {}; hook supervisor: {}; driver: {}",
             thread_breakdown(&hem_t0, &hem_t1, n),
+            thread_breakdown(&sup_t0, &sup_t1, n),
             thread_breakdown(&drv_t0, &drv_t1, n)
         ),
     })
@@ -593,12 +623,14 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         let per = |secs: f64| secs * 1e6 / n_tput as f64;
         budget_note = format!(
             "Where the time goes on the HEM route (CPU per event, last run): the hook process \
-             {:.0} µs (`/bin/true`, counted as the HEM's children), the HEM {:.0} µs, the \
-             driver {:.0} µs; by thread: {}. For comparison the ceiling costs {:.0} µs of the \
+             {:.0} µs (`/bin/true`, counted as the hook supervisor's children), the HEM {:.0} \
+             µs, its hook supervisor {:.0} µs, the driver {:.0} µs; by thread: {}. For \
+             comparison the ceiling costs {:.0} µs of the \
              two cores per spawn (2 / ceiling), parent and child together. Reaching 80% of the \
              ceiling leaves about {:.0} µs per event for everything that is not the hook.",
-            per(t.hem.children),
+            per(t.supervisor.children),
             per(t.hem.own),
+            per(t.supervisor.own),
             per(t.driver.own),
             t.threads,
             2e6 / ceiling,

@@ -14,6 +14,7 @@ mod nats;
 mod procs;
 mod remote;
 mod report;
+mod supervisor;
 mod workload;
 
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Section {
     Nats,
     /// 9. One remote executor with 1,000 hosts in agent mode: connect, memory, exec/s, a dead host.
     Fleet,
+    /// 10. The hook supervisor alone, driven over its socket: spawns/s and CPU per spawn.
+    Supervisor,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +130,7 @@ fn run(
                 Section::Burst,
                 Section::Nats,
                 Section::Fleet,
+                Section::Supervisor,
             ];
             for section in all {
                 run_section(section, &mut report, scale);
@@ -169,6 +173,7 @@ fn run_section(section: Section, report: &mut Report, scale: Scale) {
         Section::Burst => (burst::SECTION, burst::run(report, scale)),
         Section::Nats => (nats::SECTION, nats::run(report, scale)),
         Section::Fleet => (fleet::SECTION, fleet::run(report, scale)),
+        Section::Supervisor => (supervisor::SECTION, supervisor::run(report, scale)),
     };
     if let Err(e) = result {
         report.failed(name, &e);

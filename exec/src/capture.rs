@@ -1,8 +1,12 @@
 //! Reading one output pipe of a hook up to a cap.
 
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -11,6 +15,12 @@ use tokio::time::Instant;
 const READ_SIZE: usize = 16 * 1024;
 /// Room for the first read: a line or two, small enough for the allocator's per-thread cache.
 const FIRST_READ_SIZE: usize = 1024;
+/// How long a pipe is left unwatched while its process runs. Most hooks exit sooner with their
+/// few bytes still in the pipe, which is then read without registering it with the runtime at
+/// all (each registration and its removal are two `epoll_ctl` calls, two `fcntl` calls and a
+/// read that finds nothing, per pipe). A process that fills the pipe before then waits at most
+/// this long for its reader.
+const WATCH_AFTER: Duration = Duration::from_millis(20);
 
 /// What a process wrote on one pipe, up to the cap.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,23 +32,37 @@ pub struct Captured {
     pub truncated: bool,
 }
 
-/// Reads `pipe` to its end, keeping the first `cap` bytes and reading the rest into a scratch
-/// buffer so that the writer never blocks on a full pipe. Once `exited` turns true (or its
-/// sender is gone), reading goes on for at most `drain`.
-pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
-    pipe: Option<R>,
+/// Reads `pipe` (non-blocking) to its end, keeping the first `cap` bytes and reading the rest
+/// into a scratch buffer so that the writer never blocks on a full pipe for long. Once `exited`
+/// turns true (or its sender is gone), reading goes on for at most `drain`.
+///
+/// The pipe is first left alone until the process exits or [`WATCH_AFTER`] passes; what the
+/// process left in it is then read at once, and only a pipe that is still open (a background
+/// child holds it, or the process still runs) is registered with the runtime and read as it
+/// fills.
+pub(crate) async fn read_capped(
+    pipe: Option<OwnedFd>,
     cap: usize,
     mut exited: watch::Receiver<bool>,
     drain: Duration,
 ) -> Captured {
     let mut out = Captured::default();
-    let Some(mut pipe) = pipe else {
+    let Some(pipe) = pipe else {
         return out;
     };
-    // Kept bytes are read straight into `out.bytes`; this is allocated only once the cap is
-    // reached.
     let mut discard = Vec::new();
-    let mut drain_deadline: Option<Instant> = None;
+    let exited_first = tokio::select! {
+        _ = exited.wait_for(|e| *e) => true,
+        () = tokio::time::sleep(WATCH_AFTER) => false,
+    };
+    let mut file = File::from(pipe);
+    if exited_first && read_ready(&mut file, cap, &mut out, &mut discard) == Ready::End {
+        return out;
+    }
+    let Ok(mut pipe) = pipe::Receiver::from_owned_fd_unchecked(OwnedFd::from(file)) else {
+        return out;
+    };
+    let mut drain_deadline = exited_first.then(|| Instant::now() + drain);
     enum Step {
         Read(Option<std::io::Result<usize>>),
         Exited,
@@ -90,4 +114,46 @@ pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
         }
     }
     out
+}
+
+/// Whether a pipe read without waiting has ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ready {
+    /// End of file (or an error): nothing more will come.
+    End,
+    /// Empty for now, with a writer still holding it.
+    More,
+}
+
+/// Reads what `pipe` (non-blocking) holds now, within the cap as [`read_capped`] does.
+fn read_ready(pipe: &mut File, cap: usize, out: &mut Captured, discard: &mut Vec<u8>) -> Ready {
+    loop {
+        let room = cap.saturating_sub(out.bytes.len());
+        let read = if room > 0 {
+            let size = room.min(if out.bytes.is_empty() {
+                FIRST_READ_SIZE
+            } else {
+                READ_SIZE
+            });
+            let start = out.bytes.len();
+            out.bytes.resize(start + size, 0);
+            let read = pipe.read(&mut out.bytes[start..]);
+            out.bytes.truncate(start + *read.as_ref().unwrap_or(&0));
+            read
+        } else {
+            if discard.is_empty() {
+                discard.resize(READ_SIZE, 0);
+            }
+            let read = pipe.read(discard);
+            out.truncated |= read.as_ref().is_ok_and(|n| *n > 0);
+            read
+        };
+        match read {
+            Ok(0) => return Ready::End,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ready::More,
+            Err(_) => return Ready::End,
+        }
+    }
 }

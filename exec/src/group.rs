@@ -6,8 +6,9 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::Child;
 use tokio::time::Instant;
+
+use crate::process::Main;
 
 /// How often the group is checked while it is being killed.
 const POLL: Duration = Duration::from_millis(10);
@@ -57,7 +58,7 @@ impl Group {
     /// process and returns its status.
     pub(crate) async fn kill(
         &mut self,
-        child: &mut Child,
+        child: &mut Main,
         grace: Duration,
     ) -> std::io::Result<ExitStatus> {
         let deadline = Instant::now() + grace;

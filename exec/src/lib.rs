@@ -20,9 +20,11 @@ mod capture;
 mod group;
 mod process;
 mod quick_start;
+mod reaper;
 
 pub use capture::Captured;
 pub use group::kill_group_now;
 pub use process::{
     Ending, FAILURE_CODE, Finished, Limits, Process, SpawnBatch, SpawnError, Timing,
 };
+pub use reaper::Reaper;

@@ -2,18 +2,22 @@
 
 use std::fs::File;
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::unix::pipe;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::capture::{Captured, read_capped};
 use crate::group::Group;
 use crate::quick_start::QuickStart;
+use crate::reaper::Reaper;
 
 /// Exit code the reference reports for a timeout, a death by signal or a start failure.
 pub const FAILURE_CODE: i32 = 255;
@@ -105,9 +109,14 @@ pub enum SpawnError {
 /// group.
 #[derive(Debug)]
 pub struct Process {
-    child: Child,
+    child: Main,
     group: Group,
     input: Option<Vec<u8>>,
+    stdin: Option<Stdin>,
+    /// The read ends of stdout and stderr, not yet registered with the runtime (see
+    /// `capture::read_capped`).
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
 }
 
 impl Process {
@@ -141,13 +150,16 @@ impl Process {
             mut child,
             mut group,
             input,
+            stdin,
+            stdout,
+            stderr,
         } = self;
-        let feed = feed_stdin(child.stdin.take(), input);
+        let feed = feed_stdin(stdin, input);
         let (exited_tx, exited_rx) = watch::channel(false);
         let cap = limits.output_cap;
         let drain = timing.drain_after_exit;
-        let stdout = read_capped(child.stdout.take(), cap, exited_rx.clone(), drain);
-        let stderr = read_capped(child.stderr.take(), cap, exited_rx, drain);
+        let stdout = read_capped(stdout, cap, exited_rx.clone(), drain);
+        let stderr = read_capped(stderr, cap, exited_rx, drain);
         let wait = async {
             let ended = wait_main(&mut child, &mut group, limits.timeout, timing, cancel).await;
             let _ = exited_tx.send(true);
@@ -178,6 +190,7 @@ impl Process {
 /// of spawns only: whatever else the thread does meanwhile runs with the short slice too.
 pub struct SpawnBatch {
     quick: QuickStart,
+    reaper: Option<Reaper>,
 }
 
 impl SpawnBatch {
@@ -185,7 +198,14 @@ impl SpawnBatch {
     pub fn begin() -> SpawnBatch {
         SpawnBatch {
             quick: QuickStart::enter(),
+            reaper: None,
         }
+    }
+
+    /// Has the processes of this batch waited for by `reaper` instead of one pidfd each.
+    pub fn reaped_by(mut self, reaper: &Reaper) -> SpawnBatch {
+        self.reaper = Some(reaper.clone());
+        self
     }
 
     /// Starts `cmd` as [`Process::spawn`] does.
@@ -198,26 +218,59 @@ impl SpawnBatch {
             Some(_) => Stdio::piped(),
             None => dev_null(),
         };
+        let (stdout, stdout_w) = output_pipe().map_err(SpawnError::Io)?;
+        let (stderr, stderr_w) = output_pipe().map_err(SpawnError::Io)?;
         cmd.process_group(0)
             .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = cmd.spawn().map_err(SpawnError::Io);
-        let pid = child
-            .as_ref()
-            .ok()
-            .and_then(Child::id)
-            .and_then(|p| i32::try_from(p).ok());
-        // Past its `exec`, the child runs with the thread's normal settings.
-        self.quick.give_back(pid);
-        let child = child?;
-        let Some(pid) = pid else {
-            return Err(SpawnError::Vanished);
+            .stdout(stdout_w)
+            .stderr(stderr_w);
+        let (child, stdin) = match &self.reaper {
+            Some(reaper) => {
+                // Locked from the spawn until the waiter is in, so the reaper cannot take the
+                // exit first.
+                let mut waiting = reaper.lock();
+                let child = cmd.as_std_mut().spawn();
+                let pid = child.as_ref().ok().and_then(|c| i32::try_from(c.id()).ok());
+                self.quick.give_back(pid);
+                let mut child = child.map_err(SpawnError::Io)?;
+                let pid = pid.ok_or(SpawnError::Vanished)?;
+                let (exited, exit) = oneshot::channel();
+                waiting.insert(pid, exited);
+                drop(waiting);
+                // The std handle is let go without a wait: the reaper collects the process.
+                let stdin = child.stdin.take().map(input_pipe).transpose();
+                let main = Main::Reaped {
+                    pid,
+                    exit,
+                    status: None,
+                };
+                (main, stdin.map_err(SpawnError::Io)?.map(Stdin::Pipe))
+            }
+            None => {
+                let child = cmd.spawn();
+                let pid = child
+                    .as_ref()
+                    .ok()
+                    .and_then(Child::id)
+                    .and_then(|p| i32::try_from(p).ok());
+                // Past its `exec`, the child runs with the thread's normal settings.
+                self.quick.give_back(pid);
+                let mut child = child.map_err(SpawnError::Io)?;
+                let pid = pid.ok_or(SpawnError::Vanished)?;
+                let stdin = child.stdin.take().map(Stdin::Tokio);
+                (Main::Tokio { child, pid }, stdin)
+            }
         };
+        // The command keeps what it was given: the parent's copies of the write ends close
+        // here, or the pipes would never reach their end.
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         Ok(Process {
+            group: Group::new(child.pid()),
             child,
-            group: Group::new(pid),
             input,
+            stdin,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
         })
     }
 }
@@ -239,9 +292,69 @@ fn dev_null() -> Stdio {
         .map_or_else(Stdio::null, Stdio::from)
 }
 
+/// A pipe for one output of a child: the read end non-blocking (read without waiting once the
+/// child exited, or by the runtime), the write end blocking as a child expects its stdout to be;
+/// both close on `exec`, the child's copy being a `dup2` of the write end.
+fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok((read, write))
+}
+
+/// The main process, waited for by tokio or by the process's [`Reaper`].
+#[derive(Debug)]
+pub(crate) enum Main {
+    Tokio {
+        child: Child,
+        pid: i32,
+    },
+    Reaped {
+        pid: i32,
+        exit: oneshot::Receiver<ExitStatus>,
+        /// Once received: the status, or `None` if the reaper went away.
+        status: Option<Option<ExitStatus>>,
+    },
+}
+
+impl Main {
+    fn pid(&self) -> i32 {
+        match self {
+            Main::Tokio { pid, .. } | Main::Reaped { pid, .. } => *pid,
+        }
+    }
+
+    /// Waits until the process has ended and been reaped; again and again, the same status.
+    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Main::Tokio { child, .. } => child.wait().await,
+            Main::Reaped { exit, status, .. } => {
+                let received = match status {
+                    Some(received) => *received,
+                    None => *status.insert((&mut *exit).await.ok()),
+                };
+                received.ok_or_else(|| std::io::Error::other("the reaper stopped"))
+            }
+        }
+    }
+}
+
+/// A child's stdin pipe.
+#[derive(Debug)]
+enum Stdin {
+    Tokio(ChildStdin),
+    Pipe(pipe::Sender),
+}
+
+/// A spawned child's stdin, registered with the runtime (non-blocking, as it requires).
+fn input_pipe(stdin: std::process::ChildStdin) -> std::io::Result<pipe::Sender> {
+    let fd = OwnedFd::from(stdin);
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    pipe::Sender::from_owned_fd_unchecked(fd)
+}
+
 /// Waits for the main process; on timeout or cancel, kills its group.
 async fn wait_main(
-    child: &mut Child,
+    child: &mut Main,
     group: &mut Group,
     timeout: Option<Duration>,
     timing: Timing,
@@ -264,8 +377,16 @@ async fn wait_main(
     (group.kill(child, timing.kill_grace).await, ending)
 }
 
-async fn feed_stdin(stdin: Option<ChildStdin>, input: Option<Vec<u8>>) {
-    if let (Some(mut pipe), Some(data)) = (stdin, input) {
+async fn feed_stdin(stdin: Option<Stdin>, input: Option<Vec<u8>>) {
+    match stdin {
+        Some(Stdin::Tokio(pipe)) => feed(pipe, input).await,
+        Some(Stdin::Pipe(pipe)) => feed(pipe, input).await,
+        None => {}
+    }
+}
+
+async fn feed(mut pipe: impl AsyncWrite + Unpin, input: Option<Vec<u8>>) {
+    if let Some(data) = input {
         // A broken pipe only means the hook did not want the data.
         let _ = pipe.write_all(&data).await;
         let _ = pipe.shutdown().await;

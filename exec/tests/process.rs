@@ -1,27 +1,14 @@
 //! The supervisor against real processes.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::{NO_LIMITS, TIMING, finish, finish_all, running, sh};
 use one_exec::{Ending, FAILURE_CODE, Finished, Limits, Process, SpawnBatch, SpawnError, Timing};
 use tokio::process::Command;
 use tokio::sync::oneshot;
-
-const TIMING: Timing = Timing {
-    kill_grace: Duration::from_millis(300),
-    drain_after_exit: Duration::from_millis(100),
-};
-
-const NO_LIMITS: Limits = Limits {
-    timeout: None,
-    output_cap: 1 << 20,
-};
-
-fn sh(script: &str) -> Command {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(script);
-    cmd
-}
 
 /// Runs to the end, bounded so that a hang fails the test instead of blocking it.
 async fn run(mut cmd: Command, input: Option<&[u8]>, limits: Limits) -> Finished {
@@ -64,17 +51,6 @@ impl WithChild {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("the hook wrote no child pid");
-    }
-}
-
-/// Whether process `pid` still runs. A zombie does not: it has ended and only waits for an
-/// init (here, maybe one that never reaps) to collect it.
-fn running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
     }
 }
 
@@ -235,22 +211,7 @@ async fn a_batch_starts_each_process_as_spawn_does() {
     drop(batch);
     let pgids: std::collections::HashSet<i32> = started.iter().map(|(_, p)| p.pgid()).collect();
     assert_eq!(pgids.len(), 20, "one group each");
-    let runs: Vec<_> = started
-        .into_iter()
-        .map(|(i, p)| {
-            tokio::spawn(async move {
-                let f = tokio::time::timeout(
-                    Duration::from_secs(60),
-                    p.supervise(NO_LIMITS, TIMING, std::future::pending()),
-                )
-                .await
-                .expect("supervision did not end");
-                (i, f)
-            })
-        })
-        .collect();
-    for run in runs {
-        let (i, f) = run.await.unwrap();
+    for (i, f) in finish_all(started).await {
         let fed = if i % 2 == 0 {
             format!("in{i}")
         } else {
@@ -263,4 +224,39 @@ async fn a_batch_starts_each_process_as_spawn_does() {
         );
         assert_eq!(String::from_utf8_lossy(&f.stderr.bytes), format!("e{i}\n"));
     }
+}
+
+/// Many processes running at once, ending in any order, each reaped with its own exit code
+/// (or signal) and its own outputs, whether it wrote nothing, a line, or more than a pipe holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_processes_each_end_with_their_own_code_and_output() {
+    common::mixed_batch(SpawnBatch::begin(), 120).await;
+}
+
+/// A main process that exits while a background child still holds its output pipe: what the
+/// main process wrote is kept, and what the child writes within the drain period too.
+#[tokio::test]
+async fn output_written_after_the_main_exit_is_read_during_the_drain() {
+    let timing = Timing {
+        drain_after_exit: Duration::from_secs(5),
+        ..TIMING
+    };
+    let mut cmd = sh("(sleep 0.2; echo late; echo late-err >&2) & echo early");
+    let f = finish(Process::spawn(&mut cmd, None).unwrap(), NO_LIMITS, timing).await;
+    assert_eq!((f.ending, f.code()), (Ending::Exited, 0));
+    assert_eq!(String::from_utf8_lossy(&f.stdout.bytes), "early\nlate\n");
+    assert_eq!(String::from_utf8_lossy(&f.stderr.bytes), "late-err\n");
+}
+
+/// A process that writes past the cap long after it started, in many reads, is cut at the cap
+/// and flagged, and its writes never block it for good.
+#[tokio::test]
+async fn late_output_past_the_cap_is_dropped_and_flagged() {
+    let limits = Limits {
+        output_cap: 70_000,
+        ..NO_LIMITS
+    };
+    let f = run(sh("sleep 0.1; head -c 500000 /dev/zero"), None, limits).await;
+    assert_eq!(f.code(), 0);
+    assert_eq!((f.stdout.bytes.len(), f.stdout.truncated), (70_000, true));
 }

@@ -7,7 +7,8 @@
 //! for right there, one after the other under one short scheduler slice
 //! ([`one_exec::SpawnBatch`]), and it takes every hook that has ended; the frames a wake-up
 //! produces go to each connection's writer as one buffer, one `write`. Each running hook's
-//! task only waits for it (outputs, exit, TIMEOUT).
+//! task only waits for it (outputs, exit, TIMEOUT). Its hooks are its only children, so one
+//! [`Reaper`] collects them all (one signalfd for SIGCHLD instead of a pidfd per hook).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
-use one_exec::SpawnBatch;
+use one_exec::{Reaper, SpawnBatch};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -47,6 +48,9 @@ const CARETAKER_GRACE: Duration = Duration::from_secs(5);
 /// hook runs, or until it has had neither HEM nor hook for `linger`. `Ok` also when another
 /// supervisor already serves the socket (it then prints [`BUSY`] instead of [`READY`]).
 pub fn serve(socket: &Path, linger: Duration) -> anyhow::Result<()> {
+    // First, while this is the process's only thread: every thread started later inherits the
+    // blocked SIGCHLD that the reaper reads.
+    let reaper = Reaper::new().context("cannot set up the reaper of hook processes")?;
     // A new session: a signal to the HEM's process group or terminal does not reach the hooks'
     // supervisor. It fails only for a session leader, which is detached already.
     let _ = nix::unistd::setsid();
@@ -90,7 +94,8 @@ pub fn serve(socket: &Path, linger: Duration) -> anyhow::Result<()> {
         let listener = UnixListener::from_std(listener)?;
         tracing::info!(socket = %socket.display(), pid = std::process::id(), "hook supervisor ready");
         say(READY);
-        let outcome = Supervisor::new(socket.to_path_buf(), inode, linger)
+        tokio::spawn(reaper.clone().run());
+        let outcome = Supervisor::new(socket.to_path_buf(), inode, linger, reaper)
             .run(listener)
             .await;
         // Only this supervisor's socket file is removed, never a successor's.
@@ -170,13 +175,14 @@ struct Supervisor {
     events: mpsc::UnboundedReceiver<Event>,
     /// Frames produced in this wake-up, by connection, in order; written at its end.
     outbox: Vec<(u64, Vec<u8>)>,
+    reaper: Reaper,
 }
 
 /// Hooks that ended, as their tasks return them.
 type Joined = Result<(tokio::task::Id, (String, ExecOutcome)), tokio::task::JoinError>;
 
 impl Supervisor {
-    fn new(socket: PathBuf, inode: u64, linger: Duration) -> Supervisor {
+    fn new(socket: PathBuf, inode: u64, linger: Duration, reaper: Reaper) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
         Supervisor {
             socket,
@@ -193,6 +199,7 @@ impl Supervisor {
             events_tx,
             events,
             outbox: Vec::new(),
+            reaper,
         }
     }
 
@@ -461,7 +468,7 @@ impl Supervisor {
             timeout: req.timeout,
             output_cap: req.output_cap,
         };
-        let batch = batch.get_or_insert_with(SpawnBatch::begin);
+        let batch = batch.get_or_insert_with(|| SpawnBatch::begin().reaped_by(&self.reaper));
         let started = connection.executor.start(request, req.kill_grace, batch);
         self.execs.insert(
             uid.clone(),

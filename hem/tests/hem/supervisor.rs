@@ -231,6 +231,72 @@ fn a_burst_of_spawns_ends_as_one_outcome_each_in_order() {
     }
 }
 
+/// Many hooks running at once under the supervisor's one reaper, ending in any order, each
+/// reported with its own exit code or signal and its own output; one whose background child
+/// still holds its output pipes is reported once it exits, with what it wrote.
+#[test]
+fn concurrent_hooks_are_each_reaped_with_their_own_code() {
+    const N: usize = 120;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let mut hem = connect(&s);
+    hello(&mut hem);
+    let script = |i: usize| match i % 4 {
+        0 => format!("sleep 0.0{}; exit {}", i % 10, i % 256),
+        1 => format!(
+            "echo out{i}; echo err{i} >&2; kill -{} $$",
+            [9, 15, 1][i % 3]
+        ),
+        2 => format!("sleep 300 >/dev/null 2>&1 & echo child$!; exit {}", i % 5),
+        _ => format!("(sleep 2 &) ; echo held{i}; exit 4"),
+    };
+    let burst: Vec<u8> = (0..N)
+        .flat_map(|i| spawn(&format!("c{i}"), &["/bin/sh", "-c", &script(i)], None).encode())
+        .collect();
+    hem.write_all(&burst).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..N {
+        let (uid, outcome) = finished(&mut hem);
+        let i: usize = uid.trim_start_matches('c').parse().unwrap();
+        match i % 4 {
+            0 => assert_eq!(
+                (outcome.code, outcome.signal),
+                ((i % 256) as i32, None),
+                "{uid}"
+            ),
+            1 => {
+                assert_eq!(
+                    (outcome.code, outcome.signal),
+                    (255, Some([9, 15, 1][i % 3])),
+                    "{uid}"
+                );
+                assert_eq!(outcome.stdout, format!("out{i}\n").into_bytes());
+                assert_eq!(outcome.stderr, format!("err{i}\n").into_bytes());
+            }
+            2 => {
+                assert_eq!(outcome.code, (i % 5) as i32, "{uid}");
+                let text = String::from_utf8_lossy(&outcome.stdout).into_owned();
+                let child: i32 = text.trim().trim_start_matches("child").parse().unwrap();
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            _ => {
+                // The background child holds stdout and stderr: the outcome comes after the
+                // drain period, with the main process's own output.
+                assert_eq!(outcome.code, 4, "{uid}");
+                assert_eq!(outcome.stdout, format!("held{i}\n").into_bytes());
+            }
+        }
+        assert!(
+            seen.insert(uid.clone(), ()).is_none(),
+            "{uid} reported twice"
+        );
+    }
+    assert_eq!(seen.len(), N);
+}
+
 /// A hook that outlives its TIMEOUT, spawned in a batch with others, is killed with its whole
 /// process group (a background child that ignores SIGTERM included), while the others end
 /// normally.
