@@ -47,8 +47,9 @@ impl std::fmt::Debug for Reaper {
 impl Reaper {
     /// Blocks SIGCHLD in the calling thread and opens the signalfd that receives it instead.
     /// Call it before the process starts any other thread (threads inherit the mask; one that
-    /// does not block SIGCHLD would take the signal and drop it), then run [`run`](Self::run)
-    /// on the runtime. The processes spawned get an empty signal mask as before.
+    /// does not block SIGCHLD would take the signal and drop it), then spawn the loop of
+    /// [`watch`](Self::watch) on the runtime. The processes spawned still start with an empty
+    /// signal mask.
     pub fn new() -> std::io::Result<Reaper> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
@@ -62,34 +63,31 @@ impl Reaper {
         })
     }
 
-    /// Reaps children as they end, for as long as the runtime runs it. A second call returns
-    /// at once.
+    /// Registers the signalfd with the current runtime and returns the loop that reaps
+    /// children as they end, to be spawned on it. Fails if that cannot be done (then nothing
+    /// would be reaped), or if the reaper is watched already.
     #[allow(unsafe_code)]
-    pub async fn run(self) {
+    pub fn watch(&self) -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
         let signals = self
             .shared
             .signals
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let Some(signals) = signals else {
-            return;
-        };
+            .take()
+            .ok_or_else(|| std::io::Error::other("the reaper is watched already"))?;
         // SAFETY: the `SignalFd` owns its descriptor, which stays open and the same until the
         // `AsyncFd` (its only owner from here on) is dropped.
         let registered = unsafe { AsyncFd::register_with_interest(signals, Interest::READABLE) };
-        let Ok(signals) = registered else {
-            return;
-        };
-        loop {
-            let Ok(mut ready) = signals.readable().await else {
-                return;
-            };
-            // Read every queued signal first: an exit after this reading raises the next one.
-            while let Ok(Some(_)) | Err(Errno::EINTR) = signals.get_ref().read_signal() {}
-            ready.clear_ready();
-            self.reap();
-        }
+        let signals = registered.map_err(std::io::Error::from)?;
+        let reaper = self.clone();
+        Ok(async move {
+            while let Ok(mut ready) = signals.readable().await {
+                // Read every queued signal first: an exit after this reading raises the next one.
+                while let Ok(Some(_)) | Err(Errno::EINTR) = signals.get_ref().read_signal() {}
+                ready.clear_ready();
+                reaper.reap();
+            }
+        })
     }
 
     /// The registry, locked; the spawning code holds it from the spawn until the new child's

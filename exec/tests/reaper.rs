@@ -122,7 +122,7 @@ fn main() {
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        tokio::spawn(reaper.clone().run());
+        tokio::spawn(reaper.watch().expect("the reaper's signalfd"));
         many_at_once_each_with_its_own_code(&reaper).await;
         println!("many at once, each with its own code: ok");
         a_background_child_holding_the_pipes_does_not_hold_the_result(&reaper).await;

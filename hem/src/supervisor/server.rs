@@ -94,7 +94,7 @@ pub fn serve(socket: &Path, linger: Duration) -> anyhow::Result<()> {
         let listener = UnixListener::from_std(listener)?;
         tracing::info!(socket = %socket.display(), pid = std::process::id(), "hook supervisor ready");
         say(READY);
-        tokio::spawn(reaper.clone().run());
+        tokio::spawn(reaper.watch().context("cannot watch for ended hooks")?);
         let outcome = Supervisor::new(socket.to_path_buf(), inode, linger, reaper)
             .run(listener)
             .await;
