@@ -238,13 +238,20 @@ impl SpawnBatch {
                 waiting.insert(pid, exited);
                 drop(waiting);
                 // The std handle is let go without a wait: the reaper collects the process.
-                let stdin = child.stdin.take().map(input_pipe).transpose();
+                let stdin = match child.stdin.take().map(input_pipe).transpose() {
+                    Ok(stdin) => stdin.map(Stdin::Pipe),
+                    Err(e) => {
+                        // Started but not to be supervised: it must not run on unseen.
+                        crate::group::kill_group_now(pid);
+                        return Err(SpawnError::Io(e));
+                    }
+                };
                 let main = Main::Reaped {
                     pid,
                     exit,
                     status: None,
                 };
-                (main, stdin.map_err(SpawnError::Io)?.map(Stdin::Pipe))
+                (main, stdin)
             }
             None => {
                 let child = cmd.spawn();
