@@ -838,6 +838,16 @@ mod tests {
         assert!(!again.results[0].duplicate, "u1 left the dedupe window");
     }
 
+    /// The storage classes (`typeof`) a one-column query returns, in order.
+    fn storage_classes(conn: &Connection, query: &str) -> Vec<String> {
+        conn.prepare(query)
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
     #[test]
     fn canonical_contents_are_stored_decoded_and_replayed_exactly() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -852,15 +862,10 @@ mod tests {
             ..Batch::default()
         };
         j.commit(&mut batch).expect("commit");
-        let kinds: Vec<String> = j
-            .conn
-            .prepare("SELECT typeof(content) FROM events ORDER BY seq")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        assert_eq!(kinds, ["blob", "text"]);
+        assert_eq!(
+            storage_classes(&j.conn, "SELECT typeof(content) FROM events ORDER BY seq"),
+            ["blob", "text"]
+        );
         let page = j
             .reader()
             .expect("reader")
@@ -887,15 +892,10 @@ mod tests {
                 ..Batch::default()
             };
             j.commit(&mut batch).expect("commit");
-            let kinds: Vec<String> = j
-                .conn
-                .prepare("SELECT typeof(body) FROM results ORDER BY id")
-                .expect("prepare")
-                .query_map([], |r| r.get(0))
-                .expect("query")
-                .collect::<Result<_, _>>()
-                .expect("rows");
-            assert_eq!(kinds, ["blob", "text"]);
+            assert_eq!(
+                storage_classes(&j.conn, "SELECT typeof(body) FROM results ORDER BY id"),
+                ["blob", "text"]
+            );
         }
         let mut j = SqliteJournal::open(&path, options(None)).expect("reopen");
         let bodies: Vec<String> = j
