@@ -16,10 +16,11 @@ use crate::hook_log::{PreparedResult, add_prepared, prepare_result};
 const STORE_PERIOD: Duration = Duration::from_millis(10);
 
 /// Stores results in batches: one transaction for whatever arrived while the previous batch
-/// was being written, and under a steady stream of results one every [`STORE_PERIOD`], so that
-/// the hook log, whose every commit writes its pages to the WAL again, costs a commit per
-/// period rather than per result or two. After each commit, the newest `FORWARDED` marker whose results are all
-/// stored goes to `stored`, which the sender writes to the driver as `STORED  <id> -`.
+/// was being written, and under a steady stream of results at most one every
+/// [`STORE_PERIOD`], so that the hook log, whose every commit writes the pages it touched to
+/// the WAL again, costs one commit per period rather than one per few results. After each
+/// commit, the newest `FORWARDED` marker whose results are all stored goes to `stored`, which
+/// the sender writes to the driver as `STORED  <id> -`.
 ///
 /// Runs on a blocking thread of its own for the whole driver session, so that a result goes
 /// from the reader to its transaction with one wake-up and no task hand-off per batch.
@@ -184,7 +185,7 @@ mod tests {
     }
 
     /// Results that come within the period after a commit wait for its end and are committed
-    /// together, and acknowledged once; the first result of a quiet spell is stored at once.
+    /// together in one transaction, and their newest marker is acknowledged.
     #[test]
     fn results_close_together_share_one_commit() {
         let dir = tempfile::tempdir().unwrap();
