@@ -27,7 +27,7 @@ fn entry(uid: &str) -> OutboxEntry {
     OutboxEntry {
         uid: uid.into(),
         hook_id: 3,
-        frame: format!("0 3 {uid}"),
+        frame: format!("0 3 {uid}").into(),
     }
 }
 
@@ -98,7 +98,7 @@ async fn a_result_acknowledged_while_held_is_never_written() {
     db.started(&a.uid).await.unwrap();
     let marker = "Q".repeat(4000);
     db.finished(OutboxEntry {
-        frame: format!("0 3 {marker}"),
+        frame: format!("0 3 {marker}").into(),
         ..entry(&a.uid)
     })
     .unwrap();
