@@ -990,3 +990,41 @@ fn forget(tx: &rusqlite::Transaction<'_>, uid: &str) -> rusqlite::Result<()> {
         .execute([uid])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_result_wakes_only_a_writer_that_would_sleep_past_its_hold() {
+        let now = Instant::now();
+        let due = now + ACK_GRACE;
+        assert!(WriterSleep::Forever.sleeps_past(due));
+        assert!(WriterSleep::Until(due + Duration::from_millis(1)).sleeps_past(due));
+        assert!(!WriterSleep::Until(due).sleeps_past(due));
+        assert!(!WriterSleep::Until(now).sleeps_past(due));
+        // A writer at work looks at the lists before it sleeps again.
+        assert!(!WriterSleep::Awake.sleeps_past(due));
+    }
+
+    #[test]
+    fn held_results_are_due_by_when_they_finished() {
+        let mut held = Held::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        held.hold(entry("a"), t0);
+        held.hold(entry("b"), t0 + Duration::from_millis(50));
+        assert_eq!(held.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        let due = held.due(Some(t0 + Duration::from_millis(120)));
+        assert!(matches!(&due[..], [Request::Finished { entry }] if entry.uid == "a"));
+        assert!(held.release("b"));
+        assert_eq!(held.next_deadline(), None);
+    }
+
+    fn entry(uid: &str) -> OutboxEntry {
+        OutboxEntry {
+            uid: uid.into(),
+            hook_id: 1,
+            frame: "0 1 eA==".into(),
+        }
+    }
+}
