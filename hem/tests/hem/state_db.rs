@@ -434,6 +434,9 @@ async fn a_result_finished_while_the_writer_waits_for_a_cleanup_is_stored() {
 
     let (_db, thread, rec) = StateDb::open(&path).unwrap();
     assert_eq!(rec.outbox, vec![entry(&b.uid)]);
-    assert!(rec.interrupted.is_empty() && rec.pending.is_empty(), "{rec:?}");
+    assert!(
+        rec.interrupted.is_empty() && rec.pending.is_empty(),
+        "{rec:?}"
+    );
     thread.stop();
 }
