@@ -74,6 +74,7 @@ pub fn run(
     let mut since_trim: u64 = 0;
     let mut owed = OwedMark::default();
     let mut idle = IdleRelease::default();
+    let mut pace = ResultPace::default();
     loop {
         // Waking up at least every trim interval keeps retention going on an idle journal.
         let first = match rx.recv_timeout(owed.wait(TRIM_INTERVAL)) {
@@ -98,6 +99,7 @@ pub fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        pace.linger(&rx, &mut work);
         owed.settle(&mut work);
         work.refuse_impossible_results(checks, journal.head());
         let read = work.batch.events.len() as i64;
@@ -123,6 +125,7 @@ pub fn run(
             idle.worked();
         }
         if committed {
+            pace.committed(work.batch.results.len());
             METRICS.events_journaled.add(work.batch.events.len() as u64);
             since_trim += work.batch.events.len() as u64;
             redelivery.committed(&work.batch.events);
@@ -234,6 +237,83 @@ impl OwedMark {
             work.batch.forwarded = mark;
             self.since = None;
         }
+    }
+}
+
+/// Group commit of results that arrive close together.
+///
+/// Results come one by one, as hooks finish, and a commit that carries one result costs about
+/// as much as one that carries several (SQLite writes every page it changed, and a result
+/// changes four). So a result that arrives less than [`RESULT_LINGER`] after the last commit
+/// of results waits for the rest of that time, and the results arriving meanwhile share its
+/// commit; an event ends the wait at once (events are never held back, and the results ride
+/// along). A peer that sends one result at a time and waits for its `ACK` (a REQ socket) can
+/// add nothing to a waiting batch: when a wait gathered no second result, the next
+/// [`PROBATION`] commits of results do not wait.
+struct ResultPace {
+    /// How long results may wait ([`RESULT_LINGER`]).
+    linger: Duration,
+    last_commit: Option<Instant>,
+    /// Commits of results left before waiting is tried again.
+    probation: u32,
+    /// Whether the batch being gathered waited.
+    lingered: bool,
+}
+
+/// Longest time a result waits for others to share its commit.
+const RESULT_LINGER: Duration = Duration::from_millis(2);
+/// Commits of results that do not wait after a wait that gathered nothing.
+const PROBATION: u32 = 8;
+
+impl Default for ResultPace {
+    fn default() -> Self {
+        ResultPace {
+            linger: RESULT_LINGER,
+            last_commit: None,
+            probation: 0,
+            lingered: false,
+        }
+    }
+}
+
+impl ResultPace {
+    /// Until when the results of `work` may wait for more, if they may.
+    fn deadline(&self, work: &Work) -> Option<Instant> {
+        if work.batch.results.is_empty()
+            || !work.batch.events.is_empty()
+            || work.finish
+            || work.bytes >= MAX_BATCH_BYTES
+            || self.probation > 0
+        {
+            return None;
+        }
+        let until = self.last_commit? + self.linger;
+        (until > Instant::now()).then_some(until)
+    }
+
+    /// Gathers what arrives until the deadline, or until an event or the end comes.
+    fn linger(&mut self, rx: &Receiver<WriterMsg>, work: &mut Work) {
+        self.lingered = false;
+        while let Some(until) = self.deadline(work) {
+            self.lingered = true;
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(msg) => work.absorb(msg),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    /// A commit carrying `results` results went through.
+    fn committed(&mut self, results: usize) {
+        if results == 0 {
+            return;
+        }
+        if self.lingered && results < 2 {
+            self.probation = PROBATION;
+        } else {
+            self.probation = self.probation.saturating_sub(1);
+        }
+        self.last_commit = Some(Instant::now());
     }
 }
 
@@ -411,6 +491,87 @@ mod tests {
         assert!(!long.due(), "work just now: not idle yet");
     }
 
+    /// A pace whose waits are long enough that a loaded machine never ends one early.
+    fn patient() -> ResultPace {
+        ResultPace {
+            linger: Duration::from_millis(500),
+            ..ResultPace::default()
+        }
+    }
+
+    fn a_result() -> WriterMsg {
+        let (bell, _read) = crate::messages::doorbell().expect("pipe");
+        let (reply, _outcome) = ResultReply::channel(bell);
+        WriterMsg::Result(AcceptedResult {
+            result: JournalResult::new(1, 0, "QUJD".into(), b"ABC".to_vec(), None),
+            reply,
+        })
+    }
+
+    fn an_event() -> WriterMsg {
+        WriterMsg::Events {
+            events: vec![JournalEvent::new(vec!["EVENT ".into()], "x".into())],
+            handled: None,
+        }
+    }
+
+    #[test]
+    fn results_close_together_share_a_commit_and_an_event_ends_the_wait() {
+        let (tx, rx) = mpsc::sync_channel(16);
+        let mut pace = patient();
+        // The first result after a quiet spell does not wait.
+        let mut work = Work::default();
+        work.absorb(a_result());
+        pace.linger(&rx, &mut work);
+        assert!(!pace.lingered);
+        pace.committed(work.batch.results.len());
+        // The next one, right after that commit, waits and takes in the one queued behind it.
+        let mut work = Work::default();
+        work.absorb(a_result());
+        tx.send(a_result()).expect("send");
+        pace.linger(&rx, &mut work);
+        assert!(pace.lingered);
+        assert_eq!(work.batch.results.len(), 2);
+        pace.committed(work.batch.results.len());
+        // An event ends the wait at once; what comes after it is left for the next batch.
+        let mut work = Work::default();
+        work.absorb(a_result());
+        tx.send(an_event()).expect("send");
+        tx.send(a_result()).expect("send");
+        pace.linger(&rx, &mut work);
+        assert_eq!((work.batch.results.len(), work.batch.events.len()), (1, 1));
+        assert!(
+            rx.try_recv().is_ok(),
+            "the result after the event still queued"
+        );
+    }
+
+    #[test]
+    fn a_wait_that_gathers_nothing_is_not_tried_again_for_a_while() {
+        let (_tx, rx) = mpsc::sync_channel::<WriterMsg>(16);
+        let mut pace = patient();
+        pace.committed(1);
+        let mut work = Work::default();
+        work.absorb(a_result());
+        pace.linger(&rx, &mut work);
+        assert!(pace.lingered, "waited for a second result");
+        pace.committed(work.batch.results.len());
+        for _ in 0..PROBATION {
+            let mut work = Work::default();
+            work.absorb(a_result());
+            pace.linger(&rx, &mut work);
+            assert!(
+                !pace.lingered,
+                "a peer sending one result at a time is not held back"
+            );
+            pace.committed(work.batch.results.len());
+        }
+        let mut work = Work::default();
+        work.absorb(a_result());
+        pace.linger(&rx, &mut work);
+        assert!(pace.lingered, "waiting is tried again after the probation");
+    }
+
     /// A journal that refuses the first `failures` commits.
     struct Flaky {
         failures: u32,
@@ -481,6 +642,7 @@ mod tests {
                 hook_id: 1,
                 rc: 0,
                 body: "QUJD".into(),
+                decoded: None,
                 uid: None,
                 duplicate: false,
             },

@@ -165,7 +165,13 @@
 //! commit ran, up to 16384 events or 8 MiB, in one transaction (group commit); only then are those events
 //! published and those results acknowledged. Under load the batches grow, so the cost of a
 //! commit is shared by thousands of events; when idle each event is committed alone at once.
-//! The forwarding watermark is bookkeeping only, so it waits up to 200 ms to be committed along
+//! Results come one by one, as hooks finish: a result that arrives within 2 ms of the last
+//! commit of results waits for the rest of those 2 ms, so that results finishing together share
+//! a commit, and an event ends the wait at once (events never wait; waiting results ride along
+//! with them). A sender that sends one result at a time and waits for each `ACK` gains nothing
+//! from the wait, so a wait that gathered no second result is not tried for the next 8 commits
+//! of results. Result bodies, like event contents, are stored decoded when they are canonical
+//! base64. The forwarding watermark is bookkeeping only, so it waits up to 200 ms to be committed along
 //! with the next events or results; lost in a crash, it makes the next driver forward those
 //! last results again, and oned-lite drops them by `EXECUTION_UID` (the reference oned, which
 //! keeps no uid, would record them twice: the price of one commit less per result).

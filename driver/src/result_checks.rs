@@ -63,6 +63,7 @@ mod tests {
             hook_id,
             rc: 0,
             body: String::new(),
+            decoded: None,
             uid,
             duplicate: false,
         }

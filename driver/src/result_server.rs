@@ -167,7 +167,7 @@ fn accept(
             frames.len()
         )));
     };
-    let (result, uid) = match ResultFrame::parse_with_uid(frame) {
+    let (result, uid, decoded) = match ResultFrame::parse_with_uid_and_body(frame) {
         Ok(result) => result,
         Err(e) => {
             let shown: String = String::from_utf8_lossy(frame).chars().take(80).collect();
@@ -178,14 +178,7 @@ fn accept(
     };
     let (reply, outcome) = ResultReply::channel(bell.clone());
     let accepted = AcceptedResult {
-        result: JournalResult {
-            id: 0,
-            hook_id: result.hook_id,
-            rc: result.rc,
-            body: result.body,
-            uid,
-            duplicate: false,
-        },
+        result: JournalResult::new(result.hook_id, result.rc, result.body, decoded, uid),
         reply,
     };
     if writer.send(WriterMsg::Result(accepted)).is_err() {

@@ -1,7 +1,7 @@
 //! The SQLite event journal: WAL mode, one group commit per batch, sequence numbers that never go
 //! back (the head is stored, so trimming every event does not reset it).
 //!
-//! Schema (version 1, `PRAGMA user_version`):
+//! Schema (version 3, `PRAGMA user_version`):
 //!
 //! - `events(seq INTEGER PRIMARY KEY, ts INTEGER, keys TEXT, content)`: `ts` in Unix
 //!   milliseconds; `keys` the published keys without sequence token, one per line (a backslash or
@@ -9,7 +9,11 @@
 //!   decoded message when frame 2 was canonical base64 (the usual case: a quarter fewer bytes to
 //!   write, and readable with `CAST(content AS TEXT)`), else the TEXT exactly as published.
 //! - `results(id INTEGER PRIMARY KEY, uid TEXT UNIQUE, hook_id INTEGER, rc INTEGER, body TEXT,
-//!   ts INTEGER)`: accepted results; forwarded ones stay as the dedupe window.
+//!   ts INTEGER)`: accepted results; forwarded ones stay as the dedupe window. `body` is stored
+//!   as `content` is: the decoded bytes as a BLOB when the frame's body was canonical base64
+//!   (a result's body then fits one 4 KiB page where its text took two), else the text.
+//!   Version 3 introduced the BLOB form (a version 2 file opens as it is; a version 2 driver
+//!   refuses a version 3 file rather than misread its bodies).
 //! - `meta(name TEXT PRIMARY KEY, value INTEGER)`: `head` (the newest sequence number, stored
 //!   when trimming, so that it survives the removal of every event; otherwise the newest row is
 //!   the head) and `forwarded` (every result id up to it was delivered to oned: written, or
@@ -31,7 +35,7 @@ use crate::journal::{
     Batch, EventLog, EventReader, JournalError, JournalEvent, PendingResult, ReplayPage, Trimmed,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const PAGE_SIZE: i64 = 4 * 1024;
 
 const SCHEMA: &str = "
@@ -255,10 +259,7 @@ impl SqliteJournal {
                 "INSERT INTO events (seq, ts, source, keys, content) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (event, seq) in batch.events.iter_mut().zip(first_seq..) {
-                let content = ToSqlOutput::Borrowed(match &event.decoded {
-                    Some(bytes) => ValueRef::Blob(bytes),
-                    None => ValueRef::Text(event.content.as_bytes()),
-                });
+                let content = stored_text(&event.content, event.decoded.as_deref());
                 let source = event.source.map(to_i64);
                 insert.execute(params![
                     to_i64(seq),
@@ -279,7 +280,7 @@ impl SqliteJournal {
                     result.uid,
                     result.hook_id,
                     result.rc,
-                    result.body,
+                    stored_text(&result.body, result.decoded.as_deref()),
                     ts
                 ])?;
                 result.duplicate = changed == 0;
@@ -435,7 +436,7 @@ impl EventLog for SqliteJournal {
                     id: to_u64(r.get(0)?),
                     hook_id: r.get(1)?,
                     rc: r.get(2)?,
-                    body: r.get(3)?,
+                    body: base64_text(r.get_ref(3)?)?,
                 })
             })
             .map_err(err("read pending results"))?;
@@ -534,10 +535,7 @@ impl SqliteReader {
             while events.len() < max_events as usize
                 && let Some(row) = rows.next()?
             {
-                let content = match row.get_ref(2)? {
-                    ValueRef::Blob(bytes) => b64_encode(bytes),
-                    other => other.as_str()?.to_owned(),
-                };
+                let content = base64_text(row.get_ref(2)?)?;
                 let event = JournalEvent::new(decode_keys(row.get_ref(1)?.as_str()?), content);
                 let event = JournalEvent {
                     seq: to_u64(row.get(0)?),
@@ -568,6 +566,23 @@ impl EventReader for SqliteReader {
     ) -> Result<ReplayPage, JournalError> {
         self.read(after, max_events, max_bytes)
             .map_err(err("replay read"))
+    }
+}
+
+/// A base64 text as stored: its decoded bytes as a BLOB when it is canonical (`decoded`), else
+/// the text itself.
+fn stored_text<'a>(text: &'a str, decoded: Option<&'a [u8]>) -> ToSqlOutput<'a> {
+    ToSqlOutput::Borrowed(match decoded {
+        Some(bytes) => ValueRef::Blob(bytes),
+        None => ValueRef::Text(text.as_bytes()),
+    })
+}
+
+/// The base64 text [`stored_text`] stored.
+fn base64_text(value: ValueRef<'_>) -> Result<String, rusqlite::types::FromSqlError> {
+    match value {
+        ValueRef::Blob(bytes) => Ok(b64_encode(bytes)),
+        other => other.as_str().map(str::to_owned),
     }
 }
 
@@ -639,6 +654,7 @@ mod tests {
             hook_id: 1,
             rc: 0,
             body: "QUJD".into(),
+            decoded: None,
             uid: uid.map(str::to_owned),
             duplicate: false,
         }
@@ -822,6 +838,16 @@ mod tests {
         assert!(!again.results[0].duplicate, "u1 left the dedupe window");
     }
 
+    /// The storage classes (`typeof`) a one-column query returns, in order.
+    fn storage_classes(conn: &Connection, query: &str) -> Vec<String> {
+        conn.prepare(query)
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
     #[test]
     fn canonical_contents_are_stored_decoded_and_replayed_exactly() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -836,15 +862,10 @@ mod tests {
             ..Batch::default()
         };
         j.commit(&mut batch).expect("commit");
-        let kinds: Vec<String> = j
-            .conn
-            .prepare("SELECT typeof(content) FROM events ORDER BY seq")
-            .expect("prepare")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        assert_eq!(kinds, ["blob", "text"]);
+        assert_eq!(
+            storage_classes(&j.conn, "SELECT typeof(content) FROM events ORDER BY seq"),
+            ["blob", "text"]
+        );
         let page = j
             .reader()
             .expect("reader")
@@ -852,6 +873,75 @@ mod tests {
             .expect("read");
         assert_eq!(page.events[0].content, b64);
         assert_eq!(page.events[1].content, format!("{b64} "));
+    }
+
+    #[test]
+    fn canonical_result_bodies_are_stored_decoded_and_forwarded_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let xml = b"<EXECUTION_RESULT><CODE>0</CODE></EXECUTION_RESULT>".to_vec();
+        let b64 = b64_encode(&xml);
+        {
+            let mut j = SqliteJournal::open(&path, options(None)).expect("open");
+            let mut batch = Batch {
+                results: vec![
+                    JournalResult::new(1, 0, b64.clone(), xml.clone(), None),
+                    // Stray bits in the last group: kept as text.
+                    JournalResult::new(2, 1, "QR==".into(), b"A".to_vec(), None),
+                ],
+                ..Batch::default()
+            };
+            j.commit(&mut batch).expect("commit");
+            assert_eq!(
+                storage_classes(&j.conn, "SELECT typeof(body) FROM results ORDER BY id"),
+                ["blob", "text"]
+            );
+        }
+        let mut j = SqliteJournal::open(&path, options(None)).expect("reopen");
+        let bodies: Vec<String> = j
+            .pending_results()
+            .expect("pending")
+            .into_iter()
+            .map(|p| p.body)
+            .collect();
+        assert_eq!(bodies, [b64, "QR==".to_owned()]);
+    }
+
+    #[test]
+    fn a_version_2_journal_opens_and_forwards_its_text_bodies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        {
+            let conn = Connection::open(&path).expect("create");
+            conn.execute_batch(SCHEMA).expect("schema");
+            conn.execute_batch(
+                "INSERT INTO results (uid, hook_id, rc, body, ts) VALUES ('u1', 4, 0, 'QUJD', 0);
+                 PRAGMA user_version = 2;",
+            )
+            .expect("version 2");
+        }
+        let mut j = SqliteJournal::open(&path, options(None)).expect("open");
+        let pending = j.pending_results().expect("pending");
+        assert_eq!(
+            pending,
+            [PendingResult {
+                id: 1,
+                hook_id: 4,
+                rc: 0,
+                body: "QUJD".into()
+            }]
+        );
+        let mut again = Batch {
+            results: vec![result(Some("u1"))],
+            ..Batch::default()
+        };
+        j.commit(&mut again).expect("commit");
+        assert!(again.results[0].duplicate, "the old row still dedupes");
+        let version: i64 = j
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

@@ -57,6 +57,10 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const SETTLE_EVERY: i64 = 1024;
 /// Longest time acknowledged events wait for their delete (after the first of a session).
 const SETTLE_PERIOD: Duration = Duration::from_millis(100);
+/// After a `STORED` line is written, how long the sender waits before it wakes up for the
+/// next one alone: a newer one goes out meanwhile with the next events written, so that
+/// a stream of stored results does not wake the sender once per result batch.
+const STORED_PERIOD: Duration = Duration::from_millis(20);
 
 /// How long a driver has to acknowledge the first lines written to it before it is taken for
 /// one that never does, when the configuration does not say.
@@ -317,6 +321,7 @@ impl EventBus {
                 buf.extend_from_slice(stored_line(stored).as_bytes());
                 buf.push(b'\n');
                 session.stored_sent = stored;
+                session.stored_written = Some(Instant::now());
             }
             let mut batch = Vec::new();
             if std::mem::take(&mut fetch_due) | self.inner.committed.swap(false, Ordering::AcqRel) {
@@ -373,10 +378,20 @@ impl EventBus {
             if let Some(at) = settle_due(&session, through) {
                 wait = wait.min(at.saturating_duration_since(now));
             }
+            // Acknowledgements are looked at only once they can lead to something: while the
+            // driver's way of acknowledging is unknown, at once; after that, when the next
+            // gathered delete may be due. New events wake the sender through `notify` and
+            // take the newest acknowledgements with them.
+            let journaled_from = if session.acked {
+                session.settled.map(|at| at + SETTLE_PERIOD)
+            } else {
+                None
+            };
+            let stored_from = session.stored_written.map(|at| at + STORED_PERIOD);
             tokio::select! {
                 _ = self.inner.notify.notified() => {}
-                _ = next_change(&mut acks.journaled) => {}
-                _ = next_change(&mut acks.stored) => {}
+                _ = next_change_from(journaled_from, &mut acks.journaled) => {}
+                _ = next_change_from(stored_from, &mut acks.stored) => {}
                 _ = tokio::time::sleep(wait) => fetch_due = fetched.elapsed() >= POLL_INTERVAL,
                 _ = stop.changed() => {}
             }
@@ -503,6 +518,8 @@ struct Session {
     first_write: Option<Instant>,
     /// The newest `STORED` id written.
     stored_sent: u64,
+    /// When the last `STORED` line was written.
+    stored_written: Option<Instant>,
     /// When acknowledged events were last deleted.
     settled: Option<Instant>,
     warned_ahead: bool,
@@ -514,6 +531,15 @@ async fn next_change(rx: &mut watch::Receiver<u64>) {
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// [`next_change`], looking at `rx` only from `from` on (at once when `None`): a change made
+/// before then is seen then.
+async fn next_change_from(from: Option<Instant>, rx: &mut watch::Receiver<u64>) {
+    if let Some(at) = from {
+        tokio::time::sleep_until(at).await;
+    }
+    next_change(rx).await
 }
 
 fn millis(d: Duration) -> u64 {
@@ -834,6 +860,35 @@ mod tests {
         assert!(lines[1].starts_with("EXECUTE  1 "), "{lines:?}");
         pipe.stored.send(9).unwrap();
         assert_eq!(pipe.lines(3).await[2], "STORED  9 -");
+        pipe.stop().await;
+    }
+
+    /// `STORED` lines that follow each other within the period are gathered into the newest
+    /// one, written once the period is over; a newer one goes out at once with the next events.
+    #[tokio::test(start_paused = true)]
+    async fn stored_acknowledgements_are_gathered_between_events() {
+        let (_dir, bus) = bus();
+        let mut pipe = Pipe::start(&bus);
+        pipe.stored.send(1).unwrap();
+        assert_eq!(pipe.lines(1).await, ["STORED  1 -"]);
+        let first = Instant::now();
+        for id in 2..=5 {
+            pipe.stored.send(id).unwrap();
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pipe.lines(2).await[1], "STORED  5 -", "only the newest");
+        assert!(first.elapsed() >= STORED_PERIOD);
+        let second = Instant::now();
+        pipe.stored.send(6).unwrap();
+        add_events(&bus, 0..1);
+        bus.notify();
+        let lines = pipe.lines(4).await;
+        assert_eq!(lines[2], "STORED  6 -");
+        assert!(lines[3].starts_with("EXECUTE  1 "), "{lines:?}");
+        assert!(
+            second.elapsed() < STORED_PERIOD,
+            "with the event, not after the period"
+        );
         pipe.stop().await;
     }
 

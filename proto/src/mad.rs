@@ -393,6 +393,17 @@ impl ResultFrame {
         Self::parse_decoded(frame).map(|(result, body)| (result, uid_in(&body)))
     }
 
+    /// [`ResultFrame::parse_with_uid`], and the decoded body itself (the driver stores it
+    /// decoded, a quarter smaller than the text).
+    pub fn parse_with_uid_and_body(
+        frame: &[u8],
+    ) -> Result<(ResultFrame, Option<String>, Vec<u8>), FrameError> {
+        Self::parse_decoded(frame).map(|(result, body)| {
+            let uid = uid_in(&body);
+            (result, uid, body)
+        })
+    }
+
     /// The parsed frame and its decoded body.
     fn parse_decoded(frame: &[u8]) -> Result<(ResultFrame, Vec<u8>), FrameError> {
         let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotText)?;

@@ -201,6 +201,11 @@ fn execution_uid_is_read_from_the_body() {
         let (parsed, read) = ResultFrame::parse_with_uid(frame.to_frame().as_bytes()).unwrap();
         assert_eq!(&parsed, frame);
         assert_eq!(read.as_deref(), uid);
+        let (parsed, read, body) =
+            ResultFrame::parse_with_uid_and_body(frame.to_frame().as_bytes()).unwrap();
+        assert_eq!(&parsed, frame);
+        assert_eq!(read.as_deref(), uid);
+        assert_eq!(enc(std::str::from_utf8(&body).unwrap()), frame.body);
     }
     let cases = [
         ("<EXECUTION_UID></EXECUTION_UID>", None),
