@@ -222,6 +222,11 @@ impl ResultContext {
     /// The record body for an outcome. Timeouts and start failures get the reference's stderr
     /// texts; truncated output gets a marker.
     pub fn result(&self, outcome: &ExecOutcome) -> ExecutionResult {
+        self.clone().into_result(outcome)
+    }
+
+    /// [`result`](Self::result), taking the context.
+    pub fn into_result(self, outcome: &ExecOutcome) -> ExecutionResult {
         let mut stdout = outcome.stdout.clone();
         if outcome.stdout_truncated {
             stdout.extend_from_slice(truncation_marker(stdout.len()).as_bytes());
@@ -238,8 +243,8 @@ impl ResultContext {
             e
         };
         ExecutionResult {
-            arguments: self.arguments.clone(),
-            command: self.command.clone(),
+            arguments: self.arguments,
+            command: self.command,
             stdout,
             stderr,
             code: if outcome.timed_out || outcome.start_error.is_some() {
@@ -247,9 +252,9 @@ impl ResultContext {
             } else {
                 outcome.code
             },
-            remote_host: self.report_host.clone(),
+            remote_host: self.report_host,
             retry: self.retry,
-            execution_uid: Some(self.uid.clone()),
+            execution_uid: Some(self.uid),
         }
     }
 }
@@ -257,7 +262,7 @@ impl ResultContext {
 impl Execution {
     /// The record body for an outcome ([`ResultContext::result`]).
     pub fn result(&self, outcome: &ExecOutcome) -> ExecutionResult {
-        self.result_context().result(outcome)
+        self.result_context().into_result(outcome)
     }
 
     /// What its record holds besides the outcome.

@@ -167,7 +167,7 @@ pub fn outbox_entry(exec: &Execution, result: &ExecutionResult) -> OutboxEntry {
     OutboxEntry {
         uid: exec.uid.clone(),
         hook_id: exec.hook_id,
-        frame: result_frame(exec.hook_id, result),
+        frame: result_frame(exec.hook_id, result).into(),
     }
 }
 

@@ -37,8 +37,9 @@ pub const ACK_GRACE: Duration = Duration::from_millis(100);
 pub struct OutboxEntry {
     pub uid: String,
     pub hook_id: i64,
-    /// The whole request frame, `<rc> <hook_id> <base64 body>`.
-    pub frame: String,
+    /// The whole request frame, `<rc> <hook_id> <base64 body>`; shared, not copied, by the
+    /// state DB's hold and the result sender.
+    pub frame: Arc<str>,
 }
 
 /// What the previous run left behind.
@@ -114,7 +115,7 @@ enum Request {
         uid: String,
     },
     OnSettled(Settled),
-    /// Acknowledgements are waiting in [`Shared::acks`].
+    /// Finished results or acknowledgements are waiting in [`Shared::beside`].
     Wake,
     Stop,
 }
@@ -137,19 +138,47 @@ struct Shared {
     accepts_done: watch::Receiver<u64>,
     /// The start marks; the writer forgets those of executions its commits took out.
     marks: Mutex<StartLog>,
-    /// Acknowledged uids, taken by the writer whenever it wakes up.
-    acks: Mutex<Acks>,
+    /// Finished results and acknowledged uids, taken by the writer whenever it wakes up.
+    beside: Mutex<Beside>,
+    /// How long a finished result is held for its ACK.
+    grace: Duration,
 }
 
-/// Acknowledgements on their way to the writer. They are clean-ups that may wait (see
-/// [`Cleanups`]), so they do not wake the writer each: it takes them whenever it wakes up
-/// anyway (every finished result has a deadline there), and only a writer asleep without any
-/// deadline is woken by the first one.
-#[derive(Debug, Default)]
-struct Acks {
-    uids: Vec<String>,
-    /// The writer sleeps until a request comes.
-    writer_asleep: bool,
+/// Finished results and acknowledgements on their way to the writer, beside its queue. Neither
+/// needs a commit soon: a finished result is held in memory for its ACK for [`ACK_GRACE`]
+/// anyway, and an acknowledgement is a clean-up that may wait (see [`Cleanups`]). So they do not
+/// wake the writer each: it takes them whenever it wakes up anyway, and one is woken only when
+/// it would otherwise sleep past the moment a finished result is due (or, for an
+/// acknowledgement, when it sleeps without any deadline). Both lists are taken under one lock,
+/// and a result is queued before it is sent, so an acknowledgement always comes with its result
+/// or after it.
+#[derive(Debug)]
+struct Beside {
+    finished: Vec<(OutboxEntry, Instant)>,
+    acks: Vec<String>,
+    writer: WriterSleep,
+}
+
+/// What the writer said about its next wake-up when it last found nothing beside its queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriterSleep {
+    /// It is working, or already woken: it looks at the lists before it sleeps again.
+    Awake,
+    /// It sleeps until a request comes, or this moment.
+    Until(Instant),
+    /// It sleeps until a request comes.
+    Forever,
+}
+
+impl WriterSleep {
+    /// Whether a writer in this state would sleep past `due`.
+    fn sleeps_past(self, due: Instant) -> bool {
+        match self {
+            WriterSleep::Awake => false,
+            WriterSleep::Until(at) => at > due,
+            WriterSleep::Forever => true,
+        }
+    }
 }
 
 /// Owns the writer thread; dropping it (or calling [`StateDbThread::stop`]) ends the thread
@@ -212,7 +241,12 @@ impl StateDb {
             accepts_queued: Mutex::new(0),
             accepts_done,
             marks: Mutex::new(marks),
-            acks: Mutex::new(Acks::default()),
+            beside: Mutex::new(Beside {
+                finished: Vec::new(),
+                acks: Vec::new(),
+                writer: WriterSleep::Awake,
+            }),
+            grace: ack_grace,
         });
         let db_path = path.to_path_buf();
         let writer_shared = shared.clone();
@@ -302,7 +336,20 @@ impl StateDb {
     /// execution as interrupted under the same uid, which the driver and the front-end drop as
     /// a duplicate if the result did arrive.
     pub fn finished(&self, entry: OutboxEntry) -> Result<(), StateDbError> {
-        self.send(Request::Finished { entry })
+        let mut beside = self
+            .shared
+            .beside
+            .lock()
+            .map_err(|_| StateDbError::Closed)?;
+        beside.finished.push((entry, Instant::now()));
+        if beside
+            .writer
+            .sleeps_past(Instant::now() + self.shared.grace)
+        {
+            beside.writer = WriterSleep::Awake;
+            self.send(Request::Wake)?;
+        }
+        Ok(())
     }
 
     /// Calls `settled` after every commit that took executions out of the state DB (their
@@ -314,12 +361,12 @@ impl StateDb {
     /// Forgets an acknowledged result (not waited for: losing it only means a resend that the
     /// driver drops as a duplicate).
     pub fn acked(&self, uid: &str) {
-        let Ok(mut acks) = self.shared.acks.lock() else {
+        let Ok(mut beside) = self.shared.beside.lock() else {
             return;
         };
-        acks.uids.push(uid.to_string());
-        if acks.writer_asleep {
-            acks.writer_asleep = false;
+        beside.acks.push(uid.to_string());
+        if beside.writer == WriterSleep::Forever {
+            beside.writer = WriterSleep::Awake;
             let _ = self.send(Request::Wake);
         }
     }
@@ -528,7 +575,7 @@ fn recover(conn: &Connection, marks: &HashSet<String>) -> rusqlite::Result<Recov
             Ok(OutboxEntry {
                 uid: r.get(0)?,
                 hook_id: r.get(1)?,
-                frame: r.get(2)?,
+                frame: r.get::<_, String>(2)?.into(),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -572,9 +619,10 @@ impl Held {
         }
     }
 
-    fn hold(&mut self, entry: OutboxEntry) {
+    /// Holds a result that finished at `at`.
+    fn hold(&mut self, entry: OutboxEntry, at: Instant) {
         self.deadlines
-            .push_back((Instant::now() + self.grace, entry.uid.clone()));
+            .push_back((at + self.grace, entry.uid.clone()));
         self.entries.insert(entry.uid.clone(), entry);
     }
 
@@ -665,16 +713,13 @@ fn writer(
     let mut settled: Option<Settled> = None;
     let mut cleanups = Cleanups::default();
     let mut stop = false;
-    // Acknowledgements whose result may still be queued behind the last batch.
-    let mut carried: Vec<String> = Vec::new();
     while !stop {
         let deadline = held
             .next_deadline()
             .into_iter()
             .chain(cleanups.deadline())
             .min();
-        let acks_waiting = !carried.is_empty() || ack_or_sleep(shared, deadline.is_none());
-        let first = if acks_waiting {
+        let first = if beside_or_sleep(shared, deadline) {
             match rx.try_recv() {
                 Ok(req) => Some(req),
                 Err(mpsc::TryRecvError::Empty) => None,
@@ -696,10 +741,9 @@ fn writer(
                 },
             }
         };
-        // Taken before the rest of the queue is read: every result acknowledged here was queued
-        // before, so it is in `first` or in what the queue still holds.
-        let acks = take_acks(shared, &mut carried);
+        let (mut finished, mut acks) = take_beside(shared);
         if first.is_none()
+            && finished.is_empty()
             && acks.is_empty()
             && held.next_deadline().is_none()
             && cleanups.deadline().is_none()
@@ -708,18 +752,12 @@ fn writer(
             break;
         }
         let mut incoming: Vec<Request> = first.into_iter().collect();
-        // Whether the queue was read to its end, so every result queued before `acks` is seen.
-        let mut drained = incoming.is_empty();
         while !incoming.is_empty() && incoming.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(req) => incoming.push(req),
-                Err(_) => {
-                    drained = true;
-                    break;
-                }
+                Err(_) => break,
             }
         }
-        let mut acks = acks;
         if let Some(pos) = incoming.iter().position(|r| matches!(r, Request::Stop)) {
             stop = true;
             incoming.truncate(pos);
@@ -729,15 +767,19 @@ fn writer(
                     incoming.push(req);
                 }
             }
-            drained = true;
-            acks.extend(take_acks(shared, &mut carried));
+            let (more_finished, more_acks) = take_beside(shared);
+            finished.extend(more_finished);
+            acks.extend(more_acks);
         }
-        // Requests of one execution are queued in order (finished before the result is sent,
-        // so before its ACK): an ACK always finds its result held or already written.
+        // A result is queued before it is sent, so before its ACK, and both lists were taken
+        // together: an ACK always finds its result held here or already in the outbox.
+        for (entry, at) in finished {
+            held.hold(entry, at);
+        }
         let mut batch = Vec::with_capacity(incoming.len() + acks.len());
         for req in incoming {
             match req {
-                Request::Finished { entry } => held.hold(entry),
+                Request::Finished { entry } => held.hold(entry, Instant::now()),
                 Request::OnSettled(f) => settled = Some(f),
                 Request::Wake => {}
                 other => batch.push(other),
@@ -746,11 +788,9 @@ fn writer(
         for uid in acks {
             if held.release(&uid) {
                 batch.push(Request::Forget { uid });
-            } else if drained {
+            } else {
                 // Its result was written to the outbox (or never held here).
                 batch.push(Request::Acked { uid });
-            } else {
-                carried.push(uid);
             }
         }
         batch.extend(held.due((!stop).then(Instant::now)));
@@ -800,25 +840,34 @@ fn writer(
     tracing::debug!(path = %path.display(), "state DB writer stopped");
 }
 
-/// Whether acknowledgements are waiting; when none are and `no_deadline` (the writer is about
-/// to sleep until a request comes), the next one wakes it.
-fn ack_or_sleep(shared: &Shared, no_deadline: bool) -> bool {
-    let Ok(mut acks) = shared.acks.lock() else {
+/// Whether finished results or acknowledgements are waiting beside the queue; when none are,
+/// records that the writer is about to sleep until `deadline` (`None`: until a request comes),
+/// so that what is queued beside meanwhile wakes it when it must.
+fn beside_or_sleep(shared: &Shared, deadline: Option<Instant>) -> bool {
+    let Ok(mut beside) = shared.beside.lock() else {
         return false;
     };
-    let waiting = !acks.uids.is_empty();
-    acks.writer_asleep = no_deadline && !waiting;
+    let waiting = !beside.finished.is_empty() || !beside.acks.is_empty();
+    beside.writer = match (waiting, deadline) {
+        (true, _) => WriterSleep::Awake,
+        (false, Some(at)) => WriterSleep::Until(at),
+        (false, None) => WriterSleep::Forever,
+    };
     waiting
 }
 
-/// The acknowledgements waiting, those carried from the last round first.
-fn take_acks(shared: &Shared, carried: &mut Vec<String>) -> Vec<String> {
-    let mut out = std::mem::take(carried);
-    if let Ok(mut acks) = shared.acks.lock() {
-        out.append(&mut acks.uids);
-        acks.writer_asleep = false;
+/// Takes the finished results and acknowledgements waiting beside the queue.
+fn take_beside(shared: &Shared) -> (Vec<(OutboxEntry, Instant)>, Vec<String>) {
+    match shared.beside.lock() {
+        Ok(mut beside) => {
+            beside.writer = WriterSleep::Awake;
+            (
+                std::mem::take(&mut beside.finished),
+                std::mem::take(&mut beside.acks),
+            )
+        }
+        Err(_) => (Vec::new(), Vec::new()),
     }
-    out
 }
 
 /// Tells the start marks and `settled` which executions the committed `batch` took out of the
@@ -913,7 +962,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> rusqlite::Result<()> {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO outbox (uid, hook_id, frame) VALUES (?1, ?2, ?3)",
                 )?
-                .execute(params![entry.uid, entry.hook_id, entry.frame])?;
+                .execute(params![entry.uid, entry.hook_id, &*entry.frame])?;
             }
             Request::Forget { uid } => forget(&tx, uid)?,
             Request::Acked { uid } => {
@@ -940,4 +989,42 @@ fn forget(tx: &rusqlite::Transaction<'_>, uid: &str) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM started WHERE uid = ?1")?
         .execute([uid])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_result_wakes_only_a_writer_that_would_sleep_past_its_hold() {
+        let now = Instant::now();
+        let due = now + ACK_GRACE;
+        assert!(WriterSleep::Forever.sleeps_past(due));
+        assert!(WriterSleep::Until(due + Duration::from_millis(1)).sleeps_past(due));
+        assert!(!WriterSleep::Until(due).sleeps_past(due));
+        assert!(!WriterSleep::Until(now).sleeps_past(due));
+        // A writer at work looks at the lists before it sleeps again.
+        assert!(!WriterSleep::Awake.sleeps_past(due));
+    }
+
+    #[test]
+    fn held_results_are_due_by_when_they_finished() {
+        let mut held = Held::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        held.hold(entry("a"), t0);
+        held.hold(entry("b"), t0 + Duration::from_millis(50));
+        assert_eq!(held.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        let due = held.due(Some(t0 + Duration::from_millis(120)));
+        assert!(matches!(&due[..], [Request::Finished { entry }] if entry.uid == "a"));
+        assert!(held.release("b"));
+        assert_eq!(held.next_deadline(), None);
+    }
+
+    fn entry(uid: &str) -> OutboxEntry {
+        OutboxEntry {
+            uid: uid.into(),
+            hook_id: 1,
+            frame: "0 1 eA==".into(),
+        }
+    }
 }

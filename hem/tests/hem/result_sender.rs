@@ -16,7 +16,7 @@ fn entry(n: usize) -> OutboxEntry {
     OutboxEntry {
         uid: format!("u{n}"),
         hook_id: n as i64,
-        frame: format!("0 {n} UEFZTE9BRA=="),
+        frame: format!("0 {n} UEFZTE9BRA==").into(),
     }
 }
 

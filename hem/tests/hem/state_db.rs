@@ -27,7 +27,7 @@ fn entry(uid: &str) -> OutboxEntry {
     OutboxEntry {
         uid: uid.into(),
         hook_id: 3,
-        frame: format!("0 3 {uid}"),
+        frame: format!("0 3 {uid}").into(),
     }
 }
 
@@ -98,7 +98,7 @@ async fn a_result_acknowledged_while_held_is_never_written() {
     db.started(&a.uid).await.unwrap();
     let marker = "Q".repeat(4000);
     db.finished(OutboxEntry {
-        frame: format!("0 3 {marker}"),
+        frame: format!("0 3 {marker}").into(),
         ..entry(&a.uid)
     })
     .unwrap();
@@ -396,5 +396,47 @@ async fn acknowledgements_beside_the_queue_each_find_their_result() {
     let (_db, thread, rec) = StateDb::open(&path).unwrap();
     assert!(rec.outbox.is_empty(), "{} results left", rec.outbox.len());
     assert!(rec.interrupted.is_empty() && rec.pending.is_empty());
+    thread.stop();
+}
+
+/// A finished result reaches the writer beside its queue. A writer sleeping until a clean-up is
+/// due (later than the result's hold) is woken for it, so the result is in the outbox once its
+/// grace is over, and a kill -9 then finds it there.
+#[tokio::test]
+async fn a_result_finished_while_the_writer_waits_for_a_cleanup_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hem.db");
+    let grace = Duration::from_millis(20);
+    let (db, thread, _) = StateDb::open_with(&path, grace).unwrap();
+    let (a, b) = (exec(1, 3, Target::Local), exec(2, 3, Target::Local));
+    accept(&db, vec![a.clone(), b.clone()], Some(2)).await;
+    db.started(&a.uid).await.unwrap();
+    db.started(&b.uid).await.unwrap();
+    // a's acknowledgement leaves a clean-up that waits for a commit to ride along with, so
+    // the writer sleeps until that clean-up is due, later than b's hold ends.
+    db.finished(entry(&a.uid)).unwrap();
+    db.acked(&a.uid);
+    db.finished(entry(&b.uid)).unwrap();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let stored = || -> i64 {
+        reader
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+            .unwrap()
+    };
+    let since = std::time::Instant::now();
+    while stored() == 0 && since.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(reader);
+    // Like kill -9: the writer is never told to stop.
+    std::mem::forget(thread);
+    std::mem::forget(db);
+
+    let (_db, thread, rec) = StateDb::open(&path).unwrap();
+    assert_eq!(rec.outbox, vec![entry(&b.uid)]);
+    assert!(
+        rec.interrupted.is_empty() && rec.pending.is_empty(),
+        "{rec:?}"
+    );
     thread.stop();
 }
