@@ -318,11 +318,12 @@ impl NatsPipeline {
         Some(total)
     }
 
-    /// CPU seconds so far: the HEMs (own, and their hooks as children), the driver, the
-    /// `nats-server` processes.
+    /// CPU seconds so far: the HEMs with their hook supervisors (own, and the hooks as the
+    /// supervisors' children), the driver, the `nats-server` processes.
     fn cpu(&self) -> Result<[CpuTime; 3]> {
         let mut hems = CpuTime::default();
-        for pid in self.pids() {
+        let supervisors = self.hems.iter().filter_map(Hem::supervisor_pid);
+        for pid in self.pids().into_iter().chain(supervisors) {
             let t = cpu_time(pid)?;
             hems.own += t.own;
             hems.children += t.children;
@@ -371,7 +372,7 @@ fn cpu_text(spent: &[CpuTime; 3], n: usize, with_servers: bool) -> String {
     let per = |secs: f64| secs * 1e6 / n as f64;
     let [hems, driver, servers] = spent;
     let mut text = format!(
-        "the hooks {:.0} µs, the HEM(s) {:.0} µs, the driver {:.0} µs",
+        "the hooks {:.0} µs, the HEM(s) with their hook supervisors {:.0} µs, the driver {:.0} µs",
         per(hems.children),
         per(hems.own),
         per(driver.own)
