@@ -731,7 +731,11 @@ pub fn run(report: &mut Report, scale: Scale) -> Result<()> {
         let zmq_rate = t.rate;
         cpu_notes.push(format!(
             "ZeroMQ route: {}",
-            cpu_text(&[t.hem, t.driver, CpuTime::default()], n_tput, false)
+            cpu_text(
+                &[t.hem + t.supervisor, t.driver, CpuTime::default()],
+                n_tput,
+                false
+            )
         ));
         let hem = &p.hem;
         offered.push(latencies(

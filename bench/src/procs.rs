@@ -458,6 +458,16 @@ impl std::ops::Sub for CpuTime {
     }
 }
 
+impl std::ops::Add for CpuTime {
+    type Output = CpuTime;
+    fn add(self, rhs: CpuTime) -> CpuTime {
+        CpuTime {
+            own: self.own + rhs.own,
+            children: self.children + rhs.children,
+        }
+    }
+}
+
 /// Linux reports these times in USER_HZ, which is 100 on every architecture's user ABI.
 const USER_HZ: f64 = 100.0;
 
