@@ -8,7 +8,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::time::Instant;
 
-use crate::process::Main;
+use crate::main_process::Main;
 
 /// How often the group is checked while it is being killed.
 const POLL: Duration = Duration::from_millis(10);

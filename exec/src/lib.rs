@@ -18,6 +18,7 @@
 
 mod capture;
 mod group;
+mod main_process;
 mod process;
 mod quick_start;
 mod reaper;

@@ -16,6 +16,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::capture::{Captured, read_capped};
 use crate::group::Group;
+use crate::main_process::Main;
 use crate::quick_start::QuickStart;
 use crate::reaper::Reaper;
 
@@ -306,43 +307,6 @@ fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
     Ok((read, write))
-}
-
-/// The main process, waited for by tokio or by the process's [`Reaper`].
-#[derive(Debug)]
-pub(crate) enum Main {
-    Tokio {
-        child: Child,
-        pid: i32,
-    },
-    Reaped {
-        pid: i32,
-        exit: oneshot::Receiver<ExitStatus>,
-        /// Once received: the status, or `None` if the reaper went away.
-        status: Option<Option<ExitStatus>>,
-    },
-}
-
-impl Main {
-    fn pid(&self) -> i32 {
-        match self {
-            Main::Tokio { pid, .. } | Main::Reaped { pid, .. } => *pid,
-        }
-    }
-
-    /// Waits until the process has ended and been reaped; again and again, the same status.
-    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        match self {
-            Main::Tokio { child, .. } => child.wait().await,
-            Main::Reaped { exit, status, .. } => {
-                let received = match status {
-                    Some(received) => *received,
-                    None => *status.insert((&mut *exit).await.ok()),
-                };
-                received.ok_or_else(|| std::io::Error::other("the reaper stopped"))
-            }
-        }
-    }
 }
 
 /// A child's stdin pipe.
