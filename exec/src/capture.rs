@@ -71,24 +71,13 @@ pub(crate) async fn read_capped(
         let step = {
             let deadline = drain_deadline;
             let read = async {
-                let room = cap.saturating_sub(out.bytes.len());
-                if room > 0 {
-                    // The first read gets a small room: most hooks write nothing or a line,
-                    // and a 16 KiB reservation for each of their two pipes was a measurable
-                    // share of the HEM's allocator time.
-                    let size = if out.bytes.is_empty() {
-                        FIRST_READ_SIZE
-                    } else {
-                        READ_SIZE
-                    };
-                    out.bytes.reserve(room.min(size));
-                    let limit = u64::try_from(room).unwrap_or(u64::MAX);
+                let keep = keep_size(&out, cap);
+                if keep > 0 {
+                    out.bytes.reserve(keep);
+                    let limit = u64::try_from(keep).unwrap_or(u64::MAX);
                     (&mut pipe).take(limit).read_buf(&mut out.bytes).await
                 } else {
-                    if discard.is_empty() {
-                        discard.resize(READ_SIZE, 0);
-                    }
-                    let n = pipe.read(&mut discard).await?;
+                    let n = pipe.read(scratch(&mut discard)).await?;
                     out.truncated |= n > 0;
                     Ok(n)
                 }
@@ -116,6 +105,27 @@ pub(crate) async fn read_capped(
     out
 }
 
+/// How many bytes the next read may keep: none at the cap. The first read gets a small room:
+/// most hooks write nothing or a line, and a 16 KiB reservation for each of their two pipes
+/// was a measurable share of the HEM's allocator time.
+fn keep_size(out: &Captured, cap: usize) -> usize {
+    let size = if out.bytes.is_empty() {
+        FIRST_READ_SIZE
+    } else {
+        READ_SIZE
+    };
+    cap.saturating_sub(out.bytes.len()).min(size)
+}
+
+/// The buffer that bytes past the cap are read into and dropped, allocated only once the cap
+/// is reached.
+fn scratch(discard: &mut Vec<u8>) -> &mut [u8] {
+    if discard.is_empty() {
+        discard.resize(READ_SIZE, 0);
+    }
+    discard
+}
+
 /// Whether a pipe read without waiting has ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Ready {
@@ -128,23 +138,15 @@ enum Ready {
 /// Reads what `pipe` (non-blocking) holds now, within the cap as [`read_capped`] does.
 fn read_ready(pipe: &mut File, cap: usize, out: &mut Captured, discard: &mut Vec<u8>) -> Ready {
     loop {
-        let room = cap.saturating_sub(out.bytes.len());
-        let read = if room > 0 {
-            let size = room.min(if out.bytes.is_empty() {
-                FIRST_READ_SIZE
-            } else {
-                READ_SIZE
-            });
+        let keep = keep_size(out, cap);
+        let read = if keep > 0 {
             let start = out.bytes.len();
-            out.bytes.resize(start + size, 0);
+            out.bytes.resize(start + keep, 0);
             let read = pipe.read(&mut out.bytes[start..]);
             out.bytes.truncate(start + *read.as_ref().unwrap_or(&0));
             read
         } else {
-            if discard.is_empty() {
-                discard.resize(READ_SIZE, 0);
-            }
-            let read = pipe.read(discard);
+            let read = pipe.read(scratch(discard));
             out.truncated |= read.as_ref().is_ok_and(|n| *n > 0);
             read
         };

@@ -103,6 +103,8 @@ enum Request {
         uid: String,
         reply: Reply,
     },
+    /// The writer's own: a held result whose ACK did not come in time, written to the outbox
+    /// (results reach the writer beside its queue, see [`Beside`]).
     Finished {
         entry: OutboxEntry,
     },
@@ -779,7 +781,6 @@ fn writer(
         let mut batch = Vec::with_capacity(incoming.len() + acks.len());
         for req in incoming {
             match req {
-                Request::Finished { entry } => held.hold(entry, Instant::now()),
                 Request::OnSettled(f) => settled = Some(f),
                 Request::Wake => {}
                 other => batch.push(other),
