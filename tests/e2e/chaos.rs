@@ -104,7 +104,7 @@ fn stream_leader(stack: &Stack, urls: &str, stream: &str) -> Result<String> {
         "import asyncio, sys, nats\n\
              async def main():\n\
              \x20   nc = await nats.connect(sys.argv[1].split(','))\n\
-             \x20   info = await nc.jetstream().stream_info(sys.argv[2])\n\
+             \x20   info = await nc.jetstream(timeout=30).stream_info(sys.argv[2])\n\
              \x20   print(info.cluster.leader)\n\
              \x20   await nc.close()\n\
              asyncio.run(main())\n",

@@ -642,7 +642,7 @@ fn reference_subscribers_still_get_the_zeromq_frames_numbered_like_the_stream() 
         frames = [sub.recv_multipart() for _ in range(int(sys.argv[3]))]\n\
         async def main():\n\
         \x20   nc = await nats.connect(sys.argv[2].split(','))\n\
-        \x20   js = nc.jetstream()\n\
+        \x20   js = nc.jetstream(timeout=30)\n\
         \x20   for key, content in frames:\n\
         \x20       seq = int(key.split()[-1].lstrip(b'#'))\n\
         \x20       msg = await js.get_msg('ONE_EVENTS', seq)\n\

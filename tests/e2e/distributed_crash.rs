@@ -144,7 +144,7 @@ fn unacknowledged(d: &Distributed) -> Result<u64> {
              \x20   if sys.argv[2]:\n\
              \x20       opts = dict(tls=ssl.create_default_context(cafile=sys.argv[2]), user='hem', password='hem-secret')\n\
              \x20   nc = await nats.connect(sys.argv[1].split(','), **opts)\n\
-             \x20   js = nc.jetstream()\n\
+             \x20   js = nc.jetstream(timeout=30)\n\
              \x20   n = 0\n\
              \x20   for p in range(int(sys.argv[3])):\n\
              \x20       c = await js.consumer_info('ONE_EVENTS', f'hem-p{p}')\n\

@@ -94,7 +94,7 @@ const CREATE_AND_PUBLISH: &str = r#"
 async def main():
     nc = await nats.connect(servers=sys.argv[1].split(","), connect_timeout=2,
                             allow_reconnect=False)
-    js = nc.jetstream(timeout=5)
+    js = nc.jetstream(timeout=30)
     await js.add_stream(name="EVENTS", subjects=["events.>"], num_replicas=3)
     ack = await js.publish("events.first", b"one")
     msg = await js.get_msg("EVENTS", ack.seq)

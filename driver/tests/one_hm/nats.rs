@@ -13,7 +13,7 @@ use crate::replay::bad_requests_are_refused_then_replay_works;
 /// Runs a nats-py snippet (`urls` is `sys.argv[1]`) and returns its standard output.
 fn nats_py(nats: &NatsCluster, body: &str, args: &[&str]) -> String {
     let script = format!(
-        "import asyncio, sys, nats\nasync def main():\n    nc = await nats.connect(sys.argv[1].split(','))\n    js = nc.jetstream()\n{}\n    await nc.close()\nasyncio.run(main())\n",
+        "import asyncio, sys, nats\nasync def main():\n    nc = await nats.connect(sys.argv[1].split(','))\n    js = nc.jetstream(timeout=30)\n{}\n    await nc.close()\nasyncio.run(main())\n",
         body.lines()
             .map(|l| format!("    {l}"))
             .collect::<Vec<_>>()
