@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::journal::{Batch, EventLog, JournalEvent};
-use crate::messages::{ResultOutcome, ResultReply, ToOned, WriterMsg};
+use crate::messages::{ResultOutcome, ResultReply, ToOned, WriterMsg, WriterWake};
 use crate::metrics::METRICS;
 use crate::redelivery::Redelivery;
 use crate::result_checks::ResultChecks;
@@ -44,6 +44,8 @@ pub struct WriterLinks {
     pub oned: Sender<ToOned>,
     /// Which results are refused before they are stored.
     pub checks: ResultChecks,
+    /// Rung by the senders of events and of `Finish` ([`WriterWake`]).
+    pub wake: WriterWake,
 }
 
 /// Runs until every sender is gone. `Finish` drops the links, so the publisher and the output
@@ -55,6 +57,8 @@ pub fn run(
     shutdown: Shutdown,
 ) {
     let checks = links.checks;
+    let wake = links.wake.clone();
+    wake.register();
     let mut links = Some(links);
     match journal.pending_results() {
         Ok(pending) if !pending.is_empty() => {
@@ -99,7 +103,7 @@ pub fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        pace.linger(&rx, &mut work);
+        pace.linger(&rx, &mut work, &wake);
         owed.settle(&mut work);
         work.refuse_impossible_results(checks, journal.head());
         let read = work.batch.events.len() as i64;
@@ -247,7 +251,8 @@ impl OwedMark {
 /// changes four). So a result that arrives less than [`RESULT_LINGER`] after the last commit
 /// of results waits for the rest of that time, and the results arriving meanwhile share its
 /// commit; an event ends the wait at once (events are never held back, and the results ride
-/// along). A peer that sends one result at a time and waits for its `ACK` (a REQ socket) can
+/// along: the reader of oned's events rings [`WriterWake`], and the writer sleeps through the
+/// wait otherwise, so results arriving meanwhile cost it no wake-up). A peer that sends one result at a time and waits for its `ACK` (a REQ socket) can
 /// add nothing to a waiting batch: when a wait gathered no second result, the next
 /// [`PROBATION`] commits of results do not wait.
 struct ResultPace {
@@ -261,7 +266,7 @@ struct ResultPace {
 }
 
 /// Longest time a result waits for others to share its commit.
-const RESULT_LINGER: Duration = Duration::from_millis(2);
+const RESULT_LINGER: Duration = Duration::from_millis(5);
 /// Commits of results that do not wait after a wait that gathered nothing.
 const PROBATION: u32 = 8;
 
@@ -277,28 +282,51 @@ impl Default for ResultPace {
 }
 
 impl ResultPace {
+    /// Whether what `work` holds may wait for more: results only, room left.
+    fn may_wait(work: &Work) -> bool {
+        !work.batch.results.is_empty()
+            && work.batch.events.is_empty()
+            && !work.finish
+            && work.bytes < MAX_BATCH_BYTES
+    }
+
     /// Until when the results of `work` may wait for more, if they may.
     fn deadline(&self, work: &Work) -> Option<Instant> {
-        if work.batch.results.is_empty()
-            || !work.batch.events.is_empty()
-            || work.finish
-            || work.bytes >= MAX_BATCH_BYTES
-            || self.probation > 0
-        {
+        if !Self::may_wait(work) || self.probation > 0 {
             return None;
         }
         let until = self.last_commit? + self.linger;
         (until > Instant::now()).then_some(until)
     }
 
-    /// Gathers what arrives until the deadline, or until an event or the end comes.
-    fn linger(&mut self, rx: &Receiver<WriterMsg>, work: &mut Work) {
+    /// Gathers what arrives until the deadline, or until an event or the end comes. The writer
+    /// sleeps meanwhile and takes the results in when it wakes: `wake` is rung by the senders
+    /// of events and of the end, so results arriving during the wait wake nobody.
+    fn linger(&mut self, rx: &Receiver<WriterMsg>, work: &mut Work, wake: &WriterWake) {
         self.lingered = false;
-        while let Some(until) = self.deadline(work) {
-            self.lingered = true;
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(msg) => work.absorb(msg),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        let Some(until) = self.deadline(work) else {
+            return;
+        };
+        self.lingered = true;
+        while Self::may_wait(work) {
+            wake.arm();
+            match rx.try_recv() {
+                Ok(msg) => {
+                    wake.disarm();
+                    work.absorb(msg);
+                }
+                Err(TryRecvError::Disconnected) => {
+                    wake.disarm();
+                    break;
+                }
+                Err(TryRecvError::Empty) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        wake.disarm();
+                        break;
+                    }
+                    wake.sleep(left);
+                }
             }
         }
     }
@@ -398,11 +426,12 @@ fn commit_with_retry(
                 METRICS.journal_failed(e.to_string());
                 error!(error = %e, events = batch.events.len(), attempt = attempts, "journal commit failed");
                 METRICS.results_unstored.add(replies.len() as u64);
-                for reply in replies.drain(..) {
-                    reply.send(ResultOutcome::Failed(format!(
-                        "result not stored, journal unavailable: {e}"
-                    )));
-                }
+                let reason = format!("result not stored, journal unavailable: {e}");
+                ResultReply::send_all(
+                    replies
+                        .drain(..)
+                        .map(|reply| (reply, ResultOutcome::Failed(reason.clone()))),
+                );
                 batch.results.clear();
                 if batch.events.is_empty() && batch.forwarded.is_none() {
                     return false;
@@ -436,6 +465,7 @@ fn deliver(
     log_delivers: bool,
 ) {
     let mut stored = Vec::new();
+    let mut outcomes = Vec::with_capacity(replies.len());
     for (result, reply) in batch.results.into_iter().zip(replies) {
         let outcome = if result.duplicate {
             info!(hook_id = result.hook_id, uid = ?result.uid, "duplicate result acknowledged, not forwarded");
@@ -451,8 +481,9 @@ fn deliver(
             });
             ResultOutcome::Stored
         };
-        reply.send(outcome);
+        outcomes.push((reply, outcome));
     }
+    ResultReply::send_all(outcomes);
     let Some(links) = links else {
         // Shutting down: what is stored is forwarded at the next start.
         return;
@@ -522,14 +553,14 @@ mod tests {
         // The first result after a quiet spell does not wait.
         let mut work = Work::default();
         work.absorb(a_result());
-        pace.linger(&rx, &mut work);
+        pace.linger(&rx, &mut work, &WriterWake::default());
         assert!(!pace.lingered);
         pace.committed(work.batch.results.len());
         // The next one, right after that commit, waits and takes in the one queued behind it.
         let mut work = Work::default();
         work.absorb(a_result());
         tx.send(a_result()).expect("send");
-        pace.linger(&rx, &mut work);
+        pace.linger(&rx, &mut work, &WriterWake::default());
         assert!(pace.lingered);
         assert_eq!(work.batch.results.len(), 2);
         pace.committed(work.batch.results.len());
@@ -538,12 +569,54 @@ mod tests {
         work.absorb(a_result());
         tx.send(an_event()).expect("send");
         tx.send(a_result()).expect("send");
-        pace.linger(&rx, &mut work);
+        pace.linger(&rx, &mut work, &WriterWake::default());
         assert_eq!((work.batch.results.len(), work.batch.events.len()), (1, 1));
         assert!(
             rx.try_recv().is_ok(),
             "the result after the event still queued"
         );
+    }
+
+    #[test]
+    fn an_event_sent_while_results_wait_wakes_the_writer() {
+        let (tx, rx) = mpsc::sync_channel::<WriterMsg>(16);
+        let wake = WriterWake::default();
+        let (done_tx, done_rx) = mpsc::channel();
+        let writer = {
+            let wake = wake.clone();
+            std::thread::spawn(move || {
+                wake.register();
+                // A wait far longer than the test may take: only the ring can end it in time.
+                let mut pace = ResultPace {
+                    linger: Duration::from_secs(600),
+                    ..ResultPace::default()
+                };
+                pace.committed(1);
+                let mut work = Work::default();
+                work.absorb(a_result());
+                pace.linger(&rx, &mut work, &wake);
+                done_tx
+                    .send((
+                        pace.lingered,
+                        work.batch.results.len(),
+                        work.batch.events.len(),
+                    ))
+                    .expect("send");
+            })
+        };
+        tx.send(a_result()).expect("send");
+        tx.send(an_event()).expect("send");
+        wake.ring();
+        let (lingered, results, events) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the event ended the wait");
+        assert!(lingered);
+        assert_eq!(
+            (results, events),
+            (2, 1),
+            "the results ride along with the event"
+        );
+        writer.join().expect("writer");
     }
 
     #[test]
@@ -553,13 +626,13 @@ mod tests {
         pace.committed(1);
         let mut work = Work::default();
         work.absorb(a_result());
-        pace.linger(&rx, &mut work);
+        pace.linger(&rx, &mut work, &WriterWake::default());
         assert!(pace.lingered, "waited for a second result");
         pace.committed(work.batch.results.len());
         for _ in 0..PROBATION {
             let mut work = Work::default();
             work.absorb(a_result());
-            pace.linger(&rx, &mut work);
+            pace.linger(&rx, &mut work, &WriterWake::default());
             assert!(
                 !pace.lingered,
                 "a peer sending one result at a time is not held back"
@@ -568,7 +641,7 @@ mod tests {
         }
         let mut work = Work::default();
         work.absorb(a_result());
-        pace.linger(&rx, &mut work);
+        pace.linger(&rx, &mut work, &WriterWake::default());
         assert!(pace.lingered, "waiting is tried again after the probation");
     }
 
@@ -632,6 +705,7 @@ mod tests {
             publisher: publish_tx,
             oned: oned_tx,
             checks: ResultChecks::default(),
+            wake: WriterWake::default(),
         };
         let writer = std::thread::spawn(move || run(journal, rx, links, Shutdown::new()));
         let (bell, _bell_read) = crate::messages::doorbell().expect("pipe");

@@ -165,10 +165,12 @@
 //! commit ran, up to 16384 events or 8 MiB, in one transaction (group commit); only then are those events
 //! published and those results acknowledged. Under load the batches grow, so the cost of a
 //! commit is shared by thousands of events; when idle each event is committed alone at once.
-//! Results come one by one, as hooks finish: a result that arrives within 2 ms of the last
-//! commit of results waits for the rest of those 2 ms, so that results finishing together share
+//! Results come one by one, as hooks finish: a result that arrives within 5 ms of the last
+//! commit of results waits for the rest of those 5 ms, so that results finishing together share
 //! a commit, and an event ends the wait at once (events never wait; waiting results ride along
-//! with them). A sender that sends one result at a time and waits for each `ACK` gains nothing
+//! with them). During the wait the writer sleeps: results arriving meanwhile wake nobody, and
+//! the reader of oned's events (and the shutdown) wake it; every result a commit decides is
+//! answered with one wake-up of the results thread. A sender that sends one result at a time and waits for each `ACK` gains nothing
 //! from the wait, so a wait that gathered no second result is not tried for the next 8 commits
 //! of results. Result bodies, like event contents, are stored decoded when they are canonical
 //! base64. The forwarding watermark is bookkeeping only, so it waits up to 200 ms to be committed along
@@ -409,7 +411,9 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     threads.spawn("oned-output", &shutdown, move || {
         oned_output::run(std::io::stdout(), oned_rx, tx, sd)
     });
+    let wake = messages::WriterWake::default();
     let links = journal_writer::WriterLinks {
+        wake: wake.clone(),
         publisher: publish_tx,
         oned: oned_tx.clone(),
         checks: result_checks::ResultChecks {
@@ -435,6 +439,7 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let links = oned_input::InputLinks {
         writer: writer_tx.clone(),
         oned: oned_tx,
+        wake: wake.clone(),
     };
     let sd = shutdown.clone();
     front.spawn("oned-input", &shutdown, move || {
@@ -448,6 +453,7 @@ pub fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     // The feed holds a sender of the output thread, which runs until every sender is gone.
     drop(feed);
     let _ = writer_tx.send(WriterMsg::Finish);
+    wake.ring();
     drop(writer_tx);
     threads.join();
     if let Some(zap) = zap {

@@ -18,7 +18,7 @@ use one_proto::mad::{OnedLine, parse_oned_line};
 use tracing::{debug, info, warn};
 
 use crate::journal::JournalEvent;
-use crate::messages::{ToOned, WriterMsg};
+use crate::messages::{ToOned, WriterMsg, WriterWake};
 use crate::shutdown::{Shutdown, StopReason};
 
 use crate::metrics::METRICS;
@@ -35,6 +35,8 @@ pub struct InputLinks {
     pub writer: SyncSender<WriterMsg>,
     /// oned output (INIT reply, LOG lines).
     pub oned: Sender<ToOned>,
+    /// Ends the writer's wait for more results: events are never held back.
+    pub wake: WriterWake,
 }
 
 /// Reads stdin until FINALIZE, end of file, a read error or the shutdown switch, and triggers the
@@ -146,6 +148,7 @@ fn send_chunk(chunk: Chunk, links: &InputLinks) {
         METRICS.events_awaiting_journal.sub(count);
         warn!("journal writer is gone, events dropped");
     }
+    links.wake.ring();
 }
 
 fn report(links: &InputLinks, text: String) {
