@@ -19,6 +19,7 @@
 mod capture;
 mod group;
 mod main_process;
+mod open_files;
 mod process;
 mod quick_start;
 mod reaper;

@@ -1,7 +1,13 @@
 //! The binary's command line and start: configuration errors are all reported, with their keys,
-//! the exit status is not zero, and the open files limit is raised.
+//! the exit status is not zero, and the open files limit is raised for the daemon but not for
+//! its hooks.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::Duration;
+
+use crate::fake_cloud::{FakeDriver, FakeFrontEnd, hem_config, hook, vm_state, wait_for};
+use one_proto::hook::HookType;
 
 fn run(config: &std::path::Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_onehem-server"))
@@ -118,4 +124,80 @@ fn the_daemon_raises_its_open_files_limit_to_the_hard_limit() {
             && stderr.contains(&format!("to={expected}")),
         "{stderr}"
     );
+}
+
+/// `ulimit -Sn` and `ulimit -Hn` as a shell started the way `cmd` is sees them.
+fn open_files_limits(cmd: &str) -> (String, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} && echo $(ulimit -Sn) $(ulimit -Hn)"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (soft, hard) = text.split_once(' ').unwrap_or((&text, ""));
+    (soft.to_string(), hard.to_string())
+}
+
+#[test]
+fn hooks_start_with_the_open_files_limit_the_daemon_was_started_with() {
+    if open_files_limits("ulimit -Sn 256").1 == "256" {
+        // The hard limit is 256 already: there is nothing to raise.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let seen = d.join("limits");
+    let front = FakeFrontEnd::start();
+    front.set(hook(
+        1,
+        HookType::State,
+        "NAME=limits\nTYPE=state\nRESOURCE=VM\nSTATE=PENDING\nLCM_STATE=LCM_INIT\nCOMMAND=limits.sh\n",
+    ));
+    let driver = FakeDriver::start();
+    let conf = hem_config(d, &front, &driver, "");
+    let script = d.join("hooks/limits.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $(ulimit -Sn) $(ulimit -Hn) > {0}.tmp && mv {0}.tmp {0}\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = d.join("onehem.log");
+    let mut hem = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -Sn 256 && exec \"$0\" --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_onehem-server"))
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hem_pid = nix::unistd::Pid::from_raw(hem.id() as i32);
+    wait_for("the HEM's start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("first start: reading events"))
+    });
+    driver.publish(&vm_state(7, "PENDING", "LCM_INIT", None));
+    wait_for("the hook's limits", Duration::from_secs(30), || {
+        seen.exists()
+    });
+    let hook_saw = std::fs::read_to_string(&seen).unwrap();
+    let daemon = std::fs::read_to_string(format!("/proc/{hem_pid}/limits")).unwrap();
+    let _ = nix::sys::signal::kill(hem_pid, nix::sys::signal::Signal::SIGTERM);
+    let stopped = hem.wait().unwrap();
+    let (_, hard) = open_files_limits("true");
+    assert_eq!(hook_saw.trim(), format!("256 {hard}"), "what the hook saw");
+    let raised = daemon
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(
+        raised, "256",
+        "the daemon's own limit was not raised:\n{daemon}"
+    );
+    assert!(stopped.success(), "{stopped:?}");
 }
