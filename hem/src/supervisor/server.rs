@@ -53,6 +53,10 @@ pub fn serve(socket: &Path, linger: Duration, hook_open_files: Option<u64>) -> a
     // First, while this is the process's only thread: every thread started later inherits the
     // blocked SIGCHLD that the reaper reads.
     let reaper = Reaper::new().context("cannot set up the reaper of hook processes")?;
+    let defaulted = one_exec::default_for_children();
+    if !defaulted.is_empty() {
+        tracing::info!(signals = ?defaulted, "signals ignored by the HEM's parent are left at their default for hooks");
+    }
     // A new session: a signal to the HEM's process group or terminal does not reach the hooks'
     // supervisor. It fails only for a session leader, which is detached already.
     let _ = nix::unistd::setsid();

@@ -138,8 +138,20 @@ fn open_files_limits(cmd: &str) -> (String, String) {
     (soft.to_string(), hard.to_string())
 }
 
+/// The `SigIgn` mask of a `/proc/PID/status`.
+fn ignored_signals(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn in {status}"))
+}
+
+/// A HEM started by a shell that lowered the soft open-files limit to 256 and ignores SIGHUP,
+/// SIGQUIT and SIGUSR2 runs with a raised limit itself, while its hook starts with 256 and
+/// with no signal ignored.
 #[test]
-fn hooks_start_with_the_open_files_limit_the_daemon_was_started_with() {
+fn hooks_start_with_the_daemons_open_files_limit_and_no_ignored_signal() {
     if open_files_limits("ulimit -Sn 256").1 == "256" {
         // The hard limit is 256 already: there is nothing to raise.
         return;
@@ -159,7 +171,7 @@ fn hooks_start_with_the_open_files_limit_the_daemon_was_started_with() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho $(ulimit -Sn) $(ulimit -Hn) > {0}.tmp && mv {0}.tmp {0}\n",
+            "#!/bin/sh\n{{ echo $(ulimit -Sn) $(ulimit -Hn); cat /proc/self/status; }} > {0}.tmp && mv {0}.tmp {0}\n",
             seen.display()
         ),
     )
@@ -168,7 +180,7 @@ fn hooks_start_with_the_open_files_limit_the_daemon_was_started_with() {
     let log = d.join("onehem.log");
     let mut hem = Command::new("sh")
         .arg("-c")
-        .arg("ulimit -Sn 256 && exec \"$0\" --config \"$1\"")
+        .arg("trap '' HUP QUIT USR2 && ulimit -Sn 256 && exec \"$0\" --config \"$1\"")
         .arg(env!("CARGO_BIN_EXE_onehem-server"))
         .arg(&conf)
         .stdout(std::process::Stdio::null())
@@ -184,12 +196,27 @@ fn hooks_start_with_the_open_files_limit_the_daemon_was_started_with() {
         seen.exists()
     });
     let hook_saw = std::fs::read_to_string(&seen).unwrap();
-    let daemon = std::fs::read_to_string(format!("/proc/{hem_pid}/limits")).unwrap();
+    let daemon_limits = std::fs::read_to_string(format!("/proc/{hem_pid}/limits")).unwrap();
+    let daemon_status = std::fs::read_to_string(format!("/proc/{hem_pid}/status")).unwrap();
     let _ = nix::sys::signal::kill(hem_pid, nix::sys::signal::Signal::SIGTERM);
     let stopped = hem.wait().unwrap();
+
     let (_, hard) = open_files_limits("true");
-    assert_eq!(hook_saw.trim(), format!("256 {hard}"), "what the hook saw");
-    let raised = daemon
+    let (first, status) = hook_saw.split_once('\n').unwrap_or((&hook_saw, ""));
+    assert_eq!(
+        first,
+        format!("256 {hard}"),
+        "the hook's soft and hard limits"
+    );
+    // The standard signals only: the C library's own spawn leaves its two internal real-time
+    // signals ignored in every child, for it alone to use.
+    let standard = (1u64 << 31) - 1;
+    assert_eq!(
+        ignored_signals(status) & standard,
+        0,
+        "signals the hook ignores:\n{status}"
+    );
+    let raised = daemon_limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(3))
@@ -197,7 +224,15 @@ fn hooks_start_with_the_open_files_limit_the_daemon_was_started_with() {
         .to_string();
     assert_ne!(
         raised, "256",
-        "the daemon's own limit was not raised:\n{daemon}"
+        "the daemon's own limit was not raised:\n{daemon_limits}"
+    );
+    // The shell's setting took: the daemon itself still ignores SIGUSR2 (it handles SIGHUP
+    // and SIGQUIT itself).
+    let usr2 = 1 << (nix::libc::SIGUSR2 - 1);
+    assert_eq!(
+        ignored_signals(&daemon_status) & usr2,
+        usr2,
+        "{daemon_status}"
     );
     assert!(stopped.success(), "{stopped:?}");
 }
