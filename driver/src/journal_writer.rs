@@ -252,9 +252,10 @@ impl OwedMark {
 /// of results waits for the rest of that time, and the results arriving meanwhile share its
 /// commit; an event ends the wait at once (events are never held back, and the results ride
 /// along: the reader of oned's events rings [`WriterWake`], and the writer sleeps through the
-/// wait otherwise, so results arriving meanwhile cost it no wake-up). A peer that sends one result at a time and waits for its `ACK` (a REQ socket) can
-/// add nothing to a waiting batch: when a wait gathered no second result, the next
-/// [`PROBATION`] commits of results do not wait.
+/// wait otherwise, so results arriving meanwhile cost it no wake-up). A peer that sends one
+/// result at a time and waits for its `ACK` (a REQ socket) can add nothing to a waiting batch:
+/// when a wait gathered no second result, the next [`PROBATION`] commits of results do not
+/// wait.
 struct ResultPace {
     /// How long results may wait ([`RESULT_LINGER`]).
     linger: Duration,
