@@ -136,8 +136,7 @@ fn a_driver_that_stops_reading_holds_up_no_call_and_then_gets_every_event_once_i
     let newest = wait_until("the first VM's events", || {
         let lines = execute_lines(&driver, pid);
         let newest = kept(&bus).last().copied();
-        (has_vm_event(&lines, first) && lines.last().map(|(id, _)| *id) == newest)
-            .then_some(newest)
+        (has_vm_event(&lines, first) && lines.last().map(|(id, _)| *id) == newest).then_some(newest)
     })
     .unwrap();
     driver.send(&format!("JOURNALED SUCCESS {newest} -"));
@@ -173,7 +172,10 @@ fn a_driver_that_stops_reading_holds_up_no_call_and_then_gets_every_event_once_i
 
     driver.hold(false);
     let ids: Vec<i64> = wait_until("every event up to the newest", || {
-        let ids: Vec<i64> = execute_lines(&driver, pid).iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = execute_lines(&driver, pid)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
         let newest = kept(&bus).last().copied();
         (ids.last().copied() == newest).then_some(ids)
     });
