@@ -45,6 +45,9 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         },
         max_running: cli.max_running.max(1),
     };
+    // Before any other thread: hooks start with the default for signals whoever started the
+    // agent ignored.
+    one_exec::default_for_children();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -19,9 +19,11 @@
 mod capture;
 mod group;
 mod main_process;
+mod open_files;
 mod process;
 mod quick_start;
 mod reaper;
+mod signals;
 
 pub use capture::Captured;
 pub use group::kill_group_now;
@@ -29,3 +31,4 @@ pub use process::{
     Ending, FAILURE_CODE, Finished, Limits, Process, SpawnBatch, SpawnError, Timing,
 };
 pub use reaper::Reaper;
+pub use signals::default_for_children;

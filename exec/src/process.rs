@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 use crate::capture::{Captured, read_capped};
 use crate::group::Group;
 use crate::main_process::Main;
+use crate::open_files::Lowered;
 use crate::quick_start::QuickStart;
 use crate::reaper::Reaper;
 
@@ -192,6 +193,7 @@ impl Process {
 pub struct SpawnBatch {
     quick: QuickStart,
     reaper: Option<Reaper>,
+    open_files: Option<u64>,
 }
 
 impl SpawnBatch {
@@ -200,7 +202,16 @@ impl SpawnBatch {
         SpawnBatch {
             quick: QuickStart::enter(),
             reaper: None,
+            open_files: None,
         }
+    }
+
+    /// Starts the processes of this batch with `soft` as their soft limit of open files when
+    /// the caller's is higher (see `open_files`). Only for a caller whose other threads do not
+    /// open descriptors while it spawns.
+    pub fn open_files(mut self, soft: Option<u64>) -> SpawnBatch {
+        self.open_files = soft;
+        self
     }
 
     /// Has the processes of this batch waited for by `reaper` instead of one pidfd each.
@@ -230,7 +241,9 @@ impl SpawnBatch {
                 // Locked from the spawn until the waiter is in, so the reaper cannot take the
                 // exit first.
                 let mut waiting = reaper.lock();
+                let lowered = self.open_files.and_then(Lowered::to);
                 let child = cmd.as_std_mut().spawn();
+                drop(lowered);
                 let pid = child.as_ref().ok().and_then(|c| i32::try_from(c.id()).ok());
                 self.quick.give_back(pid);
                 let mut child = child.map_err(SpawnError::Io)?;
@@ -255,7 +268,9 @@ impl SpawnBatch {
                 (main, stdin)
             }
             None => {
+                let lowered = self.open_files.and_then(Lowered::to);
                 let child = cmd.spawn();
+                drop(lowered);
                 let pid = child
                     .as_ref()
                     .ok()

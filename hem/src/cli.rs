@@ -27,6 +27,10 @@ pub struct Args {
     /// Seconds the supervisor waits without HEM and hooks before it exits (internal).
     #[arg(long, hide = true, default_value_t = 300)]
     pub linger: u64,
+    /// The soft limit of open files the supervisor's hooks start with, when the HEM raised its
+    /// own (internal).
+    #[arg(long, hide = true)]
+    pub hook_open_files: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -13,7 +13,8 @@ use onehem_server::sync_command::{self, SyncHosts, SyncRequest};
 fn main() -> ExitCode {
     let args = Args::parse();
     if let (true, Some(socket)) = (args.supervisor, &args.socket) {
-        return supervisor(socket, std::time::Duration::from_secs(args.linger));
+        let linger = std::time::Duration::from_secs(args.linger);
+        return supervisor(socket, linger, args.hook_open_files);
     }
     let config = match onehem_server::config::load(&args.config) {
         Ok(c) => c,
@@ -65,12 +66,16 @@ fn daemon(config: Config) -> ExitCode {
     }
 }
 
-fn supervisor(socket: &std::path::Path, linger: std::time::Duration) -> ExitCode {
+fn supervisor(
+    socket: &std::path::Path,
+    linger: std::time::Duration,
+    hook_open_files: Option<u64>,
+) -> ExitCode {
     if let Err(e) = onehem_server::logging::init_supervisor() {
         eprintln!("{e:#}");
         return ExitCode::from(1);
     }
-    match onehem_server::supervisor::server::serve(socket, linger) {
+    match onehem_server::supervisor::server::serve(socket, linger, hook_open_files) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("hook supervisor: {e:#}");

@@ -48,10 +48,14 @@ use host_pool::{HostSlot, Live};
 
 use crate::executor::{ExecOutcome, ExecRequest};
 
+/// The soft limit of open files the HEM was started with, when it raised it.
+static STARTED_WITH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 /// Raises the soft limit of open files to the hard limit (an unlimited one capped at 2^20, as
 /// the kernel refuses more than `fs.nr_open`): every host holds a socket, so a thousand hosts
-/// need more than the usual soft limit of 1,024. Processes started afterwards inherit it.
-/// Returns the limits before and after when it changed.
+/// need more than the usual soft limit of 1,024. Processes started afterwards inherit it, so
+/// the limit it replaced is kept for the hooks ([`hook_open_files_limit`]). Returns the limits
+/// before and after when it changed.
 pub fn raise_open_files_limit() -> std::io::Result<Option<(u64, u64)>> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -73,7 +77,14 @@ pub fn raise_open_files_limit() -> std::io::Result<Option<(u64, u64)>> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    let _ = STARTED_WITH.set(before);
     Ok(Some((before, wanted)))
+}
+
+/// The soft limit of open files hooks start with: the one the HEM was started with, when
+/// [`raise_open_files_limit`] raised it; `None` when it was left as it was.
+pub fn hook_open_files_limit() -> Option<u64> {
+    STARTED_WITH.get().copied()
 }
 
 /// Runs hooks on hosts over SSH. Cheap to share: clone the `Arc` it lives in.

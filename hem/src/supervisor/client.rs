@@ -360,6 +360,10 @@ impl Inner {
             .arg(socket)
             .arg("--linger")
             .arg(self.settings.linger.as_secs().to_string())
+            .args(
+                crate::remote::hook_open_files_limit()
+                    .map(|soft| format!("--hook-open-files={soft}")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -47,10 +47,16 @@ const CARETAKER_GRACE: Duration = Duration::from_secs(5);
 /// Runs the supervisor on `socket` until it is told to stop (the HEM's `Bye`, SIGTERM) and no
 /// hook runs, or until it has had neither HEM nor hook for `linger`. `Ok` also when another
 /// supervisor already serves the socket (it then prints [`BUSY`] instead of [`READY`]).
-pub fn serve(socket: &Path, linger: Duration) -> anyhow::Result<()> {
+/// Hooks start with `hook_open_files` as their soft limit of open files when this process's is
+/// higher (the HEM raised its own for its connections).
+pub fn serve(socket: &Path, linger: Duration, hook_open_files: Option<u64>) -> anyhow::Result<()> {
     // First, while this is the process's only thread: every thread started later inherits the
     // blocked SIGCHLD that the reaper reads.
     let reaper = Reaper::new().context("cannot set up the reaper of hook processes")?;
+    let defaulted = one_exec::default_for_children();
+    if !defaulted.is_empty() {
+        tracing::info!(signals = ?defaulted, "signals ignored by the HEM's parent are left at their default for hooks");
+    }
     // A new session: a signal to the HEM's process group or terminal does not reach the hooks'
     // supervisor. It fails only for a session leader, which is detached already.
     let _ = nix::unistd::setsid();
@@ -95,9 +101,9 @@ pub fn serve(socket: &Path, linger: Duration) -> anyhow::Result<()> {
         tracing::info!(socket = %socket.display(), pid = std::process::id(), "hook supervisor ready");
         say(READY);
         tokio::spawn(reaper.watch().context("cannot watch for ended hooks")?);
-        let outcome = Supervisor::new(socket.to_path_buf(), inode, linger, reaper)
-            .run(listener)
-            .await;
+        let mut supervisor = Supervisor::new(socket.to_path_buf(), inode, linger, reaper);
+        supervisor.hook_open_files = hook_open_files;
+        let outcome = supervisor.run(listener).await;
         // Only this supervisor's socket file is removed, never a successor's.
         if std::fs::metadata(socket).is_ok_and(|m| m.ino() == inode) {
             let _ = std::fs::remove_file(socket);
@@ -176,6 +182,9 @@ struct Supervisor {
     /// Frames produced in this wake-up, by connection, in order; written at its end.
     outbox: Vec<(u64, Vec<u8>)>,
     reaper: Reaper,
+    /// The soft limit of open files hooks start with; spawns happen on this process's only
+    /// thread, so lowering its own limit for the spawn cannot fail another thread's `open`.
+    hook_open_files: Option<u64>,
 }
 
 /// Hooks that ended, as their tasks return them.
@@ -200,6 +209,7 @@ impl Supervisor {
             events,
             outbox: Vec::new(),
             reaper,
+            hook_open_files: None,
         }
     }
 
@@ -468,7 +478,11 @@ impl Supervisor {
             timeout: req.timeout,
             output_cap: req.output_cap,
         };
-        let batch = batch.get_or_insert_with(|| SpawnBatch::begin().reaped_by(&self.reaper));
+        let batch = batch.get_or_insert_with(|| {
+            SpawnBatch::begin()
+                .reaped_by(&self.reaper)
+                .open_files(self.hook_open_files)
+        });
         let started = connection.executor.start(request, req.kill_grace, batch);
         self.execs.insert(
             uid.clone(),
