@@ -445,9 +445,10 @@ impl EventBus {
             let mut batch = Vec::new();
             if std::mem::take(&mut fetch_due) | self.inner.committed.swap(false, Ordering::AcqRel) {
                 // Read here rather than on the blocking pool, which would cost two thread
-                // hand-offs on every event's way to the driver: the read-only connection is the
-                // sender's alone and, in WAL mode, never waits for the writer, and a batch is
-                // small enough to read in a fraction of a millisecond.
+                // hand-offs on every event's way to the driver: the read-only connection is used
+                // by nobody else while the sender holds the pipe and, in WAL mode, never waits
+                // for the writer, and a batch is small enough to read in a fraction of a
+                // millisecond.
                 batch = self.fetch(session.cursor, BATCH)?;
                 fetched = Instant::now();
                 fetch_due = batch.len() >= BATCH;
