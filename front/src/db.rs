@@ -143,8 +143,9 @@ scoped_thread_local!(static SCOPE: for<'a> Scope<'a>);
 /// A shared handle to the one SQLite connection.
 ///
 /// Calls are short and serialised by a mutex; callers on the async runtime run them inside
-/// `spawn_blocking`, except the outbox sender's reads through [`Db::committed`], whose
-/// connection is the sender's alone and never waits for the writer.
+/// `spawn_blocking`, except the outbox reads through [`Db::committed`], whose connection only
+/// the outbox sender and the committers writing events to the driver use (one at a time, see
+/// `crate::events`) and which never waits for the writer.
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,

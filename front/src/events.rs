@@ -21,15 +21,27 @@
 //! can be lost with this driver. What was learnt carries over to the next session, and a
 //! `JOURNALED` line switches back at any time.
 //!
-//! The same sender writes the result acknowledgements of the driver link (`STORED  <id> -`),
-//! so that every line on the driver's stdin comes from one writer.
+//! The same sender writes the result acknowledgements of the driver link (`STORED  <id> -`).
+//!
+//! Committers write to the pipe too, so that a committed event does not wait for the sender's
+//! task to be scheduled: once the sender has caught up with the outbox in a session whose driver
+//! acknowledges, it hands the pipe over ([`Direct`]), and [`EventBus::notify`], called by every
+//! committer after its commit, then writes the committed events after the shared cursor itself,
+//! without waiting (the pipe is non-blocking). What does not fit in the pipe, a full batch, or a
+//! failed write takes the pipe back for the sender, which writes the unwritten bytes first. The
+//! pipe has one writer at a time: whoever holds the [`Direct`] lock while the pipe is handed
+//! over, the sender otherwise; both read and advance one cursor, so every committed event goes
+//! out once per session, in outbox order.
 //!
 //! The outbox is bounded: when it holds more than its limit, the oldest events are dropped (down
 //! to 90% of the limit, so the error log is not repeated for every new event) with an error
 //! log.
 
-use std::sync::Arc;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use one_proto::encoding::b64_encode;
@@ -170,6 +182,25 @@ struct Inner {
     ack_mode: AtomicU8,
     /// The acknowledgement timeout in milliseconds.
     ack_timeout_ms: AtomicU64,
+    /// The driver's pipe as shared between the sender and the committers.
+    direct: Mutex<Direct>,
+}
+
+/// The current driver session's pipe, for the committers' writes (see the module
+/// documentation). Lock order: the writer's connection, this lock, the read-only connection
+/// (which the committers read through while they hold it); never backwards.
+#[derive(Default)]
+struct Direct {
+    /// The session's pipe (a duplicate of the sender's descriptor, non-blocking), for as long
+    /// as the session lasts.
+    pipe: Option<File>,
+    /// Committers may write to the pipe: the sender has caught up and handed it over.
+    handed: bool,
+    /// The newest event id written to this session's pipe (or held in `backlog`).
+    cursor: i64,
+    /// The bytes a committer could not write without waiting; the sender writes them before
+    /// anything else when it takes the pipe back.
+    backlog: Vec<u8>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -191,6 +222,7 @@ impl EventBus {
                 limit: AtomicU64::new(DEFAULT_OUTBOX_LIMIT),
                 ack_mode: AtomicU8::new(AckMode::Unknown.to_u8()),
                 ack_timeout_ms: AtomicU64::new(millis(DEFAULT_ACK_TIMEOUT)),
+                direct: Mutex::default(),
             }),
         }
     }
@@ -263,10 +295,60 @@ impl EventBus {
         insert(tx, KIND_EXECUTE, &payload, self.limit()).map(|_| ())
     }
 
-    /// Wakes the sender: call it after committing a transaction that enqueued events.
+    /// Call it after committing a transaction that enqueued events: writes them to the driver
+    /// when the sender has handed the pipe over, else wakes the sender. Never waits for the
+    /// driver.
     pub fn notify(&self) {
+        let mut direct = self.direct();
+        if direct.handed && self.write_committed(&mut direct) {
+            return;
+        }
+        // Under the lock, so that the sender, which looks at it before it hands the pipe
+        // over, cannot miss it.
         self.inner.committed.store(true, Ordering::Release);
+        drop(direct);
         self.inner.notify.notify_one();
+    }
+
+    fn direct(&self) -> MutexGuard<'_, Direct> {
+        // Every change under the lock leaves the state whole, so a poisoned one is usable.
+        self.inner
+            .direct
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes the committed events after the cursor to the handed-over pipe, without waiting.
+    /// Returns false, with the pipe taken back for the sender, when anything is left for it: a
+    /// full batch (there may be more), bytes the pipe did not take (in the backlog), an error.
+    fn write_committed(&self, direct: &mut Direct) -> bool {
+        let batch = match self.fetch(direct.cursor, BATCH) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the event outbox; the sender takes over");
+                direct.handed = false;
+                return false;
+            }
+        };
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            return true;
+        };
+        let mut buf = Vec::with_capacity(batch.len() * 512);
+        for entry in &batch {
+            entry.write_line(&mut buf);
+        }
+        let Some(pipe) = direct.pipe.as_ref() else {
+            direct.handed = false;
+            return false;
+        };
+        let written = write_nonblocking(pipe, &buf);
+        direct.cursor = last;
+        if written < buf.len() || batch.len() >= BATCH {
+            direct.backlog.extend_from_slice(&buf[written..]);
+            direct.handed = false;
+            return false;
+        }
+        true
     }
 
     /// How many events wait in the outbox.
@@ -291,16 +373,32 @@ impl EventBus {
     /// acknowledgements of `acks.stored`. Events are deleted as `acks.journaled` covers them, or
     /// once written when the driver does not acknowledge (see the module documentation).
     ///
+    /// `direct` is a duplicate of `out`'s descriptor: with it, the sender hands the pipe over
+    /// to the committers whenever it has caught up and the driver acknowledges (see the module
+    /// documentation).
+    ///
     /// Returns what was written when stopped (for [`EventBus::finish_session`]); an error when
     /// the writer failed (the driver went away), in which case the events not yet deleted stay
     /// in the outbox.
     pub async fn deliver<W: AsyncWrite + Unpin>(
         &self,
         out: &mut W,
+        direct: Option<OwnedFd>,
         mut acks: SessionAcks,
         mut stop: watch::Receiver<bool>,
     ) -> Result<Written, EventError> {
         let mut session = Session::default();
+        let direct = direct.and_then(|fd| match nonblocking(fd) {
+            Ok(pipe) => Some(pipe),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make the driver's pipe non-blocking; only the sender writes to it");
+                None
+            }
+        });
+        let can_hand_over = direct.is_some();
+        // Whatever ends the session (a stop, an error, the task aborted), the committers no
+        // longer write to its pipe.
+        let _session_end = SessionEnd::start(self, direct);
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         // A session starts from the oldest event kept; after that the outbox is read again only
         // when a producer said it committed events, when the last batch was full, or at the
@@ -309,13 +407,34 @@ impl EventBus {
         let mut fetch_due = true;
         let mut fetched = Instant::now();
         loop {
-            if *stop.borrow() {
+            buf.clear();
+            let stopping = *stop.borrow();
+            if session.handed {
+                // The committers may have written events meanwhile; the pipe comes back when
+                // the sender has something to write or stops, or a committer gave it back.
+                let mut direct = self.direct();
+                session.cursor = direct.cursor;
+                let wanted = stopping
+                    || fetch_due
+                    || *acks.stored.borrow() > session.stored_sent
+                    || self.inner.committed.load(Ordering::Acquire);
+                if wanted || !direct.handed {
+                    direct.handed = false;
+                    session.handed = false;
+                    buf.append(&mut direct.backlog);
+                }
+            }
+            if stopping {
+                // Never leave half a line before the driver link's FINALIZE.
+                if !buf.is_empty() {
+                    out.write_all(&buf).await.map_err(EventError::Write)?;
+                    out.flush().await.map_err(EventError::Write)?;
+                }
                 return Ok(Written {
                     through: session.cursor,
                     acknowledged: session.acked,
                 });
             }
-            buf.clear();
             let stored = *acks.stored.borrow_and_update();
             if stored > session.stored_sent {
                 buf.extend_from_slice(stored_line(stored).as_bytes());
@@ -326,9 +445,10 @@ impl EventBus {
             let mut batch = Vec::new();
             if std::mem::take(&mut fetch_due) | self.inner.committed.swap(false, Ordering::AcqRel) {
                 // Read here rather than on the blocking pool, which would cost two thread
-                // hand-offs on every event's way to the driver: the read-only connection is the
-                // sender's alone and, in WAL mode, never waits for the writer, and a batch is
-                // small enough to read in a fraction of a millisecond.
+                // hand-offs on every event's way to the driver: the read-only connection is used
+                // by nobody else while the sender holds the pipe and, in WAL mode, never waits
+                // for the writer, and a batch is small enough to read in a fraction of a
+                // millisecond.
                 batch = self.fetch(session.cursor, BATCH)?;
                 fetched = Instant::now();
                 fetch_due = batch.len() >= BATCH;
@@ -365,6 +485,16 @@ impl EventBus {
             }
             if fetch_due {
                 continue;
+            }
+            if can_hand_over && session.acked && !session.handed {
+                let mut direct = self.direct();
+                // Events committed since the read go out with the sender's next read.
+                if self.inner.committed.load(Ordering::Acquire) {
+                    continue;
+                }
+                direct.cursor = session.cursor;
+                direct.handed = true;
+                session.handed = true;
             }
             // Wake up for new events, acknowledgements, the acknowledgement deadline, the next
             // gathered delete or stop.
@@ -523,6 +653,53 @@ struct Session {
     /// When acknowledged events were last deleted.
     settled: Option<Instant>,
     warned_ahead: bool,
+    /// The pipe is handed over to the committers.
+    handed: bool,
+}
+
+/// Gives a session's pipe to the committers' side on creation and takes it away on drop.
+struct SessionEnd<'a> {
+    bus: &'a EventBus,
+}
+
+impl<'a> SessionEnd<'a> {
+    fn start(bus: &'a EventBus, pipe: Option<File>) -> SessionEnd<'a> {
+        *bus.direct() = Direct {
+            pipe,
+            ..Direct::default()
+        };
+        SessionEnd { bus }
+    }
+}
+
+impl Drop for SessionEnd<'_> {
+    fn drop(&mut self) {
+        *self.bus.direct() = Direct::default();
+    }
+}
+
+/// `fd` as a non-blocking file (the flag belongs to the open pipe, shared with the sender's
+/// descriptor, which is non-blocking already).
+fn nonblocking(fd: OwnedFd) -> nix::Result<File> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(File::from(fd))
+}
+
+/// Writes as much of `buf` as the pipe takes without waiting; how many bytes it took. An error
+/// other than a full pipe ends it too: the sender meets it again on its own write.
+fn write_nonblocking(mut pipe: &File, buf: &[u8]) -> usize {
+    let mut written = 0;
+    while written < buf.len() {
+        match pipe.write(&buf[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    written
 }
 
 /// Resolves when `rx` has a new value; never once its sender is gone (the session is ending,
@@ -764,7 +941,8 @@ mod tests {
                 stored: stored_rx,
             };
             let bus = bus.clone();
-            let sender = tokio::spawn(async move { bus.deliver(&mut writer, acks, stop_rx).await });
+            let sender =
+                tokio::spawn(async move { bus.deliver(&mut writer, None, acks, stop_rx).await });
             Pipe {
                 reader,
                 journaled,
@@ -946,6 +1124,175 @@ mod tests {
         pipe.journaled.send(4).unwrap();
         wait_pending(&bus, 2).await;
         assert!(start.elapsed() >= SETTLE_PERIOD - Duration::from_millis(10));
+        pipe.stop().await;
+    }
+
+    /// A driver session over a real OS pipe, which the sender can hand over to the committers.
+    struct OsPipe {
+        reader: tokio::net::unix::pipe::Receiver,
+        journaled: watch::Sender<u64>,
+        stop: watch::Sender<bool>,
+        sender: tokio::task::JoinHandle<Result<Written, EventError>>,
+        text: String,
+        _stored: watch::Sender<u64>,
+    }
+
+    impl OsPipe {
+        fn start(bus: &EventBus) -> OsPipe {
+            use std::os::fd::AsFd;
+            let (stop, stop_rx) = watch::channel(false);
+            let (journaled, journaled_rx) = watch::channel(0);
+            let (stored, stored_rx) = watch::channel(0);
+            let (mut writer, reader) = tokio::net::unix::pipe::pipe().unwrap();
+            let direct = writer.as_fd().try_clone_to_owned().unwrap();
+            let acks = SessionAcks {
+                journaled: journaled_rx,
+                stored: stored_rx,
+            };
+            let bus = bus.clone();
+            let sender =
+                tokio::spawn(
+                    async move { bus.deliver(&mut writer, Some(direct), acks, stop_rx).await },
+                );
+            OsPipe {
+                reader,
+                journaled,
+                stop,
+                sender,
+                text: String::new(),
+                _stored: stored,
+            }
+        }
+
+        /// Reads until `n` whole lines arrived in this session; returns their event ids.
+        async fn ids(&mut self, n: usize) -> Vec<i64> {
+            let mut buf = vec![0u8; 1 << 16];
+            while self.text.matches('\n').count() < n {
+                let got = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    tokio::io::AsyncReadExt::read(&mut self.reader, &mut buf),
+                )
+                .await
+                .expect("the lines arrive")
+                .unwrap();
+                assert!(got > 0, "the sender closed the pipe");
+                self.text
+                    .push_str(std::str::from_utf8(&buf[..got]).unwrap());
+            }
+            self.parsed()
+        }
+
+        /// Takes what is in the pipe now, without waiting or letting another task run (a read
+        /// of the descriptor itself: the runtime has not polled it for readiness yet).
+        fn ids_now(&mut self) -> Vec<i64> {
+            use std::io::Read;
+            use std::os::fd::AsFd;
+            let mut file = File::from(self.reader.as_fd().try_clone_to_owned().unwrap());
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(got) = file.read(&mut buf) {
+                assert!(got > 0, "the sender closed the pipe");
+                self.text
+                    .push_str(std::str::from_utf8(&buf[..got]).unwrap());
+            }
+            self.parsed()
+        }
+
+        fn parsed(&self) -> Vec<i64> {
+            self.text
+                .lines()
+                .map(|l| {
+                    let mut words = l.split_whitespace();
+                    assert_eq!(words.next(), Some("EXECUTE"), "{l}");
+                    words.next().unwrap().parse().unwrap()
+                })
+                .collect()
+        }
+
+        /// Acknowledges `id` and waits until the sender has handed the pipe over.
+        async fn journal(&self, bus: &EventBus, id: u64) {
+            self.journaled.send(id).unwrap();
+            for _ in 0..3000 {
+                if bus.direct().handed {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the sender did not hand the pipe over");
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            self.sender.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn committers_write_to_the_pipe_in_order_and_a_new_session_replays_what_was_not_journaled()
+     {
+        let (_dir, bus) = bus();
+        // Committed while no driver runs: they wait in the outbox.
+        add_events(&bus, 0..3);
+        bus.notify();
+        let mut first = OsPipe::start(&bus);
+        assert_eq!(first.ids(3).await, [1, 2, 3]);
+        first.journal(&bus, 1).await;
+        // The committer writes them itself: they are in the pipe when `notify` returns, while
+        // the sender's task (on this thread) has not run.
+        add_events(&bus, 3..5);
+        bus.notify();
+        assert_eq!(first.ids_now(), [1, 2, 3, 4, 5]);
+        // A notify with nothing new writes nothing.
+        bus.notify();
+        assert_eq!(first.ids_now(), [1, 2, 3, 4, 5]);
+        first.journaled.send(2).unwrap();
+        wait_pending(&bus, 3).await;
+        first.stop().await;
+
+        // Committed between two driver sessions.
+        add_events(&bus, 5..7);
+        bus.notify();
+        let mut second = OsPipe::start(&bus);
+        assert_eq!(
+            second.ids(5).await,
+            [3, 4, 5, 6, 7],
+            "from the oldest not journaled"
+        );
+        second.journal(&bus, 7).await;
+        add_events(&bus, 7..8);
+        bus.notify();
+        assert_eq!(second.ids_now(), [3, 4, 5, 6, 7, 8], "once each, in order");
+        second.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_driver_that_does_not_read_never_stalls_a_committer() {
+        let (_dir, bus) = bus();
+        add_events(&bus, 0..1);
+        let mut pipe = OsPipe::start(&bus);
+        assert_eq!(pipe.ids(1).await, [1]);
+        pipe.journal(&bus, 1).await;
+        // Far more than the pipe holds, committed one by one while nobody reads it; the sender
+        // takes the pipe back when it is full and waits on it in its place.
+        const EVENTS: i64 = 3000;
+        let producer = {
+            let bus = bus.clone();
+            tokio::task::spawn_blocking(move || {
+                for i in 1..EVENTS {
+                    add_events(&bus, i..i + 1);
+                    bus.notify();
+                }
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(60), producer)
+            .await
+            .expect("committers never wait for the driver")
+            .unwrap();
+        let expected: Vec<i64> = (1..=EVENTS).collect();
+        assert_eq!(
+            pipe.ids(EVENTS as usize).await,
+            expected,
+            "once each, in order"
+        );
         pipe.stop().await;
     }
 

@@ -29,6 +29,7 @@
 //! bounds the outbox and sets how long a driver has to acknowledge the first events written to
 //! it before it is taken for one that never does.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -265,8 +266,11 @@ async fn run_once(
     };
     let mut sender: JoinHandle<(ChildStdin, Result<Written, crate::events::EventError>)> = {
         let bus = bus.clone();
+        // The committers write events to the pipe through a descriptor of their own while the
+        // sender has handed it over (`crate::events`).
+        let direct = stdin.as_fd().try_clone_to_owned().ok();
         tokio::spawn(async move {
-            let r = bus.deliver(&mut stdin, acks, sender_stop_rx).await;
+            let r = bus.deliver(&mut stdin, direct, acks, sender_stop_rx).await;
             (stdin, r)
         })
     };

@@ -113,6 +113,11 @@ impl FakeDriver {
         self.control(&format!("SEND {line}"));
     }
 
+    /// Makes the running driver stop reading its stdin (`true`) or read it again.
+    pub fn hold(&self, on: bool) {
+        self.control(if on { "HOLD" } else { "READ" });
+    }
+
     /// Makes the running driver exit with `code`.
     pub fn crash(&self, code: i32) {
         self.control(&format!("EXIT {code}"));

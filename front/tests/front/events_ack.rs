@@ -4,6 +4,7 @@
 //! delete-on-write; results are acknowledged with `STORED` only once they are in the hook log.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::api_common::Front;
 use crate::cloud_common::*;
@@ -115,6 +116,75 @@ fn unacknowledged_events_go_again_to_the_next_driver_in_order_with_their_ids() {
     wait_until("everything acknowledged deleted", || {
         kept(&bus).iter().all(|seq| *seq > newest).then_some(())
     });
+    front.stop().unwrap();
+}
+
+/// Once the driver acknowledges, committers write events to its pipe themselves: a driver that
+/// stops reading must not hold up API calls, and when it reads again it gets every event once,
+/// in order.
+#[test]
+fn a_driver_that_stops_reading_holds_up_no_call_and_then_gets_every_event_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let driver = FakeDriver::new(dir.path());
+    let conf = driver.conf(&format!("{ZERO_SIM}EVENT_OUTBOX = [ ACK_TIMEOUT = 600 ]\n"));
+    let front = Front::start(dir.path(), &conf);
+    let pid = wait_until("the driver initialized", || {
+        driver.initialized().first().copied()
+    });
+    let first = allocate(&front, "first");
+    let bus = outbox(dir.path());
+    let newest = wait_until("the first VM's events", || {
+        let lines = execute_lines(&driver, pid);
+        let newest = kept(&bus).last().copied();
+        (has_vm_event(&lines, first) && lines.last().map(|(id, _)| *id) == newest).then_some(newest)
+    })
+    .unwrap();
+    driver.send(&format!("JOURNALED SUCCESS {newest} -"));
+    wait_until("the acknowledged events deleted", || {
+        kept(&bus).iter().all(|seq| *seq > newest).then_some(())
+    });
+
+    driver.hold(true);
+    // Far more event bytes than a pipe holds.
+    const CALLS: usize = 200;
+    let (done, calls_done) = std::sync::mpsc::channel();
+    let client = front.client();
+    let caller = std::thread::spawn(move || {
+        let mut vms = Vec::new();
+        for i in 0..CALLS {
+            let id = client
+                .call(
+                    "one.vm.allocate",
+                    vec![format!("NAME=held{i}\nCPU=1\nMEMORY=8").into()],
+                )
+                .unwrap();
+            vms.push(int(id));
+        }
+        let _ = done.send(());
+        vms
+    });
+    calls_done
+        .recv_timeout(Duration::from_secs(300))
+        .expect("API calls go on while the driver does not read");
+    let vms = caller.join().unwrap();
+    let waiting = kept(&bus).len();
+    assert!(waiting > CALLS, "every call's events wait: {waiting}");
+
+    driver.hold(false);
+    let ids: Vec<i64> = wait_until("every event up to the newest", || {
+        let ids: Vec<i64> = execute_lines(&driver, pid)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        let newest = kept(&bus).last().copied();
+        (ids.last().copied() == newest).then_some(ids)
+    });
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "every event once, in outbox order: {ids:?}"
+    );
+    let lines = execute_lines(&driver, pid);
+    assert!(vms.iter().all(|vm| has_vm_event(&lines, *vm)));
     front.stop().unwrap();
 }
 

@@ -13,6 +13,8 @@ It speaks the MAD line protocol on stdin/stdout and works in DIR:
 - DIR/control: polled every 20 ms; every new line is a command:
     SEND <text>   writes <text> as one line to stdout (a result line, a LOG line, anything)
     EXIT <code>   exits at once with that status (a crash)
+    HOLD          stops reading stdin (a driver that does not read its input)
+    READ          reads stdin again
 
 It answers INIT with "INIT SUCCESS - -" (recorded as "<pid> ANSWERED INIT SUCCESS") and exits 0
 on FINALIZE or at the end of stdin.
@@ -55,8 +57,9 @@ def main():
 
     out = sys.stdout
     pending = b""
+    holding = False
     while True:
-        ready, _, _ = select.select([0], [], [], 0.02)
+        ready, _, _ = select.select([] if holding else [0], [], [], 0.02)
         if ready:
             chunk = os.read(0, 65536)
             if not chunk:
@@ -92,6 +95,10 @@ def main():
                         out.flush()
                     elif verb == "EXIT":
                         leave(int(rest or "1"))
+                    elif verb == "HOLD":
+                        holding = True
+                    elif verb == "READ":
+                        holding = False
 
 
 if __name__ == "__main__":
