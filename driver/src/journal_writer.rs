@@ -311,23 +311,18 @@ impl ResultPace {
         self.lingered = true;
         while Self::may_wait(work) {
             wake.arm();
-            match rx.try_recv() {
-                Ok(msg) => {
-                    wake.disarm();
-                    work.absorb(msg);
-                }
-                Err(TryRecvError::Disconnected) => {
-                    wake.disarm();
-                    break;
-                }
-                Err(TryRecvError::Empty) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        wake.disarm();
-                        break;
-                    }
+            let received = rx.try_recv();
+            if let Err(TryRecvError::Empty) = received {
+                let left = until.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
                     wake.sleep(left);
+                    continue;
                 }
+            }
+            wake.disarm();
+            match received {
+                Ok(msg) => work.absorb(msg),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
     }

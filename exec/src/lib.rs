@@ -27,6 +27,7 @@ mod signals;
 
 pub use capture::Captured;
 pub use group::kill_group_now;
+pub use open_files::raise_open_files_limit;
 pub use process::{
     Ending, FAILURE_CODE, Finished, Limits, Process, SpawnBatch, SpawnError, Timing,
 };

@@ -8,23 +8,44 @@
 //! thread lowers the soft limit for the instant of the spawn ([`Lowered::to`]) and raises it
 //! back when the guard is dropped. That is only sound where no other thread of the process opens
 //! descriptors meanwhile (an `open` past the lowered limit would fail): the hook supervisor's
-//! single-threaded loop.
+//! single-threaded loop. A daemon that raises its own limit does it with
+//! [`raise_open_files_limit`] and hands the limit it replaced to the spawner.
 #![allow(unsafe_code)]
 
 use nix::libc;
 
-fn get() -> Option<libc::rlimit> {
+fn get() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit only writes the struct it is given, which outlives the call.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(limit)
 }
 
-fn set(limit: &libc::rlimit) -> bool {
+fn set(limit: &libc::rlimit) -> std::io::Result<()> {
     // SAFETY: setrlimit only reads the struct it is given, which outlives the call.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) == 0 }
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Raises the process's soft limit of open files to its hard limit, or to `cap` if that is
+/// lower; returns the soft limit before and after when it changed.
+pub fn raise_open_files_limit(cap: u64) -> std::io::Result<Option<(u64, u64)>> {
+    let mut limit = get()?;
+    let wanted = limit.rlim_max.min(cap);
+    if limit.rlim_cur >= wanted {
+        return Ok(None);
+    }
+    let before = limit.rlim_cur;
+    limit.rlim_cur = wanted;
+    set(&limit)?;
+    Ok(Some((before, wanted)))
 }
 
 /// The process's soft limit of open files, lowered until this is dropped.
@@ -37,7 +58,7 @@ impl Lowered {
     /// Lowers the soft limit to `soft`; `None` when it is at or below `soft` already (nothing to
     /// do) or cannot be changed (the child then inherits the current limit).
     pub(crate) fn to(soft: u64) -> Option<Lowered> {
-        let before = get()?;
+        let before = get().ok()?;
         if before.rlim_cur <= soft {
             return None;
         }
@@ -45,7 +66,7 @@ impl Lowered {
             rlim_cur: soft,
             rlim_max: before.rlim_max,
         };
-        set(&lowered).then_some(Lowered { before })
+        set(&lowered).ok().map(|()| Lowered { before })
     }
 }
 

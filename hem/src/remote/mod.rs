@@ -57,28 +57,11 @@ static STARTED_WITH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 /// the limit it replaced is kept for the hooks ([`hook_open_files_limit`]). Returns the limits
 /// before and after when it changed.
 pub fn raise_open_files_limit() -> std::io::Result<Option<(u64, u64)>> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct it is given, which outlives the call.
-    #[allow(unsafe_code)]
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
+    let raised = one_exec::raise_open_files_limit(1 << 20)?;
+    if let Some((before, _)) = raised {
+        let _ = STARTED_WITH.set(before);
     }
-    let wanted = limit.rlim_max.min(1 << 20);
-    if limit.rlim_cur >= wanted {
-        return Ok(None);
-    }
-    let before = limit.rlim_cur;
-    limit.rlim_cur = wanted;
-    // SAFETY: setrlimit only reads the struct it is given, which outlives the call.
-    #[allow(unsafe_code)]
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let _ = STARTED_WITH.set(before);
-    Ok(Some((before, wanted)))
+    Ok(raised)
 }
 
 /// The soft limit of open files hooks start with: the one the HEM was started with, when

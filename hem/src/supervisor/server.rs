@@ -101,9 +101,9 @@ pub fn serve(socket: &Path, linger: Duration, hook_open_files: Option<u64>) -> a
         tracing::info!(socket = %socket.display(), pid = std::process::id(), "hook supervisor ready");
         say(READY);
         tokio::spawn(reaper.watch().context("cannot watch for ended hooks")?);
-        let mut supervisor = Supervisor::new(socket.to_path_buf(), inode, linger, reaper);
-        supervisor.hook_open_files = hook_open_files;
-        let outcome = supervisor.run(listener).await;
+        let outcome = Supervisor::new(socket.to_path_buf(), inode, linger, reaper, hook_open_files)
+            .run(listener)
+            .await;
         // Only this supervisor's socket file is removed, never a successor's.
         if std::fs::metadata(socket).is_ok_and(|m| m.ino() == inode) {
             let _ = std::fs::remove_file(socket);
@@ -191,7 +191,13 @@ struct Supervisor {
 type Joined = Result<(tokio::task::Id, (String, ExecOutcome)), tokio::task::JoinError>;
 
 impl Supervisor {
-    fn new(socket: PathBuf, inode: u64, linger: Duration, reaper: Reaper) -> Supervisor {
+    fn new(
+        socket: PathBuf,
+        inode: u64,
+        linger: Duration,
+        reaper: Reaper,
+        hook_open_files: Option<u64>,
+    ) -> Supervisor {
         let (events_tx, events) = mpsc::unbounded_channel();
         Supervisor {
             socket,
@@ -209,7 +215,7 @@ impl Supervisor {
             events,
             outbox: Vec::new(),
             reaper,
-            hook_open_files: None,
+            hook_open_files,
         }
     }
 
